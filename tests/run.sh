@@ -9,6 +9,7 @@
 #   build-asan/   AddressSanitizer + UBSan: unit + integration suites
 #   build-fuzz/   clang + libFuzzer: each fuzz target for AW_FUZZ_SECONDS
 # and finally print "N passed, N failed" summed from meson's test logs.
+# `tests/run.sh --deps-only` only installs the packages.
 # Environment: AW_FUZZ_SECONDS (default 60), AW_SKIP_DEPS=1 (no apt),
 # AW_SKIP_ASAN=1, AW_SKIP_FUZZ=1 (quicker local runs).
 set -euo pipefail
@@ -70,6 +71,9 @@ run_suite() { # builddir setup-args...
 }
 
 [ "${AW_SKIP_DEPS:-0}" = 1 ] || install_deps
+if [ "${1:-}" = "--deps-only" ]; then # used by tools/demo.sh
+	exit 0
+fi
 install_test_data
 
 run_suite build --buildtype=release
