@@ -7,7 +7,7 @@
  *   KEY                 TYPE            MEANING
  *   model               string          "llama" (SentencePiece BPE) or "gpt2" (byte-level BPE)
  *   pre                 string          pre-tokenizer of "gpt2": llama-bpe (also llama3,
- *                                       llama-v3), qwen2, smollm, gpt2, default (or absent)
+ *                                       llama-v3), qwen2, smollm, gpt-2, default (or absent)
  *   tokens              string[n]       token texts; SentencePiece writes spaces as U+2581,
  *                                       byte-level BPE writes bytes as GPT-2's printable map
  *   scores              f32[n]          SentencePiece merge priority (higher merges first)
@@ -61,28 +61,28 @@ enum aw_tok_model {
 	AW_TOK_MODEL_BPE = 2, /* "gpt2" */
 };
 
-#define AW_TOK_ID_NONE    (-1) /* no such token */
+#define AW_TOK_ID_NONE	  (-1) /* no such token */
 #define AW_TOK_ID_DEFAULT (-2) /* use the model's default (llama.cpp's) */
 
 /* A vocabulary as plain arrays, so that tests and converters can build a
  * tokenizer without a file. Nothing is kept: aw_tok_new() copies it all. */
 struct aw_tok_vocab {
-	const char *model;              /* "llama" or "gpt2" */
-	const char *pre;                /* NULL or "" = "default" (gpt2 only) */
-	uint32_t n_tokens;              /* >= 1 */
-	const char *const *tokens;      /* n_tokens texts */
-	const uint32_t *token_lens;     /* NULL: texts are NUL-terminated */
-	uint32_t n_scores;              /* 0 (all scores 0) or n_tokens */
-	const float *scores;            /* n_scores */
-	uint32_t n_types;               /* 0 (all normal) or n_tokens */
-	const int32_t *types;           /* n_types, enum aw_tok_type */
-	uint32_t n_merges;              /* gpt2: > 0 */
-	const char *const *merges;      /* "left right" */
-	const uint32_t *merge_lens;     /* NULL: NUL-terminated */
-	int64_t bos, eos, unk, pad;     /* id, AW_TOK_ID_NONE or AW_TOK_ID_DEFAULT */
-	int64_t eot, eom;               /* id, AW_TOK_ID_NONE or AW_TOK_ID_DEFAULT */
-	int add_bos, add_eos;           /* 0, 1, or -1 = model default */
-	int add_space_prefix;           /* 0, 1, or -1 = model default */
+	const char *model;	    /* "llama" or "gpt2" */
+	const char *pre;	    /* NULL or "" = "default" (gpt2 only) */
+	uint32_t n_tokens;	    /* >= 1 */
+	const char *const *tokens;  /* n_tokens texts */
+	const uint32_t *token_lens; /* NULL: texts are NUL-terminated */
+	uint32_t n_scores;	    /* 0 (all scores 0) or n_tokens */
+	const float *scores;	    /* n_scores */
+	uint32_t n_types;	    /* 0 (all normal) or n_tokens */
+	const int32_t *types;	    /* n_types, enum aw_tok_type */
+	uint32_t n_merges;	    /* gpt2: > 0 */
+	const char *const *merges;  /* "left right" */
+	const uint32_t *merge_lens; /* NULL: NUL-terminated */
+	int64_t bos, eos, unk, pad; /* id, AW_TOK_ID_NONE or AW_TOK_ID_DEFAULT */
+	int64_t eot, eom;	    /* id, AW_TOK_ID_NONE or AW_TOK_ID_DEFAULT */
+	int add_bos, add_eos;	    /* 0, 1, or -1 = model default */
+	int add_space_prefix;	    /* 0, 1, or -1 = model default */
 };
 
 /* Initialise 'v' to "nothing given": every id and flag is the default. */
@@ -105,8 +105,8 @@ int aw_tok_new_from_gguf(const struct aw_gguf *g, struct aw_tok **ret_t, struct 
 void aw_tok_free(struct aw_tok *t);
 
 /* Flags of aw_tok_encode(). */
-#define AW_TOK_ADD_BOS       (1u << 0) /* prepend BOS (if the vocabulary has one) */
-#define AW_TOK_ADD_EOS       (1u << 1) /* append EOS (if the vocabulary has one) */
+#define AW_TOK_ADD_BOS	     (1u << 0) /* prepend BOS (if the vocabulary has one) */
+#define AW_TOK_ADD_EOS	     (1u << 1) /* append EOS (if the vocabulary has one) */
 #define AW_TOK_ADD_SPECIAL   (1u << 2) /* BOS/EOS as the model's add_bos/add_eos say */
 #define AW_TOK_PARSE_SPECIAL (1u << 3) /* cut control tokens' texts out of the input */
 
@@ -155,10 +155,10 @@ int aw_tok_decode(const struct aw_tok *t, const int32_t *ids, size_t n, unsigned
  * storage: no _fini needed. */
 struct aw_tok_stream {
 	const struct aw_tok *t; /* the tokenizer */
-	unsigned flags;         /* AW_TOK_RENDER_SPECIAL, AW_TOK_KEEP_SPACE */
-	int at_start;           /* next text piece may lose its leading space */
-	unsigned n_pend;        /* bytes held back in pend */
-	unsigned char pend[4];  /* an incomplete UTF-8 sequence */
+	unsigned flags;		/* AW_TOK_RENDER_SPECIAL, AW_TOK_KEEP_SPACE */
+	int at_start;		/* next text piece may lose its leading space */
+	unsigned n_pend;	/* bytes held back in pend */
+	unsigned char pend[4];	/* an incomplete UTF-8 sequence */
 };
 
 void aw_tok_stream_init(struct aw_tok_stream *s, const struct aw_tok *t, unsigned flags);
@@ -169,8 +169,7 @@ size_t aw_tok_stream_max(const struct aw_tok *t);
 /* Decode token 'id' into 'out'. Returns 0 and sets *ret_n (possibly 0),
  * -EINVAL for an id out of range, -ENOSPC when cap < aw_tok_stream_max()
  * (the stream is unchanged in both cases). */
-int aw_tok_stream_push(struct aw_tok_stream *s, int32_t id, char *out, size_t cap,
-		       size_t *ret_n);
+int aw_tok_stream_push(struct aw_tok_stream *s, int32_t id, char *out, size_t cap, size_t *ret_n);
 
 /* Emit what is held back (as U+FFFD) and reset to the start state. */
 int aw_tok_stream_flush(struct aw_tok_stream *s, char *out, size_t cap, size_t *ret_n);
