@@ -326,7 +326,8 @@ static void check_groups(const struct aw_conf *c, const struct aw_topo *t,
 				    aw_topo_cpu_node(t, cpu) >= 0 &&
 				    aw_topo_cpu_node(t, cpu) != gr->node) {
 					aw_cpuset_add(&wrong, cpu);
-					wn = aw_topo_cpu_node(t, cpu);
+					if (wn < 0)
+						wn = aw_topo_cpu_node(t, cpu);
 				}
 			if (wn >= 0) {
 				aw_cpuset_format(&wrong, list, sizeof(list));
@@ -337,8 +338,14 @@ static void check_groups(const struct aw_conf *c, const struct aw_topo *t,
 					  "workers would read their KV cache and weights across "
 					  "the interconnect",
 					  list, gr->node, (unsigned)aw_cpuset_first(&wrong), wn);
-				conf_fix(rep, "use CPUs of node %d (%s), or set node = %d",
-					 gr->node, list2, spans ? first_node : wn);
+				if (spans)
+					conf_fix(rep,
+						 "use CPUs of node %d (%s) only: a group lives on "
+						 "one node",
+						 gr->node, list2);
+				else
+					conf_fix(rep, "use CPUs of node %d (%s), or set node = %d",
+						 gr->node, list2, wn);
 			}
 		} else {
 			w = conf_where(c, "group", (int)g, "lcores");
@@ -672,8 +679,10 @@ static void check_memory(const struct aw_conf *c, const struct aw_conf_env *env,
 								"%s%u", len ? ", " : "", g);
 			int g0 = -1;
 
-			for (unsigned g = 0; g < AW_CONF_MAX_GROUPS && g0 < 0; g++)
-				if (c->groups[g].present && nodes[g] == (int32_t)n)
+			/* blame the group with the largest KV cache on the node */
+			for (unsigned g = 0; g < AW_CONF_MAX_GROUPS; g++)
+				if (c->groups[g].present && nodes[g] == (int32_t)n &&
+				    (g0 < 0 || c->groups[g].kv_cache > c->groups[g0].kv_cache))
 					g0 = (int)g;
 			conf_diag(rep, AW_CONF_ERROR,
 				  g0 >= 0 ? conf_where(c, "group", g0, "kv_cache") : c->path,

@@ -384,7 +384,9 @@ static void fmt_range(const struct aw_conf_key *k, char *buf, size_t size)
 	case AW_CONF_T_CPU:
 	case AW_CONF_T_NODE:
 		n = (size_t)snprintf(buf, size, "%s%llu..%llu",
-				     k->flags & AW_CONF_F_ZERO ? "0 or " : "",
+				     k->type == AW_CONF_T_NODE	 ? "auto or "
+				     : k->flags & AW_CONF_F_ZERO ? "0 or "
+								 : "",
 				     (unsigned long long)k->min, (unsigned long long)k->max);
 		break;
 	case AW_CONF_T_SIZE:
@@ -424,8 +426,11 @@ size_t aw_conf_doc_row(const struct aw_conf_key *k, char *buf, size_t size)
 
 	fmt_range(k, range, sizeof(range));
 	n = snprintf(buf, size, "| `%s` | %s | %s | %s%s%s | %s | %s |", k->name,
-		     type_name(k->type), k->unit[0] ? k->unit : "-", k->def ? "`" : "",
-		     k->def ? k->def : "required", k->def ? "`" : "", range, k->doc);
+		     type_name(k->type), k->unit[0] ? k->unit : "-", k->def && k->def[0] ? "`" : "",
+		     !k->def	 ? "required"
+		     : k->def[0] ? k->def
+				 : "empty",
+		     k->def && k->def[0] ? "`" : "", range, k->doc);
 	if (n < 0)
 		return 0;
 	return (size_t)n < size ? (size_t)n : size - 1;
@@ -775,8 +780,11 @@ static int parse_value(struct vctx *v, const struct aw_conf_key *k, const char *
 		return 0;
 	case AW_CONF_T_STR:
 	case AW_CONF_T_PATH:
-		if (strlen(s) < k->min)
+		if (!*s && k->min)
 			return bad(v, NULL, "empty value");
+		if (strlen(s) < k->min)
+			return bad(v, NULL, "'%s' is shorter than %llu bytes", s,
+				   (unsigned long long)k->min);
 		if (strlen(s) > k->max || strlen(s) >= k->size)
 			return bad(v, NULL, "value is %zu bytes long, more than %llu", strlen(s),
 				   (unsigned long long)k->max);

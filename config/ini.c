@@ -259,10 +259,13 @@ int ini_parse(const char *data, size_t len, struct ini *ini, ini_problem_fn *fn,
 			ne = close;
 			trim(&nb, &ne);
 			if (close + 1 != e) {
+				const char *jb = close + 1, *je = e;
+
+				trim(&jb, &je);
 				problem(fn, ctx, lineno,
 					"remove the text after ']' (or make it a ; comment)",
 					"unexpected text '%s' after the section header",
-					excerpt(close + 1, e, ex, sizeof(ex)));
+					excerpt(jb, je, ex, sizeof(ex)));
 			}
 			if (nb == ne) {
 				problem(fn, ctx, lineno, "write the header as [name] or [name N]",
