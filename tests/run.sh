@@ -9,8 +9,11 @@
 #   build-asan/   AddressSanitizer + UBSan: unit + integration suites
 #   build-fuzz/   clang + libFuzzer: each fuzz target for AW_FUZZ_SECONDS
 # and finally print "N passed, N failed" summed from meson's test logs.
+# `tests/run.sh --deps-only` only installs the packages.
+#   build-arm64/  aarch64 cross build (tools/cross/aarch64-linux-gnu.ini): the
+#                 unit suite under qemu-user, once per forced kernel level
 # Environment: AW_FUZZ_SECONDS (default 60), AW_SKIP_DEPS=1 (no apt),
-# AW_SKIP_ASAN=1, AW_SKIP_FUZZ=1 (quicker local runs).
+# AW_SKIP_ASAN=1, AW_SKIP_FUZZ=1, AW_SKIP_ARM64=1 (quicker local runs).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +27,13 @@ packages=(
 	clang-14 libclang-rt-14-dev
 	iproute2 iputils-ping arping tcpdump
 	python3-jinja2 python3-jsonschema gnuplot-nox nodejs npm
+)
+
+# arm64 multiarch -dev packages for the cross build (Debian's arm64
+# libdpdk-dev conflicts with the amd64 one: the cross build skips DPDK)
+arm64_packages=(
+	gcc-aarch64-linux-gnu qemu-user-static libc6-dev:arm64 liburing-dev:arm64
+	libnuma-dev:arm64 libpcre2-dev:arm64 libcmocka-dev:arm64
 )
 
 install_deps() {
@@ -42,6 +52,20 @@ install_deps() {
 	fi
 	echo "run.sh: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+install_arm64_deps() {
+	local missing=()
+	for p in "${arm64_packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" -eq 0 ] || return 1
+	export DEBIAN_FRONTEND=noninteractive
+	dpkg --add-architecture arm64
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
@@ -70,6 +94,9 @@ run_suite() { # builddir setup-args...
 }
 
 [ "${AW_SKIP_DEPS:-0}" = 1 ] || install_deps
+if [ "${1:-}" = "--deps-only" ]; then # used by tools/demo.sh
+	exit 0
+fi
 install_test_data
 
 run_suite build --buildtype=release
@@ -90,6 +117,25 @@ if [ "${AW_SKIP_FUZZ:-0}" != 1 ]; then
 	# only the fuzz results count from this build (its unit tests repeat build/);
 	# no log means no fuzz target was registered yet
 	[ ! -f "$dir/meson-logs/testlog.json" ] || logs+=("$dir/meson-logs/testlog.json")
+fi
+
+if [ "${AW_SKIP_ARM64:-0}" != 1 ]; then
+	if { [ "${AW_SKIP_DEPS:-0}" = 1 ] && command -v aarch64-linux-gnu-gcc >/dev/null; } || install_arm64_deps; then
+		dir=build-arm64
+		[ -f "$dir/build.ninja" ] ||
+			meson setup "$dir" --cross-file tools/cross/aarch64-linux-gnu.ini --buildtype=release
+		ninja -C "$dir" -j "$jobs"
+		# every kernel level the emulated CPU offers, forced in turn (AW_ISA)
+		for isa in ${AW_ARM64_ISAS:-ref auto}; do
+			AW_ISA=$([ "$isa" = auto ] && echo "" || echo "$isa") \
+				meson test -C "$dir" --suite unit --print-errorlogs --num-processes "$jobs" \
+				--timeout-multiplier 10 --logbase "testlog-$isa" || true
+			logs+=("$dir/meson-logs/testlog-$isa.json")
+		done
+	else
+		echo "run.sh: arm64 cross packages unavailable: aarch64 stage not run" >&2
+		logs+=("build-arm64/meson-logs/missing.json")
+	fi
 fi
 
 python3 tests/summarize.py "${logs[@]}"
