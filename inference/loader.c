@@ -41,6 +41,7 @@
 #include <linux/mman.h>
 #include <liburing.h>
 
+#include "gguf.h"
 #include "loader.h"
 
 #define BLK	  4096u
@@ -110,6 +111,7 @@ struct aw_load_job {
 	char *path;
 	struct aw_load_region rg;
 	struct aw_load_span *spans;
+	uint32_t *ids;
 	struct aw_load_opts o;
 	int nodes[AW_LOAD_MAX_REPLICAS];
 	atomic_int cancel;
@@ -396,8 +398,10 @@ static void chunk_landed(struct ld *ld, uint32_t c, unsigned replica)
 
 			if (sp->offset + sp->size > landed)
 				break;
-			if (ld->o.on_tensor(ld->o.ctx, ld->next_span,
-					    ld->w->rep[0].data + sp->offset, sp->size))
+			uint32_t id = ld->rg.ids ? ld->rg.ids[ld->next_span] : ld->next_span;
+
+			if (ld->o.on_tensor(ld->o.ctx, id, ld->w->rep[0].data + sp->offset,
+					    sp->size))
 				fail(ld, ECANCELED,
 				     "load cancelled by the tensor callback (tensor %u)",
 				     ld->next_span);
@@ -952,6 +956,78 @@ int aw_loader_load(const char *path, const struct aw_load_region *region,
 	return load(&ld, ret_w);
 }
 
+/* --- GGUF ------------------------------------------------------------------------------------ */
+
+static int cmp_span(const void *a, const void *b, void *ctx)
+{
+	const struct aw_load_span *sp = ctx;
+	uint64_t x = sp[*(const uint32_t *)a].offset, y = sp[*(const uint32_t *)b].offset;
+
+	return x < y ? -1 : x > y;
+}
+
+int aw_loader_region_gguf(const struct aw_gguf *g, struct aw_load_region *ret_rg,
+			  struct aw_err *err)
+{
+	uint64_t n = aw_gguf_n_tensors(g), i;
+	struct aw_load_span *by_tensor = NULL, *spans = NULL;
+	uint32_t *ids = NULL;
+
+	if (aw_gguf_data_size(g) == 0)
+		return aw_err_set(err, EINVAL, "%s: no tensor data",
+				  aw_gguf_path(g) ? aw_gguf_path(g) : "GGUF");
+	if (n > UINT32_MAX)
+		return aw_err_set(err, EINVAL, "%" PRIu64 " tensors: too many", n);
+	if (n) {
+		by_tensor = malloc(n * sizeof(*by_tensor));
+		spans = malloc(n * sizeof(*spans));
+		ids = malloc(n * sizeof(*ids));
+		if (!by_tensor || !spans || !ids) {
+			free(by_tensor);
+			free(spans);
+			free(ids);
+			return aw_err_set(err, ENOMEM, "out of memory");
+		}
+	}
+	for (i = 0; i < n; i++) {
+		const struct aw_gguf_tensor *t = aw_gguf_tensor_at(g, i);
+
+		by_tensor[i].offset = t->offset;
+		by_tensor[i].size = t->size;
+		ids[i] = (uint32_t)i;
+	}
+	/* infos need not be in offset order: sort the ids, then the spans */
+	if (n)
+		qsort_r(ids, n, sizeof(*ids), cmp_span, by_tensor);
+	for (i = 0; i < n; i++)
+		spans[i] = by_tensor[ids[i]];
+	free(by_tensor);
+	memset(ret_rg, 0, sizeof(*ret_rg));
+	ret_rg->offset = aw_gguf_data_offset(g);
+	ret_rg->size = aw_gguf_data_size(g);
+	ret_rg->spans = spans;
+	ret_rg->ids = ids;
+	ret_rg->n_spans = (uint32_t)n;
+	return 0;
+}
+
+int aw_loader_load_gguf(const struct aw_gguf *g, const struct aw_load_opts *o,
+			struct aw_weights **ret_w, struct aw_err *err)
+{
+	struct aw_load_region rg;
+	int ret;
+
+	if (!aw_gguf_path(g))
+		return aw_err_set(err, EINVAL, "GGUF parsed from memory: no file to load from");
+	ret = aw_loader_region_gguf(g, &rg, err);
+	if (ret)
+		return ret;
+	ret = aw_loader_load(aw_gguf_path(g), &rg, o, ret_w, err);
+	free((void *)rg.spans);
+	free((void *)rg.ids);
+	return ret;
+}
+
 /* --- jobs ------------------------------------------------------------------------------------- */
 
 static void *job_main(void *arg)
@@ -976,6 +1052,7 @@ static void job_free(struct aw_load_job *job)
 		return;
 	pthread_mutex_destroy(&job->mu);
 	free(job->spans);
+	free(job->ids);
 	free(job->path);
 	free(job);
 }
@@ -1006,7 +1083,14 @@ int aw_loader_start(const char *path, const struct aw_load_region *region,
 			memcpy(job->spans, region->spans, region->n_spans * sizeof(*job->spans));
 		job->rg.spans = job->spans;
 	}
-	if (!job->path || (region->n_spans && region->spans && !job->spans)) {
+	if (region->n_spans && region->ids) {
+		job->ids = malloc(region->n_spans * sizeof(*job->ids));
+		if (job->ids)
+			memcpy(job->ids, region->ids, region->n_spans * sizeof(*job->ids));
+		job->rg.ids = job->ids;
+	}
+	if (!job->path || (region->n_spans && region->spans && !job->spans) ||
+	    (region->n_spans && region->ids && !job->ids)) {
 		job_free(job);
 		return aw_err_set(err, ENOMEM, "out of memory");
 	}

@@ -92,6 +92,7 @@ struct aw_load_region {
 	uint64_t offset;		  /* file offset of the data region (any alignment) */
 	uint64_t size;			  /* bytes; offset + size <= file size */
 	const struct aw_load_span *spans; /* n_spans tensors, or NULL */
+	const uint32_t *ids;		  /* id passed to on_tensor for span i; NULL = i */
 	uint32_t n_spans;
 };
 
@@ -106,8 +107,9 @@ struct aw_load_progress {
 
 struct aw_weights;
 
-/* Called on the loading thread when every byte of span 'idx' has landed in
- * every replica; 'data' points at the tensor in replica 0. A non-zero
+/* Called on the loading thread when every byte of span i has landed in
+ * every replica, with idx = region->ids[i] (or i); 'data' points at the
+ * tensor in replica 0. A non-zero
  * return cancels the load (-ECANCELED). */
 typedef int aw_load_tensor_fn(void *ctx, uint32_t idx, const void *data, uint64_t size);
 
@@ -178,6 +180,20 @@ struct aw_weights_info {
  * buffer, ring and fd is released. */
 int aw_loader_load(const char *path, const struct aw_load_region *region,
 		   const struct aw_load_opts *o, struct aw_weights **ret_w, struct aw_err *err);
+
+struct aw_gguf;
+
+/* The region of a parsed GGUF file: its data region, and one span per tensor
+ * sorted by offset with ids[i] = the tensor's index for aw_gguf_tensor_at().
+ * Sets *ret_rg; the caller frees ret_rg->spans and ret_rg->ids with free().
+ * Returns 0, -ENOMEM or -EINVAL (no data region). */
+int aw_loader_region_gguf(const struct aw_gguf *g, struct aw_load_region *ret_rg,
+			  struct aw_err *err);
+
+/* aw_loader_region_gguf() + aw_loader_load() on aw_gguf_path(g): on_tensor
+ * receives tensor indices. */
+int aw_loader_load_gguf(const struct aw_gguf *g, const struct aw_load_opts *o,
+			struct aw_weights **ret_w, struct aw_err *err);
 
 struct aw_load_job;
 

@@ -27,7 +27,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gguf.h"
 #include "loader.h"
+#include "quant.h"
 
 static char tmpdir[256];
 
@@ -798,6 +800,84 @@ static void test_names(void **state)
 	assert_non_null(strstr(buf, "ETA 0.5 s"));
 }
 
+/* A real GGUF file from the writer: every tensor arrives (by tensor index,
+ * in file order) with the bytes the reader maps. */
+struct gcheck {
+	const struct aw_gguf *g;
+	int seen[16];
+	uint64_t last_off;
+};
+
+static int gguf_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size)
+{
+	struct gcheck *c = ctx;
+	const struct aw_gguf_tensor *t = aw_gguf_tensor_at(c->g, idx);
+
+	assert_non_null(t);
+	assert_true(idx < 16);
+	assert_int_equal(size, t->size);
+	assert_true(t->offset >= c->last_off);
+	c->last_off = t->offset;
+	assert_memory_equal(data, aw_gguf_tensor_data(c->g, t), size);
+	c->seen[idx]++;
+	return 0;
+}
+
+static void test_gguf(void **state)
+{
+	char path[512];
+	struct aw_gguf_writer *wr;
+	struct aw_gguf *g;
+	struct aw_weights *w;
+	struct aw_err err;
+	struct gcheck c = {0};
+	float *data[7];
+	unsigned i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/model.gguf", tmpdir);
+	assert_int_equal(aw_gguf_writer_new(&wr), 0);
+	assert_int_equal(aw_gguf_writer_set_str(wr, "general.architecture", "llama"), 0);
+	for (i = 0; i < 7; i++) {
+		uint64_t ne[2] = {1 + i * 777, 3 + i};
+		size_t n = ne[0] * ne[1], k;
+		char name[32];
+
+		data[i] = malloc(n * sizeof(float));
+		assert_non_null(data[i]);
+		for (k = 0; k < n; k++)
+			data[i][k] = (float)(rng() % 1000) - 500.0f;
+		snprintf(name, sizeof(name), "t%u", i);
+		assert_int_equal(aw_gguf_writer_add_tensor(wr, name, AW_TYPE_F32, 2, ne, data[i],
+							   n * sizeof(float)),
+				 0);
+	}
+	assert_int_equal(aw_gguf_writer_write(wr, path, &err), 0);
+	aw_gguf_writer_free(wr);
+	assert_int_equal(aw_gguf_open(path, &g, &err), 0);
+	c.g = g;
+	{
+		struct aw_load_opts o = {.request_size = 8192,
+					 .queue_depth = 4,
+					 .on_tensor = gguf_tensor,
+					 .ctx = &c};
+
+		assert_int_equal(aw_loader_load_gguf(g, &o, &w, &err), 0);
+	}
+	for (i = 0; i < 7; i++) {
+		const struct aw_gguf_tensor *t = aw_gguf_tensor_at(g, i);
+
+		assert_int_equal(c.seen[i], 1);
+		assert_memory_equal((const uint8_t *)aw_weights_data(w, 0) + t->offset, data[i],
+				    t->size);
+		free(data[i]);
+	}
+	assert_int_equal(aw_weights_info(w)->size, aw_gguf_data_size(g));
+	aw_weights_put(w);
+	aw_gguf_close(g);
+	unlink(path);
+}
+
 static int setup(void **state)
 {
 	const char *t = getenv("TMPDIR");
@@ -827,7 +907,7 @@ int main(void)
 		cmocka_unit_test(test_job_cancel),     cmocka_unit_test(test_file_changed),
 		cmocka_unit_test(test_direct_refused), cmocka_unit_test(test_tmpfs),
 		cmocka_unit_test(test_hugepages),      cmocka_unit_test(test_refcount),
-		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_names),	       cmocka_unit_test(test_gguf),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
