@@ -948,6 +948,7 @@ int aw_tok_decode(const struct aw_tok *t, const int32_t *ids, size_t n, unsigned
 		size_t k;
 
 		shown_piece(t, ids[i], flags, &p, &k);
+		bool shown = k > 0;
 		if (at_start && k && t->add_space_prefix && !(flags & AW_TOK_KEEP_SPACE) &&
 		    p[0] == ' ' && !(t->tok[ids[i]].attr & (ATTR_CONTROL | ATTR_UNKNOWN))) {
 			p++;
@@ -955,7 +956,7 @@ int aw_tok_decode(const struct aw_tok *t, const int32_t *ids, size_t n, unsigned
 		}
 		if (ids[i] == t->bos)
 			at_start = true;
-		else if (k)
+		else if (shown)
 			at_start = false;
 		if (total + k <= cap)
 			memcpy(out + total, p, k);
@@ -1051,6 +1052,7 @@ int aw_tok_stream_push(struct aw_tok_stream *s, int32_t id, char *out, size_t ca
 	if (cap < aw_tok_stream_max(t))
 		return -ENOSPC;
 	shown_piece(t, id, s->flags, &p, &k);
+	bool shown = k > 0;
 	if (s->at_start && k && t->add_space_prefix && !(s->flags & AW_TOK_KEEP_SPACE) &&
 	    p[0] == ' ' && !(t->tok[id].attr & (ATTR_CONTROL | ATTR_UNKNOWN))) {
 		p++;
@@ -1058,7 +1060,7 @@ int aw_tok_stream_push(struct aw_tok_stream *s, int32_t id, char *out, size_t ca
 	}
 	if (id == t->bos)
 		s->at_start = 1;
-	else if (k)
+	else if (shown)
 		s->at_start = 0;
 
 	struct u8 u = {.o = out};
