@@ -52,6 +52,7 @@
 /* Header flags. */
 #define AW_PROTO_F_AUTH	      0x0001u /* tenant_id and mac are valid */
 #define AW_PROTO_F_RETRANSMIT 0x0002u /* the sender repeats this datagram */
+#define AW_PROTO_F_CONTROL    0x0004u /* reply to CANCEL/RESUME/ACK, outside the stream */
 
 enum aw_proto_type {
 	/* requests */
@@ -311,6 +312,22 @@ struct aw_proto_peer {
 	uint16_t port;	 /* host order */
 	uint16_t family; /* 4 or 6 */
 };
+
+/* Fill *ret from a struct sockaddr_in / sockaddr_in6 of 'len' bytes (unused
+ * bytes zeroed, so peers compare with memcmp). Returns 0, -EINVAL or
+ * -EAFNOSUPPORT. */
+int aw_proto_peer_from_sockaddr(const void *sa, size_t len, struct aw_proto_peer *ret);
+
+/* How a server uses the two tables for each request datagram (aw-echod does
+ * exactly this; see tools/aw-echod/echod.c):
+ *   1. aw_proto_hdr_parse(); on a fault answer e.code (if any) or drop.
+ *   2. RESUME / ACK / CANCEL: look the request up in the retransmit store.
+ *   3. aw_proto_rtx_state(peer, request_id): known -> a retransmission:
+ *      resend the stored replies (or PROGRESS when none yet); never run twice.
+ *   4. aw_proto_reasm_add(): 0 -> wait for more segments; 1 -> complete.
+ *   5. aw_proto_rtx_open(), run the request, aw_proto_rtx_append() every reply
+ *      datagram as it is sent, the terminal one with terminal = 1.
+ *   6. Call both _expire() functions from the idle path now and then. */
 
 /* ---- reassembly table (server side) ----------------------------------------------- */
 

@@ -496,7 +496,8 @@ static int emit(struct aw_gguf_writer *w, struct sink *s)
 		if ((r = put_u32(s, t->type)) < 0 || (r = put_u64(s, t->offset)) < 0)
 			return r;
 	}
-	if ((r = put_zeros(s, align_up(s->off, w->alignment) - s->off)) < 0)
+	/* the data region starts aligned; a file without tensors ends here */
+	if (w->n_t && (r = put_zeros(s, align_up(s->off, w->alignment) - s->off)) < 0)
 		return r;
 
 	if (max) {
