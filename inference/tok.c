@@ -958,7 +958,7 @@ int aw_tok_decode(const struct aw_tok *t, const int32_t *ids, size_t n, unsigned
 			at_start = true;
 		else if (shown)
 			at_start = false;
-		if (total + k <= cap)
+		if (k && total + k <= cap)
 			memcpy(out + total, p, k);
 		total += k;
 	}
@@ -1267,10 +1267,7 @@ static const char *const eog_texts[] = {
 	"<eos>",
 	"<turn|>",
 	"<|tool_response>",
-	"<\xef\xbd\x9c"
-	"end\xe2\x96\x81"
-	"of\xe2\x96\x81"
-	"sentence\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x65nd\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
 	"[e~[",
 };
 /* the ones llama.cpp also picks as "the" end-of-turn token */
@@ -1314,15 +1311,9 @@ static const char *const fim_texts[] = {
 	"<REPO>",
 	"<reponame>",
 	"<|file_sep|>",
-	"<\xef\xbd\x9c"
-	"fim\xe2\x96\x81"
-	"begin\xef\xbd\x9c>",
-	"<\xef\xbd\x9c"
-	"fim\xe2\x96\x81"
-	"hole\xef\xbd\x9c>",
-	"<\xef\xbd\x9c"
-	"fim\xe2\x96\x81"
-	"end\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x66im\xe2\x96\x81\x62\x65gin\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x66im\xe2\x96\x81hole\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x66im\xe2\x96\x81\x65nd\xef\xbd\x9c>",
 };
 
 static uint8_t attr_of_type(int32_t type)
