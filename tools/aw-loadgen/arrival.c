@@ -79,12 +79,15 @@ int aw_arrival_init(struct aw_arrival *a, enum aw_arrival_kind kind, double rate
 
 uint64_t aw_arrival_next(struct aw_arrival *a)
 {
-	double t = a->next_ns;
-	double gap = 1e9 / a->rate;
+	double t;
 
-	if (a->kind == AW_ARRIVAL_POISSON)
-		gap = aw_rng_exp(&a->rng, gap);
-	a->next_ns += gap;
+	if (a->kind == AW_ARRIVAL_CONSTANT) {
+		/* k / rate computed afresh each time: no drift from summing gaps */
+		t = (double)a->k++ * (1e9 / a->rate);
+		return (uint64_t)llround(t);
+	}
+	t = a->next_ns;
+	a->next_ns += aw_rng_exp(&a->rng, 1e9 / a->rate);
 	return (uint64_t)llround(t);
 }
 

@@ -5,8 +5,7 @@
  * the next request's clock (no coordinated omission). Two processes:
  * constant (every 1/rate seconds) and Poisson (exponential gaps with mean
  * 1/rate). Times are nanoseconds from the start of the run; the constant
- * process carries the fractional remainder, so N gaps sum to N/rate exactly
- * to within one nanosecond.
+ * process computes arrival k as k/rate (rounded), so it never drifts.
  */
 #ifndef AW_ARRIVAL_H
 #define AW_ARRIVAL_H
@@ -37,7 +36,8 @@ enum aw_arrival_kind {
 struct aw_arrival {
 	enum aw_arrival_kind kind;
 	double rate;	/* per second, > 0 */
-	double next_ns; /* intended time of the next arrival */
+	double next_ns; /* Poisson: intended time of the next arrival */
+	uint64_t k;	/* constant: index of the next arrival */
 	struct aw_rng rng;
 };
 
