@@ -98,7 +98,7 @@ static void test_q8_0_bounds(void **state)
 	(void)state;
 	srand(1);
 	for (int i = 0; i < N; i++)
-		x[i] = ((float)rand() / RAND_MAX - 0.5f) * (i % 7 == 0 ? 100.0f : 2.0f);
+		x[i] = ((float)rand() / (float)RAND_MAX - 0.5f) * (i % 7 == 0 ? 100.0f : 2.0f);
 	for (int i = 0; i < 32; i++)
 		x[64 + i] = 0.0f; /* an all-zero block */
 	aw_quant_row(AW_TYPE_Q8_0, x, q, N);
@@ -128,7 +128,7 @@ static void test_q4_0_bounds(void **state)
 	(void)state;
 	srand(2);
 	for (int i = 0; i < N; i++)
-		x[i] = ((float)rand() / RAND_MAX - 0.5f) * 3.0f;
+		x[i] = ((float)rand() / (float)RAND_MAX - 0.5f) * 3.0f;
 	aw_quant_row(AW_TYPE_Q4_0, x, q, N);
 	assert_int_equal(aw_dequant_row(AW_TYPE_Q4_0, q, y, N), 0);
 	for (int b = 0; b < N / 32; b++) {

@@ -1,0 +1,84 @@
+/* kern-int.h — internals shared by the kernel files (not a public contract).
+ *
+ * Addressing of the X16 layout (described in kern.h) and the tables that the
+ * ISA-specific files define. Each vector file is compiled with its own target
+ * flags; only kern.c decides which of their tables runs.
+ */
+#ifndef AW_KERN_INT_H
+#define AW_KERN_INT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "kern.h"
+
+/* Bytes of one interleaved block (16 rows × 32 quants) without the scales. */
+static inline size_t aw_kern_x16_qbytes(uint32_t type)
+{
+	return type == AW_TYPE_Q8_0 ? 512 : 256;
+}
+
+/* Bytes of one group of 16 rows of nb blocks (quants then scales). */
+static inline size_t aw_kern_x16_group_bytes(uint32_t type, uint32_t nb)
+{
+	return (size_t)nb * (aw_kern_x16_qbytes(type) + 32);
+}
+
+/* Quants of block b of group g. */
+static inline const uint8_t *aw_kern_x16_q(const struct aw_kern_mat *m, uint32_t g, uint32_t b)
+{
+	const uint32_t nb = m->cols / AW_KERN_QK;
+
+	return (const uint8_t *)m->data + g * aw_kern_x16_group_bytes(m->type, nb) +
+	       b * aw_kern_x16_qbytes(m->type);
+}
+
+/* The 16 fp16 scales of block b of group g. */
+static inline const aw_fp16 *aw_kern_x16_d(const struct aw_kern_mat *m, uint32_t g, uint32_t b)
+{
+	const uint32_t nb = m->cols / AW_KERN_QK;
+
+	return (const aw_fp16 *)((const uint8_t *)m->data +
+				 g * aw_kern_x16_group_bytes(m->type, nb) +
+				 nb * aw_kern_x16_qbytes(m->type)) +
+	       16 * b;
+}
+
+/* Address of KV row i. */
+static inline const void *aw_kern_kv_row(const struct aw_kern_kv *kv, uint32_t i)
+{
+	return (const char *)kv->blocks[i / kv->block_rows] +
+	       (size_t)(i % kv->block_rows) * kv->row_stride + kv->offset;
+}
+
+#if defined(__x86_64__)
+extern const struct aw_kern aw_kern_avx2;
+extern const struct aw_kern aw_kern_avx512;
+extern const struct aw_kern aw_kern_avx512vnni;
+#endif
+
+/* Reference kernels, exported so that vector tables can reuse one that they
+ * do not specialise (and tests can call them). */
+void aw_kern_ref_quant_q8a(const float *x, struct aw_block_q8a *y, size_t n);
+void aw_kern_ref_matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			size_t ldy, uint32_t r0, uint32_t r1);
+void aw_kern_ref_rmsnorm(float *y, const float *x, const float *w, size_t n, float eps);
+void aw_kern_ref_rope(float *x, size_t ldx, uint32_t n_tok, const int32_t *pos, uint32_t n_heads,
+		      const struct aw_kern_rope *rope);
+void aw_kern_ref_softmax(float *x, size_t n);
+void aw_kern_ref_attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		      const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		      uint32_t head_dim, float scale);
+void aw_kern_ref_silu_mul(float *y, const float *g, const float *u, size_t n);
+void aw_kern_ref_add(float *y, const float *a, const float *b, size_t n);
+
+/* Signed quant j (0..31) of block b of row r, and the block's scale, for
+ * either layout of a Q8_0/Q4_0 matrix (slow; the reference's accessor). */
+int aw_kern_ref_wq(const struct aw_kern_mat *m, uint32_t r, uint32_t b, uint32_t j);
+float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b);
+
+/* Rope angles for one position: cs[2i] = cos, cs[2i+1] = sin of
+ * pos * base^(-2i/n_rot) / ff[i], i < n_rot/2, computed in double. */
+void aw_kern_rope_angles(float *cs, int32_t pos, const struct aw_kern_rope *rope);
+
+#endif

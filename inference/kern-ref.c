@@ -1,0 +1,266 @@
+/* kern-ref.c — the reference kernels: plain C, one loop per kernel, the math
+ * in a comment. This file is the specification that every vector version
+ * (kern-avx2.c, kern-avx512.c) is tested against; it is written for clarity,
+ * not speed, and never uses SIMD intrinsics. It also runs on any CPU, so it is
+ * the last entry of the dispatch table.
+ */
+#include <float.h>
+#include <math.h>
+
+#include "kern-int.h"
+
+/* Activation quantization, per 32-element block:
+ *   amax = max |x[j]|,  d = amax / 127,  qs[j] = rint(x[j] / d)  (nearest, ties to even,
+ *   computed as x[j] * (1/d) so that vector versions reproduce it bit for bit),
+ *   sum = sum_j qs[j].  An all-zero block has d = 0 and qs = 0. */
+void aw_kern_ref_quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
+{
+	for (size_t b = 0; b < n / AW_KERN_QK; b++) {
+		const float *xb = x + b * AW_KERN_QK;
+		float amax = 0.0f;
+		int32_t sum = 0;
+
+		for (int j = 0; j < AW_KERN_QK; j++)
+			amax = fmaxf(amax, fabsf(xb[j]));
+		const float d = amax / 127.0f;
+		const float id = d != 0.0f ? 1.0f / d : 0.0f;
+
+		y[b].d = d;
+		for (int j = 0; j < AW_KERN_QK; j++) {
+			int q = (int)rintf(xb[j] * id);
+
+			/* x*id can round up to 127.00001 at most; rint keeps |q| <= 127 */
+			y[b].qs[j] = (int8_t)q;
+			sum += q;
+		}
+		y[b].sum = sum;
+	}
+}
+
+int aw_kern_ref_wq(const struct aw_kern_mat *m, uint32_t r, uint32_t b, uint32_t j)
+{
+	if (m->layout == AW_KERN_LAYOUT_ROWS) {
+		const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->row_size;
+
+		if (m->type == AW_TYPE_Q8_0)
+			return ((const struct aw_block_q8_0 *)row)[b].qs[j];
+		const struct aw_block_q4_0 *blk = (const struct aw_block_q4_0 *)row + b;
+		const uint8_t v = blk->qs[j & 15];
+
+		return (j < 16 ? (v & 15) : (v >> 4)) - 8;
+	}
+	const uint8_t *q = aw_kern_x16_q(m, r / 16, b);
+	const uint32_t rr = r % 16;
+
+	if (m->type == AW_TYPE_Q8_0)
+		return (int)q[(j / 4) * 64 + rr * 4 + j % 4] - 128;
+	const uint32_t e = j & 15; /* element within its half */
+	const uint8_t v = q[(e / 4) * 64 + rr * 4 + e % 4];
+
+	return (j < 16 ? (v & 15) : (v >> 4)) - 8;
+}
+
+float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b)
+{
+	if (m->layout == AW_KERN_LAYOUT_ROWS) {
+		const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->row_size;
+
+		if (m->type == AW_TYPE_Q8_0)
+			return aw_fp16_to_f32(((const struct aw_block_q8_0 *)row)[b].d);
+		return aw_fp16_to_f32(((const struct aw_block_q4_0 *)row)[b].d);
+	}
+	return aw_fp16_to_f32(aw_kern_x16_d(m, r / 16, b)[r % 16]);
+}
+
+static float ref_wf(const struct aw_kern_mat *m, uint32_t r, uint32_t i)
+{
+	const void *row = (const uint8_t *)m->data + (size_t)r * m->row_size;
+
+	switch (m->type) {
+	case AW_TYPE_F16:
+		return aw_fp16_to_f32(((const aw_fp16 *)row)[i]);
+	case AW_TYPE_BF16:
+		return aw_bf16_to_f32(((const aw_bf16 *)row)[i]);
+	default:
+		return ((const float *)row)[i];
+	}
+}
+
+/* Matrix product.
+ *   Float weights:  y[t][r] = sum_i W[r][i] * X[t][i], accumulated in float in order of i.
+ *   Q8_0 / Q4_0:    y[t][r] = sum_b (dW[r][b] * dX[t][b]) * isum,
+ *                   isum = sum_{j<32} qW[r][32b+j] * qX[t][32b+j]  (exact int32),
+ *                   the float product dW*dX rounded once, then times isum, accumulated
+ *                   in float in order of b. */
+void aw_kern_ref_matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			size_t ldy, uint32_t r0, uint32_t r1)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	const int quant = w->type == AW_TYPE_Q8_0 || w->type == AW_TYPE_Q4_0;
+
+	for (uint32_t t = 0; t < in->n_tok; t++) {
+		for (uint32_t r = r0; r < r1; r++) {
+			float acc = 0.0f;
+
+			if (!quant) {
+				const float *x = in->x + (size_t)t * in->n_in;
+
+				for (uint32_t i = 0; i < w->cols; i++)
+					acc += ref_wf(w, r, i) * x[i];
+				y[(size_t)t * ldy + r] = acc;
+				continue;
+			}
+			for (uint32_t b = 0; b < nb; b++) {
+				const struct aw_block_q8a *xb = in->xq + (size_t)t * nb + b;
+				int32_t isum = 0;
+
+				for (uint32_t j = 0; j < AW_KERN_QK; j++)
+					isum += aw_kern_ref_wq(w, r, b, j) * xb->qs[j];
+				const float s = aw_kern_ref_wd(w, r, b) * xb->d;
+
+				acc += s * (float)isum;
+			}
+			y[(size_t)t * ldy + r] = acc;
+		}
+	}
+}
+
+/* y[i] = x[i] * (1 / sqrt(ss / n + eps)) * w[i], ss = sum x^2 accumulated in float. */
+void aw_kern_ref_rmsnorm(float *y, const float *x, const float *w, size_t n, float eps)
+{
+	float ss = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+		ss += x[i] * x[i];
+	const float scale = 1.0f / sqrtf(ss / (float)n + eps);
+
+	for (size_t i = 0; i < n; i++)
+		y[i] = x[i] * scale * w[i];
+}
+
+void aw_kern_rope_angles(float *cs, int32_t pos, const struct aw_kern_rope *rope)
+{
+	for (uint32_t i = 0; i < rope->n_rot / 2; i++) {
+		double theta = (double)pos * pow((double)rope->freq_base, -2.0 * i / rope->n_rot);
+
+		if (rope->freq_factors)
+			theta /= rope->freq_factors[i];
+		cs[2 * i] = (float)cos(theta);
+		cs[2 * i + 1] = (float)sin(theta);
+	}
+}
+
+/* (a, b) <- (a c - b s, a s + b c) with c, s from aw_kern_rope_angles(). */
+void aw_kern_ref_rope(float *x, size_t ldx, uint32_t n_tok, const int32_t *pos, uint32_t n_heads,
+		      const struct aw_kern_rope *rope)
+{
+	float cs[1024];
+	const uint32_t half = rope->n_rot / 2;
+
+	assert(rope->n_rot <= 1024 && rope->n_rot <= rope->head_dim);
+	for (uint32_t t = 0; t < n_tok; t++) {
+		aw_kern_rope_angles(cs, pos[t], rope);
+		for (uint32_t h = 0; h < n_heads; h++) {
+			float *xh = x + t * ldx + (size_t)h * rope->head_dim;
+
+			for (uint32_t i = 0; i < half; i++) {
+				const uint32_t ia = rope->mode == AW_KERN_ROPE_NEOX ? i : 2 * i;
+				const uint32_t ib =
+					rope->mode == AW_KERN_ROPE_NEOX ? i + half : 2 * i + 1;
+				const float a = xh[ia], b = xh[ib];
+				const float c = cs[2 * i], s = cs[2 * i + 1];
+
+				xh[ia] = a * c - b * s;
+				xh[ib] = a * s + b * c;
+			}
+		}
+	}
+}
+
+/* x[i] = exp(x[i] - m) / sum, m = max x, sum = sum_j exp(x[j] - m) in float. */
+void aw_kern_ref_softmax(float *x, size_t n)
+{
+	float m = -INFINITY, sum = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+		m = fmaxf(m, x[i]);
+	for (size_t i = 0; i < n; i++) {
+		x[i] = expf(x[i] - m);
+		sum += x[i];
+	}
+	const float inv = 1.0f / sum;
+
+	for (size_t i = 0; i < n; i++)
+		x[i] *= inv;
+}
+
+static float kv_get(const struct aw_kern_kv *kv, uint32_t i, uint32_t d)
+{
+	const void *row = aw_kern_kv_row(kv, i);
+
+	if (kv->type == AW_TYPE_F16)
+		return aw_fp16_to_f32(((const aw_fp16 *)row)[d]);
+	return ((const float *)row)[d];
+}
+
+/* For each head h:  s_i = scale * sum_d q[h][d] K[i][d],  m = max s,
+ *   l = sum_i exp(s_i - m),  out[h][d] = sum_i exp(s_i - m) * V[i][d] / l.
+ * Two passes over K (max, then weights) and one over V; float throughout. */
+void aw_kern_ref_attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		      const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		      uint32_t head_dim, float scale)
+{
+	for (uint32_t h = 0; h < n_q; h++) {
+		const float *qh = q + h * ldq;
+		float *oh = out + h * ldo;
+		float m = -INFINITY, l = 0.0f;
+
+		for (uint32_t i = 0; i < n_kv; i++) {
+			float s = 0.0f;
+
+			for (uint32_t d = 0; d < head_dim; d++)
+				s += qh[d] * kv_get(k, i, d);
+			m = fmaxf(m, s * scale);
+		}
+		for (uint32_t d = 0; d < head_dim; d++)
+			oh[d] = 0.0f;
+		for (uint32_t i = 0; i < n_kv; i++) {
+			float s = 0.0f;
+
+			for (uint32_t d = 0; d < head_dim; d++)
+				s += qh[d] * kv_get(k, i, d);
+			const float p = expf(s * scale - m);
+
+			l += p;
+			for (uint32_t d = 0; d < head_dim; d++)
+				oh[d] += p * kv_get(v, i, d);
+		}
+		for (uint32_t d = 0; d < head_dim; d++)
+			oh[d] /= l;
+	}
+}
+
+/* y = g / (1 + exp(-g)) * u */
+void aw_kern_ref_silu_mul(float *y, const float *g, const float *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void aw_kern_ref_add(float *y, const float *a, const float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = a[i] + b[i];
+}
+
+const struct aw_kern aw_kern_ref = {
+	.name = "ref",
+	.quant_q8a = aw_kern_ref_quant_q8a,
+	.matmul = aw_kern_ref_matmul,
+	.rmsnorm = aw_kern_ref_rmsnorm,
+	.rope = aw_kern_ref_rope,
+	.softmax = aw_kern_ref_softmax,
+	.attn = aw_kern_ref_attn,
+	.silu_mul = aw_kern_ref_silu_mul,
+	.add = aw_kern_ref_add,
+};

@@ -1,0 +1,212 @@
+/* kern.c — choosing the kernel table, and the ISA-independent helpers
+ * (matrix descriptors, X16 repacking, row dequantization).
+ *
+ * The table of variants is ordered best first, like PipeWire's conv_table:
+ * aw_kern_select() walks it and takes the first entry whose CPU features are
+ * present, after skipping the entries above the AW_ISA cap. Adding an ISA is
+ * one file with its own static_library and c_args (inference/meson.build)
+ * defining a const struct aw_kern, plus one line here.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kern-int.h"
+
+struct variant {
+	const struct aw_kern *k;
+	int (*supported)(void);
+};
+
+#if defined(AW_KERN_HAVE_AVX2)
+static int have_avx2(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	       __builtin_cpu_supports("f16c");
+}
+
+#endif
+#if defined(AW_KERN_HAVE_AVX512)
+static int have_avx512(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	       __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") &&
+	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+
+static int have_avx512vnni(void)
+{
+	return have_avx512() && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
+static int have_any(void)
+{
+	return 1;
+}
+
+static const struct variant variants[] = {
+#if defined(AW_KERN_HAVE_AVX512)
+	{&aw_kern_avx512vnni, have_avx512vnni},
+	{&aw_kern_avx512, have_avx512},
+#endif
+#if defined(AW_KERN_HAVE_AVX2)
+	{&aw_kern_avx2, have_avx2},
+#endif
+	{&aw_kern_ref, have_any},
+};
+
+#define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+const struct aw_kern *aw_kern_variant(unsigned i, int *ret_supported)
+{
+	if (i >= N_VARIANTS)
+		return NULL;
+	if (ret_supported)
+		*ret_supported = variants[i].supported();
+	return variants[i].k;
+}
+
+static int find(const char *name)
+{
+	for (unsigned i = 0; i < N_VARIANTS; i++)
+		if (strcasecmp(variants[i].k->name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const struct aw_kern *aw_kern_select(const char *force)
+{
+	unsigned first = 0;
+
+	if (force) {
+		int i = find(force);
+
+		if (i < 0 || !variants[i].supported())
+			return NULL;
+		return variants[i].k;
+	}
+	const char *cap = getenv("AW_ISA");
+
+	if (cap && *cap) {
+		int i = find(cap);
+
+		if (i >= 0)
+			first = (unsigned)i;
+	}
+	for (unsigned i = first; i < N_VARIANTS; i++)
+		if (variants[i].supported())
+			return variants[i].k;
+	return &aw_kern_ref;
+}
+
+int aw_kern_mat_init(uint32_t type, uint32_t rows, uint32_t cols, const void *data,
+		     struct aw_kern_mat *ret_m)
+{
+	switch (type) {
+	case AW_TYPE_F32:
+	case AW_TYPE_F16:
+	case AW_TYPE_BF16:
+	case AW_TYPE_Q8_0:
+	case AW_TYPE_Q4_0:
+		break;
+	default:
+		return -EINVAL;
+	}
+	const size_t row_size = aw_type_row_size(type, cols);
+
+	if (row_size == 0 || rows == 0)
+		return -EINVAL;
+	*ret_m = (struct aw_kern_mat){
+		.type = type,
+		.layout = AW_KERN_LAYOUT_ROWS,
+		.rows = rows,
+		.cols = cols,
+		.row_size = row_size,
+		.data = data,
+	};
+	return 0;
+}
+
+size_t aw_kern_repack_size(uint32_t type, uint32_t rows, uint32_t cols)
+{
+	if ((type != AW_TYPE_Q8_0 && type != AW_TYPE_Q4_0) || cols % AW_KERN_QK || rows == 0)
+		return 0;
+	return (size_t)((rows + 15) / 16) * aw_kern_x16_group_bytes(type, cols / AW_KERN_QK);
+}
+
+int aw_kern_repack(const struct aw_kern_mat *src, void *dst, struct aw_kern_mat *ret_m)
+{
+	const size_t size = aw_kern_repack_size(src->type, src->rows, src->cols);
+	const uint32_t nb = src->cols / AW_KERN_QK;
+	const uint32_t groups = (src->rows + 15) / 16;
+	const size_t qbytes = aw_kern_x16_qbytes(src->type);
+
+	if (size == 0 || src->layout != AW_KERN_LAYOUT_ROWS)
+		return -EINVAL;
+	memset(dst, 0, size);
+	for (uint32_t g = 0; g < groups; g++) {
+		uint8_t *gq = (uint8_t *)dst + g * aw_kern_x16_group_bytes(src->type, nb);
+		aw_fp16 *gd = (aw_fp16 *)(gq + nb * qbytes);
+
+		for (uint32_t rr = 0; rr < 16; rr++) {
+			const uint32_t r = g * 16 + rr;
+
+			if (r >= src->rows) {
+				/* padding rows: scale 0; Q8_0 quant 0 is stored as 0x80 */
+				if (src->type == AW_TYPE_Q8_0)
+					for (uint32_t b = 0; b < nb; b++)
+						for (uint32_t j = 0; j < 32; j++)
+							gq[b * qbytes + (j / 4) * 64 + rr * 4 +
+							   j % 4] = 0x80;
+				continue;
+			}
+			const uint8_t *row = (const uint8_t *)src->data + (size_t)r * src->row_size;
+
+			for (uint32_t b = 0; b < nb; b++) {
+				uint8_t *q = gq + b * qbytes;
+
+				if (src->type == AW_TYPE_Q8_0) {
+					const struct aw_block_q8_0 *blk =
+						(const struct aw_block_q8_0 *)row + b;
+
+					gd[16 * b + rr] = blk->d;
+					for (uint32_t j = 0; j < 32; j++)
+						q[(j / 4) * 64 + rr * 4 + j % 4] =
+							(uint8_t)blk->qs[j] ^ 0x80;
+				} else {
+					const struct aw_block_q4_0 *blk =
+						(const struct aw_block_q4_0 *)row + b;
+
+					gd[16 * b + rr] = blk->d;
+					/* GGML's byte e holds elements e and e+16, as ours do */
+					for (uint32_t e = 0; e < 16; e++)
+						q[(e / 4) * 64 + rr * 4 + e % 4] = blk->qs[e];
+				}
+			}
+		}
+	}
+	*ret_m = *src;
+	ret_m->layout = AW_KERN_LAYOUT_X16;
+	ret_m->row_size = 0;
+	ret_m->data = dst;
+	return 0;
+}
+
+void aw_kern_mat_row(const struct aw_kern_mat *m, uint32_t r, float *dst)
+{
+	if (m->layout == AW_KERN_LAYOUT_ROWS) {
+		aw_dequant_row(m->type, (const uint8_t *)m->data + (size_t)r * m->row_size, dst,
+			       m->cols);
+		return;
+	}
+	for (uint32_t b = 0; b < m->cols / AW_KERN_QK; b++) {
+		const float d = aw_kern_ref_wd(m, r, b);
+
+		for (uint32_t j = 0; j < AW_KERN_QK; j++)
+			dst[b * AW_KERN_QK + j] = d * (float)aw_kern_ref_wq(m, r, b, j);
+	}
+}

@@ -1,0 +1,765 @@
+/* model.c — loading a llama-architecture GGUF model and running the forward
+ * pass over a batch (see model.h for the metadata and tensors it reads).
+ *
+ * The forward pass is one aw_pool_run(): every thread walks the same steps
+ * and meets the others at a spin barrier wherever a step needs what another
+ * thread wrote. Per-token steps (norms, activation quantization, RoPE, KV
+ * writes, residuals) split the tokens; matrix products split the output
+ * rows, 16 at a time (the kernels' interleave); attention splits (token, KV
+ * head) pairs. All buffers are sized at load for max_batch tokens.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "kern.h"
+#include "kv.h"
+#include "pool.h"
+#include "quant.h"
+
+struct layer {
+	struct aw_kern_mat wq;		  /* (n_head*head_dim, dim) */
+	struct aw_kern_mat wk;		  /* (n_head_kv*head_dim, dim) */
+	struct aw_kern_mat wv;		  /* (n_head_kv*head_dim, dim) */
+	struct aw_kern_mat wo;		  /* (dim, n_head*head_dim) */
+	struct aw_kern_mat gate;	  /* (ffn_dim, dim) */
+	struct aw_kern_mat up;		  /* (ffn_dim, dim) */
+	struct aw_kern_mat down;	  /* (dim, ffn_dim) */
+	float *attn_norm;		  /* (dim) */
+	float *ffn_norm;		  /* (dim) */
+	bool q_attn, q_wo, q_ffn, q_down; /* inputs read as Q8A blocks */
+};
+
+struct aw_model {
+	struct aw_model_hparams hp;
+	const struct aw_kern *k;
+	int32_t max_batch;
+	struct aw_kern_mat tok_embd; /* (n_vocab, dim) */
+	struct aw_kern_mat output;   /* (n_vocab, dim); token_embd when tied */
+	float *out_norm;	     /* (dim) */
+	float *rope_freqs;	     /* (n_rot/2) or NULL */
+	struct aw_kern_rope rope;
+	struct layer *layers; /* (n_layer) */
+	bool q_out;	      /* the output projection reads Q8A */
+	uint64_t weight_bytes, decode_bytes, owned_bytes;
+	void **owned; /* repacked matrices */
+	int n_owned;
+
+	/* scratch for max_batch tokens */
+	float *x;		 /* (T, dim) residual stream */
+	float *xb;		 /* (T, dim) normed input / matmul output */
+	float *xb2;		 /* (T, q_dim) attention output */
+	float *q;		 /* (T, q_dim) */
+	float *kk;		 /* (T, kv_dim) */
+	float *vv;		 /* (T, kv_dim) */
+	float *hb;		 /* (T, ffn_dim) */
+	float *hb2;		 /* (T, ffn_dim) */
+	struct aw_block_q8a *xq; /* (T, max(dim, q_dim, ffn_dim)/32) */
+	int32_t *out_rows;	 /* (T) tokens whose logits are wanted */
+	/* sized for the KV cache on first use (once per cache shape) */
+	const void **blk; /* (nth, 2, max_blocks_per_seq) block pointers */
+	size_t blk_cap;
+	int32_t *seq_next; /* (max_seqs) next position per sequence in a batch */
+	int32_t seq_cap;
+};
+
+/* --- loading -------------------------------------------------------------------- */
+
+struct loadctx {
+	const struct aw_gguf *g;
+	const uint8_t *data;
+	size_t size;
+	struct aw_err *err;
+	struct aw_model *m;
+};
+
+static bool supported_type(uint32_t t)
+{
+	return t == AW_TYPE_F32 || t == AW_TYPE_F16 || t == AW_TYPE_BF16 || t == AW_TYPE_Q8_0 ||
+	       t == AW_TYPE_Q4_0;
+}
+
+static bool quantized(uint32_t t)
+{
+	return t == AW_TYPE_Q8_0 || t == AW_TYPE_Q4_0;
+}
+
+/* Find tensor 'name' of shape [ne0] (ne1 == 0) or [ne0, ne1]; check type and
+ * bounds. Returns the tensor, or NULL with the error set (*missing tells a
+ * missing tensor from a bad one when the caller allows absence). */
+static const struct aw_gguf_tensor *find(struct loadctx *c, const char *name, uint64_t ne0,
+					 uint64_t ne1, bool optional, int *ret)
+{
+	int i = aw_gguf_find_tensor(c->g, name);
+	const struct aw_gguf_tensor *t;
+
+	*ret = 0;
+	if (i < 0) {
+		if (!optional)
+			*ret = aw_err_set(c->err, EINVAL, "missing tensor '%s'", name);
+		return NULL;
+	}
+	t = aw_gguf_tensor_at(c->g, (uint64_t)i);
+	if (!t) {
+		*ret = aw_err_set(c->err, EINVAL, "tensor '%s' not readable", name);
+		return NULL;
+	}
+	const uint64_t want1 = ne1 ? ne1 : 1;
+	if (t->ne[0] != ne0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1) {
+		if (ne1)
+			*ret = aw_err_set(
+				c->err, EINVAL,
+				"tensor '%s': shape [%llu, %llu, %llu, %llu], expected "
+				"[%llu, %llu]",
+				name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+				(unsigned long long)t->ne[2], (unsigned long long)t->ne[3],
+				(unsigned long long)ne0, (unsigned long long)ne1);
+		else
+			*ret = aw_err_set(c->err, EINVAL,
+					  "tensor '%s': shape [%llu, %llu, %llu, %llu], expected "
+					  "[%llu]",
+					  name, (unsigned long long)t->ne[0],
+					  (unsigned long long)t->ne[1],
+					  (unsigned long long)t->ne[2],
+					  (unsigned long long)t->ne[3], (unsigned long long)ne0);
+		return NULL;
+	}
+	if (!supported_type(t->type)) {
+		*ret = aw_err_set(c->err, EINVAL,
+				  "tensor '%s': type %s not supported (f32, f16, bf16, q8_0, q4_0)",
+				  name, aw_type_name(t->type));
+		return NULL;
+	}
+	if (t->offset > c->size || t->size > c->size - t->offset) {
+		*ret = aw_err_set(
+			c->err, EINVAL,
+			"tensor '%s': data [%llu, +%llu) outside the %zu-byte data region", name,
+			(unsigned long long)t->offset, (unsigned long long)t->size, c->size);
+		return NULL;
+	}
+	c->m->weight_bytes += t->size;
+	return t;
+}
+
+static int load_mat(struct loadctx *c, const char *name, uint64_t cols, uint64_t rows,
+		    bool optional, struct aw_kern_mat *ret_m, bool *ret_found)
+{
+	int ret;
+	const struct aw_gguf_tensor *t = find(c, name, cols, rows, optional, &ret);
+
+	if (ret_found)
+		*ret_found = t != NULL;
+	if (!t)
+		return ret;
+	if (aw_kern_mat_init(t->type, (uint32_t)rows, (uint32_t)cols, c->data + t->offset, ret_m) <
+	    0)
+		return aw_err_set(c->err, EINVAL, "tensor '%s': %s rows of %llu not supported",
+				  name, aw_type_name(t->type), (unsigned long long)cols);
+	c->m->decode_bytes += t->size;
+	return 0;
+}
+
+static int load_vec(struct loadctx *c, const char *name, uint64_t n, bool optional, float **ret_v)
+{
+	int ret;
+	const struct aw_gguf_tensor *t = find(c, name, n, 0, optional, &ret);
+
+	*ret_v = NULL;
+	if (!t)
+		return ret;
+	float *v = malloc(sizeof(float) * n);
+	if (!v)
+		return aw_err_set(c->err, ENOMEM, "out of memory");
+	if (aw_dequant_row(t->type, c->data + t->offset, v, n) < 0) {
+		free(v);
+		return aw_err_set(c->err, EINVAL, "tensor '%s': cannot convert %s", name,
+				  aw_type_name(t->type));
+	}
+	c->m->decode_bytes += t->size;
+	*ret_v = v;
+	return 0;
+}
+
+static int get_u32(struct loadctx *c, const char *key, uint32_t def, bool required, uint32_t lo,
+		   uint32_t hi, int32_t *ret)
+{
+	uint32_t v;
+	int r = aw_gguf_get_u32(c->g, key, &v);
+
+	if (r == -ENOENT && !required)
+		v = def;
+	else if (r == -ENOENT)
+		return aw_err_set(c->err, EINVAL, "missing key '%s'", key);
+	else if (r < 0)
+		return aw_err_set(c->err, EINVAL, "key '%s': not an unsigned 32-bit integer", key);
+	if (v < lo || v > hi)
+		return aw_err_set(c->err, EINVAL, "key '%s': %u outside [%u, %u]", key, v, lo, hi);
+	*ret = (int32_t)v;
+	return 0;
+}
+
+static int get_f32(struct loadctx *c, const char *key, float def, float lo, float hi, float *ret)
+{
+	float v;
+	int r = aw_gguf_get_f32(c->g, key, &v);
+
+	if (r == -ENOENT)
+		v = def;
+	else if (r < 0)
+		return aw_err_set(c->err, EINVAL, "key '%s': not a float", key);
+	if (!(v >= lo && v <= hi))
+		return aw_err_set(c->err, EINVAL, "key '%s': %g outside [%g, %g]", key, (double)v,
+				  (double)lo, (double)hi);
+	*ret = v;
+	return 0;
+}
+
+static int read_hparams(struct loadctx *c, struct aw_model_hparams *hp)
+{
+	const char *arch;
+	size_t len;
+	int r;
+
+	r = aw_gguf_get_str(c->g, "general.architecture", &arch, &len);
+	if (r < 0)
+		return aw_err_set(c->err, EINVAL, "missing key 'general.architecture'");
+	if (len != 5 || memcmp(arch, "llama", 5) != 0)
+		return aw_err_set(c->err, EINVAL,
+				  "architecture '%.*s' not supported (only 'llama')",
+				  (int)(len > 64 ? 64 : len), arch);
+	if ((r = get_u32(c, "llama.embedding_length", 0, true, 1, 1 << 16, &hp->dim)) < 0 ||
+	    (r = get_u32(c, "llama.block_count", 0, true, 1, 1024, &hp->n_layer)) < 0 ||
+	    (r = get_u32(c, "llama.feed_forward_length", 0, true, 1, 1 << 18, &hp->ffn_dim)) < 0 ||
+	    (r = get_u32(c, "llama.attention.head_count", 0, true, 1, 1024, &hp->n_head)) < 0 ||
+	    (r = get_u32(c, "llama.attention.head_count_kv", (uint32_t)hp->n_head, false, 1, 1024,
+			 &hp->n_head_kv)) < 0 ||
+	    (r = get_u32(c, "llama.context_length", 2048, false, 1, 1 << 24, &hp->n_ctx)) < 0)
+		return r;
+	if (hp->dim % hp->n_head)
+		return aw_err_set(c->err, EINVAL,
+				  "embedding_length %d is not a multiple of head_count %d", hp->dim,
+				  hp->n_head);
+	if (hp->n_head % hp->n_head_kv)
+		return aw_err_set(c->err, EINVAL,
+				  "head_count %d is not a multiple of head_count_kv %d", hp->n_head,
+				  hp->n_head_kv);
+	hp->head_dim = hp->dim / hp->n_head;
+	int32_t kl;
+	if ((r = get_u32(c, "llama.attention.key_length", (uint32_t)hp->head_dim, false, 1, 1 << 16,
+			 &kl)) < 0)
+		return r;
+	if (kl != hp->head_dim)
+		return aw_err_set(c->err, EINVAL,
+				  "key_length %d differs from embedding_length/head_count %d "
+				  "(not supported)",
+				  kl, hp->head_dim);
+	if ((r = get_u32(c, "llama.attention.value_length", (uint32_t)hp->head_dim, false, 1,
+			 1 << 16, &kl)) < 0)
+		return r;
+	if (kl != hp->head_dim)
+		return aw_err_set(c->err, EINVAL,
+				  "value_length %d differs from embedding_length/head_count %d "
+				  "(not supported)",
+				  kl, hp->head_dim);
+	if ((r = get_u32(c, "llama.rope.dimension_count", (uint32_t)hp->head_dim, false, 2,
+			 (uint32_t)hp->head_dim, &hp->n_rot)) < 0)
+		return r;
+	if (hp->n_rot % 2)
+		return aw_err_set(c->err, EINVAL, "rope.dimension_count %d is odd", hp->n_rot);
+	if ((r = get_f32(c, "llama.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f,
+			 &hp->rms_eps)) < 0 ||
+	    (r = get_f32(c, "llama.rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base)) < 0)
+		return r;
+	/* the vocabulary: from the key, else from token_embd's rows */
+	int ti = aw_gguf_find_tensor(c->g, "token_embd.weight");
+	uint32_t nv;
+	r = aw_gguf_get_u32(c->g, "llama.vocab_size", &nv);
+	if (r == 0) {
+		hp->n_vocab = (int32_t)nv;
+	} else if (ti >= 0) {
+		const struct aw_gguf_tensor *t = aw_gguf_tensor_at(c->g, (uint64_t)ti);
+		hp->n_vocab = t && t->ne[1] <= (1u << 24) ? (int32_t)t->ne[1] : 0;
+	} else {
+		return aw_err_set(c->err, EINVAL, "missing tensor 'token_embd.weight'");
+	}
+	if (hp->n_vocab <= 0 || hp->n_vocab > (1 << 24))
+		return aw_err_set(c->err, EINVAL, "vocabulary size %d out of range", hp->n_vocab);
+	return 0;
+}
+
+static int repack(struct loadctx *c, struct aw_kern_mat *w)
+{
+	size_t sz;
+	void *dst;
+	struct aw_model *m = c->m;
+
+	if (w->layout != AW_KERN_LAYOUT_ROWS || !quantized(w->type))
+		return 0;
+	sz = aw_kern_repack_size(w->type, w->rows, w->cols);
+	if (sz == 0)
+		return 0;
+	dst = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	if (!dst)
+		return aw_err_set(c->err, ENOMEM, "out of memory repacking weights");
+	m->owned[m->n_owned++] = dst;
+	if (aw_kern_repack(w, dst, w) < 0)
+		return aw_err_set(c->err, EINVAL, "repacking a %s matrix failed",
+				  aw_type_name(w->type));
+	m->owned_bytes += sz;
+	return 0;
+}
+
+static void *scratch(size_t n, size_t elem)
+{
+	size_t bytes = (n * elem + 63) & ~(size_t)63;
+
+	return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
+		  const struct aw_model_params *p, struct aw_model **ret_m, struct aw_err *err)
+{
+	struct aw_model *m;
+	struct loadctx c = {.g = g, .data = data, .size = size, .err = err};
+	char name[96];
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return aw_err_set(err, ENOMEM, "out of memory");
+	c.m = m;
+	m->k = p && p->kern ? p->kern : aw_kern_select(NULL);
+	if (!m->k) {
+		r = aw_err_set(err, ENODEV, "no kernel table for this CPU");
+		goto fail;
+	}
+	m->max_batch = p && p->max_batch > 0 ? p->max_batch : 512;
+	if (m->max_batch > (1 << 16)) {
+		r = aw_err_set(err, EINVAL, "max_batch %d too large", m->max_batch);
+		goto fail;
+	}
+
+	struct aw_model_hparams *hp = &m->hp;
+	if ((r = read_hparams(&c, hp)) < 0)
+		goto fail;
+	const uint64_t dim = (uint64_t)hp->dim, q_dim = (uint64_t)hp->n_head * hp->head_dim,
+		       kv_dim = (uint64_t)hp->n_head_kv * hp->head_dim, ffn = (uint64_t)hp->ffn_dim,
+		       nv = (uint64_t)hp->n_vocab;
+
+	/* global tensors */
+	if ((r = load_mat(&c, "token_embd.weight", dim, nv, false, &m->tok_embd, NULL)) < 0)
+		goto fail;
+	/* decode reads one row of the embedding, not the table */
+	m->decode_bytes -= aw_type_row_size(m->tok_embd.type, dim) * (nv - 1);
+	bool has_out;
+	if ((r = load_mat(&c, "output.weight", dim, nv, true, &m->output, &has_out)) < 0)
+		goto fail;
+	if (!has_out) {
+		hp->tied = 1;
+		m->output = m->tok_embd;
+		m->decode_bytes += aw_type_row_size(m->tok_embd.type, dim) * (nv - 1);
+	}
+	if ((r = load_vec(&c, "output_norm.weight", dim, false, &m->out_norm)) < 0)
+		goto fail;
+	if ((r = load_vec(&c, "rope_freqs.weight", (uint64_t)hp->n_rot / 2, true, &m->rope_freqs)) <
+	    0)
+		goto fail;
+	hp->rope_factors = m->rope_freqs != NULL;
+	m->rope = (struct aw_kern_rope){.mode = AW_KERN_ROPE_NORM,
+					.head_dim = (uint32_t)hp->head_dim,
+					.n_rot = (uint32_t)hp->n_rot,
+					.freq_base = hp->rope_base,
+					.freq_factors = m->rope_freqs};
+
+	/* layers */
+	m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
+	m->owned = calloc((size_t)hp->n_layer * 7 + 2, sizeof(void *));
+	if (!m->layers || !m->owned) {
+		r = aw_err_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (int32_t l = 0; l < hp->n_layer; l++) {
+		struct layer *L = &m->layers[l];
+		const struct {
+			const char *suffix;
+			uint64_t cols, rows;
+			struct aw_kern_mat *m;
+		} mats[] = {
+			{"attn_q", dim, q_dim, &L->wq},	  {"attn_k", dim, kv_dim, &L->wk},
+			{"attn_v", dim, kv_dim, &L->wv},  {"attn_output", q_dim, dim, &L->wo},
+			{"ffn_gate", dim, ffn, &L->gate}, {"ffn_up", dim, ffn, &L->up},
+			{"ffn_down", ffn, dim, &L->down},
+		};
+		for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++) {
+			snprintf(name, sizeof(name), "blk.%d.%s.weight", l, mats[i].suffix);
+			if ((r = load_mat(&c, name, mats[i].cols, mats[i].rows, false, mats[i].m,
+					  NULL)) < 0)
+				goto fail;
+		}
+		snprintf(name, sizeof(name), "blk.%d.attn_norm.weight", l);
+		if ((r = load_vec(&c, name, dim, false, &L->attn_norm)) < 0)
+			goto fail;
+		snprintf(name, sizeof(name), "blk.%d.ffn_norm.weight", l);
+		if ((r = load_vec(&c, name, dim, false, &L->ffn_norm)) < 0)
+			goto fail;
+		L->q_attn = quantized(L->wq.type) || quantized(L->wk.type) || quantized(L->wv.type);
+		L->q_wo = quantized(L->wo.type);
+		L->q_ffn = quantized(L->gate.type) || quantized(L->up.type);
+		L->q_down = quantized(L->down.type);
+	}
+	m->q_out = quantized(m->output.type);
+
+	/* repack the matrices the kernels read faster interleaved */
+	if (p && p->repack) {
+		for (int32_t l = 0; l < hp->n_layer; l++) {
+			struct layer *L = &m->layers[l];
+			struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,
+						    &L->gate, &L->up, &L->down};
+			for (size_t i = 0; i < 7; i++)
+				if ((r = repack(&c, ms[i])) < 0)
+					goto fail;
+		}
+		if (!hp->tied && (r = repack(&c, &m->output)) < 0)
+			goto fail;
+	}
+
+	/* scratch */
+	const size_t T = (size_t)m->max_batch;
+	size_t widest = dim > q_dim ? dim : q_dim;
+	widest = widest > ffn ? widest : ffn;
+	m->x = scratch(T * dim, sizeof(float));
+	m->xb = scratch(T * dim, sizeof(float));
+	m->xb2 = scratch(T * q_dim, sizeof(float));
+	m->q = scratch(T * q_dim, sizeof(float));
+	m->kk = scratch(T * kv_dim, sizeof(float));
+	m->vv = scratch(T * kv_dim, sizeof(float));
+	m->hb = scratch(T * ffn, sizeof(float));
+	m->hb2 = scratch(T * ffn, sizeof(float));
+	m->xq = scratch(T * (widest / AW_KERN_QK + 1), sizeof(struct aw_block_q8a));
+	m->out_rows = scratch(T, sizeof(int32_t));
+	if (!m->x || !m->xb || !m->xb2 || !m->q || !m->kk || !m->vv || !m->hb || !m->hb2 ||
+	    !m->xq || !m->out_rows) {
+		r = aw_err_set(err, ENOMEM, "out of memory for %zu-token scratch", T);
+		goto fail;
+	}
+	*ret_m = m;
+	return 0;
+fail:
+	aw_model_free(m);
+	return r;
+}
+
+void aw_model_free(struct aw_model *m)
+{
+	if (!m)
+		return;
+	if (m->layers) {
+		for (int32_t l = 0; l < m->hp.n_layer; l++) {
+			free(m->layers[l].attn_norm);
+			free(m->layers[l].ffn_norm);
+		}
+	}
+	for (int i = 0; i < m->n_owned; i++)
+		free(m->owned[i]);
+	free(m->owned);
+	free(m->layers);
+	free(m->out_norm);
+	free(m->rope_freqs);
+	free(m->x);
+	free(m->xb);
+	free(m->xb2);
+	free(m->q);
+	free(m->kk);
+	free(m->vv);
+	free(m->hb);
+	free(m->hb2);
+	free(m->xq);
+	free(m->out_rows);
+	free(m->blk);
+	free(m->seq_next);
+	free(m);
+}
+
+const struct aw_model_hparams *aw_model_hparams(const struct aw_model *m)
+{
+	return &m->hp;
+}
+
+const struct aw_kern *aw_model_kern(const struct aw_model *m)
+{
+	return m->k;
+}
+
+int32_t aw_model_max_batch(const struct aw_model *m)
+{
+	return m->max_batch;
+}
+
+uint64_t aw_model_weight_bytes(const struct aw_model *m)
+{
+	return m->weight_bytes;
+}
+
+uint64_t aw_model_decode_bytes(const struct aw_model *m)
+{
+	return m->decode_bytes;
+}
+
+uint64_t aw_model_owned_bytes(const struct aw_model *m)
+{
+	return m->owned_bytes;
+}
+
+int32_t aw_model_kv_dim(const struct aw_model *m)
+{
+	return m->hp.n_head_kv * m->hp.head_dim;
+}
+
+/* --- forward ------------------------------------------------------------------------- */
+
+struct fwd {
+	struct aw_model *m;
+	struct aw_kv *kv;
+	const struct aw_batch *b;
+	struct aw_pool *pool;
+	int32_t n_out;
+	float *logits;
+	size_t blk_per_thread; /* block pointers per thread (K and V) */
+};
+
+static inline void barrier(struct fwd *f, unsigned nth)
+{
+	if (nth > 1)
+		aw_pool_barrier(f->pool);
+}
+
+/* y[t][r] for this thread's share of W's rows */
+static inline void mm(const struct aw_kern *k, const struct aw_kern_mat *w,
+		      const struct aw_kern_in *in, float *y, size_t ldy, unsigned ith, unsigned nth)
+{
+	uint32_t r0, r1;
+
+	aw_pool_split(w->rows, AW_KERN_TILE, ith, nth, &r0, &r1);
+	if (r0 < r1)
+		k->matmul(w, in, y, ldy, r0, r1);
+}
+
+static void quant_rows(const struct aw_kern *k, const float *x, struct aw_block_q8a *xq,
+		       size_t n_in, uint32_t t0, uint32_t t1)
+{
+	if (t1 > t0)
+		k->quant_q8a(x + (size_t)t0 * n_in, xq + (size_t)t0 * (n_in / AW_KERN_QK),
+			     (size_t)(t1 - t0) * n_in);
+}
+
+static void forward_thread(void *ctx, unsigned ith, unsigned nth)
+{
+	struct fwd *f = ctx;
+	struct aw_model *m = f->m;
+	const struct aw_kern *k = m->k;
+	const struct aw_model_hparams *hp = &m->hp;
+	const struct aw_batch *b = f->b;
+	struct aw_kv *kv = f->kv;
+	const uint32_t n = (uint32_t)b->n;
+	const size_t dim = (size_t)hp->dim, q_dim = (size_t)hp->n_head * (size_t)hp->head_dim,
+		     kv_dim = (size_t)hp->n_head_kv * (size_t)hp->head_dim,
+		     ffn = (size_t)hp->ffn_dim;
+	const uint32_t gqa = (uint32_t)(hp->n_head / hp->n_head_kv);
+	const uint32_t B = (uint32_t)kv->c.block_size;
+	const float scale = 1.0f / sqrtf((float)hp->head_dim);
+	const void **kblk = m->blk + ith * f->blk_per_thread;
+	const void **vblk = kblk + f->blk_per_thread / 2;
+	uint32_t t0, t1;
+
+	aw_pool_split(n, 1, ith, nth, &t0, &t1);
+
+	/* token embeddings: dequantize one row per token */
+	for (uint32_t t = t0; t < t1; t++)
+		aw_kern_mat_row(&m->tok_embd, (uint32_t)b->token[t], m->x + t * dim);
+
+	for (int32_t l = 0; l < hp->n_layer; l++) {
+		const struct layer *L = &m->layers[l];
+
+		/* attention norm, and the activations quantized once for Q, K, V */
+		for (uint32_t t = t0; t < t1; t++)
+			k->rmsnorm(m->xb + t * dim, m->x + t * dim, L->attn_norm, dim, hp->rms_eps);
+		if (L->q_attn)
+			quant_rows(k, m->xb, m->xq, dim, t0, t1);
+		barrier(f, nth);
+
+		/* Q, K, V: each weight read once for the whole batch */
+		struct aw_kern_in in = {n, (uint32_t)dim, m->xb, m->xq};
+		mm(k, &L->wq, &in, m->q, q_dim, ith, nth);
+		mm(k, &L->wk, &in, m->kk, kv_dim, ith, nth);
+		mm(k, &L->wv, &in, m->vv, kv_dim, ith, nth);
+		barrier(f, nth);
+
+		/* RoPE on Q and K at each token's position; K and V into the cache */
+		if (t1 > t0) {
+			k->rope(m->q + t0 * q_dim, q_dim, t1 - t0, b->pos + t0,
+				(uint32_t)hp->n_head, &m->rope);
+			k->rope(m->kk + t0 * kv_dim, kv_dim, t1 - t0, b->pos + t0,
+				(uint32_t)hp->n_head_kv, &m->rope);
+		}
+		for (uint32_t t = t0; t < t1; t++) {
+			memcpy(aw_kv_k(kv, l, b->seq[t], b->pos[t]), m->kk + t * kv_dim,
+			       kv_dim * sizeof(float));
+			memcpy(aw_kv_v(kv, l, b->seq[t], b->pos[t]), m->vv + t * kv_dim,
+			       kv_dim * sizeof(float));
+		}
+		barrier(f, nth);
+
+		/* attention of each token over its own sequence, positions 0..pos
+		 * (causal); one item per (token, KV head) */
+		uint32_t i0, i1, cur_t = UINT32_MAX;
+		aw_pool_split(n * (uint32_t)hp->n_head_kv, 1, ith, nth, &i0, &i1);
+		for (uint32_t it = i0; it < i1; it++) {
+			const uint32_t t = it / (uint32_t)hp->n_head_kv,
+				       h = it % (uint32_t)hp->n_head_kv;
+			const uint32_t n_kv = (uint32_t)b->pos[t] + 1;
+
+			if (t != cur_t) {
+				const uint32_t nb = (n_kv + B - 1) / B;
+				for (uint32_t j = 0; j < nb; j++) {
+					int32_t blk = aw_kv_block(kv, b->seq[t], (int32_t)(j * B));
+					kblk[j] = aw_kv_block_k(kv, blk, l);
+					vblk[j] = aw_kv_block_v(kv, blk, l);
+				}
+				cur_t = t;
+			}
+			const struct aw_kern_kv K = {kblk, B, AW_TYPE_F32, kv_dim * sizeof(float),
+						     h * (size_t)hp->head_dim * sizeof(float)};
+			const struct aw_kern_kv V = {vblk, B, AW_TYPE_F32, kv_dim * sizeof(float),
+						     h * (size_t)hp->head_dim * sizeof(float)};
+			const size_t off = t * q_dim + (size_t)h * gqa * (size_t)hp->head_dim;
+			k->attn(m->xb2 + off, (size_t)hp->head_dim, m->q + off,
+				(size_t)hp->head_dim, gqa, &K, &V, n_kv, (uint32_t)hp->head_dim,
+				scale);
+		}
+		barrier(f, nth);
+
+		/* output projection */
+		if (L->q_wo) {
+			quant_rows(k, m->xb2, m->xq, q_dim, t0, t1);
+			barrier(f, nth);
+		}
+		in = (struct aw_kern_in){n, (uint32_t)q_dim, m->xb2, m->xq};
+		mm(k, &L->wo, &in, m->xb, dim, ith, nth);
+		barrier(f, nth);
+
+		/* residual, FFN norm */
+		for (uint32_t t = t0; t < t1; t++) {
+			k->add(m->x + t * dim, m->x + t * dim, m->xb + t * dim, dim);
+			k->rmsnorm(m->xb + t * dim, m->x + t * dim, L->ffn_norm, dim, hp->rms_eps);
+		}
+		if (L->q_ffn)
+			quant_rows(k, m->xb, m->xq, dim, t0, t1);
+		barrier(f, nth);
+
+		/* SwiGLU: down(silu(gate x) * up x) */
+		in = (struct aw_kern_in){n, (uint32_t)dim, m->xb, m->xq};
+		mm(k, &L->gate, &in, m->hb, ffn, ith, nth);
+		mm(k, &L->up, &in, m->hb2, ffn, ith, nth);
+		barrier(f, nth);
+		for (uint32_t t = t0; t < t1; t++)
+			k->silu_mul(m->hb + t * ffn, m->hb + t * ffn, m->hb2 + t * ffn, ffn);
+		if (L->q_down)
+			quant_rows(k, m->hb, m->xq, ffn, t0, t1);
+		barrier(f, nth);
+		in = (struct aw_kern_in){n, (uint32_t)ffn, m->hb, m->xq};
+		mm(k, &L->down, &in, m->xb, dim, ith, nth);
+		barrier(f, nth);
+
+		/* residual (the next layer's norm reads the same tokens: no barrier) */
+		for (uint32_t t = t0; t < t1; t++)
+			k->add(m->x + t * dim, m->x + t * dim, m->xb + t * dim, dim);
+	}
+	barrier(f, nth);
+
+	/* final norm of the tokens that want logits, then the output projection */
+	uint32_t o0, o1;
+	aw_pool_split((uint32_t)f->n_out, 1, ith, nth, &o0, &o1);
+	for (uint32_t o = o0; o < o1; o++)
+		k->rmsnorm(m->xb + o * dim, m->x + (size_t)m->out_rows[o] * dim, m->out_norm, dim,
+			   hp->rms_eps);
+	if (m->q_out)
+		quant_rows(k, m->xb, m->xq, dim, o0, o1);
+	barrier(f, nth);
+	struct aw_kern_in in = {(uint32_t)f->n_out, (uint32_t)dim, m->xb, m->xq};
+	mm(k, &m->output, &in, f->logits, (size_t)hp->n_vocab, ith, nth);
+}
+
+static void forward_one(void *ctx, unsigned ith, unsigned nth)
+{
+	forward_thread(ctx, ith, nth);
+}
+
+int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+		     struct aw_pool *pool, float *logits)
+{
+	const unsigned nth = pool ? aw_pool_size(pool) : 1;
+	int32_t n_out = 0;
+	int r;
+
+	if (!b || b->n <= 0 || b->n > m->max_batch || !b->token || !b->pos || !b->seq)
+		return -EINVAL;
+	if (kv->c.n_layer != m->hp.n_layer || kv->c.kv_dim != aw_model_kv_dim(m))
+		return -EINVAL;
+
+	/* one-time sizing for this cache's shape (not per step) */
+	const size_t per_thread = 2 * (size_t)kv->max_blocks_per_seq;
+	if (m->blk_cap < per_thread * nth) {
+		const void **nb = realloc(m->blk, per_thread * nth * sizeof(void *));
+		if (!nb)
+			return -ENOMEM;
+		m->blk = nb;
+		m->blk_cap = per_thread * nth;
+	}
+	if (m->seq_cap < kv->c.max_seqs) {
+		int32_t *ns = realloc(m->seq_next, (size_t)kv->c.max_seqs * sizeof(int32_t));
+		if (!ns)
+			return -ENOMEM;
+		m->seq_next = ns;
+		m->seq_cap = kv->c.max_seqs;
+	}
+
+	/* validate: ids in range, each sequence continues where its cache ends */
+	for (int32_t i = 0; i < b->n; i++) {
+		if (b->token[i] < 0 || b->token[i] >= m->hp.n_vocab || b->seq[i] < 0 ||
+		    b->seq[i] >= kv->c.max_seqs)
+			return -EINVAL;
+		m->seq_next[b->seq[i]] = aw_kv_seq_len(kv, b->seq[i]);
+	}
+	for (int32_t i = 0; i < b->n; i++) {
+		if (b->pos[i] != m->seq_next[b->seq[i]])
+			return -EINVAL;
+		if (b->pos[i] >= kv->c.max_seq_len)
+			return -ERANGE;
+		m->seq_next[b->seq[i]]++;
+		if (b->logits ? b->logits[i] != 0 : i == b->n - 1)
+			m->out_rows[n_out++] = i;
+	}
+	/* reserve each sequence's blocks once (the first token of it) */
+	for (int32_t i = 0; i < b->n; i++) {
+		const int32_t s = b->seq[i];
+		if (b->pos[i] == aw_kv_seq_len(kv, s) &&
+		    (r = aw_kv_seq_reserve(kv, s, m->seq_next[s])) < 0)
+			return r;
+	}
+
+	struct fwd f = {m, kv, b, pool, n_out, logits, per_thread};
+	if (nth > 1)
+		aw_pool_run(pool, forward_one, &f);
+	else
+		forward_thread(&f, 0, 1);
+
+	for (int32_t i = 0; i < b->n; i++)
+		aw_kv_seq_set_len(kv, b->seq[i], m->seq_next[b->seq[i]]);
+	return n_out;
+}

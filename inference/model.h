@@ -1,0 +1,147 @@
+/* model.h — the llama forward pass over a batch of tokens.
+ *
+ * A model is loaded from an open GGUF file (inference/gguf.h) plus a pointer
+ * to its tensor-data region, so that whoever holds the bytes decides where
+ * they live: the file mapping (aw_gguf_data()), or the io_uring loader's
+ * hugepage buffer (inference/loader.h). Loading checks everything before
+ * the first forward pass: the architecture ("llama"; others are refused by
+ * name), the hyper-parameters, every required tensor's presence, shape and
+ * type, and that its bytes lie inside the region.
+ *
+ *   metadata (llama.*)                      default
+ *   general.architecture                    must be "llama"
+ *   llama.embedding_length        dim       required
+ *   llama.block_count             n_layer   required
+ *   llama.feed_forward_length     ffn_dim   required
+ *   llama.attention.head_count    n_head    required
+ *   llama.attention.head_count_kv n_head_kv n_head
+ *   llama.attention.layer_norm_rms_epsilon  1e-5
+ *   llama.rope.freq_base                    10000
+ *   llama.rope.dimension_count    n_rot     head_dim (= dim / n_head)
+ *   llama.context_length          n_ctx     2048
+ *   llama.vocab_size              n_vocab   token_embd's rows
+ *
+ *   tensor (ggml order: ne[0] contiguous)   shape
+ *   token_embd.weight                       [dim, n_vocab]
+ *   output_norm.weight                      [dim]
+ *   output.weight                           [dim, n_vocab]; absent: tied to token_embd
+ *   rope_freqs.weight (optional)            [n_rot/2] frequency divisors (Llama 3)
+ *   blk.N.attn_norm.weight                  [dim]
+ *   blk.N.attn_q.weight                     [dim, n_head*head_dim]
+ *   blk.N.attn_k.weight, attn_v.weight      [dim, n_head_kv*head_dim]
+ *   blk.N.attn_output.weight                [n_head*head_dim, dim]
+ *   blk.N.ffn_norm.weight                   [dim]
+ *   blk.N.ffn_gate.weight, ffn_up.weight    [dim, ffn_dim]
+ *   blk.N.ffn_down.weight                   [ffn_dim, dim]
+ *
+ * Matrices may be F32, F16, BF16, Q8_0 or Q4_0, mixed freely; vectors (norms,
+ * rope factors) any of the same, converted to floats at load.
+ *
+ * The forward pass takes a batch: n tokens, each with its sequence and
+ * position, any mix of prefill chunks and single decode tokens of several
+ * sequences, and writes logits only for the tokens that ask. Every matrix is
+ * read once per batch for all its tokens. The work of one forward pass runs
+ * on a thread pool (inference/pool.h) in one aw_pool_run() with spin barriers
+ * between the steps; each matrix product is split by output rows; nothing is
+ * allocated: scratch is sized at load for max_batch tokens. All arithmetic
+ * goes through the kernel table (inference/kern.h) chosen at load.
+ */
+#ifndef AW_MODEL_H
+#define AW_MODEL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "err.h"
+
+struct aw_gguf;
+struct aw_kern;
+struct aw_kv;
+struct aw_pool;
+
+/* Hyper-parameters, as read from the metadata. */
+struct aw_model_hparams {
+	int32_t n_vocab;   /* tokens */
+	int32_t dim;	   /* embedding width */
+	int32_t n_layer;   /* transformer blocks */
+	int32_t n_head;	   /* query heads */
+	int32_t n_head_kv; /* key/value heads (grouped-query attention) */
+	int32_t head_dim;  /* dim / n_head */
+	int32_t ffn_dim;   /* hidden width of the SwiGLU feed-forward */
+	int32_t n_rot;	   /* leading values of a head that RoPE turns */
+	int32_t n_ctx;	   /* training context length */
+	float rms_eps;	   /* RMSNorm epsilon */
+	float rope_base;   /* RoPE theta base */
+	int tied;	   /* 1 when output.weight is absent and token_embd serves */
+	int rope_factors;  /* 1 when rope_freqs.weight is present */
+};
+
+struct aw_model_params {
+	const struct aw_kern *kern; /* kernel table; NULL: aw_kern_select(NULL) */
+	int32_t max_batch;	    /* most tokens per forward pass; 0: 512 */
+	int repack;		    /* 1: repack Q8_0/Q4_0 matrices into the kernels'
+				     * interleaved layout at load (uses memory of the
+				     * same size); 0: read them in place */
+};
+
+/* A batch for aw_model_forward(). Tokens of one sequence appear in position
+ * order, and the first of them continues the sequence: its position equals
+ * the number of positions the KV cache holds for it (drop positions with
+ * aw_kv_seq_drop() to rewrite them). */
+struct aw_batch {
+	int32_t n;	      /* tokens, 1..max_batch */
+	const int32_t *token; /* (n) token ids */
+	const int32_t *pos;   /* (n) positions */
+	const int32_t *seq;   /* (n) sequence ids (KV cache sequences) */
+	const int8_t *logits; /* (n) nonzero: produce this token's logits; NULL: only
+				* the last token's */
+};
+
+struct aw_model;
+
+/* Build a model from the parsed file 'g' whose tensor-data region is 'data'
+ * ('size' bytes; it must outlive the model). Returns 0 and sets *ret_m (free
+ * with aw_model_free()), or -EINVAL with 'err' naming the problem (wrong
+ * architecture, a missing or malformed key, a missing tensor, a wrong shape,
+ * an unsupported type, data outside the region), -ENOMEM, or -ENODEV when no
+ * kernel table is available. */
+int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
+		  const struct aw_model_params *p, struct aw_model **ret_m, struct aw_err *err);
+
+/* Release 'm' (NULL is fine). */
+void aw_model_free(struct aw_model *m);
+
+/* The hyper-parameters. */
+const struct aw_model_hparams *aw_model_hparams(const struct aw_model *m);
+
+/* The kernel table the model calls. */
+const struct aw_kern *aw_model_kern(const struct aw_model *m);
+
+/* Most tokens per batch. */
+int32_t aw_model_max_batch(const struct aw_model *m);
+
+/* Bytes of all tensors the model uses as stored in the file. */
+uint64_t aw_model_weight_bytes(const struct aw_model *m);
+
+/* Bytes one decode step of one token reads from the weights: every matrix
+ * and vector, plus one row of token_embd (all of it when tied, since the
+ * output projection reads it). */
+uint64_t aw_model_decode_bytes(const struct aw_model *m);
+
+/* Bytes of repacked weights the model owns (0 without repacking). */
+uint64_t aw_model_owned_bytes(const struct aw_model *m);
+
+/* Floats per K (or V) row of the KV cache: n_head_kv * head_dim. */
+int32_t aw_model_kv_dim(const struct aw_model *m);
+
+/* Run the batch: write K/V rows for every token into 'kv' (reserving blocks
+ * as needed), and the logits of the tokens that ask into 'logits' ((n_out,
+ * n_vocab) floats, in batch order). 'pool' may be NULL (one thread). Returns
+ * n_out, or -EINVAL (a token id, sequence id or position out of order, n out
+ * of range), -ERANGE (a position beyond the cache's context) or -ENOSPC (KV
+ * pool exhausted); nothing is computed on error, although blocks reserved
+ * for earlier sequences of the batch stay reserved. */
+int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+		     struct aw_pool *pool, float *logits);
+
+#endif
