@@ -31,6 +31,10 @@
 
 enum { DP_RUN = 0, DP_STOP_RX = 1, DP_QUIT = 2 };
 
+#ifndef AW_PROTO_F_CONTROL /* docs/PROTOCOL.md: a reply outside the sequenced stream */
+#define AW_PROTO_F_CONTROL 0x0004u
+#endif
+
 /* Reply metadata in each reply mbuf's private area. */
 struct txmeta {
 	struct aw_dp_flow flow;
@@ -182,8 +186,8 @@ static void packetize(struct aw_dp_lcore *lc, struct rte_mbuf *m, const struct a
 
 /* Build reply datagram (header from 'flow') in a fresh mbuf. */
 static struct rte_mbuf *reply_mbuf(struct rte_mempool *pool, const struct aw_dp *dp,
-				   const struct aw_dp_flow *flow, uint8_t type, uint32_t seq,
-				   const void *payload, size_t len)
+				   const struct aw_dp_flow *flow, uint8_t type, uint16_t flags,
+				   uint32_t seq, const void *payload, size_t len)
 {
 	struct aw_proto_hdr h = {0};
 	struct rte_mbuf *m;
@@ -200,6 +204,7 @@ static struct rte_mbuf *reply_mbuf(struct rte_mempool *pool, const struct aw_dp 
 		return NULL;
 	}
 	h.type = type;
+	h.flags = flags;
 	h.server_id = dp->p.server_id;
 	h.request_id = flow->request_id;
 	h.session_id = flow->session_id;
@@ -213,7 +218,7 @@ static void lc_send(struct aw_dp_lcore *lc, const struct aw_dp_flow *flow, uint8
 		    uint32_t seq, const void *payload, size_t len, int store, int terminal,
 		    uint64_t now)
 {
-	struct rte_mbuf *m = reply_mbuf(lc->pool, lc->dp, flow, type, seq, payload, len);
+	struct rte_mbuf *m = reply_mbuf(lc->pool, lc->dp, flow, type, 0, seq, payload, len);
 
 	if (unlikely(!m)) {
 		CTR_INC(lc, AW_DP_NO_MBUF);
@@ -230,6 +235,25 @@ static void lc_error(struct aw_dp_lcore *lc, const struct aw_dp_flow *flow, uint
 
 	if (n >= 0)
 		lc_send(lc, flow, AW_PROTO_ERROR, 0, body, (size_t)n, store, 1, now);
+}
+
+/* ERROR answering a CANCEL/RESUME: outside the request's stream. */
+static void lc_control_error(struct aw_dp_lcore *lc, const struct aw_dp_flow *flow, uint16_t code,
+			     const char *msg, uint64_t now)
+{
+	uint8_t body[AW_PROTO_ERROR_HDR_LEN + AW_PROTO_ERROR_MAX_MSG];
+	int n = aw_proto_error_build(body, sizeof(body), code, 0, msg);
+	struct rte_mbuf *m;
+
+	if (n < 0)
+		return;
+	m = reply_mbuf(lc->pool, lc->dp, flow, AW_PROTO_ERROR, AW_PROTO_F_CONTROL, 0, body,
+		       (size_t)n);
+	if (unlikely(!m)) {
+		CTR_INC(lc, AW_DP_NO_MBUF);
+		return;
+	}
+	packetize(lc, m, flow, 0, 1, 0, now);
 }
 
 /* Send 'len' bytes as DATA chunks then END (unstored; PING and STATS). */
@@ -273,8 +297,8 @@ static void resend(struct aw_dp_lcore *lc, const struct aw_dp_flow *flow, uint32
 	st = aw_proto_rtx_state(lc->rtx, &peer, flow->request_id, &first, &next);
 	if (st < 0 || from < first) {
 		CTR_INC(lc, AW_DP_REFUSED);
-		lc_error(lc, flow, AW_PROTO_ERR_UNKNOWN_REQUEST, 0,
-			 st < 0 ? "request not held" : "datagrams no longer held", 0, now);
+		lc_control_error(lc, flow, AW_PROTO_ERR_UNKNOWN_REQUEST,
+				 st < 0 ? "request not held" : "datagrams no longer held", now);
 		return;
 	}
 	for (uint32_t s = from; s < next; s++) {
@@ -486,8 +510,8 @@ static void udp_input(struct aw_dp_lcore *lc, unsigned pi, struct rte_mbuf *m,
 		CTR_INC(lc, AW_DP_REQ_CANCEL);
 		rc = aw_proto_rtx_state(lc->rtx, &peer, h.request_id, &first, &next);
 		if (rc < 0) {
-			lc_error(lc, &flow, AW_PROTO_ERR_UNKNOWN_REQUEST, 0, "request not held", 0,
-				 now);
+			lc_control_error(lc, &flow, AW_PROTO_ERR_UNKNOWN_REQUEST,
+					 "request not held", now);
 		} else if (rc == AW_PROTO_RTX_FINISHED) {
 			if (next > first)
 				resend(lc, &flow, next - 1, now); /* its terminal again */
@@ -666,7 +690,7 @@ int aw_dp_reply(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, u
 	if (len > dp->max_payload[flow->port_idx])
 		return -EMSGSIZE;
 	/* the pool may be briefly empty under load: wait for the TX side */
-	while (!(m = reply_mbuf(lc->pool, dp, flow, type, seq, payload, len))) {
+	while (!(m = reply_mbuf(lc->pool, dp, flow, type, 0, seq, payload, len))) {
 		if (dp_state(dp) == DP_QUIT)
 			return -ESHUTDOWN;
 		rte_pause();
@@ -779,6 +803,17 @@ static int port_init(struct aw_dp *dp, unsigned pi)
 		}
 	}
 	rte_eth_macaddr_get(port, &mac);
+	if (rte_is_zero_ether_addr(&mac)) {
+		/* some vdevs (net_ring) have none: pick a locally administered one */
+		rte_eth_random_addr(mac.addr_bytes);
+		rc = rte_eth_dev_default_mac_addr_set(port, &mac);
+		if (rc < 0)
+			aw_log(AW_LOG_WARNING, "port",
+			       "port %u: no MAC and rte_eth_dev_default_mac_addr_set: err=%d; "
+			       "using "
+			       "a random one in software",
+			       port, rc);
+	}
 	memcpy(dp->mac[pi], mac.addr_bytes, 6);
 	rc = rte_eth_dev_start(port);
 	if (rc < 0) {
