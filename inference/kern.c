@@ -28,15 +28,17 @@ static int have_avx2(void)
 }
 
 #endif
-#if defined(AW_KERN_HAVE_AVX512)
+#if defined(AW_KERN_HAVE_AVX512) || defined(AW_KERN_HAVE_AVX512VNNI)
 static int have_avx512(void)
 {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
 	       __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") &&
-	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+	       __builtin_cpu_supports("avx512dq");
 }
-
+#endif
+#if defined(AW_KERN_HAVE_AVX512VNNI)
 static int have_avx512vnni(void)
 {
 	return have_avx512() && __builtin_cpu_supports("avx512vnni");
@@ -49,8 +51,10 @@ static int have_any(void)
 }
 
 static const struct variant variants[] = {
-#if defined(AW_KERN_HAVE_AVX512)
+#if defined(AW_KERN_HAVE_AVX512VNNI)
 	{&aw_kern_avx512vnni, have_avx512vnni},
+#endif
+#if defined(AW_KERN_HAVE_AVX512)
 	{&aw_kern_avx512, have_avx512},
 #endif
 #if defined(AW_KERN_HAVE_AVX2)

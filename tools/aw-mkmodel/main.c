@@ -496,9 +496,15 @@ static int vocab_add(struct vocab *v, const char *piece, float score, int32_t ty
 #define SPACE "\xe2\x96\x81" /* U+2581, SentencePiece's word boundary */
 
 /* Fill v->cap pieces: <unk> <s> </s>, the 256 byte tokens, then normal
- * pieces in a fixed order (whole words, single characters, then n-grams of
- * lowercase letters with and without the boundary mark), each scored below
- * the previous one. Deterministic and duplicate-free. */
+ * pieces in a fixed order, each scored below the previous one:
+ *   1. the word-boundary mark and single characters (so text never needs
+ *      the byte fallback for ASCII letters, digits and punctuation),
+ *   2. for each common word, every prefix of its word-initial form
+ *      ("\u2581t", "\u2581th", "\u2581the"): a chain of pairwise merges, so a
+ *      SentencePiece merger really reaches the whole word,
+ *   3. word-initial single characters and the words without the mark,
+ *   4. n-grams of lowercase letters (n = 2, 3, 4), plain and word-initial.
+ * Deterministic and duplicate-free (later duplicates are skipped). */
 static int vocab_build(struct vocab *v)
 {
 	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -515,13 +521,17 @@ static int vocab_build(struct vocab *v)
 		r |= vocab_add(v, buf, 0.0f, 6);
 	}
 	r |= vocab_add(v, SPACE, sc -= 1.0f, 1);
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		snprintf(buf, sizeof(buf), SPACE "%s", words[i]);
-		r |= vocab_add(v, buf, sc -= 1.0f, 1);
-	}
 	for (size_t i = 0; chars[i]; i++) {
 		snprintf(buf, sizeof(buf), "%c", chars[i]);
 		r |= vocab_add(v, buf, sc -= 1.0f, 1);
+	}
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t n = strlen(words[i]);
+
+		for (size_t k = 1; k <= n; k++) {
+			snprintf(buf, sizeof(buf), SPACE "%.*s", (int)k, words[i]);
+			r |= vocab_add(v, buf, sc -= 1.0f, 1);
+		}
 	}
 	for (size_t i = 0; chars[i]; i++) {
 		snprintf(buf, sizeof(buf), SPACE "%c", chars[i]);
@@ -529,7 +539,6 @@ static int vocab_build(struct vocab *v)
 	}
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		r |= vocab_add(v, words[i], sc -= 1.0f, 1);
-	/* n-grams of lowercase letters, n = 2, 3, 4: plain and word-initial */
 	for (int n = 2; n <= 4 && v->n < v->cap && r == 0; n++) {
 		uint32_t total = 1;
 

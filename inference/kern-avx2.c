@@ -1,0 +1,569 @@
+/* kern-avx2.c — AVX2 + FMA + F16C kernels (table "avx2"), same math as
+ * kern-ref.c. There is no vpdpbusd here: integer dot products are
+ * vpmaddubsw (u8 × s8 pairs to int16, saturating) then vpmaddwd by ones (to
+ * int32). To stay below the int16 saturation, Q8_0 weights are used signed
+ * with their sign moved onto the activations (|w| * sign(x, w): at most
+ * 128 * 127 * 2 = 32512 per pair), and Q4_0 nibbles (0..15) multiply the
+ * activations directly with the -8 offset folded into the accumulator's
+ * start (X16) or subtracted from the weights (GGUF rows).
+ *
+ * The X16 tile is one group of 16 rows (two ymm of 8 rows) × 2 tokens:
+ * 4 int32 and 4 float accumulators, within AVX2's 16 registers. Vector loops
+ * end in scalar tails that share their index.
+ */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kern-int.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* exp(x) as in kern-avx512.c, but 2^n is built in the exponent bits, so x is
+ * clamped to [-87, 88]: results below e^-87 (1.6e-38) come out as e^-87 and
+ * above e^88 as e^88 — absolute errors below 1.7e-38 near zero, which the
+ * callers' sums and quotients make irrelevant. */
+INLINE __m256 exp256(__m256 x)
+{
+	x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+	x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+	const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+					 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.0f / 5040);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+	const __m256i e = _mm256_slli_epi32(
+		_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+INLINE float hsum256(__m256 v)
+{
+	const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+
+	return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+}
+
+INLINE float hmax256(__m256 v)
+{
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+INLINE int32_t load_i32(const void *p)
+{
+	int32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* acc += sum of 4 products u8(w) * s8(x) per lane (pairs must not saturate) */
+INLINE __m256i dot4(__m256i acc, __m256i w, __m256i x)
+{
+	return _mm256_add_epi32(
+		acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
+}
+
+/* ---- activation quantization ------------------------------------------------ */
+
+static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
+{
+	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+
+	for (size_t b = 0; b < n / AW_KERN_QK; b++) {
+		__m256 v[4], a;
+
+		for (int j = 0; j < 4; j++)
+			v[j] = _mm256_loadu_ps(x + 32 * b + 8 * j);
+		a = _mm256_max_ps(
+			_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
+			_mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
+		const float amax = hmax256(a);
+		const float d = amax / 127.0f;
+		const float id = d != 0.0f ? 1.0f / d : 0.0f;
+		const __m256 vid = _mm256_set1_ps(id);
+		__m256i q[4];
+
+		for (int j = 0; j < 4; j++)
+			q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid)); /* nearest even */
+		const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
+						   _mm256_add_epi32(q[2], q[3]));
+		__m128i s4 =
+			_mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+
+		s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+		s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+		/* pack 32 int32 -> 32 int8; packs interleave 128-bit lanes, permute back */
+		const __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+		const __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+		__m256i p = _mm256_packs_epi16(p01, p23);
+
+		p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+		y[b].d = d;
+		y[b].sum = _mm_cvtsi128_si32(s4);
+		_mm256_storeu_si256((__m256i *)y[b].qs, p);
+	}
+}
+
+/* ---- matmul: X16 layout -------------------------------------------------------- */
+
+/* One group of 16 rows × T tokens (1 or 2); writes rows [lo, hi). */
+INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
+		     uint32_t g, uint32_t t0, const int T, const int q4, uint32_t lo, uint32_t hi)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	const size_t qb = q4 ? 256 : 512;
+	const uint8_t *gq = (const uint8_t *)w->data + g * aw_kern_x16_group_bytes(w->type, nb);
+	const struct aw_block_q8a *xr[2];
+	__m256 facc[2][2];
+
+	for (int t = 0; t < T; t++) {
+		xr[t] = in->xq + (size_t)(t0 + t) * nb;
+		facc[0][t] = facc[1][t] = _mm256_setzero_ps();
+	}
+	for (uint32_t b = 0; b < nb; b++) {
+		__m256i iacc[2][2];
+		const uint8_t *q = gq + b * qb;
+
+		for (int t = 0; t < T; t++)
+			iacc[0][t] = iacc[1][t] = _mm256_set1_epi32(q4 ? -8 * xr[t][b].sum : 0);
+		if (q4) {
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				for (int h = 0; h < 2; h++) {
+					const __m256i raw = _mm256_loadu_si256(
+						(const __m256i *)(q + 64 * v + 32 * h));
+					const __m256i wl =
+						_mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
+					const __m256i wh = _mm256_and_si256(
+						_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(0x0f));
+
+					for (int t = 0; t < T; t++) {
+						iacc[h][t] = dot4(iacc[h][t], wl,
+								  _mm256_set1_epi32(load_i32(
+									  xr[t][b].qs + 4 * v)));
+						iacc[h][t] =
+							dot4(iacc[h][t], wh,
+							     _mm256_set1_epi32(load_i32(
+								     xr[t][b].qs + 16 + 4 * v)));
+					}
+				}
+			}
+		} else {
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++) {
+				for (int h = 0; h < 2; h++) {
+					const __m256i ws = _mm256_xor_si256(
+						_mm256_loadu_si256(
+							(const __m256i *)(q + 64 * k + 32 * h)),
+						_mm256_set1_epi8((char)0x80));
+					const __m256i wa = _mm256_abs_epi8(ws);
+
+					for (int t = 0; t < T; t++) {
+						const __m256i xv = _mm256_set1_epi32(
+							load_i32(xr[t][b].qs + 4 * k));
+
+						iacc[h][t] = dot4(iacc[h][t], wa,
+								  _mm256_sign_epi8(xv, ws));
+					}
+				}
+			}
+		}
+		const __m128i dh = _mm_loadu_si128((const __m128i *)(gq + nb * qb + 32 * b));
+		const __m128i dh2 = _mm_loadu_si128((const __m128i *)(gq + nb * qb + 32 * b + 16));
+		const __m256 dw[2] = {_mm256_cvtph_ps(dh), _mm256_cvtph_ps(dh2)};
+
+		for (int h = 0; h < 2; h++)
+			for (int t = 0; t < T; t++)
+				facc[h][t] = _mm256_fmadd_ps(
+					_mm256_cvtepi32_ps(iacc[h][t]),
+					_mm256_mul_ps(dw[h], _mm256_set1_ps(xr[t][b].d)),
+					facc[h][t]);
+	}
+	for (int t = 0; t < T; t++) {
+		float out[16];
+
+		_mm256_storeu_ps(out, facc[0][t]);
+		_mm256_storeu_ps(out + 8, facc[1][t]);
+		for (uint32_t r = g * 16 > lo ? g * 16 : lo; r < hi && r < g * 16 + 16; r++)
+			y[(size_t)(t0 + t) * ldy + r] = out[r - g * 16];
+	}
+}
+
+static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+		       size_t ldy, uint32_t r0, uint32_t r1)
+{
+	const int q4 = w->type == AW_TYPE_Q4_0;
+
+	for (uint32_t g = r0 / 16; g * 16 < r1; g++) {
+		uint32_t t = 0;
+
+		for (; t + 2 <= in->n_tok; t += 2) {
+			if (q4)
+				x16_tile(w, in, y, ldy, g, t, 2, 1, r0, r1);
+			else
+				x16_tile(w, in, y, ldy, g, t, 2, 0, r0, r1);
+		}
+		if (t < in->n_tok) {
+			if (q4)
+				x16_tile(w, in, y, ldy, g, t, 1, 1, r0, r1);
+			else
+				x16_tile(w, in, y, ldy, g, t, 1, 0, r0, r1);
+		}
+	}
+}
+
+/* ---- matmul: GGUF rows ------------------------------------------------------------ */
+
+/* One row × T tokens (1..4); signed weights, sign moved onto the activations
+ * (see kern-avx512.c for why no offset lane is used here). */
+INLINE void rows_q_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			size_t ldy, uint32_t r, uint32_t t0, const int T, const int q4)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m256 facc[4];
+
+	for (int t = 0; t < T; t++)
+		facc[t] = _mm256_setzero_ps();
+	for (uint32_t b = 0; b < nb; b++) {
+		float dw;
+		__m256i wv;
+
+		if (q4) {
+			const struct aw_block_q4_0 *blk = (const struct aw_block_q4_0 *)row + b;
+			const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs);
+			const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
+			const __m128i hi =
+				_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f));
+
+			dw = _cvtsh_ss(blk->d);
+			wv = _mm256_sub_epi8(
+				_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1),
+				_mm256_set1_epi8(8));
+		} else {
+			const struct aw_block_q8_0 *blk = (const struct aw_block_q8_0 *)row + b;
+
+			dw = _cvtsh_ss(blk->d);
+			wv = _mm256_loadu_si256((const __m256i *)blk->qs);
+		}
+		const __m256i wabs = _mm256_abs_epi8(wv);
+
+		for (int t = 0; t < T; t++) {
+			const struct aw_block_q8a *xb = in->xq + (size_t)(t0 + t) * nb + b;
+			const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+			const __m256i acc =
+				dot4(_mm256_setzero_si256(), wabs, _mm256_sign_epi8(xv, wv));
+
+			facc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc),
+						  _mm256_set1_ps(dw * xb->d), facc[t]);
+		}
+	}
+	for (int t = 0; t < T; t++)
+		y[(size_t)(t0 + t) * ldy + r] = hsum256(facc[t]);
+}
+
+INLINE __m256 load_wf(uint32_t type, const void *row, uint32_t i)
+{
+	switch (type) {
+	case AW_TYPE_F16:
+		return _mm256_cvtph_ps(
+			_mm_loadu_si128((const __m128i *)((const aw_fp16 *)row + i)));
+	case AW_TYPE_BF16:
+		return _mm256_castsi256_ps(
+			_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
+						  (const __m128i *)((const aw_bf16 *)row + i))),
+					  16));
+	default:
+		return _mm256_loadu_ps((const float *)row + i);
+	}
+}
+
+INLINE float wf_scalar(uint32_t type, const void *row, uint32_t i)
+{
+	switch (type) {
+	case AW_TYPE_F16:
+		return _cvtsh_ss(((const aw_fp16 *)row)[i]);
+	case AW_TYPE_BF16:
+		return aw_bf16_to_f32(((const aw_bf16 *)row)[i]);
+	default:
+		return ((const float *)row)[i];
+	}
+}
+
+INLINE void rows_f_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			size_t ldy, uint32_t r, uint32_t t0, const int T, const uint32_t type)
+{
+	const void *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m256 acc[4];
+	uint32_t i = 0;
+
+	for (int t = 0; t < T; t++)
+		acc[t] = _mm256_setzero_ps();
+	for (; i + 8 <= w->cols; i += 8) {
+		const __m256 wv = load_wf(type, row, i);
+
+		for (int t = 0; t < T; t++)
+			acc[t] = _mm256_fmadd_ps(
+				wv, _mm256_loadu_ps(in->x + (size_t)(t0 + t) * in->n_in + i),
+				acc[t]);
+	}
+	for (int t = 0; t < T; t++) {
+		float s = hsum256(acc[t]);
+
+		for (uint32_t j = i; j < w->cols; j++)
+			s += wf_scalar(type, row, j) * in->x[(size_t)(t0 + t) * in->n_in + j];
+		y[(size_t)(t0 + t) * ldy + r] = s;
+	}
+}
+
+#define ROWS_TILES(fn, arg)                                                                        \
+	do {                                                                                       \
+		for (uint32_t r = r0; r < r1; r++) {                                               \
+			uint32_t t = 0;                                                            \
+			for (; t + 4 <= in->n_tok; t += 4)                                         \
+				fn(w, in, y, ldy, r, t, 4, arg);                                   \
+			for (; t < in->n_tok; t++)                                                 \
+				fn(w, in, y, ldy, r, t, 1, arg);                                   \
+		}                                                                                  \
+	} while (0)
+
+static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
+		   uint32_t r0, uint32_t r1)
+{
+	if (w->layout == AW_KERN_LAYOUT_X16) {
+		matmul_x16(w, in, y, ldy, r0, r1);
+		return;
+	}
+	switch (w->type) {
+	case AW_TYPE_Q8_0:
+		ROWS_TILES(rows_q_tile, 0);
+		break;
+	case AW_TYPE_Q4_0:
+		ROWS_TILES(rows_q_tile, 1);
+		break;
+	case AW_TYPE_F16:
+		ROWS_TILES(rows_f_tile, AW_TYPE_F16);
+		break;
+	case AW_TYPE_BF16:
+		ROWS_TILES(rows_f_tile, AW_TYPE_BF16);
+		break;
+	default:
+		ROWS_TILES(rows_f_tile, AW_TYPE_F32);
+		break;
+	}
+}
+
+/* ---- elementwise ------------------------------------------------------------------ */
+
+static void rmsnorm(float *y, const float *x, const float *w, size_t n, float eps)
+{
+	__m256 acc = _mm256_setzero_ps();
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		const __m256 v = _mm256_loadu_ps(x + i);
+
+		acc = _mm256_fmadd_ps(v, v, acc);
+	}
+	float ss = hsum256(acc);
+
+	for (size_t j = i; j < n; j++)
+		ss += x[j] * x[j];
+	const float scale = 1.0f / sqrtf(ss / (float)n + eps);
+	const __m256 vs = _mm256_set1_ps(scale);
+
+	for (i = 0; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs),
+						      _mm256_loadu_ps(w + i)));
+	for (; i < n; i++)
+		y[i] = x[i] * scale * w[i];
+}
+
+static void softmax(float *x, size_t n)
+{
+	__m256 vm = _mm256_set1_ps(-INFINITY), vs = _mm256_setzero_ps();
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+	float m = hmax256(vm);
+
+	for (size_t j = i; j < n; j++)
+		m = fmaxf(m, x[j]);
+	const __m256 mv = _mm256_set1_ps(m);
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+
+		_mm256_storeu_ps(x + i, e);
+		vs = _mm256_add_ps(vs, e);
+	}
+	float sum = hsum256(vs);
+
+	for (; i < n; i++) {
+		x[i] = expf(x[i] - m);
+		sum += x[i];
+	}
+	const float inv = 1.0f / sum;
+	const __m256 iv = _mm256_set1_ps(inv);
+
+	for (i = 0; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv));
+	for (; i < n; i++)
+		x[i] *= inv;
+}
+
+static void silu_mul(float *y, const float *g, const float *u, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		const __m256 gv = _mm256_loadu_ps(g + i);
+		const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+		const __m256 s = _mm256_div_ps(gv, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+
+		_mm256_storeu_ps(y + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+	}
+	for (; i < n; i++)
+		y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void add(float *y, const float *a, const float *b, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i,
+				 _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+	for (; i < n; i++)
+		y[i] = a[i] + b[i];
+}
+
+/* ---- attention ------------------------------------------------------------------------ */
+
+#define ATTN_CHUNK 64
+#define ATTN_MAXQ  16
+#define ATTN_MAXD  256
+
+INLINE __m256 load_kv(uint32_t type, const void *row, uint32_t d)
+{
+	if (type == AW_TYPE_F16)
+		return _mm256_cvtph_ps(
+			_mm_loadu_si128((const __m128i *)((const aw_fp16 *)row + d)));
+	return _mm256_loadu_ps((const float *)row + d);
+}
+
+/* The online softmax of kern-avx512.c, 8 lanes; head_dim a multiple of 8
+ * (other shapes use the reference). */
+static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		 const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		 uint32_t head_dim, float scale)
+{
+	if (n_q > ATTN_MAXQ || head_dim > ATTN_MAXD || head_dim % 8) {
+		aw_kern_ref_attn(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
+		return;
+	}
+	float s[ATTN_MAXQ][ATTN_CHUNK] __attribute__((aligned(32)));
+	float o[ATTN_MAXQ][ATTN_MAXD] __attribute__((aligned(32)));
+	float m[ATTN_MAXQ], l[ATTN_MAXQ];
+	const uint32_t nv = head_dim / 8;
+
+	for (uint32_t h = 0; h < n_q; h++) {
+		m[h] = -INFINITY;
+		l[h] = 0.0f;
+		for (uint32_t d = 0; d < head_dim; d++)
+			o[h][d] = 0.0f;
+	}
+	for (uint32_t c0 = 0; c0 < n_kv; c0 += ATTN_CHUNK) {
+		const uint32_t cn = n_kv - c0 < ATTN_CHUNK ? n_kv - c0 : ATTN_CHUNK;
+
+		for (uint32_t i = 0; i < cn; i++) {
+			const void *kr = aw_kern_kv_row(k, c0 + i);
+
+			for (uint32_t h = 0; h < n_q; h++) {
+				__m256 acc = _mm256_setzero_ps();
+
+				for (uint32_t j = 0; j < nv; j++)
+					acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * ldq + 8 * j),
+							      load_kv(k->type, kr, 8 * j), acc);
+				s[h][i] = hsum256(acc) * scale;
+			}
+		}
+		for (uint32_t h = 0; h < n_q; h++) {
+			float mn = m[h], sum = 0.0f;
+
+			for (uint32_t i = 0; i < cn; i++)
+				mn = fmaxf(mn, s[h][i]);
+			const float alpha = m[h] == -INFINITY ? 0.0f : expf(m[h] - mn);
+			const __m256 mv = _mm256_set1_ps(mn);
+			__m256 vs = _mm256_setzero_ps();
+			uint32_t i = 0;
+
+			for (; i + 8 <= cn; i += 8) {
+				const __m256 e =
+					exp256(_mm256_sub_ps(_mm256_loadu_ps(&s[h][i]), mv));
+
+				_mm256_storeu_ps(&s[h][i], e);
+				vs = _mm256_add_ps(vs, e);
+			}
+			sum = hsum256(vs);
+			for (; i < cn; i++) {
+				s[h][i] = expf(s[h][i] - mn);
+				sum += s[h][i];
+			}
+			l[h] = l[h] * alpha + sum;
+			m[h] = mn;
+			if (alpha != 1.0f)
+				for (uint32_t j = 0; j < nv; j++)
+					_mm256_store_ps(&o[h][8 * j],
+							_mm256_mul_ps(_mm256_load_ps(&o[h][8 * j]),
+								      _mm256_set1_ps(alpha)));
+		}
+		for (uint32_t i = 0; i < cn; i++) {
+			const void *vr = aw_kern_kv_row(v, c0 + i);
+
+			for (uint32_t j = 0; j < nv; j++) {
+				const __m256 vv = load_kv(v->type, vr, 8 * j);
+
+				for (uint32_t h = 0; h < n_q; h++)
+					_mm256_store_ps(
+						&o[h][8 * j],
+						_mm256_fmadd_ps(_mm256_set1_ps(s[h][i]), vv,
+								_mm256_load_ps(&o[h][8 * j])));
+			}
+		}
+	}
+	for (uint32_t h = 0; h < n_q; h++) {
+		const __m256 inv = _mm256_set1_ps(1.0f / l[h]);
+
+		for (uint32_t j = 0; j < nv; j++)
+			_mm256_storeu_ps(out + h * ldo + 8 * j,
+					 _mm256_mul_ps(_mm256_load_ps(&o[h][8 * j]), inv));
+	}
+}
+
+const struct aw_kern aw_kern_avx2 = {
+	.name = "avx2",
+	.quant_q8a = quant_q8a,
+	.matmul = matmul,
+	.rmsnorm = rmsnorm,
+	.rope = aw_kern_ref_rope,
+	.softmax = softmax,
+	.attn = attn,
+	.silu_mul = silu_mul,
+	.add = add,
+};

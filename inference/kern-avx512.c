@@ -1,0 +1,628 @@
+/* kern-avx512.c — AVX-512 (F, BW, VL, DQ) kernels, built twice: with
+ * AW_KERN_VNNI=1 and -mavx512vnni as the table "avx512vnni" (integer dot
+ * products by vpdpbusd), and without as "avx512" (the same dot products by
+ * vpmaddubsw + vpmaddwd, for CPUs without VNNI). Same math as kern-ref.c.
+ *
+ * The batched matmul on X16 weights is the GEMM-shaped kernel: a tile of
+ * 3 groups of 16 rows × up to 4 tokens keeps 12 int32 and 12 float
+ * accumulators in registers; for each 32-element block it loads each weight
+ * vector once for all tokens of the tile and broadcasts 4 activation bytes at
+ * a time against it. Integer sums are exact; the block's scale product is
+ * applied with one fma per (row vector, token).
+ *
+ * The sign of Q8_0: with VNNI the stored unsigned q+128 multiplies the signed
+ * activation and the accumulator starts at -128 * sum(qX). Without VNNI the
+ * pair sums of vpmaddubsw would saturate at 255*127*2, so the weights are
+ * turned back to signed and the sign moved onto the activations
+ * (|w| * sign(x, w) <= 128 * 127 * 2 fits in int16), and no offset is needed.
+ */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kern-int.h"
+
+#if AW_KERN_VNNI
+#define NAME	  "avx512vnni"
+#define TABLE	  aw_kern_avx512vnni
+#define Q8_OFFSET 128
+#else
+#define NAME	  "avx512"
+#define TABLE	  aw_kern_avx512
+#define Q8_OFFSET 0
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* exp(x): x = n ln2 + r, |r| <= ln2/2, e^r by its Taylor polynomial of degree
+ * 7 (truncation < 6e-9 relative), times 2^n by vscalefps, which also gives
+ * 0 and inf outside the float range. A few ulp. */
+INLINE __m512 exp512(__m512 x)
+{
+	x = _mm512_max_ps(x, _mm512_set1_ps(-160.0f));
+	x = _mm512_min_ps(x, _mm512_set1_ps(160.0f));
+	const __m512 n =
+		_mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+				     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+	__m512 p = _mm512_set1_ps(1.0f / 5040);
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+	p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+	return _mm512_scalef_ps(p, n);
+}
+
+INLINE __mmask16 tail_mask(size_t left)
+{
+	return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+INLINE int32_t load_i32(const void *p)
+{
+	int32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* acc += sum of 4 products u8(w) * s8(x) per int32 lane, for weights that
+ * are small enough (Q4_0 nibbles) for vpmaddubsw not to saturate. */
+INLINE __m512i dot4(__m512i acc, __m512i w, __m512i x)
+{
+#if AW_KERN_VNNI
+	return _mm512_dpbusd_epi32(acc, w, x);
+#else
+	const __m512i p = _mm512_maddubs_epi16(w, x);
+
+	return _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+#endif
+}
+
+INLINE __m256i dot4_256(__m256i acc, __m256i w, __m256i x)
+{
+#if AW_KERN_VNNI
+	return _mm256_dpbusd_epi32(acc, w, x);
+#else
+	const __m256i p = _mm256_maddubs_epi16(w, x);
+
+	return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+#endif
+}
+
+/* A Q8_0 weight vector of the X16 layout, prepared once for all tokens. */
+struct q8w {
+	__m512i u; /* VNNI: q + 128 as stored; else |q| */
+#if !AW_KERN_VNNI
+	__mmask64 neg; /* lanes where q < 0 */
+#endif
+};
+
+INLINE struct q8w q8w_load(const uint8_t *p)
+{
+	struct q8w w;
+	const __m512i u = _mm512_loadu_si512(p);
+#if AW_KERN_VNNI
+	w.u = u;
+#else
+	const __m512i s = _mm512_xor_si512(u, _mm512_set1_epi8((char)0x80));
+
+	w.u = _mm512_abs_epi8(s);
+	w.neg = _mm512_movepi8_mask(s);
+#endif
+	return w;
+}
+
+INLINE __m512i q8_dot4(__m512i acc, struct q8w w, __m512i x)
+{
+#if AW_KERN_VNNI
+	return _mm512_dpbusd_epi32(acc, w.u, x);
+#else
+	const __m512i xs = _mm512_mask_sub_epi8(x, w.neg, _mm512_setzero_si512(), x);
+
+	return dot4(acc, w.u, xs);
+#endif
+}
+
+/* ---- activation quantization ------------------------------------------------ */
+
+static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
+{
+	for (size_t b = 0; b < n / AW_KERN_QK; b++) {
+		const __m512 x0 = _mm512_loadu_ps(x + 32 * b);
+		const __m512 x1 = _mm512_loadu_ps(x + 32 * b + 16);
+		const __m512 a = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
+		const float amax = _mm512_reduce_max_ps(a);
+		const float d = amax / 127.0f;
+		const float id = d != 0.0f ? 1.0f / d : 0.0f;
+		const __m512 vid = _mm512_set1_ps(id);
+		/* cvtps2dq rounds to nearest even, as rintf does in the default mode */
+		const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+		const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+
+		y[b].d = d;
+		y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+		_mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtsepi32_epi8(q0));
+		_mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtsepi32_epi8(q1));
+	}
+}
+
+/* ---- matmul: X16 layout (the GEMM kernel) ------------------------------------ */
+
+/* Tile: R groups of 16 rows (1 or 3) × T tokens (1, 2 or 4), rows of groups
+ * g..g+R-1, tokens t0..t0+T-1. Writes rows [lo, hi) of the tile.
+ *
+ * Why this shape (measured on Zen 5): vpdpbusd zmm issues once per cycle and
+ * shares its pipes with vmulps/vfmadd (a vcvtdq2ps is free), so each block's
+ * 8 vpdpbusd per (row vector, token) pay for 1 mul + 1 fma of scaling: the
+ * ceiling of this design is 8/10 of the int8 peak. 3 × 4 uses 24 of the 32
+ * registers for accumulators and loads 7 vectors per 12 vpdpbusd; software
+ * prefetch was tried and made batch 1 slower. */
+INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
+		     uint32_t g, uint32_t t0, const int R, const int T, const int q4, uint32_t lo,
+		     uint32_t hi)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	const size_t gbytes = aw_kern_x16_group_bytes(w->type, nb);
+	const size_t qb = q4 ? 256 : 512;
+	const uint8_t *gq = (const uint8_t *)w->data + g * gbytes;
+	const struct aw_block_q8a *xr[4];
+	__m512 facc[3][4];
+
+	for (int t = 0; t < T; t++)
+		xr[t] = in->xq + (size_t)(t0 + t) * nb;
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++)
+			facc[r][t] = _mm512_setzero_ps();
+
+	for (uint32_t b = 0; b < nb; b++) {
+		__m512i iacc[3][4];
+
+		for (int t = 0; t < T; t++) {
+			/* -off * sum, built in vector registers from a broadcast load (an
+			 * integer-to-vector broadcast costs more on some cores) */
+			__m512i init = _mm512_setzero_si512();
+
+			if (q4 || Q8_OFFSET)
+				init = _mm512_sub_epi32(
+					init, _mm512_slli_epi32(_mm512_set1_epi32(xr[t][b].sum),
+								q4 ? 3 : 7));
+			for (int r = 0; r < R; r++)
+				iacc[r][t] = init;
+		}
+		if (q4) {
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				__m512i wl[3], wh[3];
+
+				for (int r = 0; r < R; r++) {
+					const __m512i raw = _mm512_loadu_si512(gq + r * gbytes +
+									       b * qb + 64 * v);
+
+					wl[r] = _mm512_and_si512(raw, _mm512_set1_epi8(0x0f));
+					wh[r] = _mm512_and_si512(_mm512_srli_epi16(raw, 4),
+								 _mm512_set1_epi8(0x0f));
+				}
+				for (int t = 0; t < T; t++) {
+					const __m512i xl =
+						_mm512_set1_epi32(load_i32(xr[t][b].qs + 4 * v));
+					const __m512i xh = _mm512_set1_epi32(
+						load_i32(xr[t][b].qs + 16 + 4 * v));
+
+					for (int r = 0; r < R; r++) {
+						iacc[r][t] = dot4(iacc[r][t], wl[r], xl);
+						iacc[r][t] = dot4(iacc[r][t], wh[r], xh);
+					}
+				}
+			}
+		} else {
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++) {
+				struct q8w wv[3];
+
+				for (int r = 0; r < R; r++)
+					wv[r] = q8w_load(gq + r * gbytes + b * qb + 64 * k);
+				for (int t = 0; t < T; t++) {
+					const __m512i xv =
+						_mm512_set1_epi32(load_i32(xr[t][b].qs + 4 * k));
+
+					for (int r = 0; r < R; r++)
+						iacc[r][t] = q8_dot4(iacc[r][t], wv[r], xv);
+				}
+			}
+		}
+		for (int r = 0; r < R; r++) {
+			const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(
+				(const __m256i *)(gq + r * gbytes + nb * qb + 32 * b)));
+
+			for (int t = 0; t < T; t++) {
+				const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(xr[t][b].d));
+
+				facc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), s,
+							     facc[r][t]);
+			}
+		}
+	}
+	for (int r = 0; r < R; r++) {
+		const uint32_t row0 = (g + r) * 16;
+
+		if (row0 >= hi)
+			break;
+		const uint32_t n = hi - row0 < 16 ? hi - row0 : 16;
+		const __mmask16 m =
+			tail_mask(n) & (__mmask16)(0xffffu << (lo > row0 ? lo - row0 : 0));
+
+		for (int t = 0; t < T; t++)
+			_mm512_mask_storeu_ps(y + (size_t)(t0 + t) * ldy + row0, m, facc[r][t]);
+	}
+}
+
+#define X16_TILES(q4)                                                                              \
+	static void x16_tiles_##q4(const struct aw_kern_mat *w, const struct aw_kern_in *in,       \
+				   float *y, size_t ldy, uint32_t g, int R, uint32_t lo,           \
+				   uint32_t hi)                                                    \
+	{                                                                                          \
+		uint32_t t = 0;                                                                    \
+		if (R == 3) {                                                                      \
+			for (; t + 4 <= in->n_tok; t += 4)                                         \
+				x16_tile(w, in, y, ldy, g, t, 3, 4, q4, lo, hi);                   \
+			for (; t + 2 <= in->n_tok; t += 2)                                         \
+				x16_tile(w, in, y, ldy, g, t, 3, 2, q4, lo, hi);                   \
+			for (; t < in->n_tok; t++)                                                 \
+				x16_tile(w, in, y, ldy, g, t, 3, 1, q4, lo, hi);                   \
+			return;                                                                    \
+		}                                                                                  \
+		for (; t + 4 <= in->n_tok; t += 4)                                                 \
+			x16_tile(w, in, y, ldy, g, t, 1, 4, q4, lo, hi);                           \
+		for (; t < in->n_tok; t++)                                                         \
+			x16_tile(w, in, y, ldy, g, t, 1, 1, q4, lo, hi);                           \
+	}
+
+X16_TILES(0)
+X16_TILES(1)
+
+static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+		       size_t ldy, uint32_t r0, uint32_t r1)
+{
+	const uint32_t g1 = (r1 + 15) / 16;
+	const int q4 = w->type == AW_TYPE_Q4_0;
+
+	for (uint32_t g = r0 / 16; g < g1;) {
+		const int R = g + 3 <= g1 ? 3 : 1;
+
+		if (q4)
+			x16_tiles_1(w, in, y, ldy, g, R, r0, r1);
+		else
+			x16_tiles_0(w, in, y, ldy, g, R, r0, r1);
+		g += (uint32_t)R;
+	}
+}
+
+/* ---- matmul: GGUF rows ------------------------------------------------------------ */
+
+/* One row of Q8_0/Q4_0 against T tokens (1..4): per block one 256-bit integer
+ * dot (8 lanes of partial sums), scaled into float accumulators. Weights are
+ * made signed (Q4_0: q - 8) and their sign moved onto the activations, so
+ * each lane holds a true partial sum of the block's products: an offset
+ * correction in one lane would cancel against the others after the float
+ * scaling and lose precision. */
+INLINE void rows_q_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			size_t ldy, uint32_t r, uint32_t t0, const int T, const int q4)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m256 facc[4];
+
+	for (int t = 0; t < T; t++)
+		facc[t] = _mm256_setzero_ps();
+	for (uint32_t b = 0; b < nb; b++) {
+		float dw;
+		__m256i wv;
+
+		if (q4) {
+			const struct aw_block_q4_0 *blk = (const struct aw_block_q4_0 *)row + b;
+			const __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs);
+			const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
+			const __m128i hi =
+				_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f));
+
+			dw = _cvtsh_ss(blk->d);
+			wv = _mm256_sub_epi8(
+				_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1),
+				_mm256_set1_epi8(8));
+		} else {
+			const struct aw_block_q8_0 *blk = (const struct aw_block_q8_0 *)row + b;
+
+			dw = _cvtsh_ss(blk->d);
+			wv = _mm256_loadu_si256((const __m256i *)blk->qs);
+		}
+		const __m256i wabs = _mm256_abs_epi8(wv);
+
+		for (int t = 0; t < T; t++) {
+			const struct aw_block_q8a *xb = in->xq + (size_t)(t0 + t) * nb + b;
+			const __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);
+			const __m256i acc =
+				dot4_256(_mm256_setzero_si256(), wabs, _mm256_sign_epi8(xv, wv));
+			const __m256 s = _mm256_set1_ps(dw * xb->d);
+
+			facc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), s, facc[t]);
+		}
+	}
+	for (int t = 0; t < T; t++) {
+		const __m128 h = _mm_add_ps(_mm256_castps256_ps128(facc[t]),
+					    _mm256_extractf128_ps(facc[t], 1));
+		const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+
+		y[(size_t)(t0 + t) * ldy + r] = _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+	}
+}
+
+/* 16 weights of a float-type row at column i, as floats (masked tail). */
+INLINE __m512 load_wf(uint32_t type, const void *row, uint32_t i, __mmask16 m)
+{
+	switch (type) {
+	case AW_TYPE_F16:
+		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const aw_fp16 *)row + i));
+	case AW_TYPE_BF16:
+		return _mm512_castsi512_ps(
+			_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(
+						  m, (const aw_bf16 *)row + i)),
+					  16));
+	default:
+		return _mm512_maskz_loadu_ps(m, (const float *)row + i);
+	}
+}
+
+INLINE void rows_f_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			size_t ldy, uint32_t r, uint32_t t0, const int T, const uint32_t type)
+{
+	const void *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m512 acc[4];
+
+	for (int t = 0; t < T; t++)
+		acc[t] = _mm512_setzero_ps();
+	for (uint32_t i = 0; i < w->cols; i += 16) {
+		const __mmask16 m = tail_mask(w->cols - i);
+		const __m512 wv = load_wf(type, row, i, m);
+
+		for (int t = 0; t < T; t++)
+			acc[t] = _mm512_fmadd_ps(
+				wv,
+				_mm512_maskz_loadu_ps(m, in->x + (size_t)(t0 + t) * in->n_in + i),
+				acc[t]);
+	}
+	for (int t = 0; t < T; t++)
+		y[(size_t)(t0 + t) * ldy + r] = _mm512_reduce_add_ps(acc[t]);
+}
+
+#define ROWS_TILES(fn, arg)                                                                        \
+	do {                                                                                       \
+		for (uint32_t r = r0; r < r1; r++) {                                               \
+			uint32_t t = 0;                                                            \
+			for (; t + 4 <= in->n_tok; t += 4)                                         \
+				fn(w, in, y, ldy, r, t, 4, arg);                                   \
+			for (; t < in->n_tok; t++)                                                 \
+				fn(w, in, y, ldy, r, t, 1, arg);                                   \
+		}                                                                                  \
+	} while (0)
+
+static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
+		   uint32_t r0, uint32_t r1)
+{
+	if (w->layout == AW_KERN_LAYOUT_X16) {
+		matmul_x16(w, in, y, ldy, r0, r1);
+		return;
+	}
+	switch (w->type) {
+	case AW_TYPE_Q8_0:
+		ROWS_TILES(rows_q_tile, 0);
+		break;
+	case AW_TYPE_Q4_0:
+		ROWS_TILES(rows_q_tile, 1);
+		break;
+	case AW_TYPE_F16:
+		ROWS_TILES(rows_f_tile, AW_TYPE_F16);
+		break;
+	case AW_TYPE_BF16:
+		ROWS_TILES(rows_f_tile, AW_TYPE_BF16);
+		break;
+	default:
+		ROWS_TILES(rows_f_tile, AW_TYPE_F32);
+		break;
+	}
+}
+
+/* ---- elementwise ------------------------------------------------------------------ */
+
+static void rmsnorm(float *y, const float *x, const float *w, size_t n, float eps)
+{
+	__m512 acc = _mm512_setzero_ps();
+
+	for (size_t i = 0; i < n; i += 16) {
+		const __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+
+		acc = _mm512_fmadd_ps(v, v, acc);
+	}
+	const float ss = _mm512_reduce_add_ps(acc);
+	const __m512 scale = _mm512_set1_ps(1.0f / sqrtf(ss / (float)n + eps));
+
+	for (size_t i = 0; i < n; i += 16) {
+		const __mmask16 m = tail_mask(n - i);
+		const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), scale);
+
+		_mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i)));
+	}
+}
+
+static void softmax(float *x, size_t n)
+{
+	__m512 vm = _mm512_set1_ps(-INFINITY), vs = _mm512_setzero_ps();
+
+	for (size_t i = 0; i < n; i += 16)
+		vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(vm, tail_mask(n - i), x + i));
+	const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+
+	for (size_t i = 0; i < n; i += 16) {
+		const __mmask16 k = tail_mask(n - i);
+		const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m));
+
+		_mm512_mask_storeu_ps(x + i, k, e);
+		vs = _mm512_add_ps(vs, _mm512_maskz_mov_ps(k, e));
+	}
+	const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
+
+	for (size_t i = 0; i < n; i += 16) {
+		const __mmask16 k = tail_mask(n - i);
+
+		_mm512_mask_storeu_ps(x + i, k,
+				      _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+	}
+}
+
+static void silu_mul(float *y, const float *g, const float *u, size_t n)
+{
+	for (size_t i = 0; i < n; i += 16) {
+		const __mmask16 k = tail_mask(n - i);
+		const __m512 gv = _mm512_maskz_loadu_ps(k, g + i);
+		const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+		const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+
+		_mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(k, u + i)));
+	}
+}
+
+static void add(float *y, const float *a, const float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i += 16) {
+		const __mmask16 k = tail_mask(n - i);
+
+		_mm512_mask_storeu_ps(y + i, k,
+				      _mm512_add_ps(_mm512_maskz_loadu_ps(k, a + i),
+						    _mm512_maskz_loadu_ps(k, b + i)));
+	}
+}
+
+/* ---- attention ------------------------------------------------------------------------ */
+
+#define ATTN_CHUNK 64
+#define ATTN_MAXQ  16
+#define ATTN_MAXD  256
+
+INLINE __m512 load_kv(uint32_t type, const void *row, uint32_t d, __mmask16 m)
+{
+	if (type == AW_TYPE_F16)
+		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const aw_fp16 *)row + d));
+	return _mm512_maskz_loadu_ps(m, (const float *)row + d);
+}
+
+/* Online softmax over chunks of 64 positions: scores of the chunk for all
+ * heads, then the running max m, sum l and output o rescaled by exp(m_old -
+ * m_new) before the chunk's weighted V rows are added. Each K and V row is
+ * read once for all n_q heads. */
+static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		 const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		 uint32_t head_dim, float scale)
+{
+	if (n_q > ATTN_MAXQ || head_dim > ATTN_MAXD) {
+		aw_kern_ref_attn(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
+		return;
+	}
+	float s[ATTN_MAXQ][ATTN_CHUNK] __attribute__((aligned(64)));
+	float o[ATTN_MAXQ][ATTN_MAXD] __attribute__((aligned(64)));
+	float m[ATTN_MAXQ], l[ATTN_MAXQ];
+	const uint32_t nv = (head_dim + 15) / 16;
+
+	for (uint32_t h = 0; h < n_q; h++) {
+		m[h] = -INFINITY;
+		l[h] = 0.0f;
+		for (uint32_t d = 0; d < 16 * nv; d++)
+			o[h][d] = 0.0f;
+	}
+	for (uint32_t c0 = 0; c0 < n_kv; c0 += ATTN_CHUNK) {
+		const uint32_t cn = n_kv - c0 < ATTN_CHUNK ? n_kv - c0 : ATTN_CHUNK;
+
+		/* scores */
+		for (uint32_t i = 0; i < cn; i++) {
+			const void *kr = aw_kern_kv_row(k, c0 + i);
+
+			for (uint32_t h = 0; h < n_q; h++) {
+				__m512 acc = _mm512_setzero_ps();
+
+				for (uint32_t j = 0; j < nv; j++) {
+					const __mmask16 msk = tail_mask(head_dim - 16 * j);
+
+					acc = _mm512_fmadd_ps(
+						_mm512_maskz_loadu_ps(msk, q + h * ldq + 16 * j),
+						load_kv(k->type, kr, 16 * j, msk), acc);
+				}
+				s[h][i] = _mm512_reduce_add_ps(acc) * scale;
+			}
+		}
+		/* softmax bookkeeping */
+		for (uint32_t h = 0; h < n_q; h++) {
+			__m512 vm = _mm512_set1_ps(m[h]);
+
+			for (uint32_t i = 0; i < cn; i += 16)
+				vm = _mm512_max_ps(
+					vm, _mm512_mask_loadu_ps(vm, tail_mask(cn - i), &s[h][i]));
+			const float mn = _mm512_reduce_max_ps(vm);
+			const float alpha = m[h] == -INFINITY ? 0.0f : expf(m[h] - mn);
+			__m512 vs = _mm512_setzero_ps();
+
+			for (uint32_t i = 0; i < cn; i += 16) {
+				const __mmask16 msk = tail_mask(cn - i);
+				const __m512 e = exp512(_mm512_sub_ps(
+					_mm512_maskz_loadu_ps(msk, &s[h][i]), _mm512_set1_ps(mn)));
+
+				_mm512_mask_storeu_ps(&s[h][i], msk, e);
+				vs = _mm512_add_ps(vs, _mm512_maskz_mov_ps(msk, e));
+			}
+			l[h] = l[h] * alpha + _mm512_reduce_add_ps(vs);
+			m[h] = mn;
+			if (alpha != 1.0f)
+				for (uint32_t j = 0; j < nv; j++)
+					_mm512_store_ps(&o[h][16 * j],
+							_mm512_mul_ps(_mm512_load_ps(&o[h][16 * j]),
+								      _mm512_set1_ps(alpha)));
+		}
+		/* weighted V */
+		for (uint32_t i = 0; i < cn; i++) {
+			const void *vr = aw_kern_kv_row(v, c0 + i);
+
+			for (uint32_t j = 0; j < nv; j++) {
+				const __m512 vv =
+					load_kv(v->type, vr, 16 * j, tail_mask(head_dim - 16 * j));
+
+				for (uint32_t h = 0; h < n_q; h++)
+					_mm512_store_ps(
+						&o[h][16 * j],
+						_mm512_fmadd_ps(_mm512_set1_ps(s[h][i]), vv,
+								_mm512_load_ps(&o[h][16 * j])));
+			}
+		}
+	}
+	for (uint32_t h = 0; h < n_q; h++) {
+		const __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+
+		for (uint32_t j = 0; j < nv; j++)
+			_mm512_mask_storeu_ps(out + h * ldo + 16 * j, tail_mask(head_dim - 16 * j),
+					      _mm512_mul_ps(_mm512_load_ps(&o[h][16 * j]), inv));
+	}
+}
+
+const struct aw_kern TABLE = {
+	.name = NAME,
+	.quant_q8a = quant_q8a,
+	.matmul = matmul,
+	.rmsnorm = rmsnorm,
+	.rope = aw_kern_ref_rope,
+	.softmax = softmax,
+	.attn = attn,
+	.silu_mul = silu_mul,
+	.add = add,
+};

@@ -1,0 +1,511 @@
+/* bench-kern.c — the kernels against the machine's two ceilings, measured in
+ * the same run (the machine is shared, so only ratios are comparable):
+ *
+ *   1. memory read bandwidth: sequential 512-bit (or 256-bit) loads over a
+ *      1 GiB buffer, best of a few passes, on 1 and 2 threads;
+ *   2. int8 dot-product peak: 10 independent vpdpbusd zmm chains (64
+ *      multiply-adds per instruction) on one thread;
+ *   3. matvec (batch 1) GB/s of Q8_0/Q4_0 weights at the stories110m and
+ *      tinyllama-1.1b layer shapes, per kernel variant and layout (GGUF rows,
+ *      X16 repack), on 1 and 2 threads (aw_pool, split by rows), as a
+ *      fraction of the read bandwidth of as many threads;
+ *   4. batched matmul G multiply-adds/s at batch 1, 4, 16, 64 as a fraction
+ *      of the int8 peak (per thread).
+ *
+ * Usage: bench-kern [--quick] [--variant NAME]. --quick shrinks every
+ * working set and repetition (used by `meson test --benchmark` on loaded
+ * machines); the figures are then only indicative.
+ */
+#include <errno.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "kern.h"
+#include "pool.h"
+
+static int quick;
+
+/* Single-thread figures use the thread's CPU time, so that time slices lost
+ * to the other users of a shared machine do not count; two-thread figures use
+ * wall time (the pool's threads are many clocks). Every figure is the best
+ * of several repetitions. */
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The clock that suits a pool: CPU time of the caller for one thread. */
+static double pool_now(struct aw_pool *pool)
+{
+	return aw_pool_size(pool) == 1 ? cpu_now() : now();
+}
+
+static void *big_alloc(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "bench-kern: mmap %zu bytes: %s\n", n, strerror(errno));
+		exit(1);
+	}
+	madvise(p, n, MADV_HUGEPAGE);
+	return p;
+}
+
+/* ---- 1. read bandwidth --------------------------------------------------- */
+
+__attribute__((target("avx512f"))) static uint64_t read512(const uint8_t *p, size_t n)
+{
+	__m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+
+	for (size_t i = 0; i < n; i += 256) {
+		a0 = _mm512_xor_si512(a0, _mm512_load_si512(p + i));
+		a1 = _mm512_xor_si512(a1, _mm512_load_si512(p + i + 64));
+		a2 = _mm512_xor_si512(a2, _mm512_load_si512(p + i + 128));
+		a3 = _mm512_xor_si512(a3, _mm512_load_si512(p + i + 192));
+	}
+	a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
+	return (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(a0));
+}
+
+__attribute__((target("avx2"))) static uint64_t read256(const uint8_t *p, size_t n)
+{
+	__m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+
+	for (size_t i = 0; i < n; i += 128) {
+		a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
+		a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
+		a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
+		a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+	}
+	a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+	return (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(a0));
+}
+
+struct bw_ctx {
+	const uint8_t *buf;
+	size_t size;
+	volatile uint64_t sink;
+};
+
+static void bw_fn(void *arg, unsigned ith, unsigned nth)
+{
+	struct bw_ctx *c = arg;
+	const size_t chunk = c->size / nth / 256 * 256;
+	const uint8_t *p = c->buf + ith * chunk;
+
+	if (__builtin_cpu_supports("avx512f"))
+		c->sink ^= read512(p, chunk);
+	else
+		c->sink ^= read256(p, chunk);
+}
+
+/* Best of 'reps' passes over the buffer, GB/s. */
+static double bandwidth(struct aw_pool *pool, const uint8_t *buf, size_t size, int reps)
+{
+	struct bw_ctx c = {buf, size, 0};
+	double best = 0.0;
+
+	for (int r = 0; r < reps; r++) {
+		const double t0 = pool_now(pool);
+
+		aw_pool_run(pool, bw_fn, &c);
+		const double gbs = (double)(size / aw_pool_size(pool) / 256 * 256) *
+				   aw_pool_size(pool) / (pool_now(pool) - t0) / 1e9;
+
+		if (gbs > best)
+			best = gbs;
+	}
+	return best;
+}
+
+/* ---- 2. int8 peak ------------------------------------------------------------ */
+
+__attribute__((target("avx512f,avx512vnni"))) static double vnni_peak(long iters)
+{
+	const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
+	__m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2),
+		a3 = _mm512_set1_epi32(3), a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5),
+		a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7), a8 = _mm512_set1_epi32(8),
+		a9 = _mm512_set1_epi32(9);
+	double best = 1e30;
+
+	/* ten independent accumulator chains in registers (an array would live
+	 * in memory and put store-to-load forwarding into every chain) */
+	for (int rep = 0; rep < 5; rep++) {
+		const double t0 = cpu_now();
+
+		for (long n = 0; n < iters; n++) {
+			a0 = _mm512_dpbusd_epi32(a0, x, y);
+			a1 = _mm512_dpbusd_epi32(a1, x, y);
+			a2 = _mm512_dpbusd_epi32(a2, x, y);
+			a3 = _mm512_dpbusd_epi32(a3, x, y);
+			a4 = _mm512_dpbusd_epi32(a4, x, y);
+			a5 = _mm512_dpbusd_epi32(a5, x, y);
+			a6 = _mm512_dpbusd_epi32(a6, x, y);
+			a7 = _mm512_dpbusd_epi32(a7, x, y);
+			a8 = _mm512_dpbusd_epi32(a8, x, y);
+			a9 = _mm512_dpbusd_epi32(a9, x, y);
+			__asm__ volatile(""
+					 : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4),
+					   "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9));
+		}
+		const double dt = cpu_now() - t0;
+
+		if (dt < best)
+			best = dt;
+	}
+	a0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+			      _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+	volatile int sink = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, _mm512_add_epi32(a8, a9)));
+
+	(void)sink;
+	return (double)iters * 10 * 64 / best / 1e9;
+}
+
+/* ---- 3, 4. matmuls ------------------------------------------------------------- */
+
+struct shape {
+	const char *model;
+	uint32_t dim, hidden, kv_dim, layers;
+};
+
+static const struct shape shapes[] = {
+	{"stories110m", 768, 2048, 768, 12},
+	{"tinyllama-1.1b", 2048, 5632, 256, 22},
+};
+
+struct mat {
+	struct aw_kern_mat rows, x16;
+};
+
+/* One layer's seven matrices (rows, cols). */
+static void layer_dims(const struct shape *s, uint32_t d[7][2])
+{
+	const uint32_t dims[7][2] = {{s->dim, s->dim},	 {s->kv_dim, s->dim}, {s->kv_dim, s->dim},
+				     {s->dim, s->dim},	 {s->hidden, s->dim}, {s->hidden, s->dim},
+				     {s->dim, s->hidden}};
+
+	memcpy(d, dims, sizeof(dims));
+}
+
+struct model {
+	uint32_t n; /* matrices */
+	struct mat *m;
+	size_t bytes; /* weight bytes of one pass (either layout) */
+	uint64_t params;
+	uint32_t max_in;
+	uint32_t max_rows;
+};
+
+static void model_build(struct model *md, const struct shape *s, uint32_t type, uint32_t layers)
+{
+	uint32_t d[7][2];
+	float *f = NULL;
+
+	layer_dims(s, d);
+	memset(md, 0, sizeof(*md));
+	md->n = 7 * layers;
+	md->m = calloc(md->n, sizeof(*md->m));
+	f = malloc(sizeof(float) * s->hidden);
+	for (uint32_t i = 0; i < md->n; i++) {
+		const uint32_t rows = d[i % 7][0], cols = d[i % 7][1];
+		const size_t rs = aw_type_row_size(type, cols);
+		uint8_t *data = big_alloc(rs * rows);
+		void *packed = big_alloc(aw_kern_repack_size(type, rows, cols));
+
+		for (uint32_t r = 0; r < rows; r++) {
+			for (uint32_t j = 0; j < cols; j++)
+				f[j] = (float)((r * 7 + j * 13) % 29) / 14.0f - 1.0f;
+			aw_quant_row(type, f, data + r * rs, cols);
+		}
+		aw_kern_mat_init(type, rows, cols, data, &md->m[i].rows);
+		aw_kern_repack(&md->m[i].rows, packed, &md->m[i].x16);
+		md->bytes += rs * rows;
+		md->params += (uint64_t)rows * cols;
+		if (cols > md->max_in)
+			md->max_in = cols;
+		if (rows > md->max_rows)
+			md->max_rows = rows;
+	}
+	free(f);
+}
+
+static void model_free(struct model *md)
+{
+	for (uint32_t i = 0; i < md->n; i++) {
+		munmap((void *)md->m[i].rows.data, md->m[i].rows.row_size * md->m[i].rows.rows);
+		munmap((void *)md->m[i].x16.data,
+		       aw_kern_repack_size(md->m[i].x16.type, md->m[i].x16.rows,
+					   md->m[i].x16.cols));
+	}
+	free(md->m);
+}
+
+struct mm_ctx {
+	const struct aw_kern *k;
+	const struct model *md;
+	int x16;
+	struct aw_kern_in in;
+	float *y;
+};
+
+/* One pass over all matrices, rows split among threads. No barrier is needed
+ * between matrices here: they are independent. */
+static void mm_fn(void *arg, unsigned ith, unsigned nth)
+{
+	struct mm_ctx *c = arg;
+
+	for (uint32_t i = 0; i < c->md->n; i++) {
+		const struct aw_kern_mat *w = c->x16 ? &c->md->m[i].x16 : &c->md->m[i].rows;
+		struct aw_kern_in in = c->in;
+		uint32_t lo, hi;
+
+		in.n_in = w->cols;
+		aw_pool_split(w->rows, AW_KERN_TILE, ith, nth, &lo, &hi);
+		if (lo < hi)
+			c->k->matmul(w, &in, c->y, w->rows, lo, hi);
+	}
+}
+
+/* Seconds per pass: best of 'reps'. */
+static double mm_time(struct aw_pool *pool, struct mm_ctx *c, int reps)
+{
+	double best = 1e30;
+
+	for (int r = 0; r < reps; r++) {
+		const double t0 = pool_now(pool);
+
+		aw_pool_run(pool, mm_fn, c);
+		const double dt = pool_now(pool) - t0;
+
+		if (dt < best)
+			best = dt;
+	}
+	return best;
+}
+
+static const char *only_variant;
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0) {
+			quick = 1;
+		} else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
+			only_variant = argv[++i];
+		} else {
+			fprintf(stderr, "usage: bench-kern [--quick] [--variant NAME]\n");
+			return 2;
+		}
+	}
+	struct aw_pool *pool1 = NULL, *pool2 = NULL;
+
+	if (aw_pool_new(1, NULL, &pool1) < 0 || aw_pool_new(2, NULL, &pool2) < 0) {
+		fprintf(stderr, "bench-kern: cannot start threads\n");
+		return 1;
+	}
+
+	/* 1. bandwidth (measured again at the end; the best of both is the ceiling) */
+	const size_t bw_size = quick ? (256u << 20) : (1u << 30);
+	uint8_t *buf = big_alloc(bw_size);
+
+	memset(buf, 1, bw_size);
+	double bw1 = bandwidth(pool1, buf, bw_size, quick ? 3 : 5);
+	double bw2 = bandwidth(pool2, buf, bw_size, quick ? 3 : 5);
+
+	/* 2. int8 peak: sampled again before every GEMM figure; the best sample is
+	 * the ceiling, so that a figure is never compared with an unlucky sample */
+	__builtin_cpu_init();
+	const int has_vnni = __builtin_cpu_supports("avx512vnni");
+	double peak = has_vnni ? vnni_peak(quick ? 1000000 : 5000000) : 0.0;
+
+	static const uint32_t types[] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0};
+	static struct row {
+		int kind; /* 0 matvec, 1 gemm */
+		const char *model, *type, *variant, *lay;
+		double mb, g1, g2;
+		uint32_t batch;
+		int ref;
+	} rows[256];
+	unsigned nrows = 0;
+
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+		const struct shape *s = &shapes[si];
+		/* working sets well beyond the 32 MiB L3: stories110m all 12 layers,
+		 * tinyllama 3 of its 22 */
+		const uint32_t layers = quick ? (si ? 1 : 3) : (si ? 3 : s->layers);
+
+		for (size_t ti = 0; ti < 2; ti++) {
+			struct model md;
+
+			model_build(&md, s, types[ti], layers);
+			float *x = malloc(sizeof(float) * md.max_in * 64);
+			struct aw_block_q8a *xq = malloc(aw_kern_q8a_size(64, md.max_in));
+			float *y = malloc(sizeof(float) * md.max_rows * 64);
+
+			for (uint32_t j = 0; j < md.max_in * 64; j++)
+				x[j] = (float)((j * 31) % 17) / 8.0f - 1.0f;
+			aw_kern_ref.quant_q8a(x, xq, (size_t)md.max_in * 64);
+
+			/* 3. matvec per variant, layout, thread count */
+			for (unsigned vi = 0;; vi++) {
+				int ok = 0;
+				const struct aw_kern *k = aw_kern_variant(vi, &ok);
+
+				if (!k)
+					break;
+				if (!ok || (only_variant && strcmp(only_variant, k->name)))
+					continue;
+				for (int lay = 0; lay < 2; lay++) {
+					struct mm_ctx c = {k, &md, lay, {1, 0, x, xq}, y};
+					struct row *rw = &rows[nrows++];
+
+					*rw = (struct row){0,
+							   s->model,
+							   aw_type_name(types[ti]),
+							   k->name,
+							   lay ? "x16" : "rows",
+							   md.bytes / 1e6};
+					if (k == &aw_kern_ref) {
+						/* the reference is slow: one layer, once */
+						struct model one = md;
+
+						one.n = 7;
+						c.md = &one;
+						rw->ref = 1;
+						rw->mb = md.bytes / layers / 1e6;
+						rw->g1 = rw->mb / 1e3 / mm_time(pool1, &c, 1);
+						continue;
+					}
+					const int reps = quick ? 3 : 8;
+
+					rw->g1 = md.bytes / mm_time(pool1, &c, reps) / 1e9;
+					rw->g2 = md.bytes / mm_time(pool2, &c, reps) / 1e9;
+				}
+			}
+
+			/* 4. batched GEMM, tinyllama shapes only, one layer */
+			for (unsigned vi = 0; si == 1; vi++) {
+				int ok = 0;
+				const struct aw_kern *k = aw_kern_variant(vi, &ok);
+				struct model one = md;
+
+				one.n = 7;
+				if (!k)
+					break;
+				if (!ok || k == &aw_kern_ref ||
+				    (only_variant && strcmp(only_variant, k->name)))
+					continue;
+				for (int lay = 0; lay < 2; lay++) {
+					static const uint32_t batches[] = {1, 4, 16, 64};
+
+					for (int bi = 0; bi < 4; bi++) {
+						const uint32_t nt = batches[bi];
+						struct mm_ctx c = {k, &one, lay, {nt, 0, x, xq}, y};
+						const double macs =
+							(double)(md.params / layers) * nt;
+						const int reps = quick ? 2 : (nt >= 16 ? 3 : 6);
+						struct row *rw = &rows[nrows++];
+
+						if (has_vnni) {
+							const double pk =
+								vnni_peak(quick ? 200000 : 1000000);
+
+							if (pk > peak)
+								peak = pk;
+						}
+						*rw = (struct row){1,
+								   s->model,
+								   aw_type_name(types[ti]),
+								   k->name,
+								   lay ? "x16" : "rows",
+								   md.params / layers / 1e6};
+						rw->batch = nt;
+						rw->g1 = macs / mm_time(pool1, &c, reps) / 1e9;
+						rw->g2 = macs / mm_time(pool2, &c, reps) / 1e9;
+					}
+				}
+			}
+			free(x);
+			free(xq);
+			free(y);
+			model_free(&md);
+		}
+	}
+	{
+		const double b1 = bandwidth(pool1, buf, bw_size, quick ? 3 : 5);
+		const double b2 = bandwidth(pool2, buf, bw_size, quick ? 3 : 5);
+
+		if (b1 > bw1)
+			bw1 = b1;
+		if (b2 > bw2)
+			bw2 = b2;
+	}
+	munmap(buf, bw_size);
+
+	printf("read bandwidth (%zu MiB, best of start and end): 1 thread %.1f GB/s, "
+	       "2 threads %.1f GB/s\n",
+	       bw_size >> 20, bw1, bw2);
+	if (has_vnni)
+		printf("int8 peak (10 vpdpbusd zmm chains, best sample): %.1f GMAC/s per thread\n",
+		       peak);
+	else
+		printf("int8 peak: no AVX512-VNNI on this CPU; GEMM fractions not reported\n");
+	printf("(1-thread figures in thread CPU time, 2-thread figures in wall time)\n");
+
+	printf("\nmatvec, batch 1, weights streamed from memory: GB/s of weights and fraction of "
+	       "the read bandwidth of as many threads\n");
+	printf("%-15s %-5s %-11s %-5s %9s %9s %7s %9s %7s\n", "model", "type", "variant", "lay",
+	       "MB/pass", "1t GB/s", "of bw", "2t GB/s", "of bw");
+	for (unsigned i = 0; i < nrows; i++) {
+		const struct row *rw = &rows[i];
+
+		if (rw->kind != 0)
+			continue;
+		if (rw->ref)
+			printf("%-15s %-5s %-11s %-5s %9.1f %9.2f %6.1f%% %9s %7s\n", rw->model,
+			       rw->type, rw->variant, rw->lay, rw->mb, rw->g1, 100 * rw->g1 / bw1,
+			       "-", "-");
+		else
+			printf("%-15s %-5s %-11s %-5s %9.1f %9.2f %6.1f%% %9.2f %6.1f%%\n",
+			       rw->model, rw->type, rw->variant, rw->lay, rw->mb, rw->g1,
+			       100 * rw->g1 / bw1, rw->g2, 100 * rw->g2 / bw2);
+	}
+	printf("\nbatched matmul, one tinyllama-1.1b layer: G multiply-adds/s and fraction of the "
+	       "int8 peak of as many threads\n");
+	printf("%-5s %-11s %-5s %5s %10s %7s %10s %7s\n", "type", "variant", "lay", "batch",
+	       "1t GMAC/s", "of pk", "2t GMAC/s", "of 2pk");
+	for (unsigned i = 0; i < nrows; i++) {
+		const struct row *rw = &rows[i];
+
+		if (rw->kind != 1)
+			continue;
+		if (peak > 0)
+			printf("%-5s %-11s %-5s %5u %10.1f %6.1f%% %10.1f %6.1f%%\n", rw->type,
+			       rw->variant, rw->lay, rw->batch, rw->g1, 100 * rw->g1 / peak, rw->g2,
+			       100 * rw->g2 / (2 * peak));
+		else
+			printf("%-5s %-11s %-5s %5u %10.1f %7s %10.1f %7s\n", rw->type, rw->variant,
+			       rw->lay, rw->batch, rw->g1, "-", rw->g2, "-");
+	}
+	aw_pool_free(pool1);
+	aw_pool_free(pool2);
+	return 0;
+}
