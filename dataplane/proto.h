@@ -52,6 +52,7 @@
 /* Header flags. */
 #define AW_PROTO_F_AUTH	      0x0001u /* tenant_id and mac are valid */
 #define AW_PROTO_F_RETRANSMIT 0x0002u /* the sender repeats this datagram */
+#define AW_PROTO_F_CONTROL    0x0004u /* reply to CANCEL/RESUME/ACK, outside the stream */
 
 enum aw_proto_type {
 	/* requests */

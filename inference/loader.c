@@ -104,6 +104,13 @@ struct ld {
 
 	struct aw_weights *w;
 	int rc; /* first error (negative) */
+
+	/* prefault thread: faults chunks in from the end while reads fill from the front */
+	pthread_t pf_th;
+	int pf_running;
+	atomic_uint front;  /* chunks [0, front) are handed to reads */
+	atomic_int pf_stop; /* set when the load ends */
+	uint32_t pf_chunks; /* chunks it faulted in (read after the join) */
 };
 
 struct aw_load_job {
@@ -306,6 +313,60 @@ static int weights_alloc(struct ld *ld)
 	return 0;
 }
 
+/* Fault the destination in from the last chunk backwards until meeting the
+ * reads coming forward. Fresh anonymous or hugetlb memory must be zeroed and
+ * mapped before a read can land in it; done by the submitting thread (inside
+ * the O_DIRECT pinning or the buffer registration) that cost is serial with
+ * the I/O, here it runs on another core. MADV_POPULATE_WRITE never changes
+ * the contents of a present page, so racing with a read that has just been
+ * submitted for the same chunk is harmless. */
+static void *prefault_main(void *arg)
+{
+	struct ld *ld = arg;
+	uint32_t c;
+	unsigned r;
+
+	for (c = ld->n_chunks; c-- > 0;) {
+		if (atomic_load_explicit(&ld->pf_stop, memory_order_relaxed) ||
+		    c < atomic_load_explicit(&ld->front, memory_order_relaxed))
+			break;
+		for (r = 0; r < ld->n_rep; r++) {
+			struct replica *rp = &ld->w->rep[r];
+			size_t off = (size_t)c * ld->rs;
+			size_t len = rp->map_len - off < ld->rs ? rp->map_len - off : ld->rs;
+
+			if (madvise((uint8_t *)rp->map + off, len, MADV_POPULATE_WRITE) < 0)
+				return NULL; /* before Linux 5.14, or out of memory: the reads fault */
+		}
+		ld->pf_chunks++;
+	}
+	return NULL;
+}
+
+static void prefault_start(struct ld *ld)
+{
+	if (ld->o.method == AW_LOAD_MMAP || (ld->o.features_off & AW_LOAD_F_PREFAULT) ||
+	    ld->n_chunks < 2)
+		return;
+	atomic_init(&ld->front, 0);
+	atomic_init(&ld->pf_stop, 0);
+	if (pthread_create(&ld->pf_th, NULL, prefault_main, ld) == 0) {
+		ld->pf_running = 1;
+		ld->w->info.features |= AW_LOAD_F_PREFAULT;
+	}
+}
+
+static void prefault_stop(struct ld *ld)
+{
+	if (!ld->pf_running)
+		return;
+	atomic_store(&ld->pf_stop, 1);
+	pthread_join(ld->pf_th, NULL);
+	ld->pf_running = 0;
+	say(ld, AW_LOG_DEBUG, "prefault: %u of %u chunks faulted in ahead of the reads",
+	    ld->pf_chunks, ld->n_chunks);
+}
+
 /* --- completion bookkeeping ---------------------------------------------------------------- */
 
 static int progress(struct ld *ld, int done)
@@ -492,6 +553,7 @@ static void req_init(struct ld *ld, struct req *r, uint32_t c, unsigned replica)
 	r->want = expect_len(ld, r->pos, r->len);
 	r->chunk = c;
 	r->replica = (uint16_t)replica;
+	atomic_store_explicit(&ld->front, c + 1, memory_order_relaxed);
 	r->buffered = ld->fd_direct < 0;
 }
 
@@ -646,7 +708,7 @@ static void load_uring(struct ld *ld)
 		say(ld, AW_LOG_WARNING, "io_uring unavailable (%s): falling back to pread",
 		    strerror(-ret));
 		ld->w->info.method = AW_LOAD_READ;
-		ld->w->info.features = feat;
+		ld->w->info.features |= feat;
 		load_pread(ld);
 		return;
 	}
@@ -655,7 +717,11 @@ static void load_uring(struct ld *ld)
 		return;
 	}
 	if (want & AW_LOAD_F_FIXED_BUFS) {
+		double t = now_s();
+
 		ret = register_bufs(ld, &ring, &piece);
+		say(ld, AW_LOG_DEBUG, "io_uring: registering %u x %zu MiB: %s in %.3f s", ld->n_rep,
+		    (size_t)((ld->a_end - ld->a0) >> 20), ret ? strerror(-ret) : "ok", now_s() - t);
 		if (ret == 0) {
 			feat |= AW_LOAD_F_FIXED_BUFS;
 			per_rep = (unsigned)((ld->a_end - ld->a0 + piece - 1) / piece);
@@ -674,7 +740,7 @@ static void load_uring(struct ld *ld)
 			say(ld, AW_LOG_INFO, "io_uring: registered files refused (%s)",
 			    strerror(-ret));
 	}
-	ld->w->info.features = feat;
+	ld->w->info.features |= feat;
 	ld->w->info.queue_depth = qd;
 	say(ld, AW_LOG_INFO, "io_uring: depth %u, %zu KiB requests, features %s", qd, ld->rs >> 10,
 	    aw_loader_features_str(feat, fs, sizeof(fs)));
@@ -841,6 +907,8 @@ static int load(struct ld *ld, struct aw_weights **ret_w)
 	struct aw_load_opts *o = &ld->o;
 
 	ld->fd_direct = ld->fd_buf = -1;
+	/* from here on features_off holds everything not asked for */
+	o->features_off |= AW_LOAD_F_ALL & ~(AW_LOAD_F_DEFAULT | o->features_on);
 	ld->rs = o->request_size ? o->request_size : AW_LOAD_DEFAULT_RS;
 	ld->n_rep = o->nodes ? o->n_nodes : 1;
 	ld->t0 = ld->t_last_progress = now_s();
@@ -875,7 +943,8 @@ static int load(struct ld *ld, struct aw_weights **ret_w)
 		goto out;
 	}
 
-	if (o->method != AW_LOAD_MMAP && !(o->features_off & AW_LOAD_F_DIRECT)) {
+	/* 'read' is the plain baseline: buffered pread() */
+	if (o->method == AW_LOAD_URING && !(o->features_off & AW_LOAD_F_DIRECT)) {
 		int fd = open(ld->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 		int res = fd < 0 ? -errno : fd;
 
@@ -903,6 +972,7 @@ static int load(struct ld *ld, struct aw_weights **ret_w)
 	ld->w->info.queue_depth = o->method == AW_LOAD_URING ? 0 : 1;
 	ld->w->info.features = ld->fd_direct >= 0 ? AW_LOAD_F_DIRECT : 0;
 	ld->t0 = ld->t_last_progress = now_s();
+	prefault_start(ld);
 
 	switch (o->method) {
 	case AW_LOAD_URING:
@@ -915,6 +985,7 @@ static int load(struct ld *ld, struct aw_weights **ret_w)
 		load_mmap(ld);
 		break;
 	}
+	prefault_stop(ld);
 	if (ld->fd_direct < 0)
 		ld->w->info.features &= ~AW_LOAD_F_DIRECT;
 	if (ld->rc == 0 && ld->wm != ld->n_chunks)
@@ -1187,6 +1258,10 @@ const struct aw_weights_info *aw_weights_info(const struct aw_weights *w)
 /* --- names and printing ------------------------------------------------------------------- */
 
 static const char *const method_names[] = {"uring", "read", "mmap"};
+static const char *const feature_names[] = {"single_issuer", "defer_taskrun", "coop_taskrun",
+					    "fixed_bufs",    "fixed_files",   "direct",
+					    "prefault"};
+#define N_FEATURES 7
 
 const char *aw_loader_method_name(enum aw_load_method m)
 {
@@ -1203,20 +1278,42 @@ int aw_loader_parse_method(const char *s)
 	return -EINVAL;
 }
 
+int aw_loader_parse_features(const char *list, unsigned *ret)
+{
+	unsigned f = 0, i;
+	const char *p = list;
+
+	if (!list)
+		return -EINVAL;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		for (i = 0; i < N_FEATURES; i++)
+			if (strlen(feature_names[i]) == n && !strncmp(p, feature_names[i], n))
+				break;
+		if (i == N_FEATURES)
+			return -EINVAL;
+		f |= 1u << i;
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			return -EINVAL;
+	}
+	*ret = f;
+	return 0;
+}
+
 char *aw_loader_features_str(unsigned features, char *buf, size_t len)
 {
-	static const char *const names[] = {"single_issuer", "defer_taskrun", "coop_taskrun",
-					    "fixed_bufs",    "fixed_files",   "direct"};
 	size_t k = 0;
 	unsigned i;
 
 	if (!len)
 		return buf;
 	buf[0] = '\0';
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < N_FEATURES; i++) {
 		if (!(features & (1u << i)))
 			continue;
-		int n = snprintf(buf + k, len - k, "%s%s", k ? "," : "", names[i]);
+		int n = snprintf(buf + k, len - k, "%s%s", k ? "," : "", feature_names[i]);
 
 		if (n < 0 || (size_t)n >= len - k)
 			break;

@@ -78,7 +78,12 @@ enum {
 	AW_LOAD_F_FIXED_BUFS = 1u << 3,	   /* io_uring_register_buffers + READ_FIXED */
 	AW_LOAD_F_FIXED_FILES = 1u << 4,   /* io_uring_register_files */
 	AW_LOAD_F_DIRECT = 1u << 5,	   /* O_DIRECT (not io_uring-specific) */
-	AW_LOAD_F_ALL = (1u << 6) - 1,
+	AW_LOAD_F_PREFAULT = 1u << 6, /* a helper thread faults the memory in from the far end */
+	AW_LOAD_F_ALL = (1u << 7) - 1,
+	/* asked for unless turned off: registered buffers and the prefault thread
+	 * measured slower for a one-pass load (each buffer is pinned once either
+	 * way; see docs/ARCHITECTURE.md), so they are opt-in */
+	AW_LOAD_F_DEFAULT = AW_LOAD_F_ALL & ~(AW_LOAD_F_FIXED_BUFS | AW_LOAD_F_PREFAULT),
 };
 
 /* One tensor: where its bytes are inside the data region. */
@@ -139,6 +144,7 @@ struct aw_load_opts {
 	unsigned n_nodes; /* number of replicas when 'nodes' is set (1..AW_LOAD_MAX_REPLICAS) */
 	enum aw_load_replicate replicate;
 	unsigned features_off; /* AW_LOAD_F_* never to ask for (tests, tuning) */
+	unsigned features_on;  /* AW_LOAD_F_* asked for beyond AW_LOAD_F_DEFAULT */
 
 	aw_load_tensor_fn *on_tensor;
 	aw_load_progress_fn *on_progress;
@@ -232,6 +238,10 @@ const struct aw_weights_info *aw_weights_info(const struct aw_weights *w);
 /* "uring", "read", "mmap"; aw_loader_parse_method returns the method or -EINVAL. */
 const char *aw_loader_method_name(enum aw_load_method m);
 int aw_loader_parse_method(const char *s);
+
+/* Parse a comma-separated list of feature names (as aw_loader_features_str
+ * writes them) into AW_LOAD_F_* bits. Returns 0 or -EINVAL. */
+int aw_loader_parse_features(const char *list, unsigned *ret);
 
 /* Comma-separated names of AW_LOAD_F_* bits into buf ("single_issuer,defer_taskrun,...").
  * Returns buf. */

@@ -26,7 +26,7 @@ packages=(
 	libdpdk-dev dpdk liburing-dev libnuma-dev libcmocka-dev libpcre2-dev
 	clang-14 libclang-rt-14-dev
 	iproute2 iputils-ping arping tcpdump
-	python3-jinja2 python3-jsonschema gnuplot-nox nodejs npm
+	python3-jinja2 python3-jsonschema gnuplot-nox
 )
 
 # arm64 multiarch -dev packages for the cross build (Debian's arm64
@@ -38,6 +38,10 @@ arm64_packages=(
 
 install_deps() {
 	local missing=()
+	# Node.js and npm (for npm test data) come with the machine image, not from
+	# Debian: Debian's nodejs conflicts with the preinstalled npm. Install them
+	# from Debian only where there is no node at all.
+	command -v npm >/dev/null || missing+=(nodejs npm)
 	for p in "${packages[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")

@@ -208,7 +208,8 @@ static const uint64_t heads[] = {0, 1, 31, 4095, 4096, 8195, 65536 + 32};
 static const uint64_t sizes[] = {1, 17, 4095, 4096, 4097, 12345, 65536, 300001, (1u << 20) + 4099};
 static const uint64_t tails[] = {0, 1, 100, 4095, 4096};
 
-static void shapes(const char *dir, enum aw_load_method m, unsigned features_off)
+static void shapes_on(const char *dir, enum aw_load_method m, unsigned features_off,
+		      unsigned features_on)
 {
 	static const size_t rss[] = {4096, 8192, 65536, 1u << 20};
 	static const unsigned qds[] = {1, 2, 3, 8, 32};
@@ -216,7 +217,9 @@ static void shapes(const char *dir, enum aw_load_method m, unsigned features_off
 
 	for (i = 0; i < sizeof(heads) / sizeof(heads[0]); i++)
 		for (j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++, k++) {
-			struct aw_load_opts o = {.method = m, .features_off = features_off};
+			struct aw_load_opts o = {.method = m,
+						 .features_off = features_off,
+						 .features_on = features_on};
 
 			o.request_size = rss[k % 4];
 			o.queue_depth = qds[k % 5];
@@ -225,6 +228,11 @@ static void shapes(const char *dir, enum aw_load_method m, unsigned features_off
 				o.request_size = 65536;
 			check_load(dir, heads[i], sizes[j], tails[(i + j) % 5], &o, k);
 		}
+}
+
+static void shapes(const char *dir, enum aw_load_method m, unsigned features_off)
+{
+	shapes_on(dir, m, features_off, 0);
 }
 
 static void test_shapes_uring(void **state)
@@ -240,6 +248,9 @@ static void test_shapes_uring_degraded(void **state)
 	shapes(tmpdir, AW_LOAD_URING, AW_LOAD_F_DEFER_TASKRUN);
 	shapes(tmpdir, AW_LOAD_URING, AW_LOAD_F_FIXED_BUFS | AW_LOAD_F_FIXED_FILES);
 	shapes(tmpdir, AW_LOAD_URING, AW_LOAD_F_ALL);
+	/* and the opt-in ones: registered buffers, the prefault thread */
+	shapes_on(tmpdir, AW_LOAD_URING, 0, AW_LOAD_F_FIXED_BUFS | AW_LOAD_F_PREFAULT);
+	shapes_on(tmpdir, AW_LOAD_READ, 0, AW_LOAD_F_PREFAULT);
 }
 
 static void test_shapes_read(void **state)
@@ -275,8 +286,12 @@ static void test_features(void **state)
 	aw_weights_put(w);
 
 	o.features_off = 0;
+	o.features_on = AW_LOAD_F_FIXED_BUFS | AW_LOAD_F_PREFAULT;
+	o.request_size = 16384;
 	assert_int_equal(aw_loader_load(path, &rg, &o, &w, &err), 0);
+	assert_memory_equal(aw_weights_data(w, 0), file + 10, 99000);
 	f = aw_weights_info(w)->features;
+	assert_true(f & AW_LOAD_F_PREFAULT);
 	/* this kernel (>= 6.1) grants everything on ext4/xfs: record it */
 	print_message("# granted: %s\n", aw_loader_features_str(f, (char[160]){0}, 160));
 	assert_true(f & AW_LOAD_F_SINGLE_ISSUER);
@@ -655,8 +670,6 @@ static void test_direct_refused(void **state)
 	(void)state;
 	direct_refused(tmpdir, AW_LOAD_URING, 0);
 	direct_refused(tmpdir, AW_LOAD_URING, 1);
-	direct_refused(tmpdir, AW_LOAD_READ, 0);
-	direct_refused(tmpdir, AW_LOAD_READ, 1);
 }
 
 /* tmpfs: before Linux 6.6 it refuses O_DIRECT (the loader must fall back
