@@ -474,7 +474,7 @@ static void test_did_you_mean(void **state)
 	assert_int_equal(r->load_rc, -EINVAL);
 	EXPECT_AT(r, "t.conf:11", "did you mean 'lcores'?");
 	EXPECT_AT(r, "t.conf:12", "unknown section [grop 1]");
-	EXPECT_AT(r, "t.conf:12", "did you mean [group]?");
+	EXPECT_AT(r, "t.conf:12", "did you mean [group 1]?");
 	EXPECT_AT(r, "t.conf:15", "'path' belongs in [model]");
 	EXPECT_AT(r, "t.conf:16", "did you mean [model]?");
 	EXPECT_AT(r, "t.conf:17", "section [group] needs a number");
@@ -882,7 +882,7 @@ static void test_set_overrides(void **state)
 		assert_int_equal(r->load_rc, -EINVAL);
 		EXPECT_AT(r, "--set group.0.max_batch=0", "0 is out of range (1..1024)");
 		EXPECT_AT(r, "--set group.0.max_bach=3", "did you mean 'max_batch'?");
-		EXPECT_AT(r, "--set grop.0.lcores=1", "did you mean [group]?");
+		EXPECT_AT(r, "--set grop.0.lcores=1", "did you mean [group 0]?");
 		EXPECT_AT(r, "--set dataplane.burst", "missing '=' in the override");
 		EXPECT_AT(r, "--set nodot=3", "expected section.key=value");
 		run_free(r);
