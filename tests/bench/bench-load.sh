@@ -10,8 +10,9 @@
 #              (plain and --fixedbufs; the better one is the device limit)
 #   loader     bench-load --method uring (the defaults), read, and mmap + touch
 #   replicas   two replicas on node 0 (--nodes 0,0), copied vs read twice
-#   TTFT       aw-infer --load uring from process start to the first token,
-#              and llama.cpp's llama-cli on the same file (skipped without -l)
+#   TTFT       aw-infer --load uring from process start to the first token
+#              (with and without --no-repack), and llama.cpp's llama-bench
+#              (-p 4 -n 0) on the same file (skipped without -l)
 # --sweep also runs fio and the loader over queue depths and request sizes.
 #
 # FILE defaults to a tinyllama-1.1b Q8_0 file written by aw-mkmodel in
@@ -142,34 +143,39 @@ if [ "$sweep" = 1 ]; then
 fi
 
 if [ "$ttft" = 1 ]; then
-	# time to first token from process start: one prompt of 4 tokens, one
-	# token generated, greedy; wall time of the whole process (cold: page
-	# cache dropped; warm: file cached, for the compute part alone)
+	# time to first token from process start: a 4-token prompt, then one
+	# token (aw-infer --prompt-ids "1 2 3 4" -n 1; llama.cpp: llama-bench
+	# -p 4 -n 0 -r 1 --no-warmup, whose prompt pass yields the first token's
+	# logits), wall time of the whole process; cold = page cache dropped
 	wall() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null </dev/null | tail -1; }
+	t=$(nproc)
+	ids=(--prompt-ids "1 2 3 4" -n 1 --temp 0 -t "$t")
 	declare -A tt
 	for ((i = 0; i < reps; i++)); do
 		drop
-		tt[aw_cold]+="$(wall "$infer" -m "$file" --load uring --prompt-ids "1 2 3 4" -n 1 --temp 0 -t "$(nproc)") "
-		tt[aw_warm]+="$(wall "$infer" -m "$file" --load uring --prompt-ids "1 2 3 4" -n 1 --temp 0 -t "$(nproc)") "
+		tt[aw_uring_cold]+="$(wall "$infer" -m "$file" --load uring "${ids[@]}") "
 		drop
-		tt[aw_mmap_cold]+="$(wall "$infer" -m "$file" --prompt-ids "1 2 3 4" -n 1 --temp 0 -t "$(nproc)") "
-		if [ -n "$llama" ] && [ -x "$llama/llama-cli" ]; then
+		tt[aw_uring_norepack_cold]+="$(wall "$infer" -m "$file" --load uring --no-repack "${ids[@]}") "
+		tt[aw_uring_norepack_warm]+="$(wall "$infer" -m "$file" --load uring --no-repack "${ids[@]}") "
+		drop
+		tt[aw_mmap_norepack_cold]+="$(wall "$infer" -m "$file" --no-repack "${ids[@]}") "
+		if [ -n "$llama" ] && [ -x "$llama/llama-bench" ]; then
 			drop
-			tt[llama_cold]+="$(wall "$llama/llama-cli" -m "$file" -p "a b c" -n 1 -st --no-warmup \
-				--simple-io -t "$(nproc)") "
-			tt[llama_warm]+="$(wall "$llama/llama-cli" -m "$file" -p "a b c" -n 1 -st --no-warmup \
-				--simple-io -t "$(nproc)") "
+			tt[llama_cold]+="$(wall "$llama/llama-bench" -m "$file" -p 4 -n 0 -r 1 --no-warmup -t "$t") "
+			tt[llama_warm]+="$(wall "$llama/llama-bench" -m "$file" -p 4 -n 0 -r 1 --no-warmup -t "$t") "
 		fi
 	done
 	echo "# time to first token from process start, seconds (median of $reps)"
-	for n in aw_cold aw_warm aw_mmap_cold llama_cold llama_warm; do
+	for n in aw_uring_cold aw_uring_norepack_cold aw_uring_norepack_warm aw_mmap_norepack_cold \
+		llama_cold llama_warm; do
 		[ -n "${tt[$n]:-}" ] || continue
 		med[$n]=$(echo "${tt[$n]}" | tr ' ' '\n' | grep . | median)
-		printf '%-14s %8s   %s\n' "$n" "${med[$n]}" "${tt[$n]}"
+		printf '%-24s %8s   %s\n' "$n" "${med[$n]}" "${tt[$n]}"
 	done
 	if [ -n "${med[llama_cold]:-}" ]; then
-		awk -v a="${med[aw_cold]}" -v l="${med[llama_cold]}" 'BEGIN {
-			printf "TTFT cold: agentwire/llama.cpp = %.2f (target <= 0.5)\n", a / l }'
+		awk -v a="${med[aw_uring_cold]}" -v b="${med[aw_uring_norepack_cold]}" \
+			-v l="${med[llama_cold]}" 'BEGIN {
+			printf "TTFT cold vs llama.cpp: repack %.2f, no-repack %.2f (target <= 0.5)\n", a / l, b / l }'
 	else
 		echo "llama.cpp: skipped (pass -l /path/to/llama.cpp/build/bin)"
 	fi
