@@ -60,7 +60,9 @@ struct aw_model {
 	float *vv;		 /* (T, kv_dim) */
 	float *hb;		 /* (T, ffn_dim) */
 	float *hb2;		 /* (T, ffn_dim) */
-	struct aw_block_q8a *xq; /* (T, max(dim, q_dim, ffn_dim)/32) */
+	struct aw_block_q8a *xq; /* (T, max(dim, q_dim)/32) */
+	struct aw_block_q8a *hq; /* (T, ffn_dim/32): written while other threads
+				  * still read xq in the same step */
 	int32_t *out_rows;	 /* (T) tokens whose logits are wanted */
 	/* sized for the KV cache on first use (once per cache shape) */
 	const void **blk; /* (nth, 2, max_blocks_per_seq) block pointers */
@@ -431,8 +433,7 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 
 	/* scratch */
 	const size_t T = (size_t)m->max_batch;
-	size_t widest = dim > q_dim ? dim : q_dim;
-	widest = widest > ffn ? widest : ffn;
+	const size_t widest = dim > q_dim ? dim : q_dim;
 	m->x = scratch(T * dim, sizeof(float));
 	m->xb = scratch(T * dim, sizeof(float));
 	m->xb2 = scratch(T * q_dim, sizeof(float));
@@ -442,9 +443,10 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 	m->hb = scratch(T * ffn, sizeof(float));
 	m->hb2 = scratch(T * ffn, sizeof(float));
 	m->xq = scratch(T * (widest / AW_KERN_QK + 1), sizeof(struct aw_block_q8a));
+	m->hq = scratch(T * (ffn / AW_KERN_QK + 1), sizeof(struct aw_block_q8a));
 	m->out_rows = scratch(T, sizeof(int32_t));
 	if (!m->x || !m->xb || !m->xb2 || !m->q || !m->kk || !m->vv || !m->hb || !m->hb2 ||
-	    !m->xq || !m->out_rows) {
+	    !m->xq || !m->hq || !m->out_rows) {
 		r = aw_err_set(err, ENOMEM, "out of memory for %zu-token scratch", T);
 		goto fail;
 	}
@@ -480,6 +482,7 @@ void aw_model_free(struct aw_model *m)
 	free(m->hb);
 	free(m->hb2);
 	free(m->xq);
+	free(m->hq);
 	free(m->out_rows);
 	free(m->blk);
 	free(m->seq_next);
@@ -573,6 +576,7 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 	const uint32_t gqa = (uint32_t)(hp->n_head / hp->n_head_kv);
 	const uint32_t B = (uint32_t)kv->c.block_size;
 	const float scale = 1.0f / sqrtf((float)hp->head_dim);
+	const bool head_blocks = ((size_t)gqa * (size_t)hp->head_dim) % AW_KERN_QK == 0;
 	const void **kblk = m->blk + ith * f->blk_per_thread;
 	const void **vblk = kblk + f->blk_per_thread / 2;
 	uint32_t t0, t1;
@@ -641,11 +645,15 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 			k->attn(m->xb2 + off, (size_t)hp->head_dim, m->q + off,
 				(size_t)hp->head_dim, gqa, &K, &V, n_kv, (uint32_t)hp->head_dim,
 				scale);
+			if (L->q_wo && head_blocks)
+				k->quant_q8a(m->xb2 + off, m->xq + off / AW_KERN_QK,
+					     (size_t)gqa * (size_t)hp->head_dim);
 		}
 		barrier(f, nth);
 
-		/* output projection */
-		if (L->q_wo) {
+		/* output projection (activations quantized above when a KV head's
+		 * query heads fill whole Q8A blocks, else here) */
+		if (L->q_wo && !head_blocks) {
 			quant_rows(k, m->xb2, m->xq, q_dim, t0, t1);
 			barrier(f, nth);
 		}
@@ -662,17 +670,27 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 			quant_rows(k, m->xb, m->xq, dim, t0, t1);
 		barrier(f, nth);
 
-		/* SwiGLU: down(silu(gate x) * up x) */
+		/* SwiGLU: down(silu(gate x) * up x). Each thread owns a slice of
+		 * the hidden rows, 32 at a time, for gate and up alike, so it can
+		 * apply silu*up and quantize its own activation blocks (Q8A blocks
+		 * are independent) without waiting for the others. */
 		in = (struct aw_kern_in){n, (uint32_t)dim, m->xb, m->xq};
-		mm(k, &L->gate, &in, m->hb, ffn, ith, nth);
-		mm(k, &L->up, &in, m->hb2, ffn, ith, nth);
+		uint32_t f0, f1;
+		aw_pool_split((uint32_t)ffn, AW_KERN_QK, ith, nth, &f0, &f1);
+		if (f0 < f1) {
+			k->matmul(&L->gate, &in, m->hb, ffn, f0, f1);
+			k->matmul(&L->up, &in, m->hb2, ffn, f0, f1);
+			for (uint32_t t = 0; t < n; t++) {
+				float *h = m->hb + t * ffn + f0;
+				k->silu_mul(h, h, m->hb2 + t * ffn + f0, f1 - f0);
+				if (L->q_down)
+					k->quant_q8a(
+						h, m->hq + t * (ffn / AW_KERN_QK) + f0 / AW_KERN_QK,
+						f1 - f0);
+			}
+		}
 		barrier(f, nth);
-		for (uint32_t t = t0; t < t1; t++)
-			k->silu_mul(m->hb + t * ffn, m->hb + t * ffn, m->hb2 + t * ffn, ffn);
-		if (L->q_down)
-			quant_rows(k, m->hb, m->xq, ffn, t0, t1);
-		barrier(f, nth);
-		in = (struct aw_kern_in){n, (uint32_t)ffn, m->hb, m->xq};
+		in = (struct aw_kern_in){n, (uint32_t)ffn, m->hb, m->hq};
 		mm(k, &L->down, &in, m->xb, dim, ith, nth);
 		barrier(f, nth);
 
