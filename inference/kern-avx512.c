@@ -188,7 +188,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 			 * integer-to-vector broadcast costs more on some cores) */
 			__m512i init = _mm512_setzero_si512();
 
-			if (q4 || Q8_OFFSET)
+			if (q4 | (Q8_OFFSET != 0)) /* bitwise: Q8_OFFSET is a constant */
 				init = _mm512_sub_epi32(
 					init, _mm512_slli_epi32(_mm512_set1_epi32(xr[t][b].sum),
 								q4 ? 3 : 7));
