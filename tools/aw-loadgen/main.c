@@ -278,13 +278,17 @@ static int run_once(struct lg *g, double rate)
 			issuing = 0;
 			g->end_ns = now;
 		}
-		if (issuing && now >= g->end_ns)
-			issuing = 0;
 		if (issuing && open_loop) {
+			/* every arrival scheduled before the end is sent, however
+			 * late the loop got to it (its lateness counts as latency) */
 			while (next <= now && next < g->end_ns) {
 				issue(g, next, -1);
 				next = g->start_ns + aw_arrival_next(&arr);
 			}
+			if (next >= g->end_ns)
+				issuing = 0;
+		} else if (issuing && now >= g->end_ns) {
+			issuing = 0;
 		} else if (issuing) {
 			for (unsigned a = 0; a < g->o.agents; a++)
 				if (g->agent_due[a] && g->agent_due[a] <= now)
