@@ -756,7 +756,6 @@ void aw_conf_plan_print(const struct aw_conf *c, const struct aw_conf_env *env,
 {
 	const struct aw_topo *t = env ? env->topo : NULL;
 	char a[32], b[32], cc[32], d[32], e[32], f[32], list[256];
-	bool any_pci = false;
 
 	fprintf(out, "agentwire plan for %s\n\n", c->path);
 	if (t) {
@@ -834,8 +833,6 @@ void aw_conf_plan_print(const struct aw_conf *c, const struct aw_conf_env *env,
 
 		if (!pt->present)
 			continue;
-		if (!is_vdev(pt->device))
-			any_pci = true;
 		fprintf(out, "  port %u: %s  %u.%u.%u.%u/%u udp %u mtu %u\n", p, pt->device,
 			pt->addr >> 24, (pt->addr >> 16) & 255, (pt->addr >> 8) & 255,
 			pt->addr & 255, pt->prefix, pt->udp_port, pt->mtu);
@@ -919,18 +916,132 @@ void aw_conf_plan_print(const struct aw_conf *c, const struct aw_conf_env *env,
 			size_str(m->rings, d), size_str(m->total, e), size_str(m->available, f));
 	}
 
-	fprintf(out, "\nEAL: --lcores %s --main-lcore 0 --file-prefix %s", plan->eal_lcores,
-		c->eal.file_prefix);
-	if (c->eal.hugepages)
-		fprintf(out, " -m %llu", (unsigned long long)(c->eal.memory >> 20));
-	else
-		fprintf(out, " --no-huge -m %llu", (unsigned long long)(c->eal.memory >> 20));
-	if (!any_pci)
-		fprintf(out, " --no-pci");
+	{
+		char **argv = NULL;
+		int argc = 0;
+
+		if (aw_conf_eal_argv(c, plan, "agentwire", &argv, &argc) == 0) {
+			fprintf(out, "\nEAL:");
+			for (int i = 1; i < argc; i++)
+				fprintf(out, " %s", argv[i]);
+			fprintf(out, "\n");
+			aw_conf_eal_argv_free(argv);
+		}
+	}
+}
+
+static int argv_push(char ***argv, int *argc, int *cap, const char *s)
+{
+	if (*argc + 2 > *cap) {
+		int ncap = *cap ? *cap * 2 : 32;
+		char **p = realloc(*argv, (size_t)ncap * sizeof(**argv));
+
+		if (!p)
+			return -ENOMEM;
+		*argv = p;
+		*cap = ncap;
+	}
+	(*argv)[*argc] = strdup(s);
+	if (!(*argv)[*argc])
+		return -ENOMEM;
+	(*argc)++;
+	(*argv)[*argc] = NULL;
+	return 0;
+}
+
+static void argv_tmp_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (char **p = argv; *p; p++)
+		free(*p);
+	free(argv);
+}
+
+/* One block: the pointer array, then the strings. rte_eal_init() reorders
+ * and overwrites pointers of the array it is given, so nothing may depend on
+ * them to free the strings. */
+static char **argv_pack(char **tmp, int argc)
+{
+	size_t bytes = (size_t)(argc + 1) * sizeof(char *);
+	char **out, *p;
+
+	for (int i = 0; i < argc; i++)
+		bytes += strlen(tmp[i]) + 1;
+	out = malloc(bytes);
+	if (!out)
+		return NULL;
+	p = (char *)(out + argc + 1);
+	for (int i = 0; i < argc; i++) {
+		size_t n = strlen(tmp[i]) + 1;
+
+		memcpy(p, tmp[i], n);
+		out[i] = p;
+		p += n;
+	}
+	out[argc] = NULL;
+	return out;
+}
+
+void aw_conf_eal_argv_free(char **argv)
+{
+	free(argv);
+}
+
+int aw_conf_eal_argv(const struct aw_conf *c, const struct aw_conf_plan *plan, const char *prog,
+		     char ***ret_argv, int *ret_argc)
+{
+	/* RTE_LOG_EMERG (1) .. RTE_LOG_DEBUG (8), in the order of the enum choices */
+	static const char *const levels[] = {"emerg",	"alert",  "crit", "err",
+					     "warning", "notice", "info", "debug"};
+	char **argv = NULL, buf[AW_CONF_STR_LEN + 16], args[AW_CONF_ARGS_LEN], *save = NULL;
+	int argc = 0, cap = 0, rc = 0, level = 5;
+	bool any_pci = false;
+
+	for (unsigned i = 0; i < 8; i++)
+		if (strcmp(c->log.dpdk_level, levels[i]) == 0)
+			level = (int)i + 1;
 	for (unsigned p = 0; p < AW_CONF_MAX_PORTS; p++)
-		if (c->ports[p].present)
-			fprintf(out, " %s%s", is_vdev(c->ports[p].device) ? "--vdev=" : "-a ",
-				c->ports[p].device);
-	fprintf(out, " --log-level=%s%s%s\n", c->log.dpdk_level, c->eal.args[0] ? " " : "",
-		c->eal.args);
+		if (c->ports[p].present && !is_vdev(c->ports[p].device))
+			any_pci = true;
+	rc |= argv_push(&argv, &argc, &cap, prog);
+	rc |= argv_push(&argv, &argc, &cap, "--lcores");
+	rc |= argv_push(&argv, &argc, &cap, plan->eal_lcores);
+	rc |= argv_push(&argv, &argc, &cap, "--main-lcore");
+	rc |= argv_push(&argv, &argc, &cap, "0");
+	rc |= argv_push(&argv, &argc, &cap, "--file-prefix");
+	rc |= argv_push(&argv, &argc, &cap, c->eal.file_prefix);
+	if (!c->eal.hugepages)
+		rc |= argv_push(&argv, &argc, &cap, "--no-huge");
+	rc |= argv_push(&argv, &argc, &cap, "-m");
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(c->eal.memory >> 20));
+	rc |= argv_push(&argv, &argc, &cap, buf);
+	if (!any_pci)
+		rc |= argv_push(&argv, &argc, &cap, "--no-pci");
+	for (unsigned p = 0; p < AW_CONF_MAX_PORTS; p++) {
+		if (!c->ports[p].present)
+			continue;
+		if (is_vdev(c->ports[p].device)) {
+			snprintf(buf, sizeof(buf), "--vdev=%s", c->ports[p].device);
+			rc |= argv_push(&argv, &argc, &cap, buf);
+		} else {
+			rc |= argv_push(&argv, &argc, &cap, "-a");
+			rc |= argv_push(&argv, &argc, &cap, c->ports[p].device);
+		}
+	}
+	snprintf(buf, sizeof(buf), "--log-level=%d", level);
+	rc |= argv_push(&argv, &argc, &cap, buf);
+	snprintf(args, sizeof(args), "%s", c->eal.args);
+	for (char *a = strtok_r(args, " \t", &save); a; a = strtok_r(NULL, " \t", &save))
+		rc |= argv_push(&argv, &argc, &cap, a);
+	if (rc) {
+		argv_tmp_free(argv);
+		return -ENOMEM;
+	}
+	*ret_argv = argv_pack(argv, argc);
+	argv_tmp_free(argv);
+	if (!*ret_argv)
+		return -ENOMEM;
+	*ret_argc = argc;
+	return 0;
 }

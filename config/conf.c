@@ -1126,7 +1126,7 @@ static int resolve(struct aw_conf *c, struct ini *ini, const char *const *sets,
 			conf_diag(rep, AW_CONF_ERROR, where, "", "unknown section [%.60s]",
 				  is->name);
 			if (sug && numbered(section_index(sug)))
-				conf_fix(rep, "did you mean [%s%s]?", sug, id < 0 ? " 0" : "");
+				conf_fix(rep, "did you mean [%s %ld]?", sug, id < 0 ? 0 : id);
 			else if (sug)
 				conf_fix(rep, "did you mean [%s]?", sug);
 			else

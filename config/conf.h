@@ -318,6 +318,18 @@ int aw_conf_validate(const struct aw_conf *conf, const struct aw_conf_env *env,
 void aw_conf_plan_print(const struct aw_conf *conf, const struct aw_conf_env *env,
 			const struct aw_conf_plan *plan, FILE *out);
 
+/* The arguments for rte_eal_init() that the plan stands for: 'prog',
+ * --lcores (plan->eal_lcores), --main-lcore 0, --file-prefix, --no-huge and
+ * -m (MiB), --no-pci when every port is a vdev, --vdev=DEVICE or -a PCI per
+ * port, --log-level=N from [log] dpdk_level, then [eal] args split at blanks.
+ * Returns 0 and sets *ret_argv (NULL-terminated, free with
+ * aw_conf_eal_argv_free(): one block, so rte_eal_init() may reorder and
+ * overwrite its pointers) and
+ * *ret_argc, or -ENOMEM. */
+int aw_conf_eal_argv(const struct aw_conf *conf, const struct aw_conf_plan *plan, const char *prog,
+		     char ***ret_argv, int *ret_argc);
+void aw_conf_eal_argv_free(char **argv);
+
 /* Bytes of one mbuf in the plan's estimate: struct rte_mbuf (128), headroom
  * (128), data room (2048, or the largest port MTU plus 22 rounded up to 1 KiB
  * for jumbo frames) and the mempool object header (64). */

@@ -323,6 +323,11 @@ void aw_client_close(struct aw_client *c)
 	free(c);
 }
 
+int aw_client_fd(const struct aw_client *c)
+{
+	return c->t->fd;
+}
+
 unsigned aw_client_inflight(const struct aw_client *c)
 {
 	return c->inflight;

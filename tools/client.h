@@ -144,6 +144,10 @@ int aw_client_poll(struct aw_client *c, int timeout_ms);
  * never had it). Returns 0 or -ENOENT (not in flight). */
 int aw_client_cancel(struct aw_client *c, uint64_t id);
 
+/* The transport's pollable descriptor (-1 if none): wait on it for POLLIN
+ * and call aw_client_poll(c, 0) to run an event loop of your own. */
+int aw_client_fd(const struct aw_client *c);
+
 /* Requests in flight. */
 unsigned aw_client_inflight(const struct aw_client *c);
 

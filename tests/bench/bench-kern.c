@@ -2,7 +2,9 @@
  * the same run (the machine is shared, so only ratios are comparable):
  *
  *   1. memory read bandwidth: sequential 512-bit (or 256-bit) loads over a
- *      1 GiB buffer, best of a few passes, on 1 and 2 threads;
+ *      1 GiB buffer as one stream or as eight interleaved streams per thread
+ *      (the best of both: a matvec reads several row groups at once, which a
+ *      single stream underrates), best of a few passes, on 1 and 2 threads;
  *   2. int8 dot-product peak: 10 independent vpdpbusd zmm chains (64
  *      multiply-adds per instruction) on one thread;
  *   3. matvec (batch 1) GB/s of Q8_0/Q4_0 weights at the stories110m and
@@ -84,6 +86,27 @@ __attribute__((target("avx512f"))) static uint64_t read512(const uint8_t *p, siz
 	return (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(a0));
 }
 
+/* The same bytes as 8 interleaved sequential streams (what a matvec over
+ * several row groups does): more misses in flight than one stream. */
+__attribute__((target("avx512f"))) static uint64_t read512x8(const uint8_t *p, size_t n)
+{
+	const size_t sub = n / 8 / 128 * 128;
+	__m512i a[8];
+
+	for (int s = 0; s < 8; s++)
+		a[s] = _mm512_setzero_si512();
+	for (size_t i = 0; i < sub; i += 128) {
+#pragma GCC unroll 8
+		for (int s = 0; s < 8; s++) {
+			a[s] = _mm512_xor_si512(a[s], _mm512_load_si512(p + s * sub + i));
+			a[s] = _mm512_xor_si512(a[s], _mm512_load_si512(p + s * sub + i + 64));
+		}
+	}
+	for (int s = 1; s < 8; s++)
+		a[0] = _mm512_xor_si512(a[0], a[s]);
+	return (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(a[0]));
+}
+
 __attribute__((target("avx2"))) static uint64_t read256(const uint8_t *p, size_t n)
 {
 	__m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
@@ -101,6 +124,7 @@ __attribute__((target("avx2"))) static uint64_t read256(const uint8_t *p, size_t
 struct bw_ctx {
 	const uint8_t *buf;
 	size_t size;
+	int streams; /* 1 or 8 */
 	volatile uint64_t sink;
 };
 
@@ -110,19 +134,23 @@ static void bw_fn(void *arg, unsigned ith, unsigned nth)
 	const size_t chunk = c->size / nth / 256 * 256;
 	const uint8_t *p = c->buf + ith * chunk;
 
-	if (__builtin_cpu_supports("avx512f"))
+	if (__builtin_cpu_supports("avx512f") && c->streams == 8)
+		c->sink ^= read512x8(p, chunk);
+	else if (__builtin_cpu_supports("avx512f"))
 		c->sink ^= read512(p, chunk);
 	else
 		c->sink ^= read256(p, chunk);
 }
 
-/* Best of 'reps' passes over the buffer, GB/s. */
+/* Best of 'reps' passes over the buffer, one stream and eight streams per
+ * thread, GB/s. */
 static double bandwidth(struct aw_pool *pool, const uint8_t *buf, size_t size, int reps)
 {
-	struct bw_ctx c = {buf, size, 0};
+	struct bw_ctx c = {buf, size, 1, 0};
 	double best = 0.0;
 
-	for (int r = 0; r < reps; r++) {
+	for (int r = 0; r < 2 * reps; r++) {
+		c.streams = r % 2 ? 8 : 1;
 		const double t0 = pool_now(pool);
 
 		aw_pool_run(pool, bw_fn, &c);
@@ -137,32 +165,43 @@ static double bandwidth(struct aw_pool *pool, const uint8_t *buf, size_t size, i
 
 /* ---- 2. int8 peak ------------------------------------------------------------ */
 
-__attribute__((target("avx512f,avx512vnni"))) static double vnni_peak(void)
+__attribute__((target("avx512f,avx512vnni"))) static double vnni_peak(long iters)
 {
-	__m512i a[10];
 	const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
-	const long iters = quick ? 1000000 : 5000000;
+	__m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2),
+		a3 = _mm512_set1_epi32(3), a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5),
+		a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7), a8 = _mm512_set1_epi32(8),
+		a9 = _mm512_set1_epi32(9);
 	double best = 1e30;
 
-	for (int i = 0; i < 10; i++)
-		a[i] = _mm512_set1_epi32(i);
+	/* ten independent accumulator chains in registers (an array would live
+	 * in memory and put store-to-load forwarding into every chain) */
 	for (int rep = 0; rep < 5; rep++) {
 		const double t0 = cpu_now();
 
 		for (long n = 0; n < iters; n++) {
-#pragma GCC unroll 10
-			for (int i = 0; i < 10; i++)
-				a[i] = _mm512_dpbusd_epi32(a[i], x, y);
-			__asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]),
-					 "+v"(a[4]), "+v"(a[5]), "+v"(a[6]), "+v"(a[7]), "+v"(a[8]),
-					 "+v"(a[9]));
+			a0 = _mm512_dpbusd_epi32(a0, x, y);
+			a1 = _mm512_dpbusd_epi32(a1, x, y);
+			a2 = _mm512_dpbusd_epi32(a2, x, y);
+			a3 = _mm512_dpbusd_epi32(a3, x, y);
+			a4 = _mm512_dpbusd_epi32(a4, x, y);
+			a5 = _mm512_dpbusd_epi32(a5, x, y);
+			a6 = _mm512_dpbusd_epi32(a6, x, y);
+			a7 = _mm512_dpbusd_epi32(a7, x, y);
+			a8 = _mm512_dpbusd_epi32(a8, x, y);
+			a9 = _mm512_dpbusd_epi32(a9, x, y);
+			__asm__ volatile(""
+					 : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4),
+					   "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9));
 		}
 		const double dt = cpu_now() - t0;
 
 		if (dt < best)
 			best = dt;
 	}
-	volatile int sink = _mm512_reduce_add_epi32(a[0]);
+	a0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+			      _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+	volatile int sink = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, _mm512_add_epi32(a8, a9)));
 
 	(void)sink;
 	return (double)iters * 10 * 64 / best / 1e9;
@@ -187,17 +226,17 @@ struct mat {
 /* One layer's seven matrices (rows, cols). */
 static void layer_dims(const struct shape *s, uint32_t d[7][2])
 {
-	const uint32_t dims[7][2] = {{s->dim, s->dim},    {s->kv_dim, s->dim}, {s->kv_dim, s->dim},
-				     {s->dim, s->dim},    {s->hidden, s->dim}, {s->hidden, s->dim},
+	const uint32_t dims[7][2] = {{s->dim, s->dim},	 {s->kv_dim, s->dim}, {s->kv_dim, s->dim},
+				     {s->dim, s->dim},	 {s->hidden, s->dim}, {s->hidden, s->dim},
 				     {s->dim, s->hidden}};
 
 	memcpy(d, dims, sizeof(dims));
 }
 
 struct model {
-	uint32_t n;        /* matrices */
+	uint32_t n; /* matrices */
 	struct mat *m;
-	size_t bytes;      /* weight bytes of one pass (either layout) */
+	size_t bytes; /* weight bytes of one pass (either layout) */
 	uint64_t params;
 	uint32_t max_in;
 	uint32_t max_rows;
@@ -240,9 +279,9 @@ static void model_free(struct model *md)
 {
 	for (uint32_t i = 0; i < md->n; i++) {
 		munmap((void *)md->m[i].rows.data, md->m[i].rows.row_size * md->m[i].rows.rows);
-		munmap((void *)md->m[i].x16.data, aw_kern_repack_size(md->m[i].x16.type,
-								       md->m[i].x16.rows,
-								       md->m[i].x16.cols));
+		munmap((void *)md->m[i].x16.data,
+		       aw_kern_repack_size(md->m[i].x16.type, md->m[i].x16.rows,
+					   md->m[i].x16.cols));
 	}
 	free(md->m);
 }
@@ -311,33 +350,29 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	/* 1. bandwidth */
+	/* 1. bandwidth (measured again at the end; the best of both is the ceiling) */
 	const size_t bw_size = quick ? (256u << 20) : (1u << 30);
 	uint8_t *buf = big_alloc(bw_size);
 
 	memset(buf, 1, bw_size);
-	const double bw1 = bandwidth(pool1, buf, bw_size, quick ? 3 : 5);
-	const double bw2 = bandwidth(pool2, buf, bw_size, quick ? 3 : 5);
+	double bw1 = bandwidth(pool1, buf, bw_size, quick ? 3 : 5);
+	double bw2 = bandwidth(pool2, buf, bw_size, quick ? 3 : 5);
 
-	munmap(buf, bw_size);
-	printf("read bandwidth (%zu MiB): 1 thread %.1f GB/s, 2 threads %.1f GB/s\n", bw_size >> 20,
-	       bw1, bw2);
-
-	/* 2. int8 peak */
+	/* 2. int8 peak: sampled again before every GEMM figure; the best sample is
+	 * the ceiling, so that a figure is never compared with an unlucky sample */
 	__builtin_cpu_init();
 	const int has_vnni = __builtin_cpu_supports("avx512vnni");
-	const double peak = has_vnni ? vnni_peak() : 0.0;
+	double peak = has_vnni ? vnni_peak(quick ? 1000000 : 5000000) : 0.0;
 
-	if (has_vnni)
-		printf("int8 peak (10 vpdpbusd zmm chains): %.1f GMAC/s per thread\n", peak);
-	else
-		printf("int8 peak: no AVX512-VNNI on this CPU; GEMM fractions not reported\n");
-
-	/* 3. matvec per variant, layout, thread count */
-	printf("\nmatvec, batch 1 (weights streamed from memory; fraction of read bandwidth)\n");
-	printf("%-15s %-5s %-11s %-5s %9s %9s %7s %9s %7s\n", "model", "type", "variant", "lay",
-	       "MB/pass", "1t GB/s", "of bw", "2t GB/s", "of bw");
 	static const uint32_t types[] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0};
+	static struct row {
+		int kind; /* 0 matvec, 1 gemm */
+		const char *model, *type, *variant, *lay;
+		double mb, g1, g2;
+		uint32_t batch;
+		int ref;
+	} rows[256];
+	unsigned nrows = 0;
 
 	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
 		const struct shape *s = &shapes[si];
@@ -356,6 +391,8 @@ int main(int argc, char **argv)
 			for (uint32_t j = 0; j < md.max_in * 64; j++)
 				x[j] = (float)((j * 31) % 17) / 8.0f - 1.0f;
 			aw_kern_ref.quant_q8a(x, xq, (size_t)md.max_in * 64);
+
+			/* 3. matvec per variant, layout, thread count */
 			for (unsigned vi = 0;; vi++) {
 				int ok = 0;
 				const struct aw_kern *k = aw_kern_variant(vi, &ok);
@@ -366,77 +403,71 @@ int main(int argc, char **argv)
 					continue;
 				for (int lay = 0; lay < 2; lay++) {
 					struct mm_ctx c = {k, &md, lay, {1, 0, x, xq}, y};
+					struct row *rw = &rows[nrows++];
 
+					*rw = (struct row){0,
+							   s->model,
+							   aw_type_name(types[ti]),
+							   k->name,
+							   lay ? "x16" : "rows",
+							   md.bytes / 1e6};
 					if (k == &aw_kern_ref) {
 						/* the reference is slow: one layer, once */
 						struct model one = md;
 
 						one.n = 7;
 						c.md = &one;
-						const double t = mm_time(pool1, &c, 1);
-						const double gb = (double)md.bytes / layers / t / 1e9;
-
-						printf("%-15s %-5s %-11s %-5s %9.1f %9.2f %6.1f%% %9s %7s\n",
-						       s->model, aw_type_name(types[ti]), k->name,
-						       lay ? "x16" : "rows", md.bytes / layers / 1e6, gb,
-						       100 * gb / bw1, "-", "-");
+						rw->ref = 1;
+						rw->mb = md.bytes / layers / 1e6;
+						rw->g1 = rw->mb / 1e3 / mm_time(pool1, &c, 1);
 						continue;
 					}
 					const int reps = quick ? 3 : 8;
-					const double t1 = mm_time(pool1, &c, reps);
-					const double t2 = mm_time(pool2, &c, reps);
-					const double g1 = md.bytes / t1 / 1e9, g2 = md.bytes / t2 / 1e9;
 
-					printf("%-15s %-5s %-11s %-5s %9.1f %9.2f %6.1f%% %9.2f %6.1f%%\n",
-					       s->model, aw_type_name(types[ti]), k->name,
-					       lay ? "x16" : "rows", md.bytes / 1e6, g1, 100 * g1 / bw1, g2,
-					       100 * g2 / bw2);
+					rw->g1 = md.bytes / mm_time(pool1, &c, reps) / 1e9;
+					rw->g2 = md.bytes / mm_time(pool2, &c, reps) / 1e9;
 				}
 			}
 
 			/* 4. batched GEMM, tinyllama shapes only, one layer */
-			if (si == 1) {
+			for (unsigned vi = 0; si == 1; vi++) {
+				int ok = 0;
+				const struct aw_kern *k = aw_kern_variant(vi, &ok);
 				struct model one = md;
 
 				one.n = 7;
-				printf("\nbatched matmul, %s %s, one layer (%.1f M params), "
-				       "fraction of int8 peak per thread\n",
-				       s->model, aw_type_name(types[ti]), one.params / layers / 1e6);
-				printf("%-11s %-5s %5s %10s %7s %10s %7s\n", "variant", "lay", "batch",
-				       "1t GMAC/s", "of pk", "2t GMAC/s", "of 2pk");
-				for (unsigned vi = 0;; vi++) {
-					int ok = 0;
-					const struct aw_kern *k = aw_kern_variant(vi, &ok);
+				if (!k)
+					break;
+				if (!ok || k == &aw_kern_ref ||
+				    (only_variant && strcmp(only_variant, k->name)))
+					continue;
+				for (int lay = 0; lay < 2; lay++) {
+					static const uint32_t batches[] = {1, 4, 16, 64};
 
-					if (!k)
-						break;
-					if (!ok || k == &aw_kern_ref ||
-					    (only_variant && strcmp(only_variant, k->name)))
-						continue;
-					for (int lay = 0; lay < 2; lay++) {
-						static const uint32_t batches[] = {1, 4, 16, 64};
+					for (int bi = 0; bi < 4; bi++) {
+						const uint32_t nt = batches[bi];
+						struct mm_ctx c = {k, &one, lay, {nt, 0, x, xq}, y};
+						const double macs =
+							(double)(md.params / layers) * nt;
+						const int reps = quick ? 2 : (nt >= 16 ? 3 : 6);
+						struct row *rw = &rows[nrows++];
 
-						for (int bi = 0; bi < 4; bi++) {
-							const uint32_t nt = batches[bi];
-							struct mm_ctx c = {k, &one, lay, {nt, 0, x, xq}, y};
-							const double macs =
-								(double)(md.params / layers) * nt;
-							const int reps = quick ? 2 : (nt >= 16 ? 3 : 6);
-							const double t1 = mm_time(pool1, &c, reps);
-							const double t2 = mm_time(pool2, &c, reps);
-							const double g1 = macs / t1 / 1e9,
-								     g2 = macs / t2 / 1e9;
+						if (has_vnni) {
+							const double pk =
+								vnni_peak(quick ? 200000 : 1000000);
 
-							if (peak > 0)
-								printf("%-11s %-5s %5u %10.1f %6.1f%% %10.1f %6.1f%%\n",
-								       k->name, lay ? "x16" : "rows", nt,
-								       g1, 100 * g1 / peak, g2,
-								       100 * g2 / (2 * peak));
-							else
-								printf("%-11s %-5s %5u %10.1f %7s %10.1f %7s\n",
-								       k->name, lay ? "x16" : "rows", nt,
-								       g1, "-", g2, "-");
+							if (pk > peak)
+								peak = pk;
 						}
+						*rw = (struct row){1,
+								   s->model,
+								   aw_type_name(types[ti]),
+								   k->name,
+								   lay ? "x16" : "rows",
+								   md.params / layers / 1e6};
+						rw->batch = nt;
+						rw->g1 = macs / mm_time(pool1, &c, reps) / 1e9;
+						rw->g2 = macs / mm_time(pool2, &c, reps) / 1e9;
 					}
 				}
 			}
@@ -445,6 +476,63 @@ int main(int argc, char **argv)
 			free(y);
 			model_free(&md);
 		}
+	}
+	{
+		const double b1 = bandwidth(pool1, buf, bw_size, quick ? 3 : 5);
+		const double b2 = bandwidth(pool2, buf, bw_size, quick ? 3 : 5);
+
+		if (b1 > bw1)
+			bw1 = b1;
+		if (b2 > bw2)
+			bw2 = b2;
+	}
+	munmap(buf, bw_size);
+
+	printf("read bandwidth (%zu MiB, 1 or 8 streams per thread, best of start and end): 1 "
+	       "thread %.1f GB/s, "
+	       "2 threads %.1f GB/s\n",
+	       bw_size >> 20, bw1, bw2);
+	if (has_vnni)
+		printf("int8 peak (10 vpdpbusd zmm chains, best sample): %.1f GMAC/s per thread\n",
+		       peak);
+	else
+		printf("int8 peak: no AVX512-VNNI on this CPU; GEMM fractions not reported\n");
+	printf("(1-thread figures in thread CPU time, 2-thread figures in wall time)\n");
+
+	printf("\nmatvec, batch 1, weights streamed from memory: GB/s of weights and fraction of "
+	       "the read bandwidth of as many threads\n");
+	printf("%-15s %-5s %-11s %-5s %9s %9s %7s %9s %7s\n", "model", "type", "variant", "lay",
+	       "MB/pass", "1t GB/s", "of bw", "2t GB/s", "of bw");
+	for (unsigned i = 0; i < nrows; i++) {
+		const struct row *rw = &rows[i];
+
+		if (rw->kind != 0)
+			continue;
+		if (rw->ref)
+			printf("%-15s %-5s %-11s %-5s %9.1f %9.2f %6.1f%% %9s %7s\n", rw->model,
+			       rw->type, rw->variant, rw->lay, rw->mb, rw->g1, 100 * rw->g1 / bw1,
+			       "-", "-");
+		else
+			printf("%-15s %-5s %-11s %-5s %9.1f %9.2f %6.1f%% %9.2f %6.1f%%\n",
+			       rw->model, rw->type, rw->variant, rw->lay, rw->mb, rw->g1,
+			       100 * rw->g1 / bw1, rw->g2, 100 * rw->g2 / bw2);
+	}
+	printf("\nbatched matmul, one tinyllama-1.1b layer: G multiply-adds/s and fraction of the "
+	       "int8 peak of as many threads\n");
+	printf("%-5s %-11s %-5s %5s %10s %7s %10s %7s\n", "type", "variant", "lay", "batch",
+	       "1t GMAC/s", "of pk", "2t GMAC/s", "of 2pk");
+	for (unsigned i = 0; i < nrows; i++) {
+		const struct row *rw = &rows[i];
+
+		if (rw->kind != 1)
+			continue;
+		if (peak > 0)
+			printf("%-5s %-11s %-5s %5u %10.1f %6.1f%% %10.1f %6.1f%%\n", rw->type,
+			       rw->variant, rw->lay, rw->batch, rw->g1, 100 * rw->g1 / peak, rw->g2,
+			       100 * rw->g2 / (2 * peak));
+		else
+			printf("%-5s %-11s %-5s %5u %10.1f %7s %10.1f %7s\n", rw->type, rw->variant,
+			       rw->lay, rw->batch, rw->g1, "-", rw->g2, "-");
 	}
 	aw_pool_free(pool1);
 	aw_pool_free(pool2);

@@ -474,7 +474,7 @@ static void test_did_you_mean(void **state)
 	assert_int_equal(r->load_rc, -EINVAL);
 	EXPECT_AT(r, "t.conf:11", "did you mean 'lcores'?");
 	EXPECT_AT(r, "t.conf:12", "unknown section [grop 1]");
-	EXPECT_AT(r, "t.conf:12", "did you mean [group]?");
+	EXPECT_AT(r, "t.conf:12", "did you mean [group 1]?");
 	EXPECT_AT(r, "t.conf:15", "'path' belongs in [model]");
 	EXPECT_AT(r, "t.conf:16", "did you mean [model]?");
 	EXPECT_AT(r, "t.conf:17", "section [group] needs a number");
@@ -715,6 +715,17 @@ static void test_port_capabilities(void **state)
 		assert_false(r->plan.caps_known[0]);
 		run_free(r);
 	}
+	/* a NIC on node 1 with every dataplane lcore on node 0: a warning */
+	{
+		char topo[512];
+		const char *s5[] = {"port.0.device=0000:03:00.0"};
+
+		snprintf(topo, sizeof(topo), "%s[port 0000:03:00.0]\nnode = 1\n", TOPO_2N);
+		r = run_sets(MIN, strlen(MIN), topo, s5, 1);
+		assert_int_equal(r->valid_rc, 0);
+		EXPECT_AT(r, "t.conf:5", "the device is on node 1 but no dataplane lcore is");
+		run_free(r);
+	}
 }
 
 static void test_memory_per_node(void **state)
@@ -871,7 +882,7 @@ static void test_set_overrides(void **state)
 		assert_int_equal(r->load_rc, -EINVAL);
 		EXPECT_AT(r, "--set group.0.max_batch=0", "0 is out of range (1..1024)");
 		EXPECT_AT(r, "--set group.0.max_bach=3", "did you mean 'max_batch'?");
-		EXPECT_AT(r, "--set grop.0.lcores=1", "did you mean [group]?");
+		EXPECT_AT(r, "--set grop.0.lcores=1", "did you mean [group 0]?");
 		EXPECT_AT(r, "--set dataplane.burst", "missing '=' in the override");
 		EXPECT_AT(r, "--set nodot=3", "expected section.key=value");
 		run_free(r);
@@ -1030,6 +1041,46 @@ static void test_example_two_socket_broken(void **state)
 	}
 	free(text);
 	free(topo_text);
+}
+
+/* The EAL arguments are the plan's, in one freeable block. */
+static void test_eal_argv(void **state)
+{
+	const char *sets[] = {"eal.args=--log-level=pmd.net.tap:8   --huge-unlink",
+			      "eal.hugepages=false", "log.dpdk_level=debug",
+			      "port.1.device=0000:03:00.0", "port.1.address=10.98.0.2/24"};
+	const char *want[] = {"prog",
+			      "--lcores",
+			      "0@0,1@1,2@2,3@3",
+			      "--main-lcore",
+			      "0",
+			      "--file-prefix",
+			      "agentwire",
+			      "--no-huge",
+			      "-m",
+			      "1024",
+			      "--vdev=net_tap0,iface=aw0",
+			      "-a",
+			      "0000:03:00.0",
+			      "--log-level=8",
+			      "--log-level=pmd.net.tap:8",
+			      "--huge-unlink"};
+	struct run *r = run_sets(MIN, strlen(MIN), NULL, sets, 5);
+	char **argv = NULL;
+	int argc = 0;
+
+	(void)state;
+	dump_on_fail(r, r->valid_rc == 0);
+	assert_int_equal(r->valid_rc, 0);
+	assert_int_equal(aw_conf_eal_argv(r->conf, &r->plan, "prog", &argv, &argc), 0);
+	assert_int_equal(argc, sizeof(want) / sizeof(want[0]));
+	for (int i = 0; i < argc; i++)
+		assert_string_equal(argv[i], want[i]);
+	assert_null(argv[argc]);
+	/* rte_eal_init() overwrites pointers; freeing must not depend on them */
+	argv[3] = argv[0];
+	aw_conf_eal_argv_free(argv);
+	run_free(r);
 }
 
 /* ---- command line -------------------------------------------------------------------- */
@@ -1420,6 +1471,7 @@ int main(void)
 		cmocka_unit_test(test_example_memif),
 		cmocka_unit_test(test_example_demo),
 		cmocka_unit_test(test_example_two_socket_broken),
+		cmocka_unit_test(test_eal_argv),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_check_main),
 		cmocka_unit_test(test_topo_discover_fake_sysfs),

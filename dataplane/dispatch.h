@@ -1,0 +1,90 @@
+/* dispatch.h — requests from the dataplane to worker groups, and the workers.
+ *
+ * A worker group is a set of lcores on one NUMA node. Its request ring and
+ * its pool of request objects are created on that node (socket id). The
+ * dataplane lcore that completed a request copies it once into a request
+ * object (aw_dispatch_submit) and enqueues it on the least-loaded group's
+ * ring (queue depth plus requests running); a full ring or an empty pool is
+ * reported at once so the dataplane answers OVERLOADED — never a silent
+ * drop. Ownership moves with the pointer: the worker that dequeues a request
+ * frees it.
+ *
+ * Until the worker-group scheduler (continuous batching) lands, the leader
+ * lcore of each group runs one request at a time through an engine
+ * (engine.h): it parses the body, streams DATA replies as the engine emits
+ * text, and ends with END (or ERROR). Cancellation (CANCEL, shutdown) is
+ * checked between emitted tokens.
+ */
+#ifndef AW_DISPATCH_H
+#define AW_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane.h"
+#include "engine.h"
+
+struct aw_dispatch_group_params {
+	unsigned lcore;	      /* DPDK lcore id of the group's leader */
+	int socket;	      /* NUMA node of the ring and the request pool */
+	unsigned ring_size;   /* requests that may wait (ring entries) */
+	unsigned max_request; /* bytes of the largest request body held */
+};
+
+struct aw_dispatch_params {
+	unsigned n_groups;
+	struct aw_dispatch_group_params group[AW_DP_MAX_GROUPS];
+	uint32_t max_new_tokens;      /* default and cap for max_new_tokens */
+	uint32_t default_deadline_us; /* 0 = none */
+};
+
+/* Per-group counters, read with relaxed atomics. */
+struct aw_dispatch_group_stats {
+	uint64_t enqueued;  /* requests accepted */
+	uint64_t completed; /* requests that sent their terminal */
+	uint64_t overloaded;
+	uint64_t bad; /* BAD_REQUEST answered by the worker */
+	uint64_t cancelled;
+	uint64_t deadline;
+	uint64_t tokens_in;  /* prompt tokens */
+	uint64_t tokens_out; /* generated tokens */
+	uint64_t busy_us;    /* time spent running requests */
+	uint32_t queued;     /* requests waiting now */
+	uint32_t running;    /* requests running now */
+};
+
+struct aw_dispatch;
+
+/* Create the groups' rings and pools. 'engine' is shared by every group and
+ * must outlive the dispatcher. Returns 0 and sets *ret_d, or -errno. */
+int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
+		    const struct aw_engine *engine, struct aw_dispatch **ret_d);
+
+/* Launch the worker lcores. */
+int aw_dispatch_start(struct aw_dispatch *d);
+
+/* Called on a dataplane lcore with a complete request message (GENERATE,
+ * CLASSIFY, EMBED). Copies it into a request object. Returns 0 (the request
+ * now belongs to a group), -ENOBUFS (every ring or pool full: answer
+ * OVERLOADED) or -EMSGSIZE (larger than the request objects). */
+int aw_dispatch_submit(struct aw_dispatch *d, const struct aw_dp_flow *flow, uint8_t type,
+		       const void *msg, size_t len, uint64_t now_us);
+
+/* Ask the groups to cancel (client, request id); the request's stream ends
+ * with END finish=cancelled at its next step. Called on dataplane lcores. */
+void aw_dispatch_cancel(struct aw_dispatch *d, const struct aw_dp_flow *flow);
+
+/* Shutdown: every queued and running request ends with a final message
+ * (END cancelled); then the workers stop. Waits for them. */
+void aw_dispatch_stop(struct aw_dispatch *d);
+
+/* Accepts NULL. */
+void aw_dispatch_free(struct aw_dispatch *d);
+
+unsigned aw_dispatch_n_groups(const struct aw_dispatch *d);
+void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
+			     struct aw_dispatch_group_stats *ret);
+const struct aw_dispatch_group_params *aw_dispatch_group_params(const struct aw_dispatch *d,
+								unsigned g);
+
+#endif

@@ -1,0 +1,371 @@
+"""agentwire — pure-Python client for the agentwire UDP protocol (standard
+library only: socket + struct). docs/PROTOCOL.md is the specification; this
+module is an independent implementation of its client side, so it doubles as
+a check of the spec against the C codec.
+
+    import agentwire
+    c = agentwire.Client("127.0.0.1", 7878)
+    rtt = c.ping(b"hello")                      # seconds
+    text, summary = c.generate("Pick a tool for: weather in Paris?",
+                               max_new_tokens=32, temperature=0.0)
+    for chunk in c.generate_stream("..."):     # str chunks as they arrive
+        print(chunk, end="")
+    probs = c.classify("weather in Paris?", ["weather", "search"])
+    print(c.stats())
+
+Loss handling follows the spec: the request is retransmitted when nothing
+came back, a gap in the reply sequence triggers RESUME from the first
+missing datagram, duplicates are dropped, and every reply is checked field by
+field before use (a malformed reply is ignored and counted, a summary that
+contradicts the data raises ProtocolError). One request at a time per Client.
+"""
+
+import os
+import socket
+import struct
+import time
+
+MAGIC = 0x5741
+VERSION = 1
+HDR = struct.Struct("<HBBHHQQIHHIHHII16s")  # 64 bytes, see docs/PROTOCOL.md
+assert HDR.size == 64
+
+GENERATE, CLASSIFY, EMBED, CANCEL, PING, STATS, RESUME, ACK = range(1, 9)
+DATA, END, ERROR, PONG, PROGRESS = 0x81, 0x82, 0x83, 0x84, 0x85
+F_RETRANSMIT, F_CONTROL = 0x0002, 0x0004
+
+ERROR_NAMES = {1: "BAD_REQUEST", 2: "TOO_LONG", 3: "OVERLOADED", 4: "UNKNOWN_SESSION",
+               5: "DEADLINE", 6: "INTERNAL", 7: "UNSUPPORTED", 8: "UNKNOWN_REQUEST",
+               9: "AUTH", 10: "VERSION"}
+FINISH_NAMES = ["stop", "length", "deadline", "cancelled", "error"]
+
+TAG_PROMPT, TAG_STOP, TAG_LABEL = 1, 2, 3
+FIXED = struct.Struct("<HBBIfIfffIQ")  # 40 bytes
+assert FIXED.size == 40
+SUMMARY = struct.Struct("<BBHIIIIIIQ")  # 36 bytes
+assert SUMMARY.size == 36
+
+
+class AgentwireError(Exception):
+    """The server answered ERROR: .code (int), .name, .message, .retry_after_us."""
+
+    def __init__(self, code, message, retry_after_us=0):
+        self.code = code
+        self.name = ERROR_NAMES.get(code, "?")
+        self.message = message
+        self.retry_after_us = retry_after_us
+        super().__init__("%s (%d): %s" % (self.name, code, message))
+
+
+class ProtocolError(Exception):
+    """The replies contradicted each other or the specification."""
+
+
+class Timeout(Exception):
+    """No (complete) answer within the limits."""
+
+
+class Summary:
+    """The END summary of a request."""
+
+    def __init__(self, finish, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
+                 n_data, data_bytes, probs):
+        self.finish = FINISH_NAMES[finish]
+        self.prompt_tokens = prompt_tokens
+        self.gen_tokens = gen_tokens
+        self.queue_us = queue_us
+        self.prefill_us = prefill_us
+        self.decode_us = decode_us
+        self.n_data = n_data
+        self.data_bytes = data_bytes
+        self.probs = probs
+
+    def __repr__(self):
+        return "Summary(%s)" % ", ".join("%s=%r" % kv for kv in sorted(vars(self).items()))
+
+
+def parse_header(dg):
+    """Decode and validate one datagram's header (the rules of PROTOCOL.md).
+    Returns a dict and the payload, or raises ValueError naming the rule."""
+    if len(dg) < 64:
+        raise ValueError("truncated")
+    (magic, version, typ, flags, server_id, request_id, session_id, seq, seg_index,
+     seg_count, msg_len, payload_len, seg_size, tenant_id, _reserved, mac) = HDR.unpack_from(dg)
+    if magic != MAGIC:
+        raise ValueError("magic")
+    if version != VERSION:
+        raise ValueError("version")
+    if not (1 <= typ <= 8 or 0x81 <= typ <= 0x85):
+        raise ValueError("type")
+    if payload_len != len(dg) - 64:
+        raise ValueError("length")
+    if seg_count == 0 or seg_index >= seg_count:
+        raise ValueError("segment")
+    if seg_count == 1:
+        if msg_len != payload_len or seg_size != payload_len:
+            raise ValueError("segsize")
+    else:
+        before = (seg_count - 1) * seg_size
+        if seg_size == 0 or msg_len <= before or msg_len - before > seg_size:
+            raise ValueError("segsize")
+        want = seg_size if seg_index + 1 < seg_count else msg_len - before
+        if payload_len != want:
+            raise ValueError("segsize")
+    return dict(type=typ, flags=flags, server_id=server_id, request_id=request_id,
+                session_id=session_id, seq=seq, seg_index=seg_index, seg_count=seg_count,
+                msg_len=msg_len), dg[64:]
+
+
+def build(typ, request_id, payload=b"", session_id=0, seq=0, flags=0, server_id=0,
+          seg_index=0, seg_count=1, msg_len=None, seg_size=None):
+    """Build one datagram (a whole message unless seg_* are given)."""
+    if msg_len is None:
+        msg_len = len(payload)
+    if seg_size is None:
+        seg_size = len(payload)
+    return HDR.pack(MAGIC, VERSION, typ, flags, server_id, request_id, session_id, seq,
+                    seg_index, seg_count, msg_len, len(payload), seg_size, 0, 0,
+                    b"\0" * 16) + payload
+
+
+def segments(typ, request_id, msg, seg_size, session_id=0, flags=0):
+    """Split a message into datagrams of at most seg_size payload bytes."""
+    n = max(1, -(-len(msg) // seg_size))
+    if n > 65535:
+        raise ValueError("message needs more than 65535 segments")
+    if n == 1:
+        return [build(typ, request_id, msg, session_id=session_id, flags=flags)]
+    return [build(typ, request_id, msg[i * seg_size:(i + 1) * seg_size], session_id=session_id,
+                  flags=flags, seg_index=i, seg_count=n, msg_len=len(msg), seg_size=seg_size)
+            for i in range(n)]
+
+
+def request_body(prompt, max_new_tokens=0, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
+                 repetition_penalty=1.0, seed=0, stop=(), labels=(), priority=0,
+                 deadline_us=0, keep_session=False):
+    """Encode a GENERATE/CLASSIFY/EMBED body (fixed block + TLVs)."""
+    if isinstance(prompt, str):
+        prompt = prompt.encode()
+    body = FIXED.pack(40, priority, 1 if keep_session else 0, max_new_tokens, temperature,
+                      top_k, top_p, min_p, repetition_penalty, deadline_us, seed)
+
+    def tlv(tag, value):
+        if isinstance(value, str):
+            value = value.encode()
+        return struct.pack("<HHI", tag, 0, len(value)) + value
+
+    body += tlv(TAG_PROMPT, prompt)
+    for s in stop:
+        body += tlv(TAG_STOP, s)
+    for lab in labels:
+        body += tlv(TAG_LABEL, lab)
+    return body
+
+
+class Client:
+    """A client of one agentwire server over a connected UDP socket."""
+
+    def __init__(self, host="127.0.0.1", port=7878, timeout=10.0, rto=0.02, max_retries=6,
+                 mtu=1500, reorder_window=64, server_id=0):
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+        family, _, _, _, addr = infos[0]
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.connect(addr)
+        self.timeout = timeout
+        self.rto = rto
+        self.max_retries = max_retries
+        self.seg_size = mtu - (40 if family == socket.AF_INET6 else 20) - 8 - 64
+        self.window = reorder_window
+        self.server_id = server_id
+        self.next_id = int.from_bytes(os.urandom(8), "little") & ~0xFFFFFF
+        self.stats_counters = dict(bad=0, stray=0, dups=0, retransmits=0, resumes=0)
+        self.last_server_id = None
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the engine: one request, yields output chunks, returns the terminal --
+
+    def _run(self, typ, msg, session_id=0):
+        rid = self.next_id
+        self.next_id = (self.next_id + 1) & 0xFFFFFFFFFFFFFFFF
+        dgrams = segments(typ, rid, msg, self.seg_size, session_id)
+        for d in dgrams:
+            self.sock.send(d)
+        deadline = time.monotonic() + self.timeout
+        rto, retries, got_any, next_seq = self.rto, 0, False, 0
+        held = {}
+        n_data, data_bytes = 0, 0
+        timer = time.monotonic() + rto
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise Timeout("no answer within %.3f s" % self.timeout)
+            if now >= timer:
+                retries += 1
+                if retries > self.max_retries:
+                    raise Timeout("%d timer expiries without progress" % self.max_retries)
+                if not got_any or typ == PING:
+                    for d in segments(typ, rid, msg, self.seg_size, session_id, F_RETRANSMIT):
+                        self.sock.send(d)
+                    self.stats_counters["retransmits"] += 1
+                else:
+                    self.sock.send(build(RESUME, rid, seq=next_seq, session_id=session_id))
+                    self.stats_counters["resumes"] += 1
+                rto = min(rto * 2, 1.0)
+                timer = now + rto
+            self.sock.settimeout(max(0.0005, min(timer, deadline) - now))
+            try:
+                dg = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionRefusedError:
+                continue
+            try:
+                h, payload = parse_header(dg)
+            except ValueError:
+                self.stats_counters["bad"] += 1
+                continue
+            if h["type"] < 0x81 or h["seg_count"] != 1:
+                self.stats_counters["bad"] += 1
+                continue
+            if h["request_id"] != rid:
+                self.stats_counters["stray"] += 1
+                continue
+            got_any = True
+            self.last_server_id = h["server_id"]
+            if h["type"] == PROGRESS or h["flags"] & F_CONTROL:
+                if h["type"] == ERROR:
+                    code, msg_text, retry = self._error(payload)
+                    raise AgentwireError(code, msg_text, retry)
+                retries, rto, timer = 0, self.rto, time.monotonic() + self.rto
+                continue
+            if h["type"] == PONG and typ != PING:
+                self.stats_counters["bad"] += 1
+                continue
+            seq = h["seq"]
+            if seq < next_seq or seq in held:
+                self.stats_counters["dups"] += 1
+                continue
+            if seq > next_seq:
+                if seq - next_seq >= self.window or h["type"] == PONG:
+                    continue
+                held[seq] = (h, payload)
+                retries = 0
+                timer = min(timer, time.monotonic() + rto / 2)
+                continue
+            held[seq] = (h, payload)
+            while next_seq in held:
+                h2, p2 = held.pop(next_seq)
+                next_seq += 1
+                retries, rto, timer = 0, self.rto, time.monotonic() + self.rto
+                t = h2["type"]
+                if t == DATA:
+                    if len(p2) < 4:
+                        raise ProtocolError("DATA payload of %d bytes" % len(p2))
+                    n_data += 1
+                    data_bytes += len(p2) - 4
+                    yield p2[4:]
+                elif t == PONG:
+                    yield p2
+                    return None
+                elif t == END:
+                    s = self._summary(p2)
+                    if s.n_data != h2["seq"] or s.n_data != n_data or \
+                            s.data_bytes != data_bytes:
+                        raise ProtocolError("summary disagrees with the data received")
+                    if typ != PING:
+                        self.sock.send(build(ACK, rid, session_id=session_id))
+                    return s
+                elif t == ERROR:
+                    code, msg_text, retry = self._error(p2)
+                    self.sock.send(build(ACK, rid, session_id=session_id))
+                    raise AgentwireError(code, msg_text, retry)
+                else:
+                    raise ProtocolError("unexpected reply type 0x%02x" % t)
+
+    @staticmethod
+    def _error(p):
+        if len(p) < 8:
+            raise ProtocolError("ERROR payload of %d bytes" % len(p))
+        code, n, retry = struct.unpack_from("<HHI", p)
+        if n > 200 or len(p) != 8 + n:
+            raise ProtocolError("ERROR message length %d in %d bytes" % (n, len(p)))
+        return code, p[8:].decode("utf-8", "replace"), retry
+
+    @staticmethod
+    def _summary(p):
+        if len(p) < SUMMARY.size:
+            raise ProtocolError("END payload of %d bytes" % len(p))
+        (finish, _r, n_probs, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
+         n_data, data_bytes) = SUMMARY.unpack_from(p)
+        if finish >= len(FINISH_NAMES) or n_probs > 256 or len(p) != SUMMARY.size + 4 * n_probs:
+            raise ProtocolError("malformed END summary")
+        probs = list(struct.unpack_from("<%df" % n_probs, p, SUMMARY.size))
+        return Summary(finish, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
+                       n_data, data_bytes, probs)
+
+    def _collect(self, typ, msg, session_id=0):
+        gen = self._run(typ, msg, session_id)
+        out = []
+        while True:
+            try:
+                out.append(next(gen))
+            except StopIteration as stop:
+                return b"".join(out), stop.value
+
+    # -- operations --
+
+    def ping(self, payload=b""):
+        """Echo 'payload'; returns the round-trip time in seconds."""
+        t0 = time.monotonic()
+        echo, _ = self._collect(PING, bytes(payload))
+        if echo != bytes(payload):
+            raise ProtocolError("echo differs from the payload")
+        return time.monotonic() - t0
+
+    def stats(self):
+        """The server's counters as text ("name value" lines)."""
+        text, _ = self._collect(STATS, b"")
+        return text.decode("utf-8", "replace")
+
+    def stats_dict(self):
+        out = {}
+        for line in self.stats().splitlines():
+            name, _, value = line.partition(" ")
+            out[name] = int(value)
+        return out
+
+    def generate(self, prompt, session_id=0, **params):
+        """Generate text; returns (text, Summary). Raises AgentwireError."""
+        data, summary = self._collect(GENERATE, request_body(prompt, **params), session_id)
+        return data.decode("utf-8", "replace"), summary
+
+    def generate_stream(self, prompt, session_id=0, **params):
+        """Yield text chunks as they arrive; the generator's return value
+        (StopIteration.value) is the Summary."""
+        gen = self._run(GENERATE, request_body(prompt, **params), session_id)
+        while True:
+            try:
+                chunk = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield chunk.decode("utf-8", "replace")
+
+    def classify(self, prompt, labels, **params):
+        """One probability per label (from one prefill)."""
+        _, summary = self._collect(CLASSIFY, request_body(prompt, labels=labels, **params))
+        return summary.probs
+
+    def embed(self, text, **params):
+        """The embedding vector (list of floats)."""
+        data, _ = self._collect(EMBED, request_body(text, **params))
+        if len(data) % 4:
+            raise ProtocolError("embedding of %d bytes" % len(data))
+        return list(struct.unpack("<%df" % (len(data) // 4), data))
