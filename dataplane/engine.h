@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
 #include "proto.h"
 
 /* Receives 'len' bytes of output text holding 'n_tokens' tokens. Returns 0 to
@@ -54,6 +55,12 @@ struct aw_engine {
 /* The transport test engine (no model), sleeping 'delay_us' per token.
  * Returns 0 or -ENOMEM. */
 int aw_engine_echo_init(struct aw_engine *e, uint32_t delay_us);
+
+/* The real engine: load the GGUF model at 'path' (weights read in place from
+ * the mapping, kernels chosen for this CPU, tokenizer from the file's
+ * metadata). Returns 0 and fills *ret_e, or -errno with 'err' naming what is
+ * wrong. */
+int aw_engine_model_open(const char *path, struct aw_engine *ret_e, struct aw_err *err);
 
 /* Release an engine's state. Accepts an engine whose ops is NULL. */
 void aw_engine_fini(struct aw_engine *e);

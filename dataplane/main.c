@@ -3,12 +3,13 @@
  * Start-up order: parse the command line and load + validate the whole config
  * (libaw_config, no DPDK) before anything else, so that a typo never starts a
  * half-configured appliance; `--check` stops there and prints the plan. The
- * serving path (EAL, ports, worker groups) is filled in by the dataplane work.
+ * serving path (EAL, ports, worker groups, engine) is aw_daemon_run() (daemon.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "conf.h"
+#include "daemon.h"
 
 int main(int argc, char **argv)
 {
@@ -35,13 +36,9 @@ int main(int argc, char **argv)
 	}
 	rc = aw_conf_cli_load(&cli, stderr, &conf, &topo, plan);
 	if (rc == 0) {
-		fprintf(stderr,
-			"agentwire: %s is valid, but serving is not built yet "
-			"(the dataplane is in progress); use --check to see the plan\n",
-			cli.config);
+		rc = aw_daemon_run(conf, plan, argv[0]);
 		aw_conf_free(conf);
 		aw_topo_free(topo);
-		rc = 1;
 	}
 	free(plan);
 	free(cli.sets);

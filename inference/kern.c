@@ -19,12 +19,23 @@ struct variant {
 	int (*supported)(void);
 };
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+/* F16C is CPUID.1:ECX bit 29; clang 14's __builtin_cpu_supports lacks "f16c". */
+static int have_f16c(void)
+{
+	unsigned a, b, c, d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 #if defined(AW_KERN_HAVE_AVX2)
 static int have_avx2(void)
 {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	       __builtin_cpu_supports("f16c");
+	       have_f16c();
 }
 
 #endif
@@ -33,7 +44,7 @@ static int have_avx512(void)
 {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	       __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512f") &&
+	       have_f16c() && __builtin_cpu_supports("avx512f") &&
 	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
 	       __builtin_cpu_supports("avx512dq");
 }

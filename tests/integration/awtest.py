@@ -34,14 +34,70 @@ def skip(msg):
     sys.exit(77)
 
 
+TOOLS = {}
+
+
 def need_root_and_build(argv):
+    """argv: test.py AGENTWIRE CONFIG AW-MKMODEL AW-INFER"""
     if os.geteuid() != 0:
         skip('needs root (net_tap)')
-    if len(argv) < 3:
-        skip('usage: test.py AGENTWIRE CONFIG')
+    if len(argv) < 5:
+        skip('usage: test.py AGENTWIRE CONFIG AW-MKMODEL AW-INFER')
     if not os.path.exists('/dev/net/tun'):
         skip('no /dev/net/tun')
+    TOOLS['mkmodel'], TOOLS['infer'] = argv[3], argv[4]
     return argv[1], argv[2]
+
+
+def model_file():
+    """A small llama model with a synthetic SentencePiece vocabulary, written
+    by aw-mkmodel (seeded: the same file every time)."""
+    import atexit
+    path = '/tmp/aw-it-model-%d.gguf' % os.getpid()
+    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    subprocess.run([TOOLS['mkmodel'], '--out', path, '--preset', 'tiny', '--seed', '7'],
+                   check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def expect_generate(model, prompt, n):
+    """Greedy output of aw-infer for the same model and prompt, or None when
+    this aw-infer cannot take a text prompt (no tokenizer built in)."""
+    p = subprocess.run([TOOLS['infer'], '-m', model, '-p', prompt, '-n', str(n), '--temp', '0'],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        print('note: aw-infer -p unavailable (%s): greedy comparison skipped'
+              % p.stderr.strip()[:120])
+        return None
+    return p.stdout.rstrip('\n')
+
+
+def raw_icmp_echo(ip, payload=b'agentwire-icmp'):
+    """One ICMP echo over a raw socket; True when the matching reply came."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.settimeout(2)
+    ident = os.getpid() & 0xffff
+
+    def csum(b):
+        if len(b) % 2:
+            b += b'\0'
+        v = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+        while v >> 16:
+            v = (v & 0xffff) + (v >> 16)
+        return ~v & 0xffff
+    m = struct.pack('!BBHHH', 8, 0, 0, ident, 1) + payload
+    m = m[:2] + struct.pack('!H', csum(m)) + m[4:]
+    s.sendto(m, (ip, 0))
+    t0 = time.time()
+    while time.time() - t0 < 2:
+        try:
+            d, a = s.recvfrom(2048)
+        except socket.timeout:
+            break
+        icmp = d[(d[0] & 0xf) * 4:]
+        if a[0] == ip and icmp[0] == 0 and struct.unpack('!H', icmp[4:6])[0] == ident:
+            return icmp[8:] == payload
+    return False
 
 
 def hdr(typ, request_id, payload=b'', seq=0, seg_index=0, seg_count=1, msg_len=None,
@@ -136,7 +192,11 @@ class Daemon:
 class Client:
     """One UDP socket talking to the daemon, with retransmission and RESUME."""
 
-    def __init__(self, host=SRV_IP, port=PORT, timeout=0.2):
+    def __init__(self, host=SRV_IP, port=PORT, timeout=0.2, loss=0.0, seed=1):
+        # 'loss': drop this fraction of datagrams sent and received in the
+        # client itself (for kernels without sch_netem)
+        self.loss = loss
+        self.rnd = random.Random(seed)
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s.bind((HOST_IP, 0))
         self.addr = (host, port)
@@ -148,13 +208,17 @@ class Client:
         return self.next_id
 
     def send(self, data):
+        if self.loss and self.rnd.random() < self.loss:
+            return
         self.s.sendto(data, self.addr)
 
     def recv(self, timeout=None):
         self.s.settimeout(self.timeout if timeout is None else timeout)
         try:
-            d, _ = self.s.recvfrom(65536)
-            return parse(d)
+            while True:
+                d, _ = self.s.recvfrom(65536)
+                if not (self.loss and self.rnd.random() < self.loss):
+                    return parse(d)
         except socket.timeout:
             return None
 

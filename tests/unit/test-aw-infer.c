@@ -104,7 +104,7 @@ static int teardown(void **state)
 #define M(name) "-m %s/" name
 static char args[1024], out[1 << 16], err[1024];
 
-static const char *A(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static const char *A(const char *fmt, ...)
 {
 	va_list ap;
 

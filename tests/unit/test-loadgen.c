@@ -285,6 +285,7 @@ static void test_workload_malformed(void **state)
 	expect_bad("mix = ping:x\n", "weight 'x'");
 	expect_bad("mix = ping:-1\n", "weight '-1'");
 	expect_bad("mix = ping:0 generate:0\n", "sum to 0");
+	expect_bad("mix = generate:35 generate:0\n", "op 'generate' listed twice");
 	expect_bad("prompt_tokens = 12\n", "fixed:N, uniform");
 	expect_bad("prompt_tokens = uniform:9:3\n", "bad value");
 	expect_bad("prompt_tokens = uniform:3\n", "bad value");

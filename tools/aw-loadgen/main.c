@@ -17,6 +17,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,13 +278,17 @@ static int run_once(struct lg *g, double rate)
 			issuing = 0;
 			g->end_ns = now;
 		}
-		if (issuing && now >= g->end_ns)
-			issuing = 0;
 		if (issuing && open_loop) {
+			/* every arrival scheduled before the end is sent, however
+			 * late the loop got to it (its lateness counts as latency) */
 			while (next <= now && next < g->end_ns) {
 				issue(g, next, -1);
 				next = g->start_ns + aw_arrival_next(&arr);
 			}
+			if (next >= g->end_ns)
+				issuing = 0;
+		} else if (issuing && now >= g->end_ns) {
+			issuing = 0;
 		} else if (issuing) {
 			for (unsigned a = 0; a < g->o.agents; a++)
 				if (g->agent_due[a] && g->agent_due[a] <= now)
@@ -312,10 +317,13 @@ static int run_once(struct lg *g, double rate)
 				for (unsigned a = 0; a < g->o.agents; a++)
 					if (g->agent_due[a] && g->agent_due[a] < until)
 						until = g->agent_due[a];
+			/* wake 20 us early and spin the rest: a sleeping thread is
+			 * woken late by tens of microseconds, and a late send
+			 * counts as latency (times are from the intended send) */
 			now = now_ns();
-			if (until > now + 2000) {
+			if (until > now + 30000) {
 				ts.tv_sec = 0;
-				ts.tv_nsec = (long)(until - now - 1000);
+				ts.tv_nsec = (long)(until - now - 20000);
 				(void)ppoll(&p, 1, &ts, NULL);
 			}
 		}
@@ -503,11 +511,12 @@ static int run_sweep(struct lg *g)
 			"set terminal png size 900,600\nset output '%s'\nset datafile separator "
 			"','\nset key top left\nset logscale y\nset grid\n"
 			"set title 'aw-loadgen: latency vs throughput (%s:%s)'\n"
-			"set xlabel 'achieved requests/s'\nset ylabel 'latency from intended send "
-			"(us)'\n"
-			"plot '%s' skip 1 using 2:4 with linespoints title 'p50', '' skip 1 using "
-			"2:6 with linespoints title 'p99', '' skip 1 using 2:7 with linespoints "
-			"title 'p99.9'\n",
+			"set xlabel 'offered requests/s'\nset ylabel 'latency from intended send "
+			"(us)'\nset y2label 'answered requests/s'\nset y2tics\n"
+			"plot '%s' skip 1 using 1:4 with linespoints title 'p50', '' skip 1 using "
+			"1:6 with linespoints title 'p99', '' skip 1 using 1:7 with linespoints "
+			"title 'p99.9', '' skip 1 using 1:2 axes x1y2 with lines dashtype 2 "
+			"title 'answered/s'\n",
 			g->o.plot, g->o.host, g->o.port, g->o.csv);
 		if (pclose(gp) != 0) {
 			fprintf(stderr, "aw-loadgen: gnuplot failed\n");
@@ -792,6 +801,7 @@ int main(int argc, char **argv)
 	}
 	aw_rng_seed(&g.rng, g.o.seed ^ 0x5eedull);
 	signal(SIGINT, on_sigint);
+	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* sleep to the microsecond */
 	if (g.o.sweep) {
 		rc = run_sweep(&g);
 	} else {

@@ -138,6 +138,7 @@ static int parse_mix(struct aw_workload *w, char *v, const char *name, unsigned 
 {
 	double weight[AW_WL_OPS] = {0}, sum = 0;
 	char *tok, *save = NULL;
+	unsigned listed = 0;
 
 	for (tok = strtok_r(v, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 		char *colon = strchr(tok, ':');
@@ -155,6 +156,10 @@ static int parse_mix(struct aw_workload *w, char *v, const char *name, unsigned 
 					  "%s:%u: mix: unknown op '%s' (generate, classify, embed, "
 					  "ping, stats)",
 					  name, line, tok);
+		if (listed & (1u << op))
+			return aw_err_set(err, EINVAL, "%s:%u: mix: op '%s' listed twice", name,
+					  line, tok);
+		listed |= 1u << op;
 		if (parse_double(colon + 1, 0, 1e9, &weight[op]) < 0)
 			return aw_err_set(err, EINVAL,
 					  "%s:%u: mix: weight '%s' of %s is not a "
@@ -351,14 +356,18 @@ int aw_workload_next(struct aw_workload *w, struct aw_rng *r, uint8_t *buf, size
 
 	for (op = 0; op < AW_WL_OPS; op++)
 		sum += w->weight[op];
+	if (!(sum > 0))
+		return -EINVAL;
+	/* the first op whose cumulative weight reaches x (x in (0, sum]) */
 	x = aw_rng_unit(r) * sum;
-	for (op = 0; op < AW_WL_OPS - 1; op++) {
-		if (x <= w->weight[op] && w->weight[op] > 0)
+	for (op = 0; op < AW_WL_OPS; op++) {
+		if (w->weight[op] > 0 && x <= w->weight[op])
 			break;
 		x -= w->weight[op];
 	}
-	while (w->weight[op] <= 0) /* rounding at the top end */
-		op--;
+	if (op == AW_WL_OPS) /* rounding at the top end: the last op with weight */
+		for (op = AW_WL_OPS - 1; w->weight[op] <= 0; op--)
+			;
 	memset(ret, 0, sizeof(*ret));
 	ret->op = op;
 	ret->type = op_types[op];

@@ -1,0 +1,380 @@
+/* daemon.c — bring the appliance up from a validated config, serve, and
+ * shut down cleanly (daemon.h).
+ *
+ * Order of start-up: EAL (arguments from the plan: lcores, memory, vdevs or
+ * PCI devices), logging into rte_log, the engine, ports and dataplane lcores,
+ * worker groups, telemetry; "ready" is logged only once the ports are started
+ * and every lcore runs, so scripts can wait for it. Shutdown reverses it:
+ * stop receiving, let workers end every queued or running request with a
+ * final message (END cancelled), drain the response rings, stop the lcores,
+ * close the ports, check that every mbuf came back, free, rte_eal_cleanup().
+ */
+#include "daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+
+#include "dataplane.h"
+#include "dispatch.h"
+#include "engine.h"
+#include "log.h"
+#include "telemetry.h"
+
+static volatile sig_atomic_t quit_signal;
+static int aw_logtype = RTE_LOGTYPE_USER1;
+
+static void on_signal(int sig)
+{
+	quit_signal = sig;
+}
+
+/* aw_log levels are syslog's; rte_log's are syslog's + 1. */
+static void rte_sink(int level, const char *module, const char *line, void *ctx)
+{
+	(void)ctx;
+	rte_log((uint32_t)level + 1, (uint32_t)aw_logtype, "agentwire: %s: %s\n", module, line);
+}
+
+#define MAX_EAL_ARGS 64
+
+struct eal_args {
+	int argc;
+	char *argv[MAX_EAL_ARGS];
+	char buf[8192];
+	size_t used;
+};
+
+static void eal_add(struct eal_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void eal_add(struct eal_args *a, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (a->argc >= MAX_EAL_ARGS - 1 || a->used >= sizeof(a->buf))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(a->buf + a->used, sizeof(a->buf) - a->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(a->buf) - a->used)
+		return;
+	a->argv[a->argc++] = a->buf + a->used;
+	a->used += (size_t)n + 1;
+}
+
+static int is_vdev(const char *dev)
+{
+	return strncmp(dev, "net_", 4) == 0 || strncmp(dev, "eth_", 4) == 0;
+}
+
+static void build_eal_args(const struct aw_conf *c, const struct aw_conf_plan *plan,
+			   const char *argv0, struct eal_args *a)
+{
+	int any_pci = 0;
+	char extra[AW_CONF_ARGS_LEN], *save, *tok;
+
+	eal_add(a, "%s", argv0);
+	eal_add(a, "--lcores=%s", plan->eal_lcores);
+	eal_add(a, "--main-lcore=0");
+	if (c->eal.file_prefix[0])
+		eal_add(a, "--file-prefix=%s", c->eal.file_prefix);
+	if (!c->eal.hugepages)
+		eal_add(a, "--no-huge");
+	eal_add(a, "-m");
+	eal_add(a, "%llu", (unsigned long long)(c->eal.memory >> 20));
+	for (unsigned p = 0; p < AW_CONF_MAX_PORTS; p++) {
+		if (!c->ports[p].present)
+			continue;
+		if (is_vdev(c->ports[p].device)) {
+			eal_add(a, "--vdev=%s", c->ports[p].device);
+		} else {
+			any_pci = 1;
+			eal_add(a, "-a");
+			eal_add(a, "%s", c->ports[p].device);
+		}
+	}
+	if (!any_pci)
+		eal_add(a, "--no-pci");
+	if (c->log.dpdk_level[0])
+		eal_add(a, "--log-level=%s", c->log.dpdk_level);
+	snprintf(extra, sizeof(extra), "%s", c->eal.args);
+	for (tok = strtok_r(extra, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
+		eal_add(a, "%s", tok);
+}
+
+/* "net_tap0,iface=aw0" -> port id of "net_tap0" */
+static int find_port(const char *device, uint16_t *ret)
+{
+	char name[RTE_ETH_NAME_MAX_LEN];
+	size_t n = strcspn(device, ",");
+
+	if (n >= sizeof(name))
+		return -ENAMETOOLONG;
+	memcpy(name, device, n);
+	name[n] = '\0';
+	return rte_eth_dev_get_port_by_name(name, ret);
+}
+
+static uint32_t pow2_at_least(uint32_t v)
+{
+	uint32_t p = 1;
+
+	while (p < v && p < (1u << 30))
+		p <<= 1;
+	return p;
+}
+
+static int fill_dp_params(const struct aw_conf *c, const struct aw_conf_plan *plan,
+			  struct aw_dp_params *dp)
+{
+	memset(dp, 0, sizeof(*dp));
+	for (unsigned p = 0; p < AW_CONF_MAX_PORTS; p++) {
+		const struct aw_conf_port *cp = &c->ports[p];
+		struct aw_dp_port_params *pp;
+		int rc;
+
+		if (!cp->present)
+			continue;
+		if (dp->n_ports == AW_DP_MAX_PORTS) {
+			aw_log(AW_LOG_ERR, "daemon", "more than %d ports", AW_DP_MAX_PORTS);
+			return -EINVAL;
+		}
+		pp = &dp->port[dp->n_ports++];
+		rc = find_port(cp->device, &pp->port_id);
+		if (rc < 0) {
+			aw_log(AW_LOG_ERR, "daemon",
+			       "[port %u] device '%s': no such DPDK port (%s)", p, cp->device,
+			       strerror(-rc));
+			return rc;
+		}
+		pp->ip = htonl(cp->addr);
+		pp->netmask = cp->prefix ? htonl(~0u << (32 - cp->prefix)) : 0;
+		pp->gateway = htonl(cp->gateway);
+		pp->udp_port = (uint16_t)cp->udp_port;
+		pp->rx_desc = (uint16_t)cp->rx_descriptors;
+		pp->tx_desc = (uint16_t)cp->tx_descriptors;
+		pp->mtu = (uint16_t)cp->mtu;
+		if ((cp->rx_queues && cp->rx_queues != plan->n_dataplane) ||
+		    (cp->tx_queues && cp->tx_queues != plan->n_dataplane))
+			aw_log(AW_LOG_WARNING, "daemon",
+			       "[port %u]: one RX/TX queue per dataplane lcore is used (%u), not "
+			       "rx_queues=%u/tx_queues=%u",
+			       p, plan->n_dataplane, cp->rx_queues, cp->tx_queues);
+	}
+	for (unsigned i = 0; i < plan->n_lcores; i++) {
+		const struct aw_conf_lcore *l = &plan->lcores[i];
+
+		if (l->role != AW_CONF_ROLE_DATAPLANE || l->index >= AW_DP_MAX_LCORES)
+			continue;
+		dp->lcore[l->index] = l->lcore;
+		if (l->index + 1 > dp->n_lcores)
+			dp->n_lcores = l->index + 1;
+	}
+	dp->burst = c->dataplane.burst > AW_DP_MAX_BURST ? AW_DP_MAX_BURST : c->dataplane.burst;
+	dp->idle = c->dataplane.idle == AW_CONF_IDLE_POLL    ? AW_DP_IDLE_POLL
+		   : c->dataplane.idle == AW_CONF_IDLE_YIELD ? AW_DP_IDLE_YIELD
+							     : AW_DP_IDLE_SLEEP;
+	dp->mbufs = c->dataplane.mbufs;
+	dp->mbuf_cache = c->dataplane.mbuf_cache;
+	dp->resp_ring_size = pow2_at_least(c->dataplane.tx_ring_size);
+	aw_proto_reasm_limits_default(&dp->reasm);
+	dp->reasm.max_msg = (uint32_t)c->dataplane.max_request_bytes;
+	dp->reasm.timeout_us = (uint64_t)c->dataplane.reassembly_timeout_ms * 1000;
+	dp->reasm.max_entries = c->dataplane.reassembly_slots;
+	if (dp->reasm.max_client_entries > dp->reasm.max_entries)
+		dp->reasm.max_client_entries = dp->reasm.max_entries;
+	aw_proto_rtx_limits_default(&dp->rtx);
+	dp->rtx.max_entries = c->dataplane.retransmit_entries;
+	dp->rtx.retain_us = (uint64_t)c->dataplane.retransmit_ttl_ms * 1000;
+	return 0;
+}
+
+static int fill_dispatch_params(const struct aw_conf *c, const struct aw_conf_plan *plan,
+				struct aw_dispatch_params *dp)
+{
+	memset(dp, 0, sizeof(*dp));
+	for (unsigned g = 0; g < AW_CONF_MAX_GROUPS; g++) {
+		struct aw_dispatch_group_params *gp;
+
+		if (!c->groups[g].present)
+			continue;
+		if (dp->n_groups == AW_DP_MAX_GROUPS) {
+			aw_log(AW_LOG_ERR, "daemon", "more than %d worker groups",
+			       AW_DP_MAX_GROUPS);
+			return -EINVAL;
+		}
+		gp = &dp->group[dp->n_groups++];
+		gp->lcore = UINT32_MAX;
+		for (unsigned i = 0; i < plan->n_lcores; i++)
+			if (plan->lcores[i].role == AW_CONF_ROLE_WORKER &&
+			    plan->lcores[i].index == g && plan->lcores[i].leader)
+				gp->lcore = plan->lcores[i].lcore;
+		gp->socket = c->groups[g].node < 0 ? 0 : c->groups[g].node;
+		gp->ring_size = c->limits.queue_depth;
+		gp->max_request = (unsigned)c->dataplane.max_request_bytes;
+	}
+	dp->max_new_tokens = c->limits.max_new_tokens;
+	dp->default_deadline_us = c->limits.default_deadline_ms * 1000u;
+	return 0;
+}
+
+/* The engine: the model of [model] path, or AW_ENGINE=echo[:DELAY_US]: the
+ * transport test engine (no model; for tests of the dataplane alone). */
+static int engine_init(const struct aw_conf *c, struct aw_engine *e)
+{
+	const char *sel = getenv("AW_ENGINE");
+
+	if (sel && strncmp(sel, "echo", 4) == 0 && (sel[4] == '\0' || sel[4] == ':')) {
+		unsigned long delay = sel[4] == ':' ? strtoul(sel + 5, NULL, 10) : 0;
+
+		aw_log(AW_LOG_WARNING, "daemon",
+		       "AW_ENGINE=%s: serving with the echo TEST engine (prompt words echoed, "
+		       "%lu us per token), not the model %s",
+		       sel, delay, c->model.path);
+		return aw_engine_echo_init(e, (uint32_t)delay);
+	}
+	{
+		struct aw_err err = {0};
+		struct timespec a, b;
+		int rc;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		rc = aw_engine_model_open(c->model.path, e, &err);
+		char desc[256];
+
+		if (rc < 0) {
+			aw_log(AW_LOG_ERR, "daemon", "model %s: %s", c->model.path,
+			       err.msg[0] ? err.msg : strerror(-rc));
+			return rc;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		e->ops->describe(e->state, desc, sizeof(desc));
+		aw_log(AW_LOG_NOTICE, "daemon", "model %s loaded in %lu ms: %s", c->model.path,
+		       (unsigned long)((b.tv_sec - a.tv_sec) * 1000 +
+				       (b.tv_nsec - a.tv_nsec) / 1000000),
+		       desc);
+		return 0;
+	}
+}
+
+int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, const char *argv0)
+{
+	struct eal_args *ea = calloc(1, sizeof(*ea));
+	struct aw_dp_params *dpp = calloc(1, sizeof(*dpp));
+	struct aw_dispatch_params *dsp = calloc(1, sizeof(*dsp));
+	struct aw_engine engine = {0};
+	struct aw_dispatch *disp = NULL;
+	struct aw_dp *dp = NULL;
+	unsigned leaked;
+	int rc, status = 1, lvl;
+
+	if (!ea || !dpp || !dsp) {
+		fprintf(stderr, "agentwire: out of memory\n");
+		goto out_free;
+	}
+	build_eal_args(c, plan, argv0, ea);
+	rc = rte_eal_init(ea->argc, ea->argv);
+	if (rc < 0) {
+		fprintf(stderr, "agentwire: rte_eal_init: %s\n", rte_strerror(rte_errno));
+		goto out_free;
+	}
+	rc = rte_log_register("agentwire");
+	if (rc >= 0)
+		aw_logtype = rc;
+	lvl = aw_log_parse_level(c->log.level[0] ? c->log.level : "notice");
+	if (lvl > 0)
+		aw_log_level = lvl;
+	/* DPDK's own types keep the EAL's --log-level; ours follows [log] level */
+	rte_log_set_level_pattern("*", rte_log_get_global_level());
+	rte_log_set_global_level(RTE_LOG_DEBUG);
+	rte_log_set_level((uint32_t)aw_logtype, (uint32_t)aw_log_level + 1);
+	aw_log_set_sink(rte_sink, NULL);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	if (engine_init(c, &engine) < 0)
+		goto out_eal;
+	if (fill_dp_params(c, plan, dpp) < 0 || fill_dispatch_params(c, plan, dsp) < 0)
+		goto out_engine;
+	rc = aw_dp_new(dpp, &dp);
+	if (rc < 0)
+		goto out_engine;
+	if (dsp->n_groups) {
+		rc = aw_dispatch_new(dsp, dp, &engine, &disp);
+		if (rc < 0)
+			goto out_dp;
+		aw_dp_set_dispatch(dp, disp);
+	}
+	if (c->telemetry.enabled &&
+	    aw_telemetry_init(c->telemetry.name, dp, disp, &engine, c->model.path) < 0)
+		aw_log(AW_LOG_WARNING, "daemon", "telemetry commands not registered");
+	if ((disp && aw_dispatch_start(disp) < 0) || aw_dp_start(dp) < 0)
+		goto out_stop;
+	for (unsigned p = 0; p < dpp->n_ports; p++) {
+		char ip[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &dpp->port[p].ip, ip, sizeof(ip));
+		aw_log(AW_LOG_NOTICE, "daemon", "port %u: serving %s udp %u", dpp->port[p].port_id,
+		       ip, dpp->port[p].udp_port);
+	}
+	aw_log(AW_LOG_NOTICE, "daemon", "ready: %u dataplane lcores, %u worker groups, engine %s",
+	       dpp->n_lcores, dsp->n_groups, engine.ops->name);
+
+	/* the main lcore: link state and signals; telemetry has its own thread */
+	while (!quit_signal) {
+		aw_dp_poll_links(dp);
+		usleep(100 * 1000);
+	}
+	aw_log(AW_LOG_NOTICE, "daemon", "signal %d: stopping", (int)quit_signal);
+	status = 0;
+
+out_stop:
+	aw_dp_stop_rx(dp); /* no new requests */
+	if (disp)
+		aw_dispatch_stop(disp); /* every request gets its final message */
+	aw_dp_stop(dp);			/* drain the response rings, stop the lcores */
+	aw_telemetry_detach();
+	{
+		struct aw_dp_stats st;
+
+		aw_dp_stats_read(dp, -1, &st);
+		aw_log(AW_LOG_NOTICE, "daemon",
+		       "served: rx %lu tx %lu packets, %lu pings, %lu requests dispatched, %lu "
+		       "overloaded",
+		       (unsigned long)st.c[AW_DP_RX_PKTS], (unsigned long)st.c[AW_DP_TX_PKTS],
+		       (unsigned long)st.c[AW_DP_PING], (unsigned long)st.c[AW_DP_DISPATCHED],
+		       (unsigned long)st.c[AW_DP_OVERLOADED]);
+	}
+	aw_dispatch_free(disp);
+	disp = NULL;
+out_dp:
+	aw_dispatch_free(disp);
+	leaked = aw_dp_free(dp);
+	if (leaked) {
+		aw_log(AW_LOG_ERR, "daemon", "%u mbufs not returned to their pool", leaked);
+		status = 3;
+	} else {
+		aw_log(AW_LOG_INFO, "daemon", "every mbuf returned to its pool");
+	}
+out_engine:
+	aw_engine_fini(&engine);
+out_eal:
+	aw_log_set_sink(NULL, NULL);
+	rte_eal_cleanup();
+out_free:
+	free(ea);
+	free(dpp);
+	free(dsp);
+	return status;
+}

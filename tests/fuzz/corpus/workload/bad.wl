@@ -1,0 +1,2 @@
+mix = generate
+bogus = 1

@@ -1,0 +1,2 @@
+mix = ping:1
+ping_bytes = 64
