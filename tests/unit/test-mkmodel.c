@@ -465,6 +465,7 @@ static void test_bad_flags(void **state)
 		{"--dim", "99999999999", NULL},
 		{"--heads", "5", NULL},
 		{"--kv-heads", "3", NULL},
+		{"--heads", "8", "--kv-heads", "3", NULL},
 		{"--kv-heads", "8", NULL},
 		{"--heads", "64", NULL}, /* head dim 1: odd */
 		{"--vocab", "100", NULL},

@@ -63,15 +63,16 @@ struct spec {
 	float *row;    /* scratch row of ne0 floats, shared */
 };
 
-static void mkmodel_usage(const char *prog)
+static void mkmodel_usage(FILE *f, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: %s --out FILE [options]\n"
 		"  --preset NAME         tiny (default), stories15m, stories110m, tinyllama-1.1b\n"
 		"  --dim N               embedding length (1..65536)\n"
 		"  --layers N            transformer blocks (1..1024)\n"
 		"  --heads N             attention heads (dim %% heads == 0, head dim even)\n"
-		"  --kv-heads N          key/value heads (heads %% kv-heads == 0)\n"
+		"  --kv-heads N          key/value heads (heads %% kv-heads == 0; default: the\n"
+		"                        preset's if it divides --heads, else --heads)\n"
 		"  --ffn N               feed-forward length (1..262144)\n"
 		"  --vocab N             vocabulary size (%d..%d for the synthetic vocabulary)\n"
 		"  --ctx N               context length (1..1048576)\n"
@@ -289,31 +290,31 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 			o->tokenizer_from = optarg;
 			break;
 		case O_HELP:
-			mkmodel_usage(prog);
+			mkmodel_usage(stdout, prog);
 			exit(0);
 		case ':':
 			fprintf(stderr, "%s: option %s needs a value\n", prog, argv[optind - 1]);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		default:
 			fprintf(stderr, "%s: unknown option %s\n", prog, argv[optind - 1]);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		}
 		if (bad) {
 			fprintf(stderr, "%s: %s (got '%s')\n", prog, bad, optarg);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
-		mkmodel_usage(prog);
+		mkmodel_usage(stderr, prog);
 		return 2;
 	}
 	if (!o->out) {
 		fprintf(stderr, "%s: --out is required\n", prog);
-		mkmodel_usage(prog);
+		mkmodel_usage(stderr, prog);
 		return 2;
 	}
 
@@ -326,8 +327,8 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		o->p.heads = heads.v;
 	if (kv.set)
 		o->p.kv_heads = kv.v;
-	else if (heads.set && o->p.kv_heads > o->p.heads)
-		o->p.kv_heads = o->p.heads;
+	else if (heads.set && (o->p.kv_heads > o->p.heads || o->p.heads % o->p.kv_heads))
+		o->p.kv_heads = o->p.heads; /* the preset's grouping does not fit: plain MHA */
 	if (ffn.set)
 		o->p.ffn = ffn.v;
 	if (ctx.set)
@@ -374,7 +375,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 			bad = "--tied has no output.weight: --output-type does not apply";
 		if (bad) {
 			fprintf(stderr, "%s: %s\n", prog, bad);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		}
 	}
