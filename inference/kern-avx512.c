@@ -32,6 +32,9 @@
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
+#ifndef R1
+#define R1 8
+#endif
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -154,7 +157,7 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 
 /* ---- matmul: X16 layout (the GEMM kernel) ------------------------------------ */
 
-/* Tile: R groups of 16 rows (1 or 3) × T tokens (1, 2 or 4), rows of groups
+/* Tile: R groups of 16 rows (1, 3, or R1 at batch 1) × T tokens (1, 2 or 4), rows of groups
  * g..g+R-1, tokens t0..t0+T-1. Writes rows [lo, hi) of the tile.
  *
  * Why this shape (measured on Zen 5): vpdpbusd zmm issues once per cycle and
@@ -172,7 +175,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 	const size_t qb = q4 ? 256 : 512;
 	const uint8_t *gq = (const uint8_t *)w->data + g * gbytes;
 	const struct aw_block_q8a *xr[4];
-	__m512 facc[3][4];
+	__m512 facc[8][4];
 
 	for (int t = 0; t < T; t++)
 		xr[t] = in->xq + (size_t)(t0 + t) * nb;
@@ -181,7 +184,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 			facc[r][t] = _mm512_setzero_ps();
 
 	for (uint32_t b = 0; b < nb; b++) {
-		__m512i iacc[3][4];
+		__m512i iacc[8][4];
 
 		for (int t = 0; t < T; t++) {
 			/* -off * sum, built in vector registers from a broadcast load (an
@@ -198,7 +201,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 		if (q4) {
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
-				__m512i wl[3], wh[3];
+				__m512i wl[8], wh[8];
 
 				for (int r = 0; r < R; r++) {
 					const __m512i raw = _mm512_loadu_si512(gq + r * gbytes +
@@ -223,7 +226,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 		} else {
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++) {
-				struct q8w wv[3];
+				struct q8w wv[8];
 
 				for (int r = 0; r < R; r++)
 					wv[r] = q8w_load(gq + r * gbytes + b * qb + 64 * k);
@@ -268,6 +271,11 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 				   uint32_t hi)                                                    \
 	{                                                                                          \
 		uint32_t t = 0;                                                                    \
+		if (R == R1) {                                                                     \
+			for (; t < in->n_tok; t++)                                                 \
+				x16_tile(w, in, y, ldy, g, t, R1, 1, q4, lo, hi);                  \
+			return;                                                                    \
+		}                                                                                  \
 		if (R == 3) {                                                                      \
 			for (; t + 4 <= in->n_tok; t += 4)                                         \
 				x16_tile(w, in, y, ldy, g, t, 3, 4, q4, lo, hi);                   \
@@ -293,7 +301,7 @@ static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in,
 	const int q4 = w->type == AW_TYPE_Q4_0;
 
 	for (uint32_t g = r0 / 16; g < g1;) {
-		const int R = g + 3 <= g1 ? 3 : 1;
+		const int R = in->n_tok == 1 && g + R1 <= g1 ? R1 : g + 3 <= g1 ? 3 : 1;
 
 		if (q4)
 			x16_tiles_1(w, in, y, ldy, g, R, r0, r1);
