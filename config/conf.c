@@ -1037,9 +1037,15 @@ static int apply_sets(struct ini *ini, const char *const *sets, unsigned n_sets,
 			snprintf(secname, sizeof(secname), "%s %ld", word, id);
 		else
 			snprintf(secname, sizeof(secname), "%s", word);
-		for (unsigned j = 0; j < ini->n; j++)
-			if (strcmp(ini->s[j].name, secname) == 0)
+		/* the file may spell it "[group1]" or "[group 01]": compare parsed */
+		for (unsigned j = 0; j < ini->n && !sec; j++) {
+			char w2[40];
+			long id2;
+
+			if (split_header(ini->s[j].name, w2, sizeof(w2), &id2) == 0 &&
+			    strcmp(w2, word) == 0 && id2 == id)
 				sec = &ini->s[j];
+		}
 		if (!sec) {
 			sec = ini_add_section(ini, secname, 0);
 			if (!sec)
@@ -1150,6 +1156,14 @@ static int resolve(struct aw_conf *c, struct ini *ini, const char *const *sets,
 					  max - 1);
 				continue;
 			}
+			if ((strcmp(word, "port") == 0 && c->ports[id].present) ||
+			    (strcmp(word, "group") == 0 && c->groups[id].present)) {
+				conf_diag(rep, AW_CONF_ERROR, where, "",
+					  "[%s] is [%s %ld] again (first at %s)", is->name, word,
+					  id, conf_where(c, word, (int)id, NULL));
+				conf_fix(rep, "merge the two sections into one [%s %ld]", word, id);
+				continue;
+			}
 			if (strcmp(word, "port") == 0) {
 				c->ports[id].present = true;
 				any_port = true;
@@ -1167,6 +1181,13 @@ static int resolve(struct aw_conf *c, struct ini *ini, const char *const *sets,
 				continue;
 			}
 			id = 0;
+			if (seen_single[sec]) {
+				conf_diag(rep, AW_CONF_ERROR, where, "",
+					  "[%s] is [%s] again (first at %s)", is->name, word,
+					  conf_where(c, word, 0, NULL));
+				conf_fix(rep, "merge the two sections into one [%s]", word);
+				continue;
+			}
 			seen_single[sec] = true;
 			snprintf(what, sizeof(what), "[%s]", word);
 		}
