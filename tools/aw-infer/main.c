@@ -37,6 +37,7 @@
 #include "model.h"
 #include "pool.h"
 #include "sample.h"
+#include "tok.h"
 
 #define MAX_CPUS 256
 
@@ -67,7 +68,8 @@ static void infer_usage(FILE *f)
 		"       aw-infer -m MODEL --info | --bench | --load-only\n"
 		"\n"
 		"  -m, --model FILE        llama GGUF file\n"
-		"  -p, --prompt TEXT       prompt text (needs the tokenizer); with --bench: a\n"
+		"  -p, --prompt TEXT       prompt text (the file's tokenizer; BOS as the model\n"
+		"                          says, special tokens parsed); with --bench: a\n"
 		"                          token count (default 512)\n"
 		"      --prompt-ids LIST   prompt as token ids, space or comma separated\n"
 		"  -n, --n-predict N       tokens to generate (default 128), >= 1\n"
@@ -445,6 +447,7 @@ static double now(void)
 
 struct run {
 	struct opts *o;
+	struct aw_tok *tok; /* NULL when the file has no tokenizer */
 	struct aw_gguf *g;
 	struct aw_weights *w;
 	struct aw_model *m;
@@ -531,6 +534,13 @@ static void print_info(struct run *r)
 	       hp->rope_factors ? ", frequency factors" : "");
 	printf("rms eps:         %g\n", (double)hp->rms_eps);
 	printf("output:          %s\n", hp->tied ? "tied to token_embd" : "output.weight");
+	if (r->tok)
+		printf("tokenizer:       %s, %u tokens, bos %d, eos %d\n",
+		       aw_tok_model(r->tok) == AW_TOK_MODEL_SPM ? "llama (SentencePiece)"
+								: "gpt2 (byte-level BPE)",
+		       aw_tok_n_tokens(r->tok), aw_tok_bos(r->tok), aw_tok_eos(r->tok));
+	else
+		printf("tokenizer:       none\n");
 	printf("types:          ");
 	{
 		uint64_t count[AW_TYPE_COUNT] = {0};
@@ -637,6 +647,19 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		return ret;
 	}
 	aw_sample_prime(s, prompt, (size_t)n_prompt);
+	struct aw_tok_stream stream;
+	size_t piece_cap = 64;
+	char *piece = NULL;
+	if (r->tok) {
+		aw_tok_stream_init(&stream, r->tok, AW_TOK_KEEP_SPACE); /* a continuation */
+		if (aw_tok_stream_max(r->tok) > piece_cap)
+			piece_cap = aw_tok_stream_max(r->tok);
+	}
+	piece = malloc(piece_cap);
+	if (!piece) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	double t0 = now();
 	if ((ret = prefill(r, 0, prompt, n_prompt, 0)) < 0)
 		goto out;
@@ -647,18 +670,18 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		int32_t t = aw_sample_pick(s, r->logits);
 		const char *text;
 		size_t len;
-		char piece[32];
-		int plen = 0;
+		size_t plen = 0;
 
-		if (t < 0) {
-			fprintf(stderr, "aw-infer: no token allowed\n");
-			ret = -EINVAL;
-			goto out;
+		if (o->ids) {
+			plen = 0;
+		} else if (r->tok) {
+			if (aw_tok_stream_push(&stream, t, piece, piece_cap, &plen) < 0)
+				plen = 0;
+		} else {
+			/* without a tokenizer the text of a token is its id */
+			plen = (size_t)snprintf(piece, piece_cap, "%s%d", n_out ? " " : "", t);
 		}
-		/* without a tokenizer the "text" of a token is its id */
-		if (!o->ids)
-			plen = snprintf(piece, sizeof(piece), "%s%d", n_out ? " " : "", t);
-		fin = aw_sample_accept(s, t, piece, (size_t)plen, &text, &len);
+		fin = aw_sample_accept(s, t, piece, plen, &text, &len);
 		n_out++;
 		if (o->ids)
 			printf("%s%d", n_out > 1 ? " " : "", t);
@@ -676,6 +699,11 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		if ((ret = step(r, 0, t, pos++)) < 0)
 			goto out;
 	}
+	if (r->tok && !o->ids && fin != AW_SAMPLE_STOP) {
+		size_t fl = 0;
+		if (aw_tok_stream_flush(&stream, piece, piece_cap, &fl) == 0)
+			fwrite(piece, 1, fl, stdout);
+	}
 	printf("\n");
 	double t2 = now();
 	if (o->verbose)
@@ -686,6 +714,7 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 			aw_sample_finish_name(fin));
 	ret = 0;
 out:
+	free(piece);
 	aw_sample_free(s);
 	return ret;
 }
@@ -753,6 +782,21 @@ int main(int argc, char **argv)
 	const struct aw_model_hparams *hp = aw_model_hparams(r.m);
 	r.n_vocab = hp->n_vocab;
 
+	/* the tokenizer, when the file has one */
+	if (aw_gguf_find_key(r.g, "tokenizer.ggml.model") >= 0) {
+		ret = aw_tok_new_from_gguf(r.g, &r.tok, &err);
+		if (ret < 0) {
+			fprintf(stderr, "aw-infer: %s: tokenizer: %s\n", o.model,
+				err.msg[0] ? err.msg : strerror(-ret));
+			goto out;
+		}
+		if (aw_tok_n_tokens(r.tok) > (uint32_t)r.n_vocab) {
+			fprintf(stderr, "aw-infer: %s: tokenizer has %u tokens, the model %d\n",
+				o.model, aw_tok_n_tokens(r.tok), r.n_vocab);
+			goto out;
+		}
+	}
+
 	/* the prompt, before anything big is allocated */
 	long n_gen = o.n > 0 ? o.n : 128;
 	if (o.prompt_ids) {
@@ -776,10 +820,24 @@ int main(int argc, char **argv)
 		}
 		n_prompt = v;
 	} else if (o.prompt) {
-		fprintf(stderr, "aw-infer: -p needs the tokenizer, not built in yet: use "
-				"--prompt-ids\n");
-		status = 2;
-		goto out;
+		if (!r.tok) {
+			fprintf(stderr, "aw-infer: %s has no tokenizer: use --prompt-ids\n",
+				o.model);
+			goto out;
+		}
+		size_t np = 0;
+		ret = aw_tok_encode_alloc(r.tok, o.prompt, strlen(o.prompt),
+					  AW_TOK_ADD_SPECIAL | AW_TOK_PARSE_SPECIAL, &prompt, &np);
+		if (ret < 0) {
+			fprintf(stderr, "aw-infer: tokenizing the prompt: %s\n", strerror(-ret));
+			goto out;
+		}
+		if (np == 0) {
+			fprintf(stderr, "aw-infer: the prompt is empty\n");
+			status = 2;
+			goto out;
+		}
+		n_prompt = (long)np;
 	}
 	if (o.bench && o.prompt_ids)
 		n_prompt = n_prompt > 0 ? n_prompt : 512;
@@ -854,11 +912,18 @@ int main(int argc, char **argv)
 			status = 0;
 		}
 	} else {
-		/* end-of-sequence from the file's tokenizer metadata */
+		/* end-of-generation tokens: the tokenizer's, else the metadata's EOS */
 		uint32_t eos;
-		if (aw_gguf_get_u32(r.g, "tokenizer.ggml.eos_token_id", &eos) == 0 &&
-		    eos < (uint32_t)r.n_vocab)
+		if (r.tok) {
+			for (int32_t t = 0;
+			     t < (int32_t)aw_tok_n_tokens(r.tok) && o.sp.n_eos < AW_SAMPLE_MAX_EOS;
+			     t++)
+				if (aw_tok_is_eog(r.tok, t))
+					o.sp.eos[o.sp.n_eos++] = t;
+		} else if (aw_gguf_get_u32(r.g, "tokenizer.ggml.eos_token_id", &eos) == 0 &&
+			   eos < (uint32_t)r.n_vocab) {
 			o.sp.eos[o.sp.n_eos++] = (int32_t)eos;
+		}
 		ret = generate(&r, prompt, (int32_t)n_prompt, n_gen);
 		if (ret < 0)
 			fprintf(stderr, "aw-infer: %s\n", forward_error(ret));
@@ -868,6 +933,7 @@ int main(int argc, char **argv)
 out:
 	free(prompt);
 	free(r.logits);
+	aw_tok_free(r.tok);
 	aw_pool_free(r.pool);
 	aw_kv_free(r.kv);
 	aw_model_free(r.m);
