@@ -220,10 +220,11 @@ static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct 
 	/* dataplane lcores: never on the main lcore's CPU (a busy poller next to
 	 * the control thread took net_tap's p99 from 62 us to 16 ms) */
 	for (unsigned cpu = 0; cpu < AW_TOPO_MAX_CPUS; cpu++) {
-		const char *w = conf_where(c, "dataplane", 0, "lcores");
+		const char *w;
 
 		if (!aw_cpuset_has(&c->dataplane.lcores, cpu))
 			continue;
+		w = conf_where(c, "dataplane", 0, "lcores");
 		if (own[cpu].role == AW_CONF_ROLE_MAIN) {
 			conf_diag(rep, AW_CONF_ERROR, w, "[dataplane] lcores",
 				  "CPU %u is also the main lcore ([eal] main_lcore at %s)", cpu,

@@ -159,8 +159,10 @@ struct aw_load_opts {
 	int fault_nomem; /* tests only: fail the replica allocation with -ENOMEM */
 };
 
+/* 32 x 8 MiB: the best median of a queue-depth x request-size sweep
+ * (docs/BENCHMARKS.md) */
 #define AW_LOAD_DEFAULT_QD   32
-#define AW_LOAD_DEFAULT_RS   (2u << 20)
+#define AW_LOAD_DEFAULT_RS   (8u << 20)
 #define AW_LOAD_MAX_REPLICAS 8
 
 /* What a finished load did. */

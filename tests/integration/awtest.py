@@ -192,7 +192,11 @@ class Daemon:
 class Client:
     """One UDP socket talking to the daemon, with retransmission and RESUME."""
 
-    def __init__(self, host=SRV_IP, port=PORT, timeout=0.2):
+    def __init__(self, host=SRV_IP, port=PORT, timeout=0.2, loss=0.0, seed=1):
+        # 'loss': drop this fraction of datagrams sent and received in the
+        # client itself (for kernels without sch_netem)
+        self.loss = loss
+        self.rnd = random.Random(seed)
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s.bind((HOST_IP, 0))
         self.addr = (host, port)
@@ -204,13 +208,17 @@ class Client:
         return self.next_id
 
     def send(self, data):
+        if self.loss and self.rnd.random() < self.loss:
+            return
         self.s.sendto(data, self.addr)
 
     def recv(self, timeout=None):
         self.s.settimeout(self.timeout if timeout is None else timeout)
         try:
-            d, _ = self.s.recvfrom(65536)
-            return parse(d)
+            while True:
+                d, _ = self.s.recvfrom(65536)
+                if not (self.loss and self.rnd.random() < self.loss):
+                    return parse(d)
         except socket.timeout:
             return None
 

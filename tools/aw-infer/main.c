@@ -39,6 +39,8 @@
 #include "sample.h"
 #include "tok.h"
 
+#include "infer-tok.h"
+
 #define MAX_CPUS 256
 
 struct opts {
@@ -53,6 +55,9 @@ struct opts {
 	int n_cpus;
 	const char *kernels;
 	bool ids, info, bench, logits, load_only;
+	const char *tokenize;	/* --tokenize TEXT|- */
+	const char *detokenize; /* --detokenize "IDS" */
+	bool bos, special;	/* --bos, --special */
 	int load; /* -1: the GGUF mapping; else enum aw_load_method */
 	long ctx;
 	long batch;
@@ -68,8 +73,7 @@ static void infer_usage(FILE *f)
 		"       aw-infer -m MODEL --info | --bench | --load-only\n"
 		"\n"
 		"  -m, --model FILE        llama GGUF file\n"
-		"  -p, --prompt TEXT       prompt text (the file's tokenizer; BOS as the model\n"
-		"                          says, special tokens parsed); with --bench: a\n"
+		"  -p, --prompt TEXT       prompt text (needs the tokenizer); with --bench: a\n"
 		"                          token count (default 512)\n"
 		"      --prompt-ids LIST   prompt as token ids, space or comma separated\n"
 		"  -n, --n-predict N       tokens to generate (default 128), >= 1\n"
@@ -98,6 +102,12 @@ static void infer_usage(FILE *f)
 		"      --logits            print the prompt's last logits, one per line\n"
 		"      --bench             prefill and decode speed as one JSON line\n"
 		"      --reps N            benchmark repetitions, best kept (default 3)\n"
+		"      --tokenize TEXT|-   print TEXT's token ids on one line (- reads all of\n"
+		"                          standard input) and exit; needs no weights\n"
+		"      --detokenize IDS    print the text of the ids and exit\n"
+		"      --bos               --tokenize: add BOS (if the vocabulary has one)\n"
+		"      --special           parse special-token text in --tokenize and -p\n"
+		"                          (and print control tokens in --detokenize)\n"
 		"  -v, --verbose           more messages on standard error\n"
 		"  -h, --help              this text\n");
 }
@@ -151,6 +161,10 @@ enum {
 	OPT_LOGITS,
 	OPT_BENCH,
 	OPT_REPS,
+	OPT_TOKENIZE,
+	OPT_DETOKENIZE,
+	OPT_BOS,
+	OPT_SPECIAL,
 };
 
 static bool ignore_eos;
@@ -187,6 +201,10 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"logits", no_argument, NULL, OPT_LOGITS},
 		{"bench", no_argument, NULL, OPT_BENCH},
 		{"reps", required_argument, NULL, OPT_REPS},
+		{"tokenize", required_argument, NULL, OPT_TOKENIZE},
+		{"detokenize", required_argument, NULL, OPT_DETOKENIZE},
+		{"bos", no_argument, NULL, OPT_BOS},
+		{"special", no_argument, NULL, OPT_SPECIAL},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -332,6 +350,18 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				bad = "--reps must be in [1, 1000]";
 			o->reps = (int)v;
 			break;
+		case OPT_TOKENIZE:
+			o->tokenize = optarg;
+			break;
+		case OPT_DETOKENIZE:
+			o->detokenize = optarg;
+			break;
+		case OPT_BOS:
+			o->bos = true;
+			break;
+		case OPT_SPECIAL:
+			o->special = true;
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -377,7 +407,22 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				"each other\n");
 		return 2;
 	}
-	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids) {
+	if (o->tokenize && o->detokenize) {
+		fprintf(stderr, "aw-infer: --tokenize and --detokenize exclude each other\n");
+		return 2;
+	}
+	if ((o->tokenize || o->detokenize) &&
+	    (o->prompt || o->prompt_ids || o->info || o->bench || o->load_only || o->logits)) {
+		fprintf(stderr, "aw-infer: --tokenize/--detokenize run alone\n");
+		return 2;
+	}
+	if (o->bos && !o->tokenize) {
+		fprintf(stderr, "aw-infer: --bos goes with --tokenize (-p adds BOS as the model "
+				"says)\n");
+		return 2;
+	}
+	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids &&
+	    !o->tokenize && !o->detokenize) {
 		fprintf(stderr, "aw-infer: give a prompt (-p or --prompt-ids)\n");
 		return 2;
 	}
@@ -447,13 +492,13 @@ static double now(void)
 
 struct run {
 	struct opts *o;
-	struct aw_tok *tok; /* NULL when the file has no tokenizer */
 	struct aw_gguf *g;
 	struct aw_weights *w;
 	struct aw_model *m;
 	struct aw_kv *kv;
 	struct aw_pool *pool;
 	float *logits;
+	struct aw_tok *tok; /* from -p: decodes the output */
 	int32_t n_vocab;
 	int32_t ctx;
 };
@@ -534,13 +579,6 @@ static void print_info(struct run *r)
 	       hp->rope_factors ? ", frequency factors" : "");
 	printf("rms eps:         %g\n", (double)hp->rms_eps);
 	printf("output:          %s\n", hp->tied ? "tied to token_embd" : "output.weight");
-	if (r->tok)
-		printf("tokenizer:       %s, %u tokens, bos %d, eos %d\n",
-		       aw_tok_model(r->tok) == AW_TOK_MODEL_SPM ? "llama (SentencePiece)"
-								: "gpt2 (byte-level BPE)",
-		       aw_tok_n_tokens(r->tok), aw_tok_bos(r->tok), aw_tok_eos(r->tok));
-	else
-		printf("tokenizer:       none\n");
 	printf("types:          ");
 	{
 		uint64_t count[AW_TYPE_COUNT] = {0};
@@ -647,18 +685,16 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		return ret;
 	}
 	aw_sample_prime(s, prompt, (size_t)n_prompt);
-	struct aw_tok_stream stream;
-	size_t piece_cap = 64;
-	char *piece = NULL;
+	struct aw_tok_stream st;
+	char *tbuf = NULL;
 	if (r->tok) {
-		aw_tok_stream_init(&stream, r->tok, AW_TOK_KEEP_SPACE); /* a continuation */
-		if (aw_tok_stream_max(r->tok) > piece_cap)
-			piece_cap = aw_tok_stream_max(r->tok);
-	}
-	piece = malloc(piece_cap);
-	if (!piece) {
-		ret = -ENOMEM;
-		goto out;
+		/* the prompt came from text: the output continues it, space and all */
+		aw_tok_stream_init(&st, r->tok, AW_TOK_KEEP_SPACE);
+		tbuf = malloc(aw_tok_stream_max(r->tok));
+		if (!tbuf) {
+			ret = -ENOMEM;
+			goto out;
+		}
 	}
 	double t0 = now();
 	if ((ret = prefill(r, 0, prompt, n_prompt, 0)) < 0)
@@ -670,18 +706,26 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		int32_t t = aw_sample_pick(s, r->logits);
 		const char *text;
 		size_t len;
-		size_t plen = 0;
+		char piece[32], *pp = piece;
+		int plen = 0;
 
-		if (o->ids) {
-			plen = 0;
-		} else if (r->tok) {
-			if (aw_tok_stream_push(&stream, t, piece, piece_cap, &plen) < 0)
-				plen = 0;
-		} else {
-			/* without a tokenizer the text of a token is its id */
-			plen = (size_t)snprintf(piece, piece_cap, "%s%d", n_out ? " " : "", t);
+		if (t < 0) {
+			fprintf(stderr, "aw-infer: no token allowed\n");
+			ret = -EINVAL;
+			goto out;
 		}
-		fin = aw_sample_accept(s, t, piece, plen, &text, &len);
+		/* text through the streaming decoder (whole UTF-8 characters only);
+		 * without a tokenizer the "text" of a token is its id */
+		if (!o->ids && r->tok) {
+			size_t k = 0;
+			if (aw_tok_stream_push(&st, t, tbuf, aw_tok_stream_max(r->tok), &k) < 0)
+				k = 0;
+			pp = tbuf;
+			plen = (int)k;
+		} else if (!o->ids) {
+			plen = snprintf(piece, sizeof(piece), "%s%d", n_out ? " " : "", t);
+		}
+		fin = aw_sample_accept(s, t, pp, (size_t)plen, &text, &len);
 		n_out++;
 		if (o->ids)
 			printf("%s%d", n_out > 1 ? " " : "", t);
@@ -699,10 +743,11 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		if ((ret = step(r, 0, t, pos++)) < 0)
 			goto out;
 	}
-	if (r->tok && !o->ids && fin != AW_SAMPLE_STOP) {
-		size_t fl = 0;
-		if (aw_tok_stream_flush(&stream, piece, piece_cap, &fl) == 0)
-			fwrite(piece, 1, fl, stdout);
+	if (r->tok && !o->ids) {
+		/* an incomplete character held back at the end comes out as U+FFFD */
+		size_t k = 0;
+		if (aw_tok_stream_flush(&st, tbuf, aw_tok_stream_max(r->tok), &k) == 0)
+			fwrite(tbuf, 1, k, stdout);
 	}
 	printf("\n");
 	double t2 = now();
@@ -714,7 +759,7 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 			aw_sample_finish_name(fin));
 	ret = 0;
 out:
-	free(piece);
+	free(tbuf);
 	aw_sample_free(s);
 	return ret;
 }
@@ -745,6 +790,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
 			err.msg[0] ? err.msg : strerror(-ret));
 		return 1;
+	}
+	if (o.tokenize || o.detokenize) {
+		/* the tokenizer alone: no weights needed */
+		status = infer_tok_run(r.g, o.tokenize, o.detokenize, o.bos, o.special);
+		goto out;
 	}
 
 	const void *data = aw_gguf_data(r.g);
@@ -782,21 +832,6 @@ int main(int argc, char **argv)
 	const struct aw_model_hparams *hp = aw_model_hparams(r.m);
 	r.n_vocab = hp->n_vocab;
 
-	/* the tokenizer, when the file has one */
-	if (aw_gguf_find_key(r.g, "tokenizer.ggml.model") >= 0) {
-		ret = aw_tok_new_from_gguf(r.g, &r.tok, &err);
-		if (ret < 0) {
-			fprintf(stderr, "aw-infer: %s: tokenizer: %s\n", o.model,
-				err.msg[0] ? err.msg : strerror(-ret));
-			goto out;
-		}
-		if (aw_tok_n_tokens(r.tok) > (uint32_t)r.n_vocab) {
-			fprintf(stderr, "aw-infer: %s: tokenizer has %u tokens, the model %d\n",
-				o.model, aw_tok_n_tokens(r.tok), r.n_vocab);
-			goto out;
-		}
-	}
-
 	/* the prompt, before anything big is allocated */
 	long n_gen = o.n > 0 ? o.n : 128;
 	if (o.prompt_ids) {
@@ -820,24 +855,11 @@ int main(int argc, char **argv)
 		}
 		n_prompt = v;
 	} else if (o.prompt) {
-		if (!r.tok) {
-			fprintf(stderr, "aw-infer: %s has no tokenizer: use --prompt-ids\n",
-				o.model);
+		status = infer_tok_prompt(r.g, o.prompt, o.special, r.n_vocab, &prompt, &n_prompt,
+					  &r.tok);
+		if (status != 0)
 			goto out;
-		}
-		size_t np = 0;
-		ret = aw_tok_encode_alloc(r.tok, o.prompt, strlen(o.prompt),
-					  AW_TOK_ADD_SPECIAL | AW_TOK_PARSE_SPECIAL, &prompt, &np);
-		if (ret < 0) {
-			fprintf(stderr, "aw-infer: tokenizing the prompt: %s\n", strerror(-ret));
-			goto out;
-		}
-		if (np == 0) {
-			fprintf(stderr, "aw-infer: the prompt is empty\n");
-			status = 2;
-			goto out;
-		}
-		n_prompt = (long)np;
+		status = 1;
 	}
 	if (o.bench && o.prompt_ids)
 		n_prompt = n_prompt > 0 ? n_prompt : 512;
@@ -912,18 +934,16 @@ int main(int argc, char **argv)
 			status = 0;
 		}
 	} else {
-		/* end-of-generation tokens: the tokenizer's, else the metadata's EOS */
+		/* end-of-sequence from the file's tokenizer metadata */
 		uint32_t eos;
-		if (r.tok) {
-			for (int32_t t = 0;
-			     t < (int32_t)aw_tok_n_tokens(r.tok) && o.sp.n_eos < AW_SAMPLE_MAX_EOS;
-			     t++)
-				if (aw_tok_is_eog(r.tok, t))
-					o.sp.eos[o.sp.n_eos++] = t;
-		} else if (aw_gguf_get_u32(r.g, "tokenizer.ggml.eos_token_id", &eos) == 0 &&
-			   eos < (uint32_t)r.n_vocab) {
+		if (aw_gguf_get_u32(r.g, "tokenizer.ggml.eos_token_id", &eos) == 0 &&
+		    eos < (uint32_t)r.n_vocab)
 			o.sp.eos[o.sp.n_eos++] = (int32_t)eos;
-		}
+		/* and the end-of-turn token (<|eot_id|>, <|im_end|>, ...) */
+		int32_t eot = r.tok ? aw_tok_eot(r.tok) : AW_TOK_ID_NONE;
+		if (eot >= 0 && eot < r.n_vocab && (o.sp.n_eos == 0 || o.sp.eos[0] != eot) &&
+		    o.sp.n_eos < AW_SAMPLE_MAX_EOS)
+			o.sp.eos[o.sp.n_eos++] = eot;
 		ret = generate(&r, prompt, (int32_t)n_prompt, n_gen);
 		if (ret < 0)
 			fprintf(stderr, "aw-infer: %s\n", forward_error(ret));
@@ -933,11 +953,11 @@ int main(int argc, char **argv)
 out:
 	free(prompt);
 	free(r.logits);
-	aw_tok_free(r.tok);
 	aw_pool_free(r.pool);
 	aw_kv_free(r.kv);
 	aw_model_free(r.m);
 	aw_weights_put(r.w);
+	aw_tok_free(r.tok);
 	aw_gguf_close(r.g);
 	return status;
 }
