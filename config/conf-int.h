@@ -3,6 +3,7 @@
 #ifndef AW_CONF_INT_H
 #define AW_CONF_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf.h"
@@ -20,6 +21,7 @@ struct ini_section {
 	unsigned set;
 	struct ini_entry *e;
 	unsigned n, cap;
+	bool too_many; /* more keys than the reader keeps (reported once) */
 };
 
 struct ini {

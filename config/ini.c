@@ -17,7 +17,10 @@
 
 #include "conf-int.h"
 
-#define MAX_BAD_BYTE_LINES 8 /* after this many lines with control bytes: not a text file */
+#define MAX_BAD_BYTE_LINES 8
+#define INI_MAX_SECTIONS   256 /* 32 ports + 64 groups + 6 others fit with room */
+#define INI_MAX_KEYS                                                                               \
+	256 /* per section; lookups are linear */ /* after this many lines with control bytes: not a text file */
 
 static char *dup_range(const char *s, size_t n)
 {
@@ -286,6 +289,12 @@ int ini_parse(const char *data, size_t len, struct ini *ini, ini_problem_fn *fn,
 					"duplicate section [%s] (first defined at line %u)", name,
 					dup->line);
 				cur = dup;
+			} else if (ini->n >= INI_MAX_SECTIONS) {
+				problem(fn, ctx, lineno,
+					"a config has about a hundred sections at most",
+					"more than %u sections: giving up", INI_MAX_SECTIONS);
+				free(name);
+				return 0;
 			} else {
 				cur = ini_add_section(ini, name, lineno);
 				if (!cur) {
@@ -358,6 +367,12 @@ int ini_parse(const char *data, size_t len, struct ini *ini, ini_problem_fn *fn,
 				problem(fn, ctx, lineno, fix,
 					"duplicate key '%s' in [%s] (first set at line %u)", key,
 					cur->name, first);
+			} else if (cur->n >= INI_MAX_KEYS) {
+				if (!cur->too_many)
+					problem(fn, ctx, lineno, "remove the extra lines",
+						"more than %u keys in [%s]", INI_MAX_KEYS,
+						cur->name);
+				cur->too_many = true;
 			} else if (ini_add_entry(cur, key, value, lineno, 0) < 0) {
 				free(key);
 				free(value);

@@ -59,8 +59,9 @@ enum aw_load_method {
 
 enum aw_load_hugepages {
 	AW_LOAD_HUGE_AUTO = 0, /* 1 GiB, then 2 MiB hugetlb pages, then THP with a warning */
-	AW_LOAD_HUGE_OFF,      /* ordinary pages, madvise(MADV_HUGEPAGE) only, no warning */
+	AW_LOAD_HUGE_OFF,      /* ordinary pages, no advice */
 	AW_LOAD_HUGE_REQUIRE,  /* hugetlb pages or fail with -ENOMEM */
+	AW_LOAD_HUGE_THP,      /* ordinary pages with madvise(MADV_HUGEPAGE), no warning */
 };
 
 enum aw_load_replicate {
@@ -159,8 +160,10 @@ struct aw_load_opts {
 	int fault_nomem; /* tests only: fail the replica allocation with -ENOMEM */
 };
 
+/* 32 x 8 MiB: the best median of a queue-depth x request-size sweep
+ * (docs/BENCHMARKS.md) */
 #define AW_LOAD_DEFAULT_QD   32
-#define AW_LOAD_DEFAULT_RS   (2u << 20)
+#define AW_LOAD_DEFAULT_RS   (8u << 20)
 #define AW_LOAD_MAX_REPLICAS 8
 
 /* What a finished load did. */

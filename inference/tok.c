@@ -77,11 +77,14 @@ struct aw_tok {
 	struct tok_entry *tok;
 	char *text_pool;
 	char *piece_pool;
-	uint32_t *ht; /* id + 1; 0 = empty */
+	uint64_t *ht; /* (hash >> 32) << 32 | (id + 1); 0 = empty */
 	uint32_t ht_mask;
 	struct merge_slot *mt;
 	uint32_t mt_mask;
 	int32_t byte_tok[256];
+	uint8_t in_token[256]; /* the byte occurs in some token's text */
+	char byte_chr[256][2]; /* GPT-2 character of each byte, as UTF-8 */
+	uint8_t byte_chr_len[256];
 	int32_t *special; /* ids matched by the partition, longest text first */
 	uint32_t n_special;
 	pcre2_code *re[MAX_REGEX];
@@ -131,16 +134,20 @@ static uint64_t hash_u64(uint64_t x)
 
 static int32_t find_text(const struct aw_tok *t, const char *s, size_t n)
 {
-	uint32_t i = (uint32_t)hash_bytes(s, n) & t->ht_mask;
+	uint64_t h = hash_bytes(s, n);
+	uint32_t i = (uint32_t)h & t->ht_mask, fp = (uint32_t)(h >> 32);
 
 	for (;; i = (i + 1) & t->ht_mask) {
-		uint32_t v = t->ht[i];
+		uint64_t v = t->ht[i];
 
 		if (v == 0)
 			return AW_TOK_ID_NONE;
-		const struct tok_entry *e = &t->tok[v - 1];
+		if ((uint32_t)(v >> 32) != fp)
+			continue;
+		uint32_t id = (uint32_t)v - 1;
+		const struct tok_entry *e = &t->tok[id];
 		if (e->len == n && memcmp(t->text_pool + e->off, s, n) == 0)
-			return (int32_t)(v - 1);
+			return (int32_t)id;
 	}
 }
 
@@ -309,36 +316,44 @@ struct sym {
 	int32_t id;	 /* BPE: the symbol's token id */
 };
 
+/* A bigram in the heap: 'key' orders it (smaller first): the priority in
+ * the high 32 bits (SentencePiece: the score mapped so that a higher score
+ * is smaller; BPE: the rank), the left symbol's index in the low 32, which
+ * makes ties go to the leftmost pair as in llama.cpp. */
 struct bigram {
-	double prio; /* higher first: SPM score, BPE -rank */
-	int32_t left, right;
-	uint32_t size;	/* left.n + right.n when pushed */
-	int32_t result; /* BPE: merged id */
+	uint64_t key;
+	int32_t right;
+	uint32_t size; /* left.n + right.n when pushed: stale if it changed */
 };
 
-static bool bigram_before(const struct bigram *a, const struct bigram *b)
+/* float -> uint32 with the same order, then reversed: higher score first */
+static uint32_t score_key(float f)
 {
-	if (a->prio != b->prio)
-		return a->prio > b->prio;
-	return a->left < b->left;
+	uint32_t u;
+	memcpy(&u, &f, sizeof(u));
+	u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+	return ~u;
 }
 
-static int heap_push(struct buf *h, const struct bigram *g)
+static int heap_push(struct buf *h, uint64_t key, int32_t right, uint32_t size)
 {
-	int r = buf_push(h, g);
-	if (r < 0)
-		return r;
+	if (h->n == h->cap) {
+		int r = buf_reserve(h, h->n + 1);
+		if (r < 0)
+			return r;
+	}
 	struct bigram *a = h->p;
-	size_t i = h->n - 1;
+	size_t i = h->n++;
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
-		if (!bigram_before(&a[i], &a[p]))
+		if (a[p].key <= key)
 			break;
-		struct bigram t = a[i];
 		a[i] = a[p];
-		a[p] = t;
 		i = p;
 	}
+	a[i].key = key;
+	a[i].right = right;
+	a[i].size = size;
 	return 0;
 }
 
@@ -347,21 +362,20 @@ static struct bigram heap_pop(struct buf *h)
 	struct bigram *a = h->p;
 	struct bigram top = a[0];
 	size_t n = --h->n, i = 0;
+	struct bigram last = a[n];
 
-	a[0] = a[n];
 	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < n && bigram_before(&a[l], &a[m]))
-			m = l;
-		if (r < n && bigram_before(&a[r], &a[m]))
-			m = r;
-		if (m == i)
+		size_t l = 2 * i + 1, m;
+		if (l >= n)
 			break;
-		struct bigram t = a[i];
+		m = (l + 1 < n && a[l + 1].key < a[l].key) ? l + 1 : l;
+		if (last.key <= a[m].key)
+			break;
 		a[i] = a[m];
-		a[m] = t;
 		i = m;
 	}
+	if (n)
+		a[i] = last;
 	return top;
 }
 
@@ -460,8 +474,8 @@ static int spm_try_bigram(const struct aw_tok *t, struct scratch *s, const char 
 	int32_t id = find_text(t, text + y[l].off, size);
 	if (id < 0)
 		return 0;
-	struct bigram g = {.prio = t->tok[id].score, .left = l, .right = r, .size = size};
-	return heap_push(&s->heap, &g);
+	return heap_push(&s->heap, ((uint64_t)score_key(t->tok[id].score) << 32) | (uint32_t)l, r,
+			 size);
 }
 
 /* llama.cpp's llm_tokenizer_spm_session::tokenize on escaped text. */
@@ -473,25 +487,41 @@ static int spm_tokenize(const struct aw_tok *t, struct scratch *s, const char *t
 		return 0;
 	if ((r = make_syms(s, text, n)) < 0)
 		return r;
-	s->heap.n = 0;
-	for (int32_t i = 1; i < (int32_t)s->syms.n; i++)
-		if ((r = spm_try_bigram(t, s, text, i - 1, i)) < 0)
-			return r;
-	while (s->heap.n) {
-		struct bigram g = heap_pop(&s->heap);
-		struct sym *y = s->syms.p;
-		struct sym *L = &y[g.left], *R = &y[g.right];
+	/* A symbol holding a byte that no token contains can never merge, so
+	 * the merge loop runs on each stretch between such symbols on its own
+	 * (same result, a small heap: a newline splits Llama text into lines). */
+	int32_t nsym = (int32_t)s->syms.n, run = 0;
+	for (int32_t i = 0; i <= nsym; i++) {
+		if (i < nsym) {
+			const struct sym *y = &((struct sym *)s->syms.p)[i];
+			bool brk = false;
+			for (uint32_t j = 0; j < y->n && !brk; j++)
+				brk = !t->in_token[(unsigned char)text[y->off + j]];
+			if (!brk)
+				continue;
+		}
+		s->heap.n = 0;
+		for (int32_t j = run + 1; j < i; j++)
+			if ((r = spm_try_bigram(t, s, text, j - 1, j)) < 0)
+				return r;
+		run = i + 1;
+		while (s->heap.n) {
+			struct bigram g = heap_pop(&s->heap);
+			struct sym *y = s->syms.p;
+			int32_t left = (int32_t)(uint32_t)g.key;
+			struct sym *L = &y[left], *R = &y[g.right];
 
-		if (L->n == 0 || R->n == 0 || L->n + R->n != g.size)
-			continue;
-		L->n += R->n;
-		R->n = 0;
-		L->next = R->next;
-		if (R->next >= 0)
-			y[R->next].prev = g.left;
-		if ((r = spm_try_bigram(t, s, text, L->prev, g.left)) < 0 ||
-		    (r = spm_try_bigram(t, s, text, g.left, L->next)) < 0)
-			return r;
+			if (L->n == 0 || R->n == 0 || L->n + R->n != g.size)
+				continue;
+			L->n += R->n;
+			R->n = 0;
+			L->next = R->next;
+			if (R->next >= 0)
+				y[R->next].prev = left;
+			if ((r = spm_try_bigram(t, s, text, L->prev, left)) < 0 ||
+			    (r = spm_try_bigram(t, s, text, left, L->next)) < 0)
+				return r;
+		}
 	}
 	/* every merged symbol is a token; what is left unmerged and unknown
 	 * falls back to byte tokens */
@@ -521,12 +551,8 @@ static int bpe_try_bigram(const struct aw_tok *t, struct scratch *s, int32_t l, 
 	const struct merge_slot *m = find_merge(t, y[l].id, y[r].id);
 	if (!m)
 		return 0;
-	struct bigram g = {.prio = -(double)m->rank,
-			   .left = l,
-			   .right = r,
-			   .size = y[l].n + y[r].n,
-			   .result = m->result};
-	return heap_push(&s->heap, &g);
+	return heap_push(&s->heap, ((uint64_t)(uint32_t)m->rank << 32) | (uint32_t)l, r,
+			 y[l].n + y[r].n);
 }
 
 /* One pre-tokenized word: 'w' holds its raw bytes. */
@@ -543,8 +569,10 @@ static int bpe_word(const struct aw_tok *t, struct scratch *s, const unsigned ch
 			return r;
 		char *o = s->text.p;
 		size_t k = 0;
-		for (size_t i = 0; i < n; i++)
-			k += put_utf8(byte_to_cp(w[i]), o + k);
+		for (size_t i = 0; i < n; i++) {
+			memcpy(o + k, t->byte_chr[w[i]], 2);
+			k += t->byte_chr_len[w[i]];
+		}
 		int32_t id = find_text(t, o, k);
 		if (id >= 0)
 			return emit(s, id);
@@ -569,18 +597,23 @@ static int bpe_word(const struct aw_tok *t, struct scratch *s, const unsigned ch
 	while (s->heap.n) {
 		struct bigram g = heap_pop(&s->heap);
 		y = s->syms.p;
-		struct sym *L = &y[g.left], *R = &y[g.right];
+		int32_t left = (int32_t)(uint32_t)g.key;
+		struct sym *L = &y[left], *R = &y[g.right];
 
 		if (L->n == 0 || R->n == 0 || L->n + R->n != g.size)
 			continue;
+		/* unchanged since the push, so the pair's merge still applies */
+		const struct merge_slot *m = find_merge(t, L->id, R->id);
+		if (!m)
+			continue;
+		L->id = m->result;
 		L->n += R->n;
-		L->id = g.result;
 		R->n = 0;
 		L->next = R->next;
 		if (R->next >= 0)
-			y[R->next].prev = g.left;
-		if ((r = bpe_try_bigram(t, s, L->prev, g.left)) < 0 ||
-		    (r = bpe_try_bigram(t, s, g.left, L->next)) < 0)
+			y[R->next].prev = left;
+		if ((r = bpe_try_bigram(t, s, L->prev, left)) < 0 ||
+		    (r = bpe_try_bigram(t, s, left, L->next)) < 0)
 			return r;
 	}
 	for (int32_t i = 0; i != -1; i = ((struct sym *)s->syms.p)[i].next)
@@ -958,7 +991,7 @@ int aw_tok_decode(const struct aw_tok *t, const int32_t *ids, size_t n, unsigned
 			at_start = true;
 		else if (shown)
 			at_start = false;
-		if (total + k <= cap)
+		if (k && total + k <= cap)
 			memcpy(out + total, p, k);
 		total += k;
 	}
@@ -1267,10 +1300,7 @@ static const char *const eog_texts[] = {
 	"<eos>",
 	"<turn|>",
 	"<|tool_response>",
-	"<\xef\xbd\x9c"
-	"end\xe2\x96\x81"
-	"of\xe2\x96\x81"
-	"sentence\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x65nd\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
 	"[e~[",
 };
 /* the ones llama.cpp also picks as "the" end-of-turn token */
@@ -1314,15 +1344,9 @@ static const char *const fim_texts[] = {
 	"<REPO>",
 	"<reponame>",
 	"<|file_sep|>",
-	"<\xef\xbd\x9c"
-	"fim\xe2\x96\x81"
-	"begin\xef\xbd\x9c>",
-	"<\xef\xbd\x9c"
-	"fim\xe2\x96\x81"
-	"hole\xef\xbd\x9c>",
-	"<\xef\xbd\x9c"
-	"fim\xe2\x96\x81"
-	"end\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x66im\xe2\x96\x81\x62\x65gin\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x66im\xe2\x96\x81hole\xef\xbd\x9c>",
+	"<\xef\xbd\x9c\x66im\xe2\x96\x81\x65nd\xef\xbd\x9c>",
 };
 
 static uint8_t attr_of_type(int32_t type)
@@ -1517,7 +1541,7 @@ int aw_tok_new(const struct aw_tok_vocab *v, struct aw_tok **ret_t, struct aw_er
 	uint32_t hsize = 16;
 	while (hsize < 2 * t->n)
 		hsize *= 2;
-	t->ht = calloc(hsize, sizeof(uint32_t));
+	t->ht = calloc(hsize, sizeof(uint64_t));
 	t->ht_mask = hsize - 1;
 	if (!t->tok || !t->text_pool || !t->ht) {
 		r = -ENOMEM;
@@ -1548,11 +1572,15 @@ int aw_tok_new(const struct aw_tok_vocab *v, struct aw_tok **ret_t, struct aw_er
 				       (int)(len < 40 ? len : 40), t->text_pool + e->off);
 			goto fail;
 		}
-		uint32_t h = (uint32_t)hash_bytes(t->text_pool + e->off, len) & t->ht_mask;
+		uint64_t hv = hash_bytes(t->text_pool + e->off, len);
+		uint32_t h = (uint32_t)hv & t->ht_mask;
 		while (t->ht[h])
 			h = (h + 1) & t->ht_mask;
-		t->ht[h] = i + 1;
+		t->ht[h] = (hv >> 32 << 32) | (i + 1);
 	}
+
+	for (size_t i = 0; i < pool; i++)
+		t->in_token[(unsigned char)t->text_pool[i]] = 1;
 
 	/* special ids and flags, llama.cpp's defaults first */
 	if (t->model == AW_TOK_MODEL_SPM) {
@@ -1631,6 +1659,8 @@ int aw_tok_new(const struct aw_tok_vocab *v, struct aw_tok **ret_t, struct aw_er
 		} else {
 			char u[4];
 			size_t k = put_utf8(byte_to_cp(b), u);
+			memcpy(t->byte_chr[b], u, 2);
+			t->byte_chr_len[b] = (uint8_t)k;
 			id = find_text(t, u, k);
 			if (id < 0) {
 				r = aw_err_set(err, EBADMSG,

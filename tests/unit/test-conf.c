@@ -315,6 +315,46 @@ static void test_duplicates(void **state)
 	run_free(r);
 }
 
+/* The same numbered section spelt two ways, and the reader's size limits. */
+static void test_duplicate_spellings_and_limits(void **state)
+{
+	char *text = with("[group1]\nlcores = 4\n[port 00]\nmtu = 9000\n");
+	const char *sets[] = {"group.1.max_batch=8"};
+	struct run *r = run(text, NULL);
+	size_t cap = 600 * 24, n = 0;
+	char *big;
+
+	(void)state;
+	EXPECT_AT(r, "t.conf:12", "[port 00] is [port 0] again (first at t.conf:1)");
+	/* [group1] alone is fine; an override finds it under any spelling */
+	assert_int_equal(r->rep.errors, 1);
+	run_free(r);
+	free(text);
+	text = with("[group1]\nlcores = 4\nmax_batch = 4\n");
+	r = run_sets(text, strlen(text), NULL, sets, 1);
+	dump_on_fail(r, r->valid_rc == 0);
+	assert_int_equal(r->valid_rc, 0);
+	assert_int_equal(r->conf->groups[1].max_batch, 8);
+	run_free(r);
+	free(text);
+
+	big = malloc(cap);
+	assert_non_null(big);
+	for (int i = 0; i < 300; i++)
+		n += (size_t)snprintf(big + n, cap - n, "[x%d]\n", i);
+	r = run_sets(big, n, NULL, NULL, 0);
+	EXPECT_AT(r, "t.conf:257", "more than 256 sections: giving up");
+	run_free(r);
+	n = (size_t)snprintf(big, cap, "[limits]\n");
+	for (int i = 0; i < 300; i++)
+		n += (size_t)snprintf(big + n, cap - n, "k%d = 1\n", i);
+	r = run_sets(big, n, NULL, NULL, 0);
+	EXPECT_AT(r, "t.conf:258", "more than 256 keys in [limits]");
+	assert_false(has_at(r, "t.conf:259", "more than 256 keys"));
+	run_free(r);
+	free(big);
+}
+
 static void test_line_syntax(void **state)
 {
 	const char *text = "[dataplane]\n"
@@ -854,9 +894,9 @@ static void test_set_overrides(void **state)
 		"dataplane.lcores=1,4", /* replaces a file value */
 		"group1.lcores=5",	/* a new section, "group1" spelling */
 		"group 2.lcores=6",	/* "group 2" spelling */
-		"eal.hugepages=false",
+		"eal.hugepages=false",	"limits.max_new_tokens = 77 ", /* blanks as in a file */
 	};
-	struct run *r = run_sets(MIN, strlen(MIN), NULL, sets, 5);
+	struct run *r = run_sets(MIN, strlen(MIN), NULL, sets, 6);
 
 	(void)state;
 	dump_on_fail(r, r->valid_rc == 0);
@@ -865,6 +905,7 @@ static void test_set_overrides(void **state)
 	assert_true(r->conf->groups[1].present);
 	assert_true(r->conf->groups[2].present);
 	assert_false(r->conf->eal.hugepages);
+	assert_int_equal(r->conf->limits.max_new_tokens, 77);
 	assert_int_equal(r->plan.n_dataplane, 2);
 	assert_string_equal(r->plan.eal_lcores, "0@0,1@1,2@4,3@2,4@3,5@5,6@6");
 	run_free(r);
@@ -886,6 +927,19 @@ static void test_set_overrides(void **state)
 		EXPECT_AT(r, "--set dataplane.burst", "missing '=' in the override");
 		EXPECT_AT(r, "--set nodot=3", "expected section.key=value");
 		run_free(r);
+	}
+	/* an override longer than any value */
+	{
+		char *longset = malloc(3100);
+		const char *ls[1] = {longset};
+
+		assert_non_null(longset);
+		snprintf(longset, 3100, "model.path=/%03000d", 7);
+		r = run_sets(MIN, strlen(MIN), NULL, ls, 1);
+		assert_int_equal(r->load_rc, -EINVAL);
+		EXPECT_AT(r, NULL, "value is 3001 bytes long");
+		run_free(r);
+		free(longset);
 	}
 	/* the override wins over the file, the later override over the earlier */
 	{
@@ -1454,6 +1508,7 @@ int main(void)
 		cmocka_unit_test(test_binary_garbage),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_duplicate_spellings_and_limits),
 		cmocka_unit_test(test_line_syntax),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_did_you_mean),

@@ -329,7 +329,8 @@ static void test_matmul_random(void **state)
 	(void)state;
 	static const uint32_t types[] = {AW_TYPE_F32, AW_TYPE_F16, AW_TYPE_BF16, AW_TYPE_Q8_0,
 					 AW_TYPE_Q4_0};
-	static const uint32_t shapes[][2] = {{16, 32}, {37, 96}, {33, 160}, {64, 288}, {5, 224}};
+	static const uint32_t shapes[][2] = {{16, 32},	{37, 96}, {33, 160},
+					     {64, 288}, {5, 224}, {113, 64}};
 
 	for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
 		for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {

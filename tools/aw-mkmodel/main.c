@@ -50,6 +50,7 @@ struct opts {
 	uint32_t type, embd_type, output_type;
 	bool embd_type_set, output_type_set, vocab_set, tied;
 	uint64_t seed;
+	uint32_t alignment; /* general.alignment */
 };
 
 /* One tensor to generate: everything the fill callback needs. */
@@ -63,15 +64,16 @@ struct spec {
 	float *row;    /* scratch row of ne0 floats, shared */
 };
 
-static void mkmodel_usage(const char *prog)
+static void mkmodel_usage(FILE *f, const char *prog)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: %s --out FILE [options]\n"
 		"  --preset NAME         tiny (default), stories15m, stories110m, tinyllama-1.1b\n"
 		"  --dim N               embedding length (1..65536)\n"
 		"  --layers N            transformer blocks (1..1024)\n"
 		"  --heads N             attention heads (dim %% heads == 0, head dim even)\n"
-		"  --kv-heads N          key/value heads (heads %% kv-heads == 0)\n"
+		"  --kv-heads N          key/value heads (heads %% kv-heads == 0; default: the\n"
+		"                        preset's if it divides --heads, else --heads)\n"
 		"  --ffn N               feed-forward length (1..262144)\n"
 		"  --vocab N             vocabulary size (%d..%d for the synthetic vocabulary)\n"
 		"  --ctx N               context length (1..1048576)\n"
@@ -82,6 +84,8 @@ static void mkmodel_usage(const char *prog)
 		"  --output-type T       output.weight type (default: --type)\n"
 		"  --tied                no output.weight (tied to token_embd)\n"
 		"  --seed N              random seed (default 1)\n"
+		"  --alignment N         general.alignment: tensor data alignment in bytes, a\n"
+		"                        power of two in 32..1048576 (default 32)\n"
 		"  --tokenizer-from F    copy the tokenizer.* keys of GGUF file F; vocab = its "
 		"size\n"
 		"Row lengths (dim, ffn) must be multiples of 32 for q8_0 and q4_0.\n",
@@ -149,6 +153,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		O_TIED,
 		O_SEED,
 		O_TOK,
+		O_ALIGN,
 		O_HELP,
 	};
 	static const struct option lopts[] = {
@@ -169,6 +174,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		{"tied", no_argument, NULL, O_TIED},
 		{"seed", required_argument, NULL, O_SEED},
 		{"tokenizer-from", required_argument, NULL, O_TOK},
+		{"alignment", required_argument, NULL, O_ALIGN},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -188,6 +194,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 	o->p = presets[0];
 	o->type = AW_TYPE_F32;
 	o->seed = 1;
+	o->alignment = AW_GGUF_DEFAULT_ALIGNMENT;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", lopts, NULL)) != -1) {
 		const char *bad = NULL;
@@ -285,35 +292,40 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 			}
 			break;
 		}
+		case O_ALIGN:
+			if (parse_u32(optarg, 32, 1u << 20, &o->alignment) < 0 ||
+			    (o->alignment & (o->alignment - 1)))
+				bad = "--alignment: expected a power of two in 32..1048576";
+			break;
 		case O_TOK:
 			o->tokenizer_from = optarg;
 			break;
 		case O_HELP:
-			mkmodel_usage(prog);
+			mkmodel_usage(stdout, prog);
 			exit(0);
 		case ':':
 			fprintf(stderr, "%s: option %s needs a value\n", prog, argv[optind - 1]);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		default:
 			fprintf(stderr, "%s: unknown option %s\n", prog, argv[optind - 1]);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		}
 		if (bad) {
 			fprintf(stderr, "%s: %s (got '%s')\n", prog, bad, optarg);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
-		mkmodel_usage(prog);
+		mkmodel_usage(stderr, prog);
 		return 2;
 	}
 	if (!o->out) {
 		fprintf(stderr, "%s: --out is required\n", prog);
-		mkmodel_usage(prog);
+		mkmodel_usage(stderr, prog);
 		return 2;
 	}
 
@@ -326,8 +338,8 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		o->p.heads = heads.v;
 	if (kv.set)
 		o->p.kv_heads = kv.v;
-	else if (heads.set && o->p.kv_heads > o->p.heads)
-		o->p.kv_heads = o->p.heads;
+	else if (heads.set && (o->p.kv_heads > o->p.heads || o->p.heads % o->p.kv_heads))
+		o->p.kv_heads = o->p.heads; /* the preset's grouping does not fit: plain MHA */
 	if (ffn.set)
 		o->p.ffn = ffn.v;
 	if (ctx.set)
@@ -374,7 +386,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 			bad = "--tied has no output.weight: --output-type does not apply";
 		if (bad) {
 			fprintf(stderr, "%s: %s\n", prog, bad);
-			mkmodel_usage(prog);
+			mkmodel_usage(stderr, prog);
 			return 2;
 		}
 	}
@@ -674,7 +686,7 @@ int main(int argc, char **argv)
 		snprintf(gname, sizeof(gname), "agentwire-random-%ux%u", o.p.dim, o.p.layers);
 		if (aw_gguf_writer_set_str(w, "general.architecture", "llama") < 0 ||
 		    aw_gguf_writer_set_str(w, "general.name", gname) < 0 ||
-		    aw_gguf_writer_set_u32(w, "general.alignment", AW_GGUF_DEFAULT_ALIGNMENT) < 0 ||
+		    aw_gguf_writer_set_u32(w, "general.alignment", o.alignment) < 0 ||
 		    aw_gguf_writer_set_u32(w, "general.file_type", file_type(o.type)) < 0 ||
 		    aw_gguf_writer_set_u32(w, "llama.vocab_size", o.p.vocab) < 0 ||
 		    aw_gguf_writer_set_u32(w, "llama.context_length", o.p.ctx) < 0 ||
