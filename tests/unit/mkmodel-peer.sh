@@ -46,6 +46,7 @@ check_bench tiny-q8_0 --preset tiny --type q8_0
 check_bench tiny-q4_0-tied --preset tiny --type q4_0 --tied
 check_bench tiny-mixed --preset tiny --type q4_0 --embd-type q8_0 --output-type bf16
 check_bench gqa --dim 128 --heads 8 --kv-heads 2 --layers 1 --ffn 256 --vocab 1000 --type q8_0
+check_bench aligned --preset tiny --type q8_0 --alignment 4096
 check_bench stories15m-q8_0 --preset stories15m --type q8_0
 
 # tokenizer: "<s>" first, and "▁the" as one piece (a chain of merges)

@@ -37,6 +37,9 @@
 #include "model.h"
 #include "pool.h"
 #include "sample.h"
+#include "tok.h"
+
+#include "infer-tok.h"
 
 #define MAX_CPUS 256
 
@@ -52,6 +55,9 @@ struct opts {
 	int n_cpus;
 	const char *kernels;
 	bool ids, info, bench, logits, load_only;
+	const char *tokenize;	/* --tokenize TEXT|- */
+	const char *detokenize; /* --detokenize "IDS" */
+	bool bos, special;	/* --bos, --special */
 	int load; /* -1: the GGUF mapping; else enum aw_load_method */
 	long ctx;
 	long batch;
@@ -96,6 +102,12 @@ static void infer_usage(FILE *f)
 		"      --logits            print the prompt's last logits, one per line\n"
 		"      --bench             prefill and decode speed as one JSON line\n"
 		"      --reps N            benchmark repetitions, best kept (default 3)\n"
+		"      --tokenize TEXT|-   print TEXT's token ids on one line (- reads all of\n"
+		"                          standard input) and exit; needs no weights\n"
+		"      --detokenize IDS    print the text of the ids and exit\n"
+		"      --bos               --tokenize: add BOS (if the vocabulary has one)\n"
+		"      --special           parse special-token text in --tokenize and -p\n"
+		"                          (and print control tokens in --detokenize)\n"
 		"  -v, --verbose           more messages on standard error\n"
 		"  -h, --help              this text\n");
 }
@@ -149,6 +161,10 @@ enum {
 	OPT_LOGITS,
 	OPT_BENCH,
 	OPT_REPS,
+	OPT_TOKENIZE,
+	OPT_DETOKENIZE,
+	OPT_BOS,
+	OPT_SPECIAL,
 };
 
 static bool ignore_eos;
@@ -185,6 +201,10 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"logits", no_argument, NULL, OPT_LOGITS},
 		{"bench", no_argument, NULL, OPT_BENCH},
 		{"reps", required_argument, NULL, OPT_REPS},
+		{"tokenize", required_argument, NULL, OPT_TOKENIZE},
+		{"detokenize", required_argument, NULL, OPT_DETOKENIZE},
+		{"bos", no_argument, NULL, OPT_BOS},
+		{"special", no_argument, NULL, OPT_SPECIAL},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -330,6 +350,18 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				bad = "--reps must be in [1, 1000]";
 			o->reps = (int)v;
 			break;
+		case OPT_TOKENIZE:
+			o->tokenize = optarg;
+			break;
+		case OPT_DETOKENIZE:
+			o->detokenize = optarg;
+			break;
+		case OPT_BOS:
+			o->bos = true;
+			break;
+		case OPT_SPECIAL:
+			o->special = true;
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -375,7 +407,22 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				"each other\n");
 		return 2;
 	}
-	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids) {
+	if (o->tokenize && o->detokenize) {
+		fprintf(stderr, "aw-infer: --tokenize and --detokenize exclude each other\n");
+		return 2;
+	}
+	if ((o->tokenize || o->detokenize) &&
+	    (o->prompt || o->prompt_ids || o->info || o->bench || o->load_only || o->logits)) {
+		fprintf(stderr, "aw-infer: --tokenize/--detokenize run alone\n");
+		return 2;
+	}
+	if (o->bos && !o->tokenize) {
+		fprintf(stderr, "aw-infer: --bos goes with --tokenize (-p adds BOS as the model "
+				"says)\n");
+		return 2;
+	}
+	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids &&
+	    !o->tokenize && !o->detokenize) {
 		fprintf(stderr, "aw-infer: give a prompt (-p or --prompt-ids)\n");
 		return 2;
 	}
@@ -451,6 +498,7 @@ struct run {
 	struct aw_kv *kv;
 	struct aw_pool *pool;
 	float *logits;
+	struct aw_tok *tok; /* from -p: decodes the output */
 	int32_t n_vocab;
 	int32_t ctx;
 };
@@ -637,6 +685,17 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		return ret;
 	}
 	aw_sample_prime(s, prompt, (size_t)n_prompt);
+	struct aw_tok_stream st;
+	char *tbuf = NULL;
+	if (r->tok) {
+		/* the prompt came from text: the output continues it, space and all */
+		aw_tok_stream_init(&st, r->tok, AW_TOK_KEEP_SPACE);
+		tbuf = malloc(aw_tok_stream_max(r->tok));
+		if (!tbuf) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
 	double t0 = now();
 	if ((ret = prefill(r, 0, prompt, n_prompt, 0)) < 0)
 		goto out;
@@ -647,7 +706,7 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		int32_t t = aw_sample_pick(s, r->logits);
 		const char *text;
 		size_t len;
-		char piece[32];
+		char piece[32], *pp = piece;
 		int plen = 0;
 
 		if (t < 0) {
@@ -655,10 +714,18 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 			ret = -EINVAL;
 			goto out;
 		}
-		/* without a tokenizer the "text" of a token is its id */
-		if (!o->ids)
+		/* text through the streaming decoder (whole UTF-8 characters only);
+		 * without a tokenizer the "text" of a token is its id */
+		if (!o->ids && r->tok) {
+			size_t k = 0;
+			if (aw_tok_stream_push(&st, t, tbuf, aw_tok_stream_max(r->tok), &k) < 0)
+				k = 0;
+			pp = tbuf;
+			plen = (int)k;
+		} else if (!o->ids) {
 			plen = snprintf(piece, sizeof(piece), "%s%d", n_out ? " " : "", t);
-		fin = aw_sample_accept(s, t, piece, (size_t)plen, &text, &len);
+		}
+		fin = aw_sample_accept(s, t, pp, (size_t)plen, &text, &len);
 		n_out++;
 		if (o->ids)
 			printf("%s%d", n_out > 1 ? " " : "", t);
@@ -676,6 +743,12 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 		if ((ret = step(r, 0, t, pos++)) < 0)
 			goto out;
 	}
+	if (r->tok && !o->ids) {
+		/* an incomplete character held back at the end comes out as U+FFFD */
+		size_t k = 0;
+		if (aw_tok_stream_flush(&st, tbuf, aw_tok_stream_max(r->tok), &k) == 0)
+			fwrite(tbuf, 1, k, stdout);
+	}
 	printf("\n");
 	double t2 = now();
 	if (o->verbose)
@@ -686,6 +759,7 @@ static int generate(struct run *r, const int32_t *prompt, int32_t n_prompt, long
 			aw_sample_finish_name(fin));
 	ret = 0;
 out:
+	free(tbuf);
 	aw_sample_free(s);
 	return ret;
 }
@@ -716,6 +790,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
 			err.msg[0] ? err.msg : strerror(-ret));
 		return 1;
+	}
+	if (o.tokenize || o.detokenize) {
+		/* the tokenizer alone: no weights needed */
+		status = infer_tok_run(r.g, o.tokenize, o.detokenize, o.bos, o.special);
+		goto out;
 	}
 
 	const void *data = aw_gguf_data(r.g);
@@ -776,10 +855,11 @@ int main(int argc, char **argv)
 		}
 		n_prompt = v;
 	} else if (o.prompt) {
-		fprintf(stderr, "aw-infer: -p needs the tokenizer, not built in yet: use "
-				"--prompt-ids\n");
-		status = 2;
-		goto out;
+		status = infer_tok_prompt(r.g, o.prompt, o.special, r.n_vocab, &prompt, &n_prompt,
+					  &r.tok);
+		if (status != 0)
+			goto out;
+		status = 1;
 	}
 	if (o.bench && o.prompt_ids)
 		n_prompt = n_prompt > 0 ? n_prompt : 512;
@@ -859,6 +939,11 @@ int main(int argc, char **argv)
 		if (aw_gguf_get_u32(r.g, "tokenizer.ggml.eos_token_id", &eos) == 0 &&
 		    eos < (uint32_t)r.n_vocab)
 			o.sp.eos[o.sp.n_eos++] = (int32_t)eos;
+		/* and the end-of-turn token (<|eot_id|>, <|im_end|>, ...) */
+		int32_t eot = r.tok ? aw_tok_eot(r.tok) : AW_TOK_ID_NONE;
+		if (eot >= 0 && eot < r.n_vocab && (o.sp.n_eos == 0 || o.sp.eos[0] != eot) &&
+		    o.sp.n_eos < AW_SAMPLE_MAX_EOS)
+			o.sp.eos[o.sp.n_eos++] = eot;
 		ret = generate(&r, prompt, (int32_t)n_prompt, n_gen);
 		if (ret < 0)
 			fprintf(stderr, "aw-infer: %s\n", forward_error(ret));
@@ -872,6 +957,7 @@ out:
 	aw_kv_free(r.kv);
 	aw_model_free(r.m);
 	aw_weights_put(r.w);
+	aw_tok_free(r.tok);
 	aw_gguf_close(r.g);
 	return status;
 }
