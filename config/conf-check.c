@@ -220,10 +220,11 @@ static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct 
 	/* dataplane lcores: never on the main lcore's CPU (a busy poller next to
 	 * the control thread took net_tap's p99 from 62 us to 16 ms) */
 	for (unsigned cpu = 0; cpu < AW_TOPO_MAX_CPUS; cpu++) {
-		const char *w = conf_where(c, "dataplane", 0, "lcores");
+		const char *w;
 
 		if (!aw_cpuset_has(&c->dataplane.lcores, cpu))
 			continue;
+		w = conf_where(c, "dataplane", 0, "lcores");
 		if (own[cpu].role == AW_CONF_ROLE_MAIN) {
 			conf_diag(rep, AW_CONF_ERROR, w, "[dataplane] lcores",
 				  "CPU %u is also the main lcore ([eal] main_lcore at %s)", cpu,
@@ -252,11 +253,21 @@ static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct 
 				continue;
 			if (own[cpu].role == AW_CONF_ROLE_MAIN) {
 				/* the control thread sleeps most of the time: a shared CPU
-				 * works (the 2-CPU demo does it) but costs worker time */
-				conf_diag(rep, AW_CONF_WARNING, w, what,
-					  "CPU %u is shared with the main lcore; fine for a demo, "
-					  "costs latency in production",
-					  cpu);
+				 * works when the workers give the CPU up (the 2-CPU demo);
+				 * a polling worker leaves the control thread only the
+				 * scheduler's time slices */
+				if (gr->idle == AW_CONF_IDLE_POLL) {
+					conf_diag(rep, AW_CONF_WARNING, w, what,
+						  "CPU %u is shared with the main lcore while the "
+						  "group polls: "
+						  "the control thread gets only time slices",
+						  cpu);
+					conf_fix(rep,
+						 "set idle = yield (or sleep) in [group %u], or "
+						 "move "
+						 "[eal] main_lcore to a CPU of its own",
+						 g);
+				}
 			} else if (own[cpu].role >= 0) {
 				owner_name(&own[cpu], a, sizeof(a));
 				snprintf(b, sizeof(b), "%s", owner_where(c, &own[cpu]));

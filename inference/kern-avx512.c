@@ -530,11 +530,11 @@ INLINE __m512 load_kv(uint32_t type, const void *row, uint32_t d, __mmask16 m)
 
 /* Online softmax over chunks of 64 positions: scores of the chunk for all
  * heads, then the running max m, sum l and output o rescaled by exp(m_old -
- * m_new) before the chunk's weighted V rows are added. Each K and V row is
- * read once for all n_q heads. */
-static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
-		 const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
-		 uint32_t head_dim, float scale)
+ * m_new) before the chunk's weighted V rows are added. Any head_dim (masked
+ * tails); attn() below is the fast path for head_dim 64 and 128. */
+static void attn_generic(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+			 const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+			 uint32_t head_dim, float scale)
 {
 	if (n_q > ATTN_MAXQ || head_dim > ATTN_MAXD) {
 		aw_kern_ref_attn(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
@@ -621,6 +621,168 @@ static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_
 			_mm512_mask_storeu_ps(out + h * ldo + 16 * j, tail_mask(head_dim - 16 * j),
 					      _mm512_mul_ps(_mm512_load_ps(&o[h][16 * j]), inv));
 	}
+}
+
+/* Positions per chunk of the fast path (the chunk's K and V rows are re-read
+ * per head from L1; 16, 32 and 64 measured within noise). */
+#define NV_CHUNK 64
+
+/* Lane j of the result = sum of the 16 lanes of v[j]: a transposing tree of
+ * 45 shuffles and adds instead of 16 separate reductions. */
+INLINE __m512 hsum16(const __m512 v[16])
+{
+	__m512 r[8], u[4], w[2];
+
+	/* per 128-bit chunk: [a0+a2, b0+b2, a1+a3, b1+b3] for pairs (a, b) */
+	for (int k = 0; k < 8; k++)
+		r[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]),
+				     _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+	/* per chunk: partial sums of 4 vectors, in order */
+	for (int k = 0; k < 4; k++)
+		u[k] = _mm512_add_ps(_mm512_shuffle_ps(r[2 * k], r[2 * k + 1], 0x44),
+				     _mm512_shuffle_ps(r[2 * k], r[2 * k + 1], 0xee));
+	/* across the four chunks */
+	for (int k = 0; k < 2; k++)
+		w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0x88),
+				     _mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0xdd));
+	return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88),
+			     _mm512_shuffle_f32x4(w[0], w[1], 0xdd));
+}
+
+/* The same online softmax with head_dim = 16 NV held in registers: for each
+ * head, the query stays in NV registers while 16 K rows at a time are dotted
+ * with it and reduced together (hsum16); then each head's output stays in NV
+ * registers while the chunk's V rows stream past. K and V rows of a chunk are
+ * re-read per head from L1. */
+INLINE void attn_nv(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		    const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		    float scale, const int NV, const uint32_t F16)
+{
+	float s[ATTN_MAXQ][NV_CHUNK] __attribute__((aligned(64)));
+	float o[ATTN_MAXQ][ATTN_MAXD] __attribute__((aligned(64)));
+	float m[ATTN_MAXQ], l[ATTN_MAXQ];
+	const void *kr[NV_CHUNK], *vr[NV_CHUNK];
+
+	for (uint32_t h = 0; h < n_q; h++) {
+		m[h] = -INFINITY;
+		l[h] = 0.0f;
+		for (int j = 0; j < NV; j++)
+			_mm512_store_ps(&o[h][16 * j], _mm512_setzero_ps());
+	}
+	for (uint32_t c0 = 0; c0 < n_kv; c0 += NV_CHUNK) {
+		const uint32_t cn = n_kv - c0 < NV_CHUNK ? n_kv - c0 : NV_CHUNK;
+
+		for (uint32_t i = 0; i < cn; i++) {
+			kr[i] = aw_kern_kv_row(k, c0 + i);
+			vr[i] = aw_kern_kv_row(v, c0 + i);
+		}
+		for (uint32_t h = 0; h < n_q; h++) {
+			__m512 qv[8];
+
+			for (int j = 0; j < NV; j++)
+				qv[j] = _mm512_loadu_ps(q + h * ldq + 16 * j);
+			/* scores, 16 positions at a time */
+			for (uint32_t i0 = 0; i0 < cn; i0 += 16) {
+				__m512 acc[16];
+
+#pragma GCC unroll 16
+				for (int i = 0; i < 16; i++) {
+					/* past the chunk's end: any valid row, its score is not stored */
+					const void *row = kr[i0 + i < cn ? i0 + i : cn - 1];
+
+					acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+					for (int j = 0; j < NV; j++)
+						acc[i] = _mm512_fmadd_ps(
+							qv[j], load_kv(F16, row, 16 * j, 0xffff),
+							acc[i]);
+				}
+				_mm512_mask_storeu_ps(
+					&s[h][i0], tail_mask(cn - i0),
+					_mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale)));
+			}
+			/* running max and sum */
+			__m512 vm = _mm512_set1_ps(m[h]);
+
+			for (uint32_t i = 0; i < cn; i += 16)
+				vm = _mm512_max_ps(
+					vm, _mm512_mask_loadu_ps(vm, tail_mask(cn - i), &s[h][i]));
+			const float mn = _mm512_reduce_max_ps(vm);
+			const float alpha = m[h] == -INFINITY ? 0.0f : expf(m[h] - mn);
+			__m512 vs = _mm512_setzero_ps();
+
+			for (uint32_t i = 0; i < cn; i += 16) {
+				const __mmask16 msk = tail_mask(cn - i);
+				const __m512 e = exp512(_mm512_sub_ps(
+					_mm512_maskz_loadu_ps(msk, &s[h][i]), _mm512_set1_ps(mn)));
+
+				_mm512_mask_storeu_ps(&s[h][i], msk, e);
+				vs = _mm512_add_ps(vs, _mm512_maskz_mov_ps(msk, e));
+			}
+			l[h] = l[h] * alpha + _mm512_reduce_add_ps(vs);
+			m[h] = mn;
+			/* weighted V rows into the head's output, held in registers: two
+			 * sets of accumulators (even and odd positions) so that the fma
+			 * latency is not a chain per position */
+			__m512 ov[8], ow[8];
+
+			for (int j = 0; j < NV; j++) {
+				ov[j] = _mm512_mul_ps(_mm512_load_ps(&o[h][16 * j]),
+						      _mm512_set1_ps(alpha));
+				ow[j] = _mm512_setzero_ps();
+			}
+			uint32_t i = 0;
+
+			for (; i + 2 <= cn; i += 2) {
+				const __m512 p0 = _mm512_set1_ps(s[h][i]);
+				const __m512 p1 = _mm512_set1_ps(s[h][i + 1]);
+
+#pragma GCC unroll 8
+				for (int j = 0; j < NV; j++) {
+					ov[j] = _mm512_fmadd_ps(
+						p0, load_kv(F16, vr[i], 16 * j, 0xffff), ov[j]);
+					ow[j] = _mm512_fmadd_ps(
+						p1, load_kv(F16, vr[i + 1], 16 * j, 0xffff), ow[j]);
+				}
+			}
+			if (i < cn) {
+				const __m512 p0 = _mm512_set1_ps(s[h][i]);
+
+				for (int j = 0; j < NV; j++)
+					ov[j] = _mm512_fmadd_ps(
+						p0, load_kv(F16, vr[i], 16 * j, 0xffff), ov[j]);
+			}
+			for (int j = 0; j < NV; j++)
+				_mm512_store_ps(&o[h][16 * j], _mm512_add_ps(ov[j], ow[j]));
+		}
+	}
+	for (uint32_t h = 0; h < n_q; h++) {
+		const __m512 inv = _mm512_set1_ps(1.0f / l[h]);
+
+		for (int j = 0; j < NV; j++)
+			_mm512_storeu_ps(out + h * ldo + 16 * j,
+					 _mm512_mul_ps(_mm512_load_ps(&o[h][16 * j]), inv));
+	}
+}
+
+static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		 const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		 uint32_t head_dim, float scale)
+{
+	const int f16 = k->type == AW_TYPE_F16;
+
+	if (n_q > ATTN_MAXQ || k->type != v->type)
+		attn_generic(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
+	else if (head_dim == 64 && f16)
+		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 4, AW_TYPE_F16);
+	else if (head_dim == 64)
+		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 4, AW_TYPE_F32);
+	else if (head_dim == 128 && f16)
+		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 8, AW_TYPE_F16);
+	else if (head_dim == 128)
+		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 8, AW_TYPE_F32);
+	else
+		attn_generic(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
 }
 
 const struct aw_kern TABLE = {

@@ -77,8 +77,10 @@ void aw_kern_ref_add(float *y, const float *a, const float *b, size_t n);
 int aw_kern_ref_wq(const struct aw_kern_mat *m, uint32_t r, uint32_t b, uint32_t j);
 float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b);
 
-/* Rope angles for one position: cs[2i] = cos, cs[2i+1] = sin of
- * pos * base^(-2i/n_rot) / ff[i], i < n_rot/2, computed in double. */
-void aw_kern_rope_angles(float *cs, int32_t pos, const struct aw_kern_rope *rope);
+/* Rope frequencies freq[i] = base^(-2i/n_rot) / ff[i], i < n_rot/2, and the
+ * angles of one position: cs[2i] = cos, cs[2i+1] = sin of pos * freq[i],
+ * computed in double. */
+void aw_kern_rope_freqs(double *freq, const struct aw_kern_rope *rope);
+void aw_kern_rope_angles(float *cs, int32_t pos, const double *freq, uint32_t n_rot);
 
 #endif

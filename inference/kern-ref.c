@@ -138,15 +138,23 @@ void aw_kern_ref_rmsnorm(float *y, const float *x, const float *w, size_t n, flo
 		y[i] = x[i] * scale * w[i];
 }
 
-void aw_kern_rope_angles(float *cs, int32_t pos, const struct aw_kern_rope *rope)
+void aw_kern_rope_freqs(double *freq, const struct aw_kern_rope *rope)
 {
 	for (uint32_t i = 0; i < rope->n_rot / 2; i++) {
-		double theta = (double)pos * pow((double)rope->freq_base, -2.0 * i / rope->n_rot);
-
+		freq[i] = pow((double)rope->freq_base, -2.0 * i / rope->n_rot);
 		if (rope->freq_factors)
-			theta /= rope->freq_factors[i];
-		cs[2 * i] = (float)cos(theta);
-		cs[2 * i + 1] = (float)sin(theta);
+			freq[i] /= rope->freq_factors[i];
+	}
+}
+
+void aw_kern_rope_angles(float *cs, int32_t pos, const double *freq, uint32_t n_rot)
+{
+	for (uint32_t i = 0; i < n_rot / 2; i++) {
+		double s, c;
+
+		sincos((double)pos * freq[i], &s, &c);
+		cs[2 * i] = (float)c;
+		cs[2 * i + 1] = (float)s;
 	}
 }
 
@@ -155,11 +163,14 @@ void aw_kern_ref_rope(float *x, size_t ldx, uint32_t n_tok, const int32_t *pos, 
 		      const struct aw_kern_rope *rope)
 {
 	float cs[1024];
+	double freq[512];
 	const uint32_t half = rope->n_rot / 2;
 
 	assert(rope->n_rot <= 1024 && rope->n_rot <= rope->head_dim);
+	aw_kern_rope_freqs(freq, rope);
 	for (uint32_t t = 0; t < n_tok; t++) {
-		aw_kern_rope_angles(cs, pos[t], rope);
+		if (t == 0 || pos[t] != pos[t - 1])
+			aw_kern_rope_angles(cs, pos[t], freq, rope->n_rot);
 		for (uint32_t h = 0; h < n_heads; h++) {
 			float *xh = x + t * ldx + (size_t)h * rope->head_dim;
 
