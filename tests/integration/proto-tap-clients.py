@@ -51,6 +51,22 @@ try:
                 s3 = stop.value
                 break
         assert ''.join(chunks) == text and s3.gen_tokens == s.gen_tokens, (chunks, text)
+        # cancel after the first chunk: the stream ends at once with
+        # finish 'cancelled' (or its normal end if that was already sent)
+        gen = c.generate_stream(prompt, max_new_tokens=200, temperature=0.8, seed=3)
+        got = [next(gen)]
+        c.cancel()
+        while True:
+            try:
+                got.append(next(gen))
+            except StopIteration as stop:
+                sc = stop.value
+                break
+        assert sc.finish in ('cancelled', 'stop', 'length'), sc
+        assert sc.n_data == len(got), (sc, len(got))
+        if sc.finish == 'cancelled':
+            assert sc.gen_tokens < 200, sc
+        print('cancel: finish %s after %d tokens' % (sc.finish, sc.gen_tokens))
         exp = aw.expect_generate(model, prompt, 12)
         if exp is not None:
             assert text == exp, (text, exp)
