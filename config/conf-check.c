@@ -190,15 +190,15 @@ static void add_lcore(struct aw_conf_plan *plan, struct aw_conf_report *rep, con
 	plan->n_lcores++;
 }
 
-static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct aw_conf_report *rep,
-		       struct aw_conf_plan *plan)
+static int check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct aw_conf_report *rep,
+		      struct aw_conf_plan *plan)
 {
 	struct owner *own = calloc(AW_TOPO_MAX_CPUS, sizeof(*own));
 	char a[64], b[64], what[64];
 	unsigned di = 0;
 
 	if (!own)
-		return;
+		return -ENOMEM;
 	for (unsigned i = 0; i < AW_TOPO_MAX_CPUS; i++)
 		own[i].role = -1;
 
@@ -220,10 +220,11 @@ static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct 
 	/* dataplane lcores: never on the main lcore's CPU (a busy poller next to
 	 * the control thread took net_tap's p99 from 62 us to 16 ms) */
 	for (unsigned cpu = 0; cpu < AW_TOPO_MAX_CPUS; cpu++) {
-		const char *w = conf_where(c, "dataplane", 0, "lcores");
+		const char *w;
 
 		if (!aw_cpuset_has(&c->dataplane.lcores, cpu))
 			continue;
+		w = conf_where(c, "dataplane", 0, "lcores");
 		if (own[cpu].role == AW_CONF_ROLE_MAIN) {
 			conf_diag(rep, AW_CONF_ERROR, w, "[dataplane] lcores",
 				  "CPU %u is also the main lcore ([eal] main_lcore at %s)", cpu,
@@ -252,11 +253,21 @@ static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct 
 				continue;
 			if (own[cpu].role == AW_CONF_ROLE_MAIN) {
 				/* the control thread sleeps most of the time: a shared CPU
-				 * works (the 2-CPU demo does it) but costs worker time */
-				conf_diag(rep, AW_CONF_WARNING, w, what,
-					  "CPU %u is shared with the main lcore; fine for a demo, "
-					  "costs latency in production",
-					  cpu);
+				 * works when the workers give the CPU up (the 2-CPU demo);
+				 * a polling worker leaves the control thread only the
+				 * scheduler's time slices */
+				if (gr->idle == AW_CONF_IDLE_POLL) {
+					conf_diag(rep, AW_CONF_WARNING, w, what,
+						  "CPU %u is shared with the main lcore while the "
+						  "group polls: "
+						  "the control thread gets only time slices",
+						  cpu);
+					conf_fix(rep,
+						 "set idle = yield (or sleep) in [group %u], or "
+						 "move "
+						 "[eal] main_lcore to a CPU of its own",
+						 g);
+				}
 			} else if (own[cpu].role >= 0) {
 				owner_name(&own[cpu], a, sizeof(a));
 				snprintf(b, sizeof(b), "%s", owner_where(c, &own[cpu]));
@@ -276,6 +287,7 @@ static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct 
 		}
 	}
 	free(own);
+	return 0;
 }
 
 /* Resolve each group's node and check its CPUs are on it. */
@@ -730,7 +742,8 @@ int aw_conf_validate(const struct aw_conf *c, const struct aw_conf_env *env,
 		conf_diag(rep, AW_CONF_ERROR, c->path, "", "no machine topology to check against");
 		return -EINVAL;
 	}
-	check_cpus(c, env->topo, rep, plan);
+	if (check_cpus(c, env->topo, rep, plan) < 0)
+		return -ENOMEM;
 	check_groups(c, env->topo, rep, nodes);
 	/* workers run on their group's node (resolved "auto") */
 	for (unsigned i = 0; i < plan->n_lcores && i < AW_CONF_MAX_LCORES; i++)
@@ -926,6 +939,8 @@ void aw_conf_plan_print(const struct aw_conf *c, const struct aw_conf_env *env,
 				fprintf(out, " %s", argv[i]);
 			fprintf(out, "\n");
 			aw_conf_eal_argv_free(argv);
+		} else {
+			fprintf(out, "\nEAL: (out of memory)\n");
 		}
 	}
 }
@@ -941,7 +956,7 @@ static int argv_push(char ***argv, int *argc, int *cap, const char *s)
 		*argv = p;
 		*cap = ncap;
 	}
-	(*argv)[*argc] = strdup(s);
+	(*argv)[*argc] = conf_strdup(s);
 	if (!(*argv)[*argc])
 		return -ENOMEM;
 	(*argc)++;

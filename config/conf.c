@@ -998,17 +998,39 @@ static void where_of(char *buf, size_t size, const char *file, unsigned line, un
 		snprintf(buf, size, "%s", file);
 }
 
+/* Remove blanks at both ends, in place. */
+static void trim_blanks(char *s)
+{
+	size_t n = strlen(s), b = 0;
+
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	while (s[b] == ' ' || s[b] == '\t')
+		b++;
+	memmove(s, s + b, n - b + 1);
+}
+
 /* Apply "section.key=value" overrides to the INI text. */
 static int apply_sets(struct ini *ini, const char *const *sets, unsigned n_sets,
 		      struct aw_conf_report *rep)
 {
 	for (unsigned i = 0; i < n_sets; i++) {
 		const char *s = sets[i], *eq = strchr(s, '='), *dot;
-		char where[256], secname[80], word[40], key[80];
+		char where[256], secname[80], word[40], key[80], value[AW_CONF_PATH_LEN + 64];
 		struct ini_section *sec = NULL;
 		long id;
 
 		snprintf(where, sizeof(where), "--set %.200s", s);
+		if (eq && strlen(eq + 1) >= sizeof(value)) {
+			conf_diag(rep, AW_CONF_ERROR, where, "",
+				  "value is %zu bytes long, more than %zu", strlen(eq + 1),
+				  sizeof(value) - 1);
+			continue;
+		}
+		if (eq) {
+			snprintf(value, sizeof(value), "%s", eq + 1);
+			trim_blanks(value);
+		}
 		if (!eq) {
 			conf_diag(rep, AW_CONF_ERROR, where, "", "missing '=' in the override");
 			conf_fix(rep,
@@ -1026,6 +1048,7 @@ static int apply_sets(struct ini *ini, const char *const *sets, unsigned n_sets,
 		}
 		memcpy(key, dot + 1, (size_t)(eq - dot - 1));
 		key[eq - dot - 1] = '\0';
+		trim_blanks(key);
 		memcpy(secname, s, (size_t)(dot - s));
 		secname[dot - s] = '\0';
 		if (split_header(secname, word, sizeof(word), &id) < 0) {
@@ -1057,7 +1080,7 @@ static int apply_sets(struct ini *ini, const char *const *sets, unsigned n_sets,
 
 			for (unsigned j = 0; j < sec->n; j++)
 				if (strcmp(sec->e[j].key, key) == 0) {
-					char *nv = strdup(eq + 1);
+					char *nv = conf_strdup(value);
 
 					if (!nv)
 						return -ENOMEM;
@@ -1067,7 +1090,7 @@ static int apply_sets(struct ini *ini, const char *const *sets, unsigned n_sets,
 					sec->e[j].set = i + 1;
 					done = true;
 				}
-			if (!done && ini_add_entry(sec, key, eq + 1, 0, i + 1) < 0)
+			if (!done && ini_add_entry(sec, key, value, 0, i + 1) < 0)
 				return -ENOMEM;
 		}
 	}

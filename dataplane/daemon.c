@@ -223,6 +223,9 @@ static int fill_dispatch_params(const struct aw_conf *c, const struct aw_conf_pl
 		gp->socket = c->groups[g].node < 0 ? 0 : c->groups[g].node;
 		gp->ring_size = c->limits.queue_depth;
 		gp->max_request = (unsigned)c->dataplane.max_request_bytes;
+		gp->idle = c->groups[g].idle == AW_CONF_IDLE_POLL    ? AW_DP_IDLE_POLL
+			   : c->groups[g].idle == AW_CONF_IDLE_YIELD ? AW_DP_IDLE_YIELD
+								     : AW_DP_IDLE_SLEEP;
 	}
 	dp->max_new_tokens = c->limits.max_new_tokens;
 	dp->default_deadline_us = c->limits.default_deadline_ms * 1000u;

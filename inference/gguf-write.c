@@ -521,9 +521,8 @@ static int emit(struct aw_gguf_writer *w, struct sink *s)
 		}
 		if ((r = put(s, data, t->size)) < 0)
 			goto out;
-		/* pad between tensors; the last one ends the file */
-		if (i + 1 < w->n_t &&
-		    (r = put_zeros(s, align_up(t->size, w->alignment) - t->size)) < 0)
+		/* pad every tensor, the last too (as ggml does): the file ends aligned */
+		if ((r = put_zeros(s, align_up(t->size, w->alignment) - t->size)) < 0)
 			goto out;
 	}
 	r = 0;

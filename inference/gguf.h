@@ -37,8 +37,9 @@
  * aw_gguf_close().
  *
  * The writer builds a version 3 file: key/values in insertion order, tensor
- * infos in insertion order, data packed in that order with alignment padding
- * of zero bytes. The same calls produce the same bytes.
+ * infos in insertion order, data packed in that order, each tensor padded
+ * with zero bytes to the alignment (so the file ends aligned; a file without
+ * tensors ends after its last key/value). The same calls produce the same bytes.
  */
 #ifndef AW_GGUF_H
 #define AW_GGUF_H

@@ -19,7 +19,7 @@ struct variant {
 	int (*supported)(void);
 };
 
-#if defined(__x86_64__)
+#if defined(AW_KERN_HAVE_AVX2) || defined(AW_KERN_HAVE_AVX512) || defined(AW_KERN_HAVE_AVX512VNNI)
 #include <cpuid.h>
 /* F16C is CPUID.1:ECX bit 29; clang 14's __builtin_cpu_supports lacks "f16c". */
 static int have_f16c(void)

@@ -198,8 +198,8 @@ static int bind_node(void *p, size_t len, int node)
 }
 
 /* Map 'len' bytes for one replica on 'node': hugetlb pages first (1 GiB when
- * the replica is at least that big, then 2 MiB), else ordinary pages with THP
- * advice. *page_size and *hugetlb say what was granted; all replicas of one
+ * rounding up to them wastes at most an eighth, then 2 MiB), else ordinary
+ * pages with THP advice. *page_size and *hugetlb say what was granted; all replicas of one
  * load ask in the same order, so they normally agree. */
 static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node, size_t *page_size,
 			 int *hugetlb)
@@ -215,9 +215,10 @@ static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node,
 
 	if (ld->o.fault_nomem)
 		return -ENOMEM;
-	if (ld->o.hugepages != AW_LOAD_HUGE_OFF) {
+	if (ld->o.hugepages == AW_LOAD_HUGE_AUTO || ld->o.hugepages == AW_LOAD_HUGE_REQUIRE) {
 		for (i = 0; i < sizeof(huge) / sizeof(huge[0]) && p == MAP_FAILED; i++) {
-			if (huge[i].size == GiB && len < GiB)
+			/* 1 GiB pages only where rounding up wastes at most 1/8 */
+			if (huge[i].size == GiB && align_up(len, GiB) - len > len / 8)
 				continue;
 			maplen = align_up(len, huge[i].size);
 			p = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
@@ -235,7 +236,8 @@ static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node,
 		p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			return -errno;
-		madvise(p, maplen, MADV_HUGEPAGE);
+		if (ld->o.hugepages != AW_LOAD_HUGE_OFF)
+			madvise(p, maplen, MADV_HUGEPAGE);
 		*page_size = (size_t)sysconf(_SC_PAGESIZE);
 		*hugetlb = 0;
 	}
@@ -847,6 +849,8 @@ static int check_opts(struct ld *ld)
 	const struct aw_load_region *rg = &ld->rg;
 	uint32_t i;
 
+	if (o->hugepages > AW_LOAD_HUGE_THP)
+		return fail(ld, EINVAL, "unknown hugepages mode %d", (int)o->hugepages);
 	if (o->method > AW_LOAD_MMAP)
 		return fail(ld, EINVAL, "unknown load method %d", (int)o->method);
 	if (ld->rs == 0 || ld->rs % BLK || ld->rs > FIXED_BUF_MAX)

@@ -59,8 +59,9 @@ enum aw_load_method {
 
 enum aw_load_hugepages {
 	AW_LOAD_HUGE_AUTO = 0, /* 1 GiB, then 2 MiB hugetlb pages, then THP with a warning */
-	AW_LOAD_HUGE_OFF,      /* ordinary pages, madvise(MADV_HUGEPAGE) only, no warning */
+	AW_LOAD_HUGE_OFF,      /* ordinary pages, no advice */
 	AW_LOAD_HUGE_REQUIRE,  /* hugetlb pages or fail with -ENOMEM */
+	AW_LOAD_HUGE_THP,      /* ordinary pages with madvise(MADV_HUGEPAGE), no warning */
 };
 
 enum aw_load_replicate {

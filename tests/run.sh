@@ -23,7 +23,7 @@ jobs=$(nproc)
 
 packages=(
 	build-essential meson ninja-build pkg-config python3
-	libdpdk-dev dpdk liburing-dev libnuma-dev libcmocka-dev libpcre2-dev
+	libdpdk-dev dpdk dpdk-dev liburing-dev libnuma-dev libcmocka-dev libpcre2-dev
 	clang-14 libclang-rt-14-dev
 	iproute2 iputils-ping arping tcpdump fio
 	python3-jinja2 python3-jsonschema gnuplot-nox

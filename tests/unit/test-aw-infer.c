@@ -20,6 +20,7 @@
 #include "kern.h"
 #include "kv.h"
 #include "model.h"
+#include "tok.h"
 #include "tiny-llama.h"
 
 static char dir[256];
@@ -89,6 +90,14 @@ static int setup(void **state)
 	tiny_default(&c);
 	c.retype = "blk.0.attn_q.weight";
 	write_model("q41.gguf", &c);
+	/* a model with a tokenizer, from aw-mkmodel */
+	const char *mk = getenv("AW_MKMODEL");
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd),
+		 "%s --out %s/tok.gguf --preset tiny --type q8_0 --seed 3 >/dev/null",
+		 mk ? mk : "false", dir);
+	if (system(cmd) != 0)
+		return -1;
 	return 0;
 }
 
@@ -278,13 +287,97 @@ static void test_bad_input(void **state)
 	expect_status(A(M("nonexistent.gguf") " --prompt-ids 1", dir), 1, NULL);
 }
 
+/* -p goes through the file's tokenizer: the same ids as --prompt-ids with
+ * the library's encoding, text equal to the library's streaming decoder on
+ * the generated ids, and a stop string
+ * taken from the middle of that text cuts the output right before it. */
+static void test_prompt_text(void **state)
+{
+	char path[300], ids_s[256], gen_ids[4096], text[8192];
+	struct aw_gguf *g;
+	struct aw_tok *t;
+	struct aw_err e;
+	int32_t enc[64], gen[64];
+	size_t n, off = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tok.gguf", dir);
+	assert_int_equal(aw_gguf_open(path, &g, &e), 0);
+	assert_int_equal(aw_tok_new_from_gguf(g, &t, &e), 0);
+	const char *prompt = "the quick brown fox";
+	assert_int_equal(aw_tok_encode(t, prompt, strlen(prompt),
+				       AW_TOK_ADD_SPECIAL | AW_TOK_PARSE_SPECIAL, enc, 64, &n),
+			 0);
+	assert_true(n >= 2);
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(ids_s + off, sizeof(ids_s) - off, "%s%d", i ? " " : "",
+					enc[i]);
+
+	assert_int_equal(
+		run(A(M("tok.gguf") " -p '%s' -n 12 --temp 0 --ids --ignore-eos", dir, prompt),
+		    gen_ids, sizeof(gen_ids), err),
+		0);
+	assert_int_equal(run(A(M("tok.gguf") " --prompt-ids '%s' -n 12 --temp 0 --ids --ignore-eos",
+			       dir, ids_s),
+			     out, sizeof(out), err),
+			 0);
+	assert_string_equal(out, gen_ids);
+
+	/* the text is the decoded ids (a continuation keeps its leading space) */
+	int k = 0;
+	for (char *p = gen_ids, *end; k < 64; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		gen[k++] = (int32_t)v;
+	}
+	assert_int_equal(k, 12);
+	/* the library's streaming decoder on the same ids (bytes that do not form
+	 * UTF-8 come out as U+FFFD, as they must on a terminal) */
+	struct aw_tok_stream st;
+	char piece[256];
+	size_t tl = 0;
+	aw_tok_stream_init(&st, t, AW_TOK_KEEP_SPACE);
+	assert_true(aw_tok_stream_max(t) <= sizeof(piece));
+	for (int i = 0; i < 12; i++) {
+		assert_int_equal(aw_tok_stream_push(&st, gen[i], piece, sizeof(piece), &n), 0);
+		memcpy(text + tl, piece, n);
+		tl += n;
+	}
+	assert_int_equal(aw_tok_stream_flush(&st, piece, sizeof(piece), &n), 0);
+	memcpy(text + tl, piece, n);
+	tl += n;
+	text[tl] = 0;
+	assert_int_equal(run(A(M("tok.gguf") " -p '%s' -n 12 --temp 0 --ignore-eos", dir, prompt),
+			     out, sizeof(out), err),
+			 0);
+	strcat(text, "\n");
+	assert_string_equal(out, text);
+
+	/* a stop string from the middle of the text (no quotes in it) */
+	size_t len = strlen(text) - 1, at = len / 2;
+	if (len >= 6 && !memchr(text + at, '\'', 3)) {
+		char stop[4] = {text[at], text[at + 1], text[at + 2], 0};
+		size_t first = (size_t)(strstr(text, stop) - text);
+		assert_int_equal(run(A(M("tok.gguf") " -p '%s' -n 12 --temp 0 --ignore-eos "
+						     "--stop '%s'",
+				       dir, prompt, stop),
+				     out, sizeof(out), err),
+				 0);
+		text[first] = 0;
+		strcat(text, "\n");
+		assert_string_equal(out, text);
+	}
+	aw_tok_free(t);
+	aw_gguf_close(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_greedy_and_logits),
-		cmocka_unit_test(test_seed),
-		cmocka_unit_test(test_info_bench_load),
-		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_greedy_and_logits), cmocka_unit_test(test_seed),
+		cmocka_unit_test(test_info_bench_load),	  cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_prompt_text),
 	};
 	if (!getenv("AW_INFER"))
 		return 77;

@@ -894,9 +894,9 @@ static void test_set_overrides(void **state)
 		"dataplane.lcores=1,4", /* replaces a file value */
 		"group1.lcores=5",	/* a new section, "group1" spelling */
 		"group 2.lcores=6",	/* "group 2" spelling */
-		"eal.hugepages=false",
+		"eal.hugepages=false",	"limits.max_new_tokens = 77 ", /* blanks as in a file */
 	};
-	struct run *r = run_sets(MIN, strlen(MIN), NULL, sets, 5);
+	struct run *r = run_sets(MIN, strlen(MIN), NULL, sets, 6);
 
 	(void)state;
 	dump_on_fail(r, r->valid_rc == 0);
@@ -905,6 +905,7 @@ static void test_set_overrides(void **state)
 	assert_true(r->conf->groups[1].present);
 	assert_true(r->conf->groups[2].present);
 	assert_false(r->conf->eal.hugepages);
+	assert_int_equal(r->conf->limits.max_new_tokens, 77);
 	assert_int_equal(r->plan.n_dataplane, 2);
 	assert_string_equal(r->plan.eal_lcores, "0@0,1@1,2@4,3@2,4@3,5@5,6@6");
 	run_free(r);
@@ -926,6 +927,19 @@ static void test_set_overrides(void **state)
 		EXPECT_AT(r, "--set dataplane.burst", "missing '=' in the override");
 		EXPECT_AT(r, "--set nodot=3", "expected section.key=value");
 		run_free(r);
+	}
+	/* an override longer than any value */
+	{
+		char *longset = malloc(3100);
+		const char *ls[1] = {longset};
+
+		assert_non_null(longset);
+		snprintf(longset, 3100, "model.path=/%03000d", 7);
+		r = run_sets(MIN, strlen(MIN), NULL, ls, 1);
+		assert_int_equal(r->load_rc, -EINVAL);
+		EXPECT_AT(r, NULL, "value is 3001 bytes long");
+		run_free(r);
+		free(longset);
 	}
 	/* the override wins over the file, the later override over the earlier */
 	{

@@ -474,6 +474,9 @@ static void test_bad_args(void **state)
 	o.method = (enum aw_load_method)7;
 	expect_fail(path, &rg, &o, EINVAL, "unknown load method");
 	o.method = AW_LOAD_URING;
+	o.hugepages = (enum aw_load_hugepages)9;
+	expect_fail(path, &rg, &o, EINVAL, "unknown hugepages mode");
+	o.hugepages = AW_LOAD_HUGE_AUTO;
 	expect_fail("/nonexistent/model.gguf", &rg, &o, ENOENT, "/nonexistent/model.gguf");
 	o.fault_nomem = 1;
 	expect_fail(path, &rg, &o, ENOMEM, "cannot allocate");
@@ -752,6 +755,16 @@ static void test_hugepages(void **state)
 		assert_non_null(strstr(cap.lines[0], "hugepages"));
 	}
 	aw_weights_put(w);
+	/* ordinary pages, with and without THP advice: no warning, no hugetlb */
+	for (o.hugepages = AW_LOAD_HUGE_OFF; o.hugepages <= AW_LOAD_HUGE_THP;
+	     o.hugepages += AW_LOAD_HUGE_THP - AW_LOAD_HUGE_OFF) {
+		cap.n = 0;
+		assert_int_equal(aw_loader_load(path, &rg, &o, &w, &err), 0);
+		assert_memory_equal(aw_weights_data(w, 0), file + 64, rg.size);
+		assert_false(aw_weights_info(w)->hugetlb);
+		assert_int_equal(cap.n, 0);
+		aw_weights_put(w);
+	}
 	free(file);
 	unlink(path);
 }

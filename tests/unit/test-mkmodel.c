@@ -389,6 +389,25 @@ static void test_types(void **state)
 	}
 }
 
+/* --alignment: the data region and every tensor start on that boundary
+ * (e.g. 4096 for O_DIRECT reads by the loader). */
+static void test_alignment(void **state)
+{
+	const char *f = path("aligned.gguf");
+	struct aw_gguf *g;
+	struct aw_err err;
+
+	(void)state;
+	assert_int_equal(run("--out", f, "--alignment", "4096", "--type", "q8_0", NULL), 0);
+	assert_int_equal(aw_gguf_open(f, &g, &err), 0);
+	assert_int_equal(aw_gguf_alignment(g), 4096);
+	assert_int_equal(u32_of(g, "general.alignment"), 4096);
+	assert_int_equal(aw_gguf_data_offset(g) % 4096, 0);
+	for (uint64_t i = 0; i < aw_gguf_n_tensors(g); i++)
+		assert_int_equal(aw_gguf_tensor_at(g, i)->offset % 4096, 0);
+	aw_gguf_close(g);
+}
+
 /* --tokenizer-from copies the tokenizer section and takes its size. */
 static void test_tokenizer_from(void **state)
 {
@@ -487,6 +506,9 @@ static void test_bad_flags(void **state)
 		{"--ffn", "100", "--type", "q4_0", NULL},
 		{"--tied", "--output-type", "f16", NULL},
 		{"--tokenizer-from", "x.gguf", "--vocab", "512", NULL},
+		{"--alignment", "48", NULL},
+		{"--alignment", "16", NULL},
+		{"--alignment", "2097152", NULL},
 		{"extra", NULL},
 	};
 
@@ -516,7 +538,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tiny),	   cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_types),	   cmocka_unit_test(test_tokenizer_from),
-		cmocka_unit_test(test_stories15m), cmocka_unit_test(test_bad_flags),
+		cmocka_unit_test(test_stories15m), cmocka_unit_test(test_alignment),
+		cmocka_unit_test(test_bad_flags),
 	};
 
 	if (!getenv("AW_MKMODEL")) {

@@ -50,6 +50,7 @@ struct opts {
 	uint32_t type, embd_type, output_type;
 	bool embd_type_set, output_type_set, vocab_set, tied;
 	uint64_t seed;
+	uint32_t alignment; /* general.alignment */
 };
 
 /* One tensor to generate: everything the fill callback needs. */
@@ -83,6 +84,8 @@ static void mkmodel_usage(FILE *f, const char *prog)
 		"  --output-type T       output.weight type (default: --type)\n"
 		"  --tied                no output.weight (tied to token_embd)\n"
 		"  --seed N              random seed (default 1)\n"
+		"  --alignment N         general.alignment: tensor data alignment in bytes, a\n"
+		"                        power of two in 32..1048576 (default 32)\n"
 		"  --tokenizer-from F    copy the tokenizer.* keys of GGUF file F; vocab = its "
 		"size\n"
 		"Row lengths (dim, ffn) must be multiples of 32 for q8_0 and q4_0.\n",
@@ -150,6 +153,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		O_TIED,
 		O_SEED,
 		O_TOK,
+		O_ALIGN,
 		O_HELP,
 	};
 	static const struct option lopts[] = {
@@ -170,6 +174,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		{"tied", no_argument, NULL, O_TIED},
 		{"seed", required_argument, NULL, O_SEED},
 		{"tokenizer-from", required_argument, NULL, O_TOK},
+		{"alignment", required_argument, NULL, O_ALIGN},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -189,6 +194,7 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 	o->p = presets[0];
 	o->type = AW_TYPE_F32;
 	o->seed = 1;
+	o->alignment = AW_GGUF_DEFAULT_ALIGNMENT;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", lopts, NULL)) != -1) {
 		const char *bad = NULL;
@@ -286,6 +292,11 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 			}
 			break;
 		}
+		case O_ALIGN:
+			if (parse_u32(optarg, 32, 1u << 20, &o->alignment) < 0 ||
+			    (o->alignment & (o->alignment - 1)))
+				bad = "--alignment: expected a power of two in 32..1048576";
+			break;
 		case O_TOK:
 			o->tokenizer_from = optarg;
 			break;
@@ -675,7 +686,7 @@ int main(int argc, char **argv)
 		snprintf(gname, sizeof(gname), "agentwire-random-%ux%u", o.p.dim, o.p.layers);
 		if (aw_gguf_writer_set_str(w, "general.architecture", "llama") < 0 ||
 		    aw_gguf_writer_set_str(w, "general.name", gname) < 0 ||
-		    aw_gguf_writer_set_u32(w, "general.alignment", AW_GGUF_DEFAULT_ALIGNMENT) < 0 ||
+		    aw_gguf_writer_set_u32(w, "general.alignment", o.alignment) < 0 ||
 		    aw_gguf_writer_set_u32(w, "general.file_type", file_type(o.type)) < 0 ||
 		    aw_gguf_writer_set_u32(w, "llama.vocab_size", o.p.vocab) < 0 ||
 		    aw_gguf_writer_set_u32(w, "llama.context_length", o.p.ctx) < 0 ||
