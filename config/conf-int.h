@@ -40,6 +40,9 @@ int ini_parse(const char *data, size_t len, struct ini *ini, ini_problem_fn *fn,
 
 void ini_fini(struct ini *ini);
 
+/* strdup() through malloc(), so that allocation-failure tests reach it. */
+char *conf_strdup(const char *s);
+
 struct ini_section *ini_add_section(struct ini *ini, const char *name, unsigned line);
 int ini_add_entry(struct ini_section *s, const char *key, const char *value, unsigned line,
 		  unsigned set);

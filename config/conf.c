@@ -1080,7 +1080,7 @@ static int apply_sets(struct ini *ini, const char *const *sets, unsigned n_sets,
 
 			for (unsigned j = 0; j < sec->n; j++)
 				if (strcmp(sec->e[j].key, key) == 0) {
-					char *nv = strdup(value);
+					char *nv = conf_strdup(value);
 
 					if (!nv)
 						return -ENOMEM;
