@@ -491,8 +491,6 @@ static int parse_uint(struct vctx *v, const char *s, uint64_t *ret)
 		return bad(v, "write a number", "empty value, expected a number");
 	if (*s == '-')
 		return bad(v, "write a number of 0 or more", "negative number '%s'", s);
-	if (*s == '+')
-		s++;
 	rc = parse_digits(s, ret, &end);
 	if (rc == -EINVAL)
 		return bad(v, "write a decimal number such as 64", "'%s' is not a number", s);
