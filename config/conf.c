@@ -880,8 +880,6 @@ static bool numbered(int sec)
 
 /* Where key 'name' of [section id] was set: "file:line", "--set ..." or,
  * when defaulted, the section header ("file:line") or the file name. */
-const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name);
-
 const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name)
 {
 	int sec = section_index(section);
