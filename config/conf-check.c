@@ -14,7 +14,6 @@
 
 #include "conf-int.h"
 
-
 /* ---- port capabilities without a device -------------------------------------- */
 
 int aw_conf_port_caps_builtin(void *ctx, unsigned id, const struct aw_conf_port *port,
