@@ -57,7 +57,10 @@ for v in llama2 llama3 qwen3 gpt2; do
 	"$build/tests/bench/bench-tok" "$m" "$tmp/corpus.txt" 1
 	ours_full=$(best "$build/tests/bench/tok-cli" "$m" "$tmp/corpus.txt")
 	ours_load=$(best "$build/tests/bench/tok-cli" "$m" "$tmp/empty.txt")
-	line="  CLI whole file: tok-cli $(python3 -c "print('%.3f' % ($ours_full-$ours_load))") s"
+	line="  CLI: load (empty file) tok-cli $(python3 -c "print('%.3f' % $ours_load)") s"
+	[ -z "$peer" ] || line+=", llama-tokenize $(python3 -c "print('%.3f' % $(best "$peer" -m "$m" --log-disable -f "$tmp/empty.txt"))") s"
+	echo "$line"
+	line="  CLI whole file minus load: tok-cli $(python3 -c "print('%.3f' % ($ours_full-$ours_load))") s"
 	if [ -n "$peer" ]; then
 		export LD_LIBRARY_PATH=$(dirname "$peer")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 		pa=(-m "$m" --ids --no-escape --no-bos --no-parse-special --log-disable -f)
