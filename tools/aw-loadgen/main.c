@@ -394,12 +394,32 @@ static void json_hist(const char *name, const struct aw_hist *h, int comma)
 	       comma ? "," : "");
 }
 
+/* A JSON string (the host name comes from the command line). */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
 static void print_json(struct lg *g, double rate)
 {
 	int first = 1;
+	char server[512];
 
-	printf("{\"server\":\"%s:%s\",\"mode\":\"%s\",", g->o.host, g->o.port,
-	       g->o.agents ? "closed" : "open");
+	snprintf(server, sizeof(server), "%s:%s", g->o.host, g->o.port);
+	printf("{\"server\":");
+	json_str(server);
+	printf(",\"mode\":\"%s\",", g->o.agents ? "closed" : "open");
 	if (g->o.agents)
 		printf("\"agents\":%u,\"think_us\":%.1f,", g->o.agents, g->o.think_us);
 	else
