@@ -198,7 +198,38 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 			for (int r = 0; r < R; r++)
 				iacc[r][t] = init;
 		}
-		if (q4) {
+		if (q4 && AW_KERN_VNNI && T == 1) {
+			/* batch 1 (memory-bound, so fewer instructions per byte keep more
+			 * loads in flight): the high nibble is used in place as 16 * q
+			 * (raw & 0xf0, at most 240 * 127 * 4 per lane) in its own
+			 * accumulator, divided by 16 (exactly) at the block's end */
+			__m512i ihi[8];
+
+			for (int r = 0; r < R; r++)
+				ihi[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				const __m512i xl = _mm512_set1_epi32(load_i32(xr[0][b].qs + 4 * v));
+				const __m512i xh =
+					_mm512_set1_epi32(load_i32(xr[0][b].qs + 16 + 4 * v));
+
+				for (int r = 0; r < R; r++) {
+					const __m512i raw = _mm512_loadu_si512(gq + r * gbytes +
+									       b * qb + 64 * v);
+
+					iacc[r][0] = dot4(
+						iacc[r][0],
+						_mm512_and_si512(raw, _mm512_set1_epi8(0x0f)), xl);
+					ihi[r] = dot4(
+						ihi[r],
+						_mm512_and_si512(raw, _mm512_set1_epi8((char)0xf0)),
+						xh);
+				}
+			}
+			for (int r = 0; r < R; r++)
+				iacc[r][0] =
+					_mm512_add_epi32(iacc[r][0], _mm512_srai_epi32(ihi[r], 4));
+		} else if (q4) {
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
 				__m512i wl[8], wh[8];
