@@ -1065,7 +1065,7 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 		c.low_share = 4;
 	if (c.max_batch < 1 || c.max_batch > 4096 || c.max_batch_tokens < 1 ||
 	    c.prefill_chunk < 1 || c.queue_size < 2 || (c.queue_size & (c.queue_size - 1)) ||
-	    c.queue_size > (1 << 24) || c.block_size < 2 || c.ctx < 2 || c.max_sessions < 1 ||
+	    c.queue_size > (1 << 24) || c.block_size < 1 || c.ctx < 2 || c.max_sessions < 1 ||
 	    c.max_sessions > (1 << 20) || c.low_share < 1 || c.n_blocks < 0 ||
 	    c.cost_hint_us_per_tok < 0)
 		return -EINVAL;
