@@ -14,8 +14,6 @@
 
 #include "conf-int.h"
 
-const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name);
-
 /* ---- port capabilities without a device -------------------------------------- */
 
 int aw_conf_port_caps_builtin(void *ctx, unsigned id, const struct aw_conf_port *port,

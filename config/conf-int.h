@@ -61,6 +61,10 @@ __attribute__((format(printf, 5, 6))) void conf_diag(struct aw_conf_report *r,
 /* Set the fix of the last stored problem (no-op if it was not stored). */
 __attribute__((format(printf, 2, 3))) void conf_fix(struct aw_conf_report *r, const char *fmt, ...);
 
+/* Where key 'name' of [section id] was set: "file:line" or "--set ..."; for
+ * a defaulted key (or name NULL) the section header's place, else the file. */
+const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name);
+
 /* Human-readable bytes: "512 MiB", "1.5 GiB", "100 B". */
 const char *conf_fmt_size(uint64_t v, char *buf, size_t size);
 

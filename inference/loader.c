@@ -650,6 +650,14 @@ static int ring_setup(struct ld *ld, struct io_uring *ring, unsigned qd, unsigne
 		memset(&p, 0, sizeof(p));
 		p.flags = setup_flags(f);
 		ret = io_uring_queue_init_params(qd, ring, &p);
+		if (ld->o.fault) {
+			int f2 = ld->o.fault(ld->o.fault_ctx, AW_LOAD_FAULT_RING_SETUP, p.flags,
+					     ret);
+
+			if (ret == 0 && f2 < 0)
+				io_uring_queue_exit(ring);
+			ret = f2 < 0 ? f2 : ret;
+		}
 		if (ret == 0) {
 			*feat |= f;
 			return 0;
@@ -722,6 +730,11 @@ static void load_uring(struct ld *ld)
 		double t = now_s();
 
 		ret = register_bufs(ld, &ring, &piece);
+		if (ld->o.fault && ret == 0)
+			ret = ld->o.fault(ld->o.fault_ctx, AW_LOAD_FAULT_REGISTER,
+					  AW_LOAD_F_FIXED_BUFS, 0);
+		if (ret < 0)
+			io_uring_unregister_buffers(&ring);
 		say(ld, AW_LOG_DEBUG, "io_uring: registering %u x %zu MiB: %s in %.3f s", ld->n_rep,
 		    (size_t)((ld->a_end - ld->a0) >> 20), ret ? strerror(-ret) : "ok", now_s() - t);
 		if (ret == 0) {
@@ -736,6 +749,12 @@ static void load_uring(struct ld *ld)
 		int fds[2] = {ld->fd_direct, ld->fd_buf};
 
 		ret = io_uring_register_files(&ring, fds, 2);
+		if (ld->o.fault && ret == 0) {
+			ret = ld->o.fault(ld->o.fault_ctx, AW_LOAD_FAULT_REGISTER,
+					  AW_LOAD_F_FIXED_FILES, 0);
+			if (ret < 0)
+				io_uring_unregister_files(&ring);
+		}
 		if (ret == 0)
 			feat |= AW_LOAD_F_FIXED_FILES;
 		else

@@ -129,10 +129,15 @@ typedef int aw_load_progress_fn(void *ctx, const struct aw_load_progress *p);
  * to pass it through, a smaller non-negative value for a short read, or
  * -errno. At AW_LOAD_FAULT_OPEN_DIRECT it sees the result of the O_DIRECT
  * open() (an fd or -errno; n = 0): return -EINVAL to act as a filesystem
- * that refuses O_DIRECT. */
+ * that refuses O_DIRECT. At AW_LOAD_FAULT_RING_SETUP (n = the IORING_SETUP_*
+ * flags tried) and AW_LOAD_FAULT_REGISTER (n = AW_LOAD_F_FIXED_BUFS or
+ * AW_LOAD_F_FIXED_FILES) it sees 0 or -errno and may turn success into
+ * -EINVAL, -EOPNOTSUPP or -EPERM, as an older or locked-down kernel would. */
 enum aw_load_fault_site {
 	AW_LOAD_FAULT_READ = 0,
 	AW_LOAD_FAULT_OPEN_DIRECT,
+	AW_LOAD_FAULT_RING_SETUP,
+	AW_LOAD_FAULT_REGISTER,
 };
 typedef int aw_load_fault_fn(void *ctx, enum aw_load_fault_site site, uint64_t n, int res);
 

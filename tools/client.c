@@ -689,7 +689,10 @@ static void handle(struct aw_client *c, uint8_t *dg, size_t len, uint64_t now)
 		r->win[k].len = (uint32_t)len;
 		r->win[k].seq = h.seq;
 		r->n_held++;
-		r->retries = 0; /* new data: the server is alive, only a gap is left */
+		/* new data: the server is alive, only a gap is left: fresh retries
+		 * and a fresh (not backed-off) timer for the repair */
+		r->retries = 0;
+		r->rto = c->rto_us;
 		/* a gap: ask for the missing part soon (the timer fires RESUME) */
 		if (r->t_timer > now + r->rto / 2)
 			r->t_timer = now + r->rto / 2;

@@ -12,7 +12,7 @@ set -eu
 build=$(cd "${1:?usage: bench-ping.sh BUILDDIR [N]}" && pwd)
 n=${2:-100000}
 src=$(cd "$(dirname "$0")" && pwd)
-bp=$build/tests/bench/bench-ping
+bp=$build/tests/integration/bench-ping
 aw=$build/dataplane/agentwire
 sock=/tmp/aw-bench-ping.sock
 tmp=$(mktemp -d)
@@ -57,10 +57,15 @@ rm -f "$sock"
 "$aw" -c "$src/bench-ping.conf" >"$tmp/aw.log" 2>&1 &
 awpid=$!
 for _ in $(seq 200); do grep -q "ready:" "$tmp/aw.log" && break; sleep 0.1; done
-client agentwire-memif --rate-seconds 3 | tee "$tmp/agentwire" || true
-sleep 0.5
+# the client holds the link until the daemon has stopped (memif PMD crash trap)
+client agentwire-memif --rate-seconds 3 --hold 60 >"$tmp/agentwire" 2>&1 &
+cpid=$!
+for _ in $(seq 1200); do grep -q "rate in_flight" "$tmp/agentwire" && break
+	kill -0 $cpid 2>/dev/null || break; sleep 0.1; done
+grep "bench-ping:" "$tmp/agentwire"
 kill -TERM $awpid
 wait $awpid && echo "agentwire: clean exit" || { echo "agentwire exited $?"; cat "$tmp/aw.log"; }
+wait $cpid || true
 rm -f /tmp/aw-bench-ping.gguf
 
 p50() { sed -n 's/.*rtt .*p50_us=\([0-9.]*\).*/\1/p' "$1"; }
