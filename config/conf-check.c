@@ -14,8 +14,6 @@
 
 #include "conf-int.h"
 
-const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name);
-
 /* ---- port capabilities without a device -------------------------------------- */
 
 int aw_conf_port_caps_builtin(void *ctx, unsigned id, const struct aw_conf_port *port,
@@ -190,15 +188,15 @@ static void add_lcore(struct aw_conf_plan *plan, struct aw_conf_report *rep, con
 	plan->n_lcores++;
 }
 
-static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct aw_conf_report *rep,
-		       struct aw_conf_plan *plan)
+static int check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct aw_conf_report *rep,
+		      struct aw_conf_plan *plan)
 {
 	struct owner *own = calloc(AW_TOPO_MAX_CPUS, sizeof(*own));
 	char a[64], b[64], what[64];
 	unsigned di = 0;
 
 	if (!own)
-		return;
+		return -ENOMEM;
 	for (unsigned i = 0; i < AW_TOPO_MAX_CPUS; i++)
 		own[i].role = -1;
 
@@ -287,6 +285,7 @@ static void check_cpus(const struct aw_conf *c, const struct aw_topo *t, struct 
 		}
 	}
 	free(own);
+	return 0;
 }
 
 /* Resolve each group's node and check its CPUs are on it. */
@@ -741,7 +740,8 @@ int aw_conf_validate(const struct aw_conf *c, const struct aw_conf_env *env,
 		conf_diag(rep, AW_CONF_ERROR, c->path, "", "no machine topology to check against");
 		return -EINVAL;
 	}
-	check_cpus(c, env->topo, rep, plan);
+	if (check_cpus(c, env->topo, rep, plan) < 0)
+		return -ENOMEM;
 	check_groups(c, env->topo, rep, nodes);
 	/* workers run on their group's node (resolved "auto") */
 	for (unsigned i = 0; i < plan->n_lcores && i < AW_CONF_MAX_LCORES; i++)
@@ -937,6 +937,8 @@ void aw_conf_plan_print(const struct aw_conf *c, const struct aw_conf_env *env,
 				fprintf(out, " %s", argv[i]);
 			fprintf(out, "\n");
 			aw_conf_eal_argv_free(argv);
+		} else {
+			fprintf(out, "\nEAL: (out of memory)\n");
 		}
 	}
 }
@@ -952,7 +954,7 @@ static int argv_push(char ***argv, int *argc, int *cap, const char *s)
 		*argv = p;
 		*cap = ncap;
 	}
-	(*argv)[*argc] = strdup(s);
+	(*argv)[*argc] = conf_strdup(s);
 	if (!(*argv)[*argc])
 		return -ENOMEM;
 	(*argc)++;

@@ -40,6 +40,9 @@ int ini_parse(const char *data, size_t len, struct ini *ini, ini_problem_fn *fn,
 
 void ini_fini(struct ini *ini);
 
+/* strdup() through malloc(), so that allocation-failure tests reach it. */
+char *conf_strdup(const char *s);
+
 struct ini_section *ini_add_section(struct ini *ini, const char *name, unsigned line);
 int ini_add_entry(struct ini_section *s, const char *key, const char *value, unsigned line,
 		  unsigned set);
@@ -57,6 +60,10 @@ __attribute__((format(printf, 5, 6))) void conf_diag(struct aw_conf_report *r,
 						     const char *what, const char *fmt, ...);
 /* Set the fix of the last stored problem (no-op if it was not stored). */
 __attribute__((format(printf, 2, 3))) void conf_fix(struct aw_conf_report *r, const char *fmt, ...);
+
+/* Where key 'name' of [section id] was set: "file:line" or "--set ..."; for
+ * a defaulted key (or name NULL) the section header's place, else the file. */
+const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name);
 
 /* Human-readable bytes: "512 MiB", "1.5 GiB", "100 B". */
 const char *conf_fmt_size(uint64_t v, char *buf, size_t size);

@@ -491,8 +491,6 @@ static int parse_uint(struct vctx *v, const char *s, uint64_t *ret)
 		return bad(v, "write a number", "empty value, expected a number");
 	if (*s == '-')
 		return bad(v, "write a number of 0 or more", "negative number '%s'", s);
-	if (*s == '+')
-		s++;
 	rc = parse_digits(s, ret, &end);
 	if (rc == -EINVAL)
 		return bad(v, "write a decimal number such as 64", "'%s' is not a number", s);
@@ -882,8 +880,6 @@ static bool numbered(int sec)
 
 /* Where key 'name' of [section id] was set: "file:line", "--set ..." or,
  * when defaulted, the section header ("file:line") or the file name. */
-const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name);
-
 const char *conf_where(const struct aw_conf *c, const char *section, int id, const char *name)
 {
 	int sec = section_index(section);
@@ -1080,7 +1076,7 @@ static int apply_sets(struct ini *ini, const char *const *sets, unsigned n_sets,
 
 			for (unsigned j = 0; j < sec->n; j++)
 				if (strcmp(sec->e[j].key, key) == 0) {
-					char *nv = strdup(value);
+					char *nv = conf_strdup(value);
 
 					if (!nv)
 						return -ENOMEM;

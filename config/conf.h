@@ -308,8 +308,9 @@ struct aw_conf_plan {
 };
 
 /* Cross-check 'conf' against 'env' and fill *plan. Every problem goes into
- * 'rep'. Returns 0 when no error was found, -EINVAL otherwise. 'plan' is
- * filled as far as possible either way. */
+ * 'rep'. Returns 0 when no error was found, -EINVAL otherwise (-ENOMEM when
+ * it could not check). 'plan' is filled as far as possible either way. It
+ * can be called again, e.g. with probed port limits after rte_eal_init(). */
 int aw_conf_validate(const struct aw_conf *conf, const struct aw_conf_env *env,
 		     struct aw_conf_report *rep, struct aw_conf_plan *plan);
 

@@ -33,6 +33,11 @@ static char *dup_range(const char *s, size_t n)
 	return p;
 }
 
+char *conf_strdup(const char *s)
+{
+	return dup_range(s, strlen(s));
+}
+
 static int is_blank(char c)
 {
 	return c == ' ' || c == '\t';
@@ -62,7 +67,7 @@ struct ini_section *ini_add_section(struct ini *ini, const char *name, unsigned 
 	}
 	s = &ini->s[ini->n];
 	memset(s, 0, sizeof(*s));
-	s->name = strdup(name);
+	s->name = conf_strdup(name);
 	if (!s->name)
 		return NULL;
 	s->line = line;
@@ -85,8 +90,8 @@ int ini_add_entry(struct ini_section *s, const char *key, const char *value, uns
 		s->cap = cap;
 	}
 	e = &s->e[s->n];
-	e->key = strdup(key);
-	e->value = strdup(value);
+	e->key = conf_strdup(key);
+	e->value = conf_strdup(value);
 	if (!e->key || !e->value) {
 		free(e->key);
 		free(e->value);

@@ -223,6 +223,9 @@ static int fill_dispatch_params(const struct aw_conf *c, const struct aw_conf_pl
 		gp->socket = c->groups[g].node < 0 ? 0 : c->groups[g].node;
 		gp->ring_size = c->limits.queue_depth;
 		gp->max_request = (unsigned)c->dataplane.max_request_bytes;
+		gp->idle = c->groups[g].idle == AW_CONF_IDLE_POLL    ? AW_DP_IDLE_POLL
+			   : c->groups[g].idle == AW_CONF_IDLE_YIELD ? AW_DP_IDLE_YIELD
+								     : AW_DP_IDLE_SLEEP;
 	}
 	dp->max_new_tokens = c->limits.max_new_tokens;
 	dp->default_deadline_us = c->limits.default_deadline_ms * 1000u;
@@ -331,10 +334,12 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	aw_log(AW_LOG_NOTICE, "daemon", "ready: %u dataplane lcores, %u worker groups, engine %s",
 	       dpp->n_lcores, dsp->n_groups, engine.ops->name);
 
-	/* the main lcore: link state and signals; telemetry has its own thread */
+	/* the main lcore: link state (every 10 ms: lcores must stop polling a
+	 * port soon after its link goes down) and signals; telemetry has its
+	 * own thread */
 	while (!quit_signal) {
 		aw_dp_poll_links(dp);
-		usleep(100 * 1000);
+		usleep(10 * 1000);
 	}
 	aw_log(AW_LOG_NOTICE, "daemon", "signal %d: stopping", (int)quit_signal);
 	status = 0;
@@ -365,7 +370,7 @@ out_dp:
 		aw_log(AW_LOG_ERR, "daemon", "%u mbufs not returned to their pool", leaked);
 		status = 3;
 	} else {
-		aw_log(AW_LOG_INFO, "daemon", "every mbuf returned to its pool");
+		aw_log(AW_LOG_NOTICE, "daemon", "every mbuf returned to its pool");
 	}
 out_engine:
 	aw_engine_fini(&engine);

@@ -69,6 +69,7 @@ struct aw_dp {
 	int state;			    /* DP_*, atomic */
 	int port_up[AW_DP_MAX_PORTS];	    /* atomic */
 	int port_started[AW_DP_MAX_PORTS];  /* ports to stop/close on free */
+	uint64_t up_since[AW_DP_MAX_PORTS]; /* main lcore: when the link came up, 0 = down */
 	uint32_t tx_flags[AW_DP_MAX_PORTS]; /* AW_NET_TX_* chosen from the port's offloads */
 	size_t max_payload[AW_DP_MAX_PORTS];
 	uint8_t mac[AW_DP_MAX_PORTS][6];
@@ -847,15 +848,30 @@ static int port_init(struct aw_dp *dp, unsigned pi)
 
 void aw_dp_poll_links(struct aw_dp *dp)
 {
+	uint64_t now = aw_dp_now_us();
+
 	for (unsigned pi = 0; pi < dp->p.n_ports; pi++) {
 		struct rte_eth_link link;
 		int up = rte_eth_link_get_nowait(dp->p.port[pi].port_id, &link) == 0 &&
 			 link.link_status;
+		int polled = __atomic_load_n(&dp->port_up[pi], __ATOMIC_RELAXED);
 
-		if (up != __atomic_load_n(&dp->port_up[pi], __ATOMIC_RELAXED)) {
-			aw_log(AW_LOG_NOTICE, "port", "port %u: link %s", dp->p.port[pi].port_id,
-			       up ? "up" : "down");
-			__atomic_store_n(&dp->port_up[pi], up, __ATOMIC_RELEASE);
+		if (!up) {
+			dp->up_since[pi] = 0;
+			if (polled) {
+				__atomic_store_n(&dp->port_up[pi], 0, __ATOMIC_RELEASE);
+				aw_log(AW_LOG_NOTICE, "port", "port %u: link down",
+				       dp->p.port[pi].port_id);
+			}
+			continue;
+		}
+		/* a link that just came up is polled after a grace period: the memif
+		 * PMD sets up its rings around the moment it reports the link */
+		if (!dp->up_since[pi])
+			dp->up_since[pi] = now;
+		if (!polled && now - dp->up_since[pi] >= 100000) {
+			__atomic_store_n(&dp->port_up[pi], 1, __ATOMIC_RELEASE);
+			aw_log(AW_LOG_NOTICE, "port", "port %u: link up", dp->p.port[pi].port_id);
 		}
 	}
 }

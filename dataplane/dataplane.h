@@ -153,7 +153,9 @@ void aw_dp_stop(struct aw_dp *dp);
  * pools are freed: anything but 0 is a leak. */
 unsigned aw_dp_free(struct aw_dp *dp);
 
-/* Called periodically from the main lcore: link state of every port. */
+/* Called periodically from the main lcore: link state of every port. A
+ * port whose link is down is not polled; one whose link came up is polled
+ * again 100 ms later. */
 void aw_dp_poll_links(struct aw_dp *dp);
 
 /* Send one reply datagram (proto header built from 'flow', 'type', 'seq',

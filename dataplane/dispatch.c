@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -286,6 +287,7 @@ static int worker_main(void *arg)
 {
 	struct group *g = arg;
 	struct aw_dispatch *d = g->d;
+	unsigned idle = 0;
 	void *obj;
 
 	for (;;) {
@@ -293,9 +295,16 @@ static int worker_main(void *arg)
 			if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
 				break;
 			take_cancels(g);
-			sched_yield(); /* idle: leave the CPU to the dataplane */
+			/* idle: leave the CPU to others as configured (shared cores) */
+			if (g->p.idle == AW_DP_IDLE_POLL)
+				rte_pause();
+			else if (g->p.idle == AW_DP_IDLE_YIELD || ++idle < 64)
+				sched_yield();
+			else
+				usleep(idle > 2000 ? 200 : 20);
 			continue;
 		}
+		idle = 0;
 		__atomic_store_n(&g->running, 1, __ATOMIC_RELAXED);
 		run_request(g, obj);
 		__atomic_store_n(&g->running, 0, __ATOMIC_RELAXED);

@@ -29,6 +29,7 @@ struct aw_dispatch_group_params {
 	int socket;	      /* NUMA node of the ring and the request pool */
 	unsigned ring_size;   /* requests that may wait (ring entries) */
 	unsigned max_request; /* bytes of the largest request body held */
+	enum aw_dp_idle idle; /* what the leader does with no request waiting */
 };
 
 struct aw_dispatch_params {

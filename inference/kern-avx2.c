@@ -120,32 +120,37 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 
 /* ---- matmul: X16 layout -------------------------------------------------------- */
 
-/* One group of 16 rows × T tokens (1 or 2); writes rows [lo, hi). */
+/* R groups of 16 rows (2R ymm "halves" of 8 rows) × T tokens, R * T <= 2;
+ * writes rows [lo, hi). Two groups at batch 1 give two memory streams. */
 INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
-		     uint32_t g, uint32_t t0, const int T, const int q4, uint32_t lo, uint32_t hi)
+		     uint32_t g, uint32_t t0, const int R, const int T, const int q4, uint32_t lo,
+		     uint32_t hi)
 {
 	const uint32_t nb = w->cols / AW_KERN_QK;
 	const size_t qb = q4 ? 256 : 512;
-	const uint8_t *gq = (const uint8_t *)w->data + g * aw_kern_x16_group_bytes(w->type, nb);
+	const size_t gbytes = aw_kern_x16_group_bytes(w->type, nb);
+	const uint8_t *gq = (const uint8_t *)w->data + g * gbytes;
 	const struct aw_block_q8a *xr[2];
-	__m256 facc[2][2];
+	__m256 facc[4][2];
 
 	for (int t = 0; t < T; t++) {
 		xr[t] = in->xq + (size_t)(t0 + t) * nb;
-		facc[0][t] = facc[1][t] = _mm256_setzero_ps();
+		for (int h = 0; h < 2 * R; h++)
+			facc[h][t] = _mm256_setzero_ps();
 	}
 	for (uint32_t b = 0; b < nb; b++) {
-		__m256i iacc[2][2];
-		const uint8_t *q = gq + b * qb;
+		__m256i iacc[4][2];
 
 		for (int t = 0; t < T; t++)
-			iacc[0][t] = iacc[1][t] = _mm256_set1_epi32(q4 ? -8 * xr[t][b].sum : 0);
+			for (int h = 0; h < 2 * R; h++)
+				iacc[h][t] = _mm256_set1_epi32(q4 ? -8 * xr[t][b].sum : 0);
 		if (q4) {
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
-				for (int h = 0; h < 2; h++) {
+				for (int h = 0; h < 2 * R; h++) {
 					const __m256i raw = _mm256_loadu_si256(
-						(const __m256i *)(q + 64 * v + 32 * h));
+						(const __m256i *)(gq + (h / 2) * gbytes + b * qb +
+								  64 * v + 32 * (h % 2)));
 					const __m256i wl =
 						_mm256_and_si256(raw, _mm256_set1_epi8(0x0f));
 					const __m256i wh = _mm256_and_si256(
@@ -165,10 +170,12 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 		} else {
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++) {
-				for (int h = 0; h < 2; h++) {
+				for (int h = 0; h < 2 * R; h++) {
 					const __m256i ws = _mm256_xor_si256(
 						_mm256_loadu_si256(
-							(const __m256i *)(q + 64 * k + 32 * h)),
+							(const __m256i *)(gq + (h / 2) * gbytes +
+									  b * qb + 64 * k +
+									  32 * (h % 2))),
 						_mm256_set1_epi8((char)0x80));
 					const __m256i wa = _mm256_abs_epi8(ws);
 
@@ -182,47 +189,66 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 				}
 			}
 		}
-		const __m128i dh = _mm_loadu_si128((const __m128i *)(gq + nb * qb + 32 * b));
-		const __m128i dh2 = _mm_loadu_si128((const __m128i *)(gq + nb * qb + 32 * b + 16));
-		const __m256 dw[2] = {_mm256_cvtph_ps(dh), _mm256_cvtph_ps(dh2)};
+		for (int h = 0; h < 2 * R; h++) {
+			const __m256 dw = _mm256_cvtph_ps(
+				_mm_loadu_si128((const __m128i *)(gq + (h / 2) * gbytes + nb * qb +
+								  32 * b + 16 * (h % 2))));
 
-		for (int h = 0; h < 2; h++)
 			for (int t = 0; t < T; t++)
 				facc[h][t] = _mm256_fmadd_ps(
 					_mm256_cvtepi32_ps(iacc[h][t]),
-					_mm256_mul_ps(dw[h], _mm256_set1_ps(xr[t][b].d)),
-					facc[h][t]);
+					_mm256_mul_ps(dw, _mm256_set1_ps(xr[t][b].d)), facc[h][t]);
+		}
 	}
-	for (int t = 0; t < T; t++) {
-		float out[16];
+	for (int r = 0; r < R; r++) {
+		const uint32_t row0 = (g + r) * 16;
 
-		_mm256_storeu_ps(out, facc[0][t]);
-		_mm256_storeu_ps(out + 8, facc[1][t]);
-		for (uint32_t r = g * 16 > lo ? g * 16 : lo; r < hi && r < g * 16 + 16; r++)
-			y[(size_t)(t0 + t) * ldy + r] = out[r - g * 16];
+		for (int t = 0; t < T; t++) {
+			float out[16];
+
+			_mm256_storeu_ps(out, facc[2 * r][t]);
+			_mm256_storeu_ps(out + 8, facc[2 * r + 1][t]);
+			for (uint32_t row = row0 > lo ? row0 : lo; row < hi && row < row0 + 16;
+			     row++)
+				y[(size_t)(t0 + t) * ldy + row] = out[row - row0];
+		}
 	}
 }
+
+#define X16_TILES(q4)                                                                              \
+	static void x16_tiles_##q4(const struct aw_kern_mat *w, const struct aw_kern_in *in,       \
+				   float *y, size_t ldy, uint32_t g, int R, uint32_t lo,           \
+				   uint32_t hi)                                                    \
+	{                                                                                          \
+		uint32_t t = 0;                                                                    \
+		if (R == 2) {                                                                      \
+			for (; t < in->n_tok; t++)                                                 \
+				x16_tile(w, in, y, ldy, g, t, 2, 1, q4, lo, hi);                   \
+			return;                                                                    \
+		}                                                                                  \
+		for (; t + 2 <= in->n_tok; t += 2)                                                 \
+			x16_tile(w, in, y, ldy, g, t, 1, 2, q4, lo, hi);                           \
+		if (t < in->n_tok)                                                                 \
+			x16_tile(w, in, y, ldy, g, t, 1, 1, q4, lo, hi);                           \
+	}
+
+X16_TILES(0)
+X16_TILES(1)
 
 static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
 		       size_t ldy, uint32_t r0, uint32_t r1)
 {
-	const int q4 = w->type == AW_TYPE_Q4_0;
+	const uint32_t g1 = (r1 + 15) / 16;
 
-	for (uint32_t g = r0 / 16; g * 16 < r1; g++) {
-		uint32_t t = 0;
+	for (uint32_t g = r0 / 16; g < g1;) {
+		/* batch 1: two groups at a time; batched: one group × two tokens */
+		const int R = in->n_tok == 1 && g + 2 <= g1 ? 2 : 1;
 
-		for (; t + 2 <= in->n_tok; t += 2) {
-			if (q4)
-				x16_tile(w, in, y, ldy, g, t, 2, 1, r0, r1);
-			else
-				x16_tile(w, in, y, ldy, g, t, 2, 0, r0, r1);
-		}
-		if (t < in->n_tok) {
-			if (q4)
-				x16_tile(w, in, y, ldy, g, t, 1, 1, r0, r1);
-			else
-				x16_tile(w, in, y, ldy, g, t, 1, 0, r0, r1);
-		}
+		if (w->type == AW_TYPE_Q4_0)
+			x16_tiles_1(w, in, y, ldy, g, R, r0, r1);
+		else
+			x16_tiles_0(w, in, y, ldy, g, R, r0, r1);
+		g += (uint32_t)R;
 	}
 }
 

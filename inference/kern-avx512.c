@@ -74,6 +74,28 @@ INLINE int32_t load_i32(const void *p)
 	return v;
 }
 
+/* Lane j of the result = sum of the 16 lanes of v[j]: a transposing tree of
+ * 45 shuffles and adds instead of 16 separate reductions. */
+INLINE __m512 hsum16(const __m512 v[16])
+{
+	__m512 r[8], u[4], w[2];
+
+	/* per 128-bit chunk: [a0+a2, b0+b2, a1+a3, b1+b3] for pairs (a, b) */
+	for (int k = 0; k < 8; k++)
+		r[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]),
+				     _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+	/* per chunk: partial sums of 4 vectors, in order */
+	for (int k = 0; k < 4; k++)
+		u[k] = _mm512_add_ps(_mm512_shuffle_ps(r[2 * k], r[2 * k + 1], 0x44),
+				     _mm512_shuffle_ps(r[2 * k], r[2 * k + 1], 0xee));
+	/* across the four chunks */
+	for (int k = 0; k < 2; k++)
+		w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0x88),
+				     _mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0xdd));
+	return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88),
+			     _mm512_shuffle_f32x4(w[0], w[1], 0xdd));
+}
+
 /* acc += sum of 4 products u8(w) * s8(x) per int32 lane, for weights that
  * are small enough (Q4_0 nibbles) for vpmaddubsw not to saturate. */
 INLINE __m512i dot4(__m512i acc, __m512i w, __m512i x)
@@ -198,7 +220,38 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 			for (int r = 0; r < R; r++)
 				iacc[r][t] = init;
 		}
-		if (q4) {
+		if (q4 && AW_KERN_VNNI && T == 1) {
+			/* batch 1 (memory-bound, so fewer instructions per byte keep more
+			 * loads in flight): the high nibble is used in place as 16 * q
+			 * (raw & 0xf0, at most 240 * 127 * 4 per lane) in its own
+			 * accumulator, divided by 16 (exactly) at the block's end */
+			__m512i ihi[8];
+
+			for (int r = 0; r < R; r++)
+				ihi[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				const __m512i xl = _mm512_set1_epi32(load_i32(xr[0][b].qs + 4 * v));
+				const __m512i xh =
+					_mm512_set1_epi32(load_i32(xr[0][b].qs + 16 + 4 * v));
+
+				for (int r = 0; r < R; r++) {
+					const __m512i raw = _mm512_loadu_si512(gq + r * gbytes +
+									       b * qb + 64 * v);
+
+					iacc[r][0] = dot4(
+						iacc[r][0],
+						_mm512_and_si512(raw, _mm512_set1_epi8(0x0f)), xl);
+					ihi[r] = dot4(
+						ihi[r],
+						_mm512_and_si512(raw, _mm512_set1_epi8((char)0xf0)),
+						xh);
+				}
+			}
+			for (int r = 0; r < R; r++)
+				iacc[r][0] =
+					_mm512_add_epi32(iacc[r][0], _mm512_srai_epi32(ihi[r], 4));
+		} else if (q4) {
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
 				__m512i wl[8], wh[8];
@@ -408,6 +461,60 @@ INLINE void rows_f_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in
 		y[(size_t)(t0 + t) * ldy + r] = _mm512_reduce_add_ps(acc[t]);
 }
 
+/* R rows × T tokens of a float-type matrix (R * T = 16, cols a multiple of
+ * 16): 16 accumulators, each weight vector loaded once for T tokens and
+ * each activation vector once for R rows, the 16 sums reduced together. */
+INLINE void rows_f_block(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			 size_t ldy, uint32_t r, uint32_t t0, const int R, const int T,
+			 const uint32_t type)
+{
+	const uint8_t *base = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m512 acc[16];
+	float out[16];
+
+	for (int i = 0; i < 16; i++)
+		acc[i] = _mm512_setzero_ps();
+	for (uint32_t c = 0; c < w->cols; c += 16) {
+		__m512 xv[4];
+
+		for (int t = 0; t < T; t++)
+			xv[t] = _mm512_loadu_ps(in->x + (size_t)(t0 + t) * in->n_in + c);
+#pragma GCC unroll 16
+		for (int rr = 0; rr < R; rr++) {
+			const __m512 wv = load_wf(type, base + rr * w->row_size, c, 0xffff);
+
+			for (int t = 0; t < T; t++)
+				acc[rr * T + t] = _mm512_fmadd_ps(wv, xv[t], acc[rr * T + t]);
+		}
+	}
+	_mm512_storeu_ps(out, hsum16(acc));
+	for (int rr = 0; rr < R; rr++)
+		for (int t = 0; t < T; t++)
+			y[(size_t)(t0 + t) * ldy + r + rr] = out[rr * T + t];
+}
+
+/* Float weights: 4 rows × 4 tokens blocks for groups of 4 tokens, 16 rows ×
+ * 1 token for the others, one row at a time for the rows left over. */
+INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
+		     uint32_t r0, uint32_t r1, const uint32_t type)
+{
+	const uint32_t t4 = in->n_tok / 4 * 4;
+	uint32_t r;
+
+	for (r = r0; r + 4 <= r1; r += 4)
+		for (uint32_t t = 0; t < t4; t += 4)
+			rows_f_block(w, in, y, ldy, r, t, 4, 4, type);
+	for (; r < r1; r++)
+		for (uint32_t t = 0; t < t4; t += 4)
+			rows_f_tile(w, in, y, ldy, r, t, 4, type);
+	for (r = r0; r + 16 <= r1; r += 16)
+		for (uint32_t t = t4; t < in->n_tok; t++)
+			rows_f_block(w, in, y, ldy, r, t, 16, 1, type);
+	for (; r < r1; r++)
+		for (uint32_t t = t4; t < in->n_tok; t++)
+			rows_f_tile(w, in, y, ldy, r, t, 1, type);
+}
+
 #define ROWS_TILES(fn, arg)                                                                        \
 	do {                                                                                       \
 		for (uint32_t r = r0; r < r1; r++) {                                               \
@@ -434,13 +541,22 @@ static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, flo
 		ROWS_TILES(rows_q_tile, 1);
 		break;
 	case AW_TYPE_F16:
-		ROWS_TILES(rows_f_tile, AW_TYPE_F16);
+		if (w->cols % 16 == 0)
+			matmul_f(w, in, y, ldy, r0, r1, AW_TYPE_F16);
+		else
+			ROWS_TILES(rows_f_tile, AW_TYPE_F16);
 		break;
 	case AW_TYPE_BF16:
-		ROWS_TILES(rows_f_tile, AW_TYPE_BF16);
+		if (w->cols % 16 == 0)
+			matmul_f(w, in, y, ldy, r0, r1, AW_TYPE_BF16);
+		else
+			ROWS_TILES(rows_f_tile, AW_TYPE_BF16);
 		break;
 	default:
-		ROWS_TILES(rows_f_tile, AW_TYPE_F32);
+		if (w->cols % 16 == 0)
+			matmul_f(w, in, y, ldy, r0, r1, AW_TYPE_F32);
+		else
+			ROWS_TILES(rows_f_tile, AW_TYPE_F32);
 		break;
 	}
 }
@@ -626,28 +742,6 @@ static void attn_generic(float *out, size_t ldo, const float *q, size_t ldq, uin
 /* Positions per chunk of the fast path (the chunk's K and V rows are re-read
  * per head from L1; 16, 32 and 64 measured within noise). */
 #define NV_CHUNK 64
-
-/* Lane j of the result = sum of the 16 lanes of v[j]: a transposing tree of
- * 45 shuffles and adds instead of 16 separate reductions. */
-INLINE __m512 hsum16(const __m512 v[16])
-{
-	__m512 r[8], u[4], w[2];
-
-	/* per 128-bit chunk: [a0+a2, b0+b2, a1+a3, b1+b3] for pairs (a, b) */
-	for (int k = 0; k < 8; k++)
-		r[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]),
-				     _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
-	/* per chunk: partial sums of 4 vectors, in order */
-	for (int k = 0; k < 4; k++)
-		u[k] = _mm512_add_ps(_mm512_shuffle_ps(r[2 * k], r[2 * k + 1], 0x44),
-				     _mm512_shuffle_ps(r[2 * k], r[2 * k + 1], 0xee));
-	/* across the four chunks */
-	for (int k = 0; k < 2; k++)
-		w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0x88),
-				     _mm512_shuffle_f32x4(u[2 * k], u[2 * k + 1], 0xdd));
-	return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88),
-			     _mm512_shuffle_f32x4(w[0], w[1], 0xdd));
-}
 
 /* The same online softmax with head_dim = 16 NV held in registers: for each
  * head, the query stays in NV registers while 16 K rows at a time are dotted

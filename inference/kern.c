@@ -19,7 +19,7 @@ struct variant {
 	int (*supported)(void);
 };
 
-#if defined(__x86_64__)
+#if defined(AW_KERN_HAVE_AVX2) || defined(AW_KERN_HAVE_AVX512) || defined(AW_KERN_HAVE_AVX512VNNI)
 #include <cpuid.h>
 /* F16C is CPUID.1:ECX bit 29; clang 14's __builtin_cpu_supports lacks "f16c". */
 static int have_f16c(void)
@@ -34,8 +34,7 @@ static int have_f16c(void)
 static int have_avx2(void)
 {
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	       have_f16c();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c();
 }
 
 #endif
@@ -43,10 +42,9 @@ static int have_avx2(void)
 static int have_avx512(void)
 {
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	       have_f16c() && __builtin_cpu_supports("avx512f") &&
-	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-	       __builtin_cpu_supports("avx512dq");
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && have_f16c() &&
+	       __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 #endif
 #if defined(AW_KERN_HAVE_AVX512VNNI)
@@ -218,10 +216,24 @@ void aw_kern_mat_row(const struct aw_kern_mat *m, uint32_t r, float *dst)
 			       m->cols);
 		return;
 	}
-	for (uint32_t b = 0; b < m->cols / AW_KERN_QK; b++) {
-		const float d = aw_kern_ref_wd(m, r, b);
+	const uint32_t g = r / 16, rr = r % 16;
 
-		for (uint32_t j = 0; j < AW_KERN_QK; j++)
-			dst[b * AW_KERN_QK + j] = d * (float)aw_kern_ref_wq(m, r, b, j);
+	for (uint32_t b = 0; b < m->cols / AW_KERN_QK; b++) {
+		const uint8_t *q = aw_kern_x16_q(m, g, b);
+		const float d = aw_fp16_to_f32(aw_kern_x16_d(m, g, b)[rr]);
+		float *o = dst + b * AW_KERN_QK;
+
+		for (uint32_t j = 0; j < 16; j++) {
+			if (m->type == AW_TYPE_Q8_0) {
+				o[j] = d * (float)((int)q[(j / 4) * 64 + rr * 4 + j % 4] - 128);
+				o[j + 16] = d * (float)((int)q[(j / 4 + 4) * 64 + rr * 4 + j % 4] -
+							128);
+			} else {
+				const uint8_t v = q[(j / 4) * 64 + rr * 4 + j % 4];
+
+				o[j] = d * (float)((v & 15) - 8);
+				o[j + 16] = d * (float)((v >> 4) - 8);
+			}
+		}
 	}
 }

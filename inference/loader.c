@@ -198,8 +198,8 @@ static int bind_node(void *p, size_t len, int node)
 }
 
 /* Map 'len' bytes for one replica on 'node': hugetlb pages first (1 GiB when
- * the replica is at least that big, then 2 MiB), else ordinary pages with THP
- * advice. *page_size and *hugetlb say what was granted; all replicas of one
+ * rounding up to them wastes at most an eighth, then 2 MiB), else ordinary
+ * pages with THP advice. *page_size and *hugetlb say what was granted; all replicas of one
  * load ask in the same order, so they normally agree. */
 static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node, size_t *page_size,
 			 int *hugetlb)
@@ -215,9 +215,10 @@ static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node,
 
 	if (ld->o.fault_nomem)
 		return -ENOMEM;
-	if (ld->o.hugepages != AW_LOAD_HUGE_OFF) {
+	if (ld->o.hugepages == AW_LOAD_HUGE_AUTO || ld->o.hugepages == AW_LOAD_HUGE_REQUIRE) {
 		for (i = 0; i < sizeof(huge) / sizeof(huge[0]) && p == MAP_FAILED; i++) {
-			if (huge[i].size == GiB && len < GiB)
+			/* 1 GiB pages only where rounding up wastes at most 1/8 */
+			if (huge[i].size == GiB && align_up(len, GiB) - len > len / 8)
 				continue;
 			maplen = align_up(len, huge[i].size);
 			p = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
@@ -235,7 +236,8 @@ static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node,
 		p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			return -errno;
-		madvise(p, maplen, MADV_HUGEPAGE);
+		if (ld->o.hugepages != AW_LOAD_HUGE_OFF)
+			madvise(p, maplen, MADV_HUGEPAGE);
 		*page_size = (size_t)sysconf(_SC_PAGESIZE);
 		*hugetlb = 0;
 	}
@@ -648,6 +650,14 @@ static int ring_setup(struct ld *ld, struct io_uring *ring, unsigned qd, unsigne
 		memset(&p, 0, sizeof(p));
 		p.flags = setup_flags(f);
 		ret = io_uring_queue_init_params(qd, ring, &p);
+		if (ld->o.fault) {
+			int f2 = ld->o.fault(ld->o.fault_ctx, AW_LOAD_FAULT_RING_SETUP, p.flags,
+					     ret);
+
+			if (ret == 0 && f2 < 0)
+				io_uring_queue_exit(ring);
+			ret = f2 < 0 ? f2 : ret;
+		}
 		if (ret == 0) {
 			*feat |= f;
 			return 0;
@@ -720,6 +730,11 @@ static void load_uring(struct ld *ld)
 		double t = now_s();
 
 		ret = register_bufs(ld, &ring, &piece);
+		if (ld->o.fault && ret == 0)
+			ret = ld->o.fault(ld->o.fault_ctx, AW_LOAD_FAULT_REGISTER,
+					  AW_LOAD_F_FIXED_BUFS, 0);
+		if (ret < 0)
+			io_uring_unregister_buffers(&ring);
 		say(ld, AW_LOG_DEBUG, "io_uring: registering %u x %zu MiB: %s in %.3f s", ld->n_rep,
 		    (size_t)((ld->a_end - ld->a0) >> 20), ret ? strerror(-ret) : "ok", now_s() - t);
 		if (ret == 0) {
@@ -734,6 +749,12 @@ static void load_uring(struct ld *ld)
 		int fds[2] = {ld->fd_direct, ld->fd_buf};
 
 		ret = io_uring_register_files(&ring, fds, 2);
+		if (ld->o.fault && ret == 0) {
+			ret = ld->o.fault(ld->o.fault_ctx, AW_LOAD_FAULT_REGISTER,
+					  AW_LOAD_F_FIXED_FILES, 0);
+			if (ret < 0)
+				io_uring_unregister_files(&ring);
+		}
 		if (ret == 0)
 			feat |= AW_LOAD_F_FIXED_FILES;
 		else
@@ -847,6 +868,8 @@ static int check_opts(struct ld *ld)
 	const struct aw_load_region *rg = &ld->rg;
 	uint32_t i;
 
+	if (o->hugepages > AW_LOAD_HUGE_THP)
+		return fail(ld, EINVAL, "unknown hugepages mode %d", (int)o->hugepages);
 	if (o->method > AW_LOAD_MMAP)
 		return fail(ld, EINVAL, "unknown load method %d", (int)o->method);
 	if (ld->rs == 0 || ld->rs % BLK || ld->rs > FIXED_BUF_MAX)

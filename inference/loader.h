@@ -59,8 +59,9 @@ enum aw_load_method {
 
 enum aw_load_hugepages {
 	AW_LOAD_HUGE_AUTO = 0, /* 1 GiB, then 2 MiB hugetlb pages, then THP with a warning */
-	AW_LOAD_HUGE_OFF,      /* ordinary pages, madvise(MADV_HUGEPAGE) only, no warning */
+	AW_LOAD_HUGE_OFF,      /* ordinary pages, no advice */
 	AW_LOAD_HUGE_REQUIRE,  /* hugetlb pages or fail with -ENOMEM */
+	AW_LOAD_HUGE_THP,      /* ordinary pages with madvise(MADV_HUGEPAGE), no warning */
 };
 
 enum aw_load_replicate {
@@ -128,10 +129,15 @@ typedef int aw_load_progress_fn(void *ctx, const struct aw_load_progress *p);
  * to pass it through, a smaller non-negative value for a short read, or
  * -errno. At AW_LOAD_FAULT_OPEN_DIRECT it sees the result of the O_DIRECT
  * open() (an fd or -errno; n = 0): return -EINVAL to act as a filesystem
- * that refuses O_DIRECT. */
+ * that refuses O_DIRECT. At AW_LOAD_FAULT_RING_SETUP (n = the IORING_SETUP_*
+ * flags tried) and AW_LOAD_FAULT_REGISTER (n = AW_LOAD_F_FIXED_BUFS or
+ * AW_LOAD_F_FIXED_FILES) it sees 0 or -errno and may turn success into
+ * -EINVAL, -EOPNOTSUPP or -EPERM, as an older or locked-down kernel would. */
 enum aw_load_fault_site {
 	AW_LOAD_FAULT_READ = 0,
 	AW_LOAD_FAULT_OPEN_DIRECT,
+	AW_LOAD_FAULT_RING_SETUP,
+	AW_LOAD_FAULT_REGISTER,
 };
 typedef int aw_load_fault_fn(void *ctx, enum aw_load_fault_site site, uint64_t n, int res);
 

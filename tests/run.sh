@@ -23,7 +23,7 @@ jobs=$(nproc)
 
 packages=(
 	build-essential meson ninja-build pkg-config python3
-	libdpdk-dev dpdk liburing-dev libnuma-dev libcmocka-dev libpcre2-dev
+	libdpdk-dev dpdk dpdk-dev liburing-dev libnuma-dev libcmocka-dev libpcre2-dev
 	clang-14 libclang-rt-14-dev
 	iproute2 iputils-ping arping tcpdump fio
 	python3-jinja2 python3-jsonschema gnuplot-nox
@@ -137,6 +137,15 @@ fi
 if [ "${AW_SKIP_ARM64:-0}" != 1 ]; then
 	if { [ "${AW_SKIP_DEPS:-0}" = 1 ] && command -v aarch64-linux-gnu-gcc >/dev/null; } || install_arm64_deps; then
 		dir=build-arm64
+		# tests that start tool binaries (aw-mkmodel, aw-infer, ...) need the
+		# kernel to run arm64 executables through qemu: register binfmt_misc
+		if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && [ "$(id -u)" -eq 0 ]; then
+			[ -e /proc/sys/fs/binfmt_misc/register ] ||
+				mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+			[ -w /proc/sys/fs/binfmt_misc/register ] &&
+				cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register 2>/dev/null ||
+				echo "run.sh: cannot register qemu-aarch64 with binfmt_misc: tests that start tools may fail" >&2
+		fi
 		[ -f "$dir/build.ninja" ] ||
 			meson setup "$dir" --cross-file tools/cross/aarch64-linux-gnu.ini --buildtype=release
 		ninja -C "$dir" -j "$jobs"

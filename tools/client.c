@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -211,6 +212,10 @@ struct aw_client {
 	unsigned inflight;
 	struct req active; /* list head */
 	uint64_t next_scan;
+	/* retransmission timer from measured round trips (RFC 6298 style):
+	 * rto = srtt + 4 rttvar, at least opts.rtx_timeout_us, at most 1 s */
+	double srtt, rttvar;
+	uint32_t rto_us;
 	/* transmit queue */
 	uint8_t *txbuf; /* TX_BATCH * DGRAM_MAX */
 	struct aw_client_dgram txq[TX_BATCH];
@@ -226,6 +231,27 @@ uint64_t aw_client_now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Feed one round-trip sample (only from requests that were never
+ * retransmitted: Karn's rule) into the retransmission timer. */
+static void rtt_sample(struct aw_client *c, uint64_t rtt_us)
+{
+	double r = (double)rtt_us, rto;
+
+	if (c->srtt == 0) {
+		c->srtt = r;
+		c->rttvar = r / 2;
+	} else {
+		c->rttvar = 0.75 * c->rttvar + 0.25 * fabs(c->srtt - r);
+		c->srtt = 0.875 * c->srtt + 0.125 * r;
+	}
+	rto = c->srtt + 4 * c->rttvar;
+	if (rto < c->o.rtx_timeout_us)
+		rto = c->o.rtx_timeout_us;
+	if (rto > 1000000)
+		rto = 1000000;
+	c->rto_us = (uint32_t)rto;
 }
 
 void aw_client_opts_default(struct aw_client_opts *o)
@@ -263,6 +289,7 @@ int aw_client_new(struct aw_client_transport *t, const struct aw_client_opts *o,
 		return -EINVAL;
 	}
 	c->mask = c->o.max_inflight - 1;
+	c->rto_us = c->o.rtx_timeout_us;
 	c->reqs = calloc(c->o.max_inflight, sizeof(*c->reqs));
 	c->txbuf = malloc((size_t)TX_BATCH * DGRAM_MAX);
 	c->rxbuf = malloc((size_t)RX_BATCH * DGRAM_MAX);
@@ -439,7 +466,7 @@ int aw_client_submit(struct aw_client *c, unsigned type, uint64_t session_id, co
 	r->on_data = on_data;
 	r->on_done = on_done;
 	r->ctx = ctx;
-	r->rto = c->o.rtx_timeout_us;
+	r->rto = c->rto_us;
 	r->t_timer = now + r->rto;
 	r->t_deadline = c->o.timeout_us ? now + c->o.timeout_us : 0;
 	r->res.t_submit_us = now;
@@ -504,7 +531,7 @@ static int deliver(struct aw_client *c, struct req *r, const struct aw_proto_hdr
 
 	r->next_seq++;
 	r->retries = 0;
-	r->rto = c->o.rtx_timeout_us;
+	r->rto = c->rto_us;
 	r->t_timer = now + r->rto;
 	switch (h->type) {
 	case AW_PROTO_DATA: {
@@ -581,8 +608,11 @@ static void handle(struct aw_client *c, uint8_t *dg, size_t len, uint64_t now)
 		c->st.rx_stray++;
 		return;
 	}
-	if (!r->res.t_first_us)
+	if (!r->res.t_first_us) {
 		r->res.t_first_us = now;
+		if (!r->res.n_retransmits)
+			rtt_sample(c, now - r->res.t_submit_us);
+	}
 	r->got_any = 1;
 	r->res.server_id = h.server_id;
 
@@ -597,7 +627,7 @@ static void handle(struct aw_client *c, uint8_t *dg, size_t len, uint64_t now)
 			}
 			/* alive: keep waiting, with a fresh budget of retries */
 			r->retries = 0;
-			r->rto = c->o.rtx_timeout_us;
+			r->rto = c->rto_us;
 			r->t_timer = now + r->rto;
 			return;
 		}
@@ -659,7 +689,10 @@ static void handle(struct aw_client *c, uint8_t *dg, size_t len, uint64_t now)
 		r->win[k].len = (uint32_t)len;
 		r->win[k].seq = h.seq;
 		r->n_held++;
-		r->retries = 0; /* new data: the server is alive, only a gap is left */
+		/* new data: the server is alive, only a gap is left: fresh retries
+		 * and a fresh (not backed-off) timer for the repair */
+		r->retries = 0;
+		r->rto = c->rto_us;
 		/* a gap: ask for the missing part soon (the timer fires RESUME) */
 		if (r->t_timer > now + r->rto / 2)
 			r->t_timer = now + r->rto / 2;
@@ -752,7 +785,10 @@ int aw_client_poll(struct aw_client *c, int timeout_ms)
 			c->st.rx_dgrams++;
 			handle(c, d[i].buf, d[i].len, now);
 		}
-		if (now >= c->next_scan) {
+		/* Timers only once the receive queue is drained: replies that
+		 * are already here must not be mistaken for losses (after a stall
+		 * of the caller, thousands may be waiting) */
+		if (n < RX_BATCH && now >= c->next_scan) {
 			timers(c, now);
 			c->next_scan = now + 1000;
 		}
@@ -761,7 +797,7 @@ int aw_client_poll(struct aw_client *c, int timeout_ms)
 			return c->completed;
 		if (c->inflight == 0 && timeout_ms < 0)
 			return 0;
-		if (timeout_ms >= 0 && now - start >= (uint64_t)timeout_ms * 1000u)
+		if (timeout_ms >= 0 && now - start >= (uint64_t)timeout_ms * 1000u && n < RX_BATCH)
 			return 0;
 	}
 }

@@ -28,7 +28,9 @@ struct aw_client;
 
 struct aw_client_opts {
 	size_t mtu;		 /* path MTU for segmenting requests (default 1500) */
-	uint32_t rtx_timeout_us; /* first retransmit / gap timer (default 20000), doubles */
+	uint32_t rtx_timeout_us; /* least retransmit / gap timer (default 20000); the timer is
+				    srtt + 4 rttvar of measured round trips when larger
+				    (at most 1 s), and doubles on each expiry */
 	uint32_t max_retries;	 /* timer expiries in a row without progress (default 6) */
 	uint64_t timeout_us;	 /* whole-request limit (default 10 s; 0 = none) */
 	uint32_t max_inflight;	 /* requests in flight (default 4096, a power of two) */

@@ -2,7 +2,7 @@
  *
  *   bench-load FILE [--method uring|read|mmap] [--qd N] [--rs SIZE]
  *              [--gguf] [--offset N --size N] [--nodes 0,0]
- *              [--replicate copy|read] [--hugepages auto|off|require]
+ *              [--replicate copy|read] [--hugepages auto|off|require|thp]
  *              [--features-off LIST] [--features-on LIST] [--drop-caches] [--repeat N] [--progress]
  *              [--verify] [--verbose]
  *
@@ -30,7 +30,8 @@ static void bench_usage(const char *prog)
 	fprintf(stderr,
 		"usage: %s FILE [--method uring|read|mmap] [--qd N] [--rs SIZE[K|M]] [--gguf]\n"
 		"       [--offset N --size N] [--nodes N,N,...] [--replicate copy|read]\n"
-		"       [--hugepages auto|off|require] [--features-off LIST] [--features-on LIST]\n"
+		"       [--hugepages auto|off|require|thp] [--features-off LIST] [--features-on "
+		"LIST]\n"
 		"       [--drop-caches]\n"
 		"       [--repeat N] [--progress] [--verify] [--verbose]\n"
 		"LIST: "
@@ -217,6 +218,8 @@ int main(int argc, char **argv)
 				o.hugepages = AW_LOAD_HUGE_OFF;
 			else if (!strcmp(optarg, "require"))
 				o.hugepages = AW_LOAD_HUGE_REQUIRE;
+			else if (!strcmp(optarg, "thp"))
+				o.hugepages = AW_LOAD_HUGE_THP;
 			else
 				goto usage;
 			break;

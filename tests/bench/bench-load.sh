@@ -104,12 +104,13 @@ echo "# hugetlb pool: $got x 2 MiB (was $old_huge)"
 "$bl" "$file" --gguf --nodes 0,0 --verbose 2>&1 >/dev/null | sed "s/^/# /" # untimed: touches the pool once
 
 declare -A res
-names=(fio fio_fixedbufs uring uring_thp uring_fixedbufs uring_prefault read mmap repl_copy repl_read)
+names=(fio fio_fixedbufs uring uring_thp uring_4k uring_fixedbufs uring_prefault read mmap repl_copy repl_read)
 for ((i = 0; i < reps; i++)); do
 	res[fio]+="$(fio_gbps "$qd" "$rs") "
 	res[fio_fixedbufs]+="$(fio_gbps "$qd" "$rs" --fixedbufs --registerfiles) "
 	res[uring]+="$(load_gbps --qd "$qd" --rs "$rs") "
-	res[uring_thp]+="$(load_gbps --qd "$qd" --rs "$rs" --hugepages off) "
+	res[uring_thp]+="$(load_gbps --qd "$qd" --rs "$rs" --hugepages thp) "
+	res[uring_4k]+="$(load_gbps --qd "$qd" --rs "$rs" --hugepages off) "
 	res[uring_fixedbufs]+="$(load_gbps --qd "$qd" --rs "$rs" --features-on fixed_bufs) "
 	res[uring_prefault]+="$(load_gbps --qd "$qd" --rs "$rs" --features-on prefault) "
 	res[read]+="$(load_gbps --method read --rs "$rs") "

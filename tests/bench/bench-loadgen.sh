@@ -17,21 +17,29 @@ for x in "$echod" "$lg" "$pp"; do
 	[ -x "$x" ] || { echo "bench-loadgen: $x missing (build first)" >&2; exit 77; }
 done
 port=$((20000 + $$ % 20000))
-"$echod" --port "$port" >/dev/null &
+# AW_BENCH_PIN=1: server and client on different CPUs (helps on an idle
+# machine; on a shared, loaded one it makes both wait for their one CPU)
+pin_srv= pin_cli=
+if [ "${AW_BENCH_PIN:-0}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+	pin_srv="taskset -c 1"
+	pin_cli="taskset -c 0"
+fi
+$pin_srv "$echod" --port "$port" >/dev/null &
 epid=$!
 trap 'kill $epid 2>/dev/null || true' EXIT INT TERM
 sleep 0.3
 
 n=$((secs * 10000))
+uptime
 echo "== latency, one request in flight, 64-byte PING (us)"
-"$pp" 127.0.0.1 "$port" 2000 >/dev/null # warm-up
-"$pp" 127.0.0.1 "$port" "$n"
-"$lg" -s 127.0.0.1:$port -a 1 -d "$secs" --warmup 0.5 --no-progress --json |
+$pin_cli "$pp" 127.0.0.1 "$port" 2000 >/dev/null # warm-up
+$pin_cli "$pp" 127.0.0.1 "$port" "$n"
+$pin_cli "$lg" -s 127.0.0.1:$port -a 1 -d "$secs" --warmup 0.5 --no-progress --json |
 	python3 -c 'import json,sys; d=json.load(sys.stdin)["ops"]["ping"]; e=d["e2e_us"]
 print("aw-loadgen -a 1 n=%d p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f rate_per_s=%.0f" % (e["count"], e["p50"], e["p90"], e["p99"], e["max"], d["ok_per_s"]))'
 
 echo "== open-loop PING rate sweep (Poisson), $secs s each"
-"$lg" -s 127.0.0.1:$port --sweep 5000,10000,20000,40000,80000,120000,160000 -d "$secs" \
+$pin_cli "$lg" -s 127.0.0.1:$port --sweep 5000,10000,20000,40000,80000,120000,160000 -d "$secs" \
 	--warmup 0.5 --no-progress --csv "${TMPDIR:-/tmp}/bench-loadgen.csv" --plot "${TMPDIR:-/tmp}/bench-loadgen.png"
 python3 - "${TMPDIR:-/tmp}/bench-loadgen.csv" <<'PY'
 import csv, sys

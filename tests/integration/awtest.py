@@ -64,12 +64,12 @@ def expect_generate(model, prompt, n):
     """Greedy output of aw-infer for the same model and prompt, or None when
     this aw-infer cannot take a text prompt (no tokenizer built in)."""
     p = subprocess.run([TOOLS['infer'], '-m', model, '-p', prompt, '-n', str(n), '--temp', '0'],
-                       capture_output=True, text=True)
+                       capture_output=True)
     if p.returncode != 0:
         print('note: aw-infer -p unavailable (%s): greedy comparison skipped'
-              % p.stderr.strip()[:120])
+              % p.stderr.decode(errors='replace').strip()[:120])
         return None
-    return p.stdout.rstrip('\n')
+    return p.stdout[:-1] if p.stdout.endswith(b'\n') else p.stdout
 
 
 def raw_icmp_echo(ip, payload=b'agentwire-icmp'):

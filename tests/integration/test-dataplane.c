@@ -92,6 +92,7 @@ static void start(unsigned ring_size, uint32_t delay_us)
 	q.group[0].socket = 0;
 	q.group[0].ring_size = ring_size;
 	q.group[0].max_request = 4096;
+	q.group[0].idle = AW_DP_IDLE_SLEEP;
 	q.max_new_tokens = 64;
 	assert_int_equal(aw_engine_echo_init(&engine, delay_us), 0);
 	assert_int_equal(aw_dispatch_new(&q, dp, &engine, &disp), 0);

@@ -67,3 +67,40 @@ if ! echo "$pieces" | grep -q "' the'"; then
 fi
 n=$((n + 1))
 echo "ok $n - llama-tokenize reads the synthetic vocabulary"
+
+# llama.cpp's Python reader (gguf-py, next to build/bin in a source tree) is a
+# second, independent parser: it must read the same metadata and shapes.
+# Needs numpy (Debian: python3-numpy); skipped without it.
+gguf_py=$(cd "$bin/../.." 2>/dev/null && pwd)/gguf-py
+py=""
+for p in /usr/bin/python3 python3; do
+	if "$p" -c 'import numpy' 2>/dev/null; then
+		py=$p
+		break
+	fi
+done
+if [ -d "$gguf_py/gguf" ] && [ -n "$py" ]; then
+	PYTHONPATH="$gguf_py" "$py" - "$dir/tiny-mixed.gguf" <<'PY'
+import sys
+import gguf
+r = gguf.GGUFReader(sys.argv[1])
+f = {k: v.contents() for k, v in r.fields.items()}
+assert f["general.architecture"] == "llama", f["general.architecture"]
+assert f["llama.embedding_length"] == 64 and f["llama.block_count"] == 2
+assert f["llama.attention.head_count"] == 4 and f["llama.attention.head_count_kv"] == 2
+assert f["tokenizer.ggml.model"] == "llama"
+toks = f["tokenizer.ggml.tokens"]
+assert len(toks) == 512 and toks[:3] == ["<unk>", "<s>", "</s>"] and toks[3] == "<0x00>"
+t = {x.name: x for x in r.tensors}
+assert list(t["token_embd.weight"].shape) == [64, 512]
+assert t["token_embd.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0
+assert t["output.weight"].tensor_type == gguf.GGMLQuantizationType.BF16
+assert list(t["blk.1.ffn_down.weight"].shape) == [192, 64]
+assert t["blk.1.ffn_down.weight"].tensor_type == gguf.GGMLQuantizationType.Q4_0
+assert len(r.tensors) == 21
+PY
+	n=$((n + 1))
+	echo "ok $n - gguf-py reads the metadata and tensor shapes"
+else
+	echo "# gguf-py or numpy missing: the Python reader check is skipped"
+fi

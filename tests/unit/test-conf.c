@@ -431,6 +431,7 @@ static void test_bad_values(void **state)
 	} cases[] = {
 		{"dataplane", "burst", "8x", "trailing characters 'x' after the number"},
 		{"dataplane", "burst", "-8", "negative number '-8'"},
+		{"dataplane", "burst", "+8", "'+8' is not a number"},
 		{"dataplane", "burst", "99999999999999999999", "is too large"},
 		{"dataplane", "burst", "18446744073709551616", "is too large"},
 		{"dataplane", "burst", "0x10", "trailing characters 'x10'"},

@@ -971,7 +971,7 @@ static void test_file_roundtrip(void **state)
 /* The fuzzer's seed corpus (tests/fuzz/corpus/gguf) holds valid files only. */
 static void test_seed_corpus(void **state)
 {
-	static const char *const seeds[] = {"empty-v2", "types", "llama"};
+	static const char *const seeds[] = {"empty-v2", "types", "llama", "mkmodel-min"};
 	const char *dir = getenv("AW_GGUF_CORPUS");
 
 	(void)state;

@@ -258,6 +258,16 @@ static void run_mm_case(const struct mm_case *c, int extreme)
 		packed = xmalloc(aw_kern_repack_size(c->type, c->rows, c->cols));
 		assert_int_equal(aw_kern_repack(&rows, packed, &x16), 0);
 		mats[1] = &x16;
+		/* row dequantization reads both layouts identically */
+		float *ra = xmalloc((size_t)c->cols * 4), *rb = xmalloc((size_t)c->cols * 4);
+
+		for (uint32_t r = 0; r < c->rows; r++) {
+			aw_kern_mat_row(&rows, r, ra);
+			aw_kern_mat_row(&x16, r, rb);
+			assert_memory_equal(ra, rb, (size_t)c->cols * 4);
+		}
+		free(ra);
+		free(rb);
 	}
 	fill(x, (size_t)c->n_tok * c->cols, c->xfill);
 	for (uint32_t t = 0; t < c->n_tok; t++)

@@ -474,6 +474,9 @@ static void test_bad_args(void **state)
 	o.method = (enum aw_load_method)7;
 	expect_fail(path, &rg, &o, EINVAL, "unknown load method");
 	o.method = AW_LOAD_URING;
+	o.hugepages = (enum aw_load_hugepages)9;
+	expect_fail(path, &rg, &o, EINVAL, "unknown hugepages mode");
+	o.hugepages = AW_LOAD_HUGE_AUTO;
 	expect_fail("/nonexistent/model.gguf", &rg, &o, ENOENT, "/nonexistent/model.gguf");
 	o.fault_nomem = 1;
 	expect_fail(path, &rg, &o, ENOMEM, "cannot allocate");
@@ -672,6 +675,84 @@ static void test_direct_refused(void **state)
 	direct_refused(tmpdir, AW_LOAD_URING, 1);
 }
 
+/* An older or locked-down kernel: io_uring setup flags and registrations
+ * refused; the loader drops one feature at a time and still loads. */
+struct refuse {
+	unsigned setup_mask; /* refuse setup when flags & mask (~0u: any flags) */
+	int setup_err;
+	unsigned register_mask; /* AW_LOAD_F_FIXED_* to refuse */
+	int setup_calls;
+};
+
+static int refuse_fn(void *ctx, enum aw_load_fault_site site, uint64_t n, int res)
+{
+	struct refuse *r = ctx;
+
+	if (site == AW_LOAD_FAULT_RING_SETUP) {
+		r->setup_calls++;
+		if (r->setup_mask == ~0u || (n & r->setup_mask))
+			return r->setup_err;
+	}
+	if (site == AW_LOAD_FAULT_REGISTER && (n & r->register_mask))
+		return -EOPNOTSUPP;
+	return res;
+}
+
+static void degrade(struct refuse *rf, unsigned expect_feat, unsigned expect_absent,
+		    enum aw_load_method expect_method, const char *warning)
+{
+	char path[512];
+	uint8_t *file = write_file(tmpdir, "degrade.bin", 300000, 21, path, sizeof(path));
+	struct aw_load_region rg = {.offset = 7, .size = 290000};
+	struct logcap cap = {0};
+	struct aw_load_opts o = {.request_size = 16384,
+				 .queue_depth = 4,
+				 .fault = refuse_fn,
+				 .fault_ctx = rf,
+				 .log = log_cap,
+				 .log_ctx = &cap,
+				 .features_on = AW_LOAD_F_FIXED_BUFS};
+	struct aw_weights *w;
+	struct aw_err err;
+	int i, saw = !warning;
+
+	assert_int_equal(aw_loader_load(path, &rg, &o, &w, &err), 0);
+	assert_memory_equal(aw_weights_data(w, 0), file + 7, rg.size);
+	assert_int_equal(aw_weights_info(w)->features & expect_feat, expect_feat);
+	assert_int_equal(aw_weights_info(w)->features & expect_absent, 0);
+	assert_int_equal(aw_weights_info(w)->method, expect_method);
+	for (i = 0; i < cap.n; i++)
+		saw |= warning && strstr(cap.lines[i], warning) != NULL;
+	assert_true(saw);
+	aw_weights_put(w);
+	free(file);
+	unlink(path);
+}
+
+static void test_degrade(void **state)
+{
+	struct refuse r1 = {.setup_mask = 1u << 13 /* DEFER_TASKRUN */, .setup_err = -EINVAL};
+	struct refuse r2 = {.setup_mask = ~0u - 1, .setup_err = -EOPNOTSUPP};
+	struct refuse r3 = {.setup_mask = ~0u, .setup_err = -EPERM};
+	struct refuse r4 = {.register_mask = AW_LOAD_F_FIXED_BUFS | AW_LOAD_F_FIXED_FILES};
+
+	(void)state;
+	/* no DEFER_TASKRUN: SINGLE_ISSUER|COOP_TASKRUN is next */
+	degrade(&r1, AW_LOAD_F_SINGLE_ISSUER | AW_LOAD_F_COOP_TASKRUN | AW_LOAD_F_FIXED_BUFS,
+		AW_LOAD_F_DEFER_TASKRUN, AW_LOAD_URING, NULL);
+	assert_int_equal(r1.setup_calls, 2);
+	/* every flag refused: a plain ring after four tries */
+	degrade(&r2, AW_LOAD_F_FIXED_FILES,
+		AW_LOAD_F_SINGLE_ISSUER | AW_LOAD_F_DEFER_TASKRUN | AW_LOAD_F_COOP_TASKRUN,
+		AW_LOAD_URING, NULL);
+	assert_int_equal(r2.setup_calls, 4);
+	/* io_uring disabled (sysctl kernel.io_uring_disabled): pread, with a warning */
+	degrade(&r3, 0, 0, AW_LOAD_READ, "io_uring unavailable");
+	/* registrations refused */
+	degrade(&r4, AW_LOAD_F_SINGLE_ISSUER | AW_LOAD_F_DEFER_TASKRUN,
+		AW_LOAD_F_FIXED_BUFS | AW_LOAD_F_FIXED_FILES, AW_LOAD_URING, NULL);
+}
+
 /* tmpfs: before Linux 6.6 it refuses O_DIRECT (the loader must fall back
  * with a warning); since 6.6 it accepts it. Either way the bytes must match. */
 static void test_tmpfs(void **state)
@@ -752,6 +833,16 @@ static void test_hugepages(void **state)
 		assert_non_null(strstr(cap.lines[0], "hugepages"));
 	}
 	aw_weights_put(w);
+	/* ordinary pages, with and without THP advice: no warning, no hugetlb */
+	for (o.hugepages = AW_LOAD_HUGE_OFF; o.hugepages <= AW_LOAD_HUGE_THP;
+	     o.hugepages += AW_LOAD_HUGE_THP - AW_LOAD_HUGE_OFF) {
+		cap.n = 0;
+		assert_int_equal(aw_loader_load(path, &rg, &o, &w, &err), 0);
+		assert_memory_equal(aw_weights_data(w, 0), file + 64, rg.size);
+		assert_false(aw_weights_info(w)->hugetlb);
+		assert_int_equal(cap.n, 0);
+		aw_weights_put(w);
+	}
 	free(file);
 	unlink(path);
 }
@@ -918,9 +1009,10 @@ int main(void)
 		cmocka_unit_test(test_short_reads),    cmocka_unit_test(test_eio),
 		cmocka_unit_test(test_bad_args),       cmocka_unit_test(test_cancel_callback),
 		cmocka_unit_test(test_job_cancel),     cmocka_unit_test(test_file_changed),
-		cmocka_unit_test(test_direct_refused), cmocka_unit_test(test_tmpfs),
-		cmocka_unit_test(test_hugepages),      cmocka_unit_test(test_refcount),
-		cmocka_unit_test(test_names),	       cmocka_unit_test(test_gguf),
+		cmocka_unit_test(test_direct_refused), cmocka_unit_test(test_degrade),
+		cmocka_unit_test(test_tmpfs),	       cmocka_unit_test(test_hugepages),
+		cmocka_unit_test(test_refcount),       cmocka_unit_test(test_names),
+		cmocka_unit_test(test_gguf),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

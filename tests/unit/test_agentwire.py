@@ -199,6 +199,40 @@ class TestUntrustedReplies(unittest.TestCase):
         t.join()
         srv.close()
 
+    def test_cancel(self):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        seen = []
+
+        def serve():
+            d, peer = srv.recvfrom(65536)
+            h, _ = agentwire.parse_header(d)
+            rid = h["request_id"]
+            srv.sendto(agentwire.build(agentwire.DATA, rid, b"\1\0\0\0tok", seq=0), peer)
+            while True:  # until the CANCEL comes (skipping retransmissions)
+                h, _ = agentwire.parse_header(srv.recv(65536))
+                seen.append(h["type"])
+                if h["type"] == agentwire.CANCEL and h["request_id"] == rid:
+                    break
+            end = agentwire.SUMMARY.pack(3, 0, 0, 5, 1, 0, 0, 0, 1, 3)  # cancelled
+            srv.sendto(agentwire.build(agentwire.END, rid, end, seq=1), peer)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        with agentwire.Client("127.0.0.1", port, rto=0.05) as c:
+            gen = c.generate_stream("hello", max_new_tokens=100)
+            self.assertEqual(next(gen), "tok")
+            c.cancel()
+            with self.assertRaises(StopIteration) as stop:
+                next(gen)
+            self.assertEqual(stop.exception.value.finish, "cancelled")
+            with self.assertRaises(RuntimeError):
+                c.cancel()  # nothing in progress any more
+        t.join()
+        self.assertIn(agentwire.CANCEL, seen)
+        srv.close()
+
     def test_timeout(self):
         srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         srv.bind(("127.0.0.1", 0))

@@ -36,7 +36,7 @@ class Cli(unittest.TestCase):
     def test_usage_errors_exit_2(self):
         for args in (["--rate", "x"], ["--rate", "-5"], ["--agents", "0"], ["--bogus"],
                      ["--server", "nohostport"], ["--arrival", "burst"],
-                     ["--max-inflight", "1000"], ["--transport", "dpdk"],
+                     ["--max-inflight", "1000"], ["--transport", "pigeon"],
                      ["--agents", "2", "--rate", "10"], ["--sweep", "1,x"], ["extra"]):
             r = run(*args)
             self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stderr))

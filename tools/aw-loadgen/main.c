@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdio.h>
@@ -28,6 +29,12 @@
 #include "client.h"
 #include "hist.h"
 #include "workload.h"
+#ifndef AW_LOADGEN_DPDK
+#define AW_LOADGEN_DPDK 0
+#endif
+#if AW_LOADGEN_DPDK
+#include "transport-dpdk.h"
+#endif
 
 /* error kinds: server codes 1..AW_PROTO_ERR_MAX_-1, then local ones */
 enum {
@@ -87,6 +94,9 @@ struct lg_opts {
 	const char *sweep;
 	const char *csv, *plot;
 	size_t mtu;
+	int dpdk;		/* --transport dpdk */
+	const char *eal_args;	/* --eal */
+	const char *local_cidr; /* --local-ip */
 };
 
 struct lg {
@@ -252,6 +262,7 @@ static int run_once(struct lg *g, double rate)
 	uint64_t next = 0, now, last_progress = 0;
 	uint64_t drain_ns = (uint64_t)g->o.timeout_ms * 1000000u + 500000000u;
 	int open_loop = g->o.agents == 0, issuing = 1, rc;
+	unsigned idle_spins = 0;
 
 	for (unsigned i = 0; i < AW_WL_OPS; i++) {
 		memset(&g->st[i], 0, offsetof(struct opstats, e2e));
@@ -298,6 +309,10 @@ static int run_once(struct lg *g, double rate)
 		rc = aw_client_poll(g->c, 0);
 		if (rc < 0)
 			return rc;
+		/* spinning: give the CPU away now and then while nothing happens
+		 * (CPUs are shared: a poller that never yields starves the others) */
+		if (g->o.busy_poll && rc == 0 && ++idle_spins % 256 == 0)
+			sched_yield();
 		if (!issuing && (g->inflight == 0 || now > g->end_ns + drain_ns))
 			break;
 		if (g->o.progress && now - last_progress > 500000000u) {
@@ -394,12 +409,32 @@ static void json_hist(const char *name, const struct aw_hist *h, int comma)
 	       comma ? "," : "");
 }
 
+/* A JSON string (the host name comes from the command line). */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
 static void print_json(struct lg *g, double rate)
 {
 	int first = 1;
+	char server[512];
 
-	printf("{\"server\":\"%s:%s\",\"mode\":\"%s\",", g->o.host, g->o.port,
-	       g->o.agents ? "closed" : "open");
+	snprintf(server, sizeof(server), "%s:%s", g->o.host, g->o.port);
+	printf("{\"server\":");
+	json_str(server);
+	printf(",\"mode\":\"%s\",", g->o.agents ? "closed" : "open");
 	if (g->o.agents)
 		printf("\"agents\":%u,\"think_us\":%.1f,", g->o.agents, g->o.think_us);
 	else
@@ -548,7 +583,13 @@ static void loadgen_usage(FILE *f)
 		"      --mtu BYTES          path MTU for segmenting requests (default 1500)\n"
 		"      --seed N             random seed (default 1)\n"
 		"      --busy-poll          spin on the socket (uses a whole core)\n"
-		"      --transport udp      kernel UDP (the only transport so far)\n"
+		"      --transport T        udp (kernel sockets, default) or dpdk (if built with "
+		"DPDK)\n"
+		"      --eal ARGS           dpdk: EAL arguments, e.g. \"--no-huge -m 512 --no-pci\n"
+		"                           --file-prefix=lg "
+		"--vdev=net_memif0,role=client,socket=S\"\n"
+		"      --local-ip A/N       dpdk: our IPv4 address and prefix (default "
+		"10.99.0.3/24)\n"
 		"      --json               machine-readable output\n"
 		"      --sweep R1,R2,...    open-loop runs at each rate: table + CSV + PNG\n"
 		"      --csv FILE           sweep CSV (default aw-loadgen-sweep.csv)\n"
@@ -590,6 +631,8 @@ static int loadgen_parse_args(int argc, char **argv, struct lg_opts *o)
 		{"seed", required_argument, NULL, 'S'},
 		{"busy-poll", no_argument, NULL, 'b'},
 		{"transport", required_argument, NULL, 't'},
+		{"eal", required_argument, NULL, 'e'},
+		{"local-ip", required_argument, NULL, 'L'},
 		{"json", no_argument, NULL, 'j'},
 		{"sweep", required_argument, NULL, 'x'},
 		{"csv", required_argument, NULL, 'c'},
@@ -683,14 +726,22 @@ static int loadgen_parse_args(int argc, char **argv, struct lg_opts *o)
 			o->busy_poll = 1;
 			break;
 		case 't':
-			if (strcmp(optarg, "udp") != 0) {
-				fprintf(stderr,
-					"aw-loadgen: --transport '%s': only 'udp' exists so "
-					"far (a DPDK transport comes with the dataplane's port "
-					"layer)\n",
-					optarg);
+			if (strcmp(optarg, "udp") == 0) {
+				o->dpdk = 0;
+			} else if (strcmp(optarg, "dpdk") == 0 && AW_LOADGEN_DPDK) {
+				o->dpdk = 1;
+			} else {
+				fprintf(stderr, "aw-loadgen: --transport '%s': udp%s\n", optarg,
+					AW_LOADGEN_DPDK ? " or dpdk"
+							: " (this build has no DPDK transport)");
 				return -1;
 			}
+			break;
+		case 'e':
+			o->eal_args = optarg;
+			break;
+		case 'L':
+			o->local_cidr = optarg;
 			break;
 		case 'j':
 			o->json = 1;
@@ -782,7 +833,24 @@ int main(int argc, char **argv)
 	co.busy_poll = (uint8_t)g.o.busy_poll;
 	co.batch_tx = 1;
 	co.mtu = g.o.mtu;
-	rc = aw_client_open(g.o.host, g.o.port, &co, &g.c);
+#if AW_LOADGEN_DPDK
+	if (g.o.dpdk) {
+		struct aw_client_transport *t;
+
+		co.busy_poll = 1; /* the port has no descriptor to sleep on */
+		g.o.busy_poll = 1;
+		rc = aw_dpdk_transport_open(g.o.eal_args,
+					    g.o.local_cidr ? g.o.local_cidr : "10.99.0.3/24",
+					    g.o.host, (uint16_t)atoi(g.o.port), &t);
+		if (rc < 0) {
+			fprintf(stderr, "aw-loadgen: DPDK transport to %s:%s: %s\n", g.o.host,
+				g.o.port, strerror(-rc));
+			return 1;
+		}
+		rc = aw_client_new(t, &co, &g.c);
+	} else
+#endif
+		rc = aw_client_open(g.o.host, g.o.port, &co, &g.c);
 	if (rc < 0) {
 		fprintf(stderr, "aw-loadgen: %s:%s: %s\n", g.o.host, g.o.port, strerror(-rc));
 		return 1;

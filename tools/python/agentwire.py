@@ -65,6 +65,10 @@ class Timeout(Exception):
     """No (complete) answer within the limits."""
 
 
+class Cancelled(Exception):
+    """cancel() reached a server that did not hold the request (any more)."""
+
+
 class Summary:
     """The END summary of a request."""
 
@@ -180,6 +184,17 @@ class Client:
         self.next_id = int.from_bytes(os.urandom(8), "little") & ~0xFFFFFF
         self.stats_counters = dict(bad=0, stray=0, dups=0, retransmits=0, resumes=0)
         self.last_server_id = None
+        self._current = None  # (request id, session id) of the request in progress
+        self._cancel = False
+
+    def cancel(self):
+        """Cancel the request in progress (call it between chunks of
+        generate_stream()). The stream then ends with finish 'cancelled' (or
+        its normal end, if that came first); CANCEL is repeated until then."""
+        if self._current is None:
+            raise RuntimeError("no request in progress")
+        self._cancel = True
+        self.sock.send(build(CANCEL, self._current[0], session_id=self._current[1]))
 
     def close(self):
         self.sock.close()
@@ -195,6 +210,13 @@ class Client:
     def _run(self, typ, msg, session_id=0):
         rid = self.next_id
         self.next_id = (self.next_id + 1) & 0xFFFFFFFFFFFFFFFF
+        self._current, self._cancel = (rid, session_id), False
+        try:
+            return (yield from self._run_one(typ, msg, session_id, rid))
+        finally:
+            self._current, self._cancel = None, False
+
+    def _run_one(self, typ, msg, session_id, rid):
         dgrams = segments(typ, rid, msg, self.seg_size, session_id)
         for d in dgrams:
             self.sock.send(d)
@@ -211,6 +233,8 @@ class Client:
                 retries += 1
                 if retries > self.max_retries:
                     raise Timeout("%d timer expiries without progress" % self.max_retries)
+                if self._cancel:
+                    self.sock.send(build(CANCEL, rid, session_id=session_id))
                 if not got_any or typ == PING:
                     for d in segments(typ, rid, msg, self.seg_size, session_id, F_RETRANSMIT):
                         self.sock.send(d)
@@ -243,6 +267,8 @@ class Client:
             if h["type"] == PROGRESS or h["flags"] & F_CONTROL:
                 if h["type"] == ERROR:
                     code, msg_text, retry = self._error(payload)
+                    if code == 8 and self._cancel:  # UNKNOWN_REQUEST answering our CANCEL
+                        raise Cancelled("the server did not hold the request")
                     raise AgentwireError(code, msg_text, retry)
                 retries, rto, timer = 0, self.rto, time.monotonic() + self.rto
                 continue
