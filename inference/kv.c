@@ -209,3 +209,61 @@ int aw_kv_seq_fork(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos)
 	kv->len[dst] = n_pos;
 	return 0;
 }
+
+int32_t aw_kv_block_refs(const struct aw_kv *kv, int32_t block)
+{
+	if (block < 0 || block >= kv->c.n_blocks)
+		return 0;
+	return kv->refs[block];
+}
+
+int aw_kv_block_ref(struct aw_kv *kv, int32_t block)
+{
+	if (block < 0 || block >= kv->c.n_blocks || kv->refs[block] <= 0)
+		return -EINVAL;
+	kv->refs[block]++;
+	return 0;
+}
+
+int aw_kv_block_unref(struct aw_kv *kv, int32_t block)
+{
+	if (block < 0 || block >= kv->c.n_blocks || kv->refs[block] <= 0)
+		return -EINVAL;
+	unref(kv, block);
+	return 0;
+}
+
+int aw_kv_seq_attach(struct aw_kv *kv, int32_t seq, const int32_t *blocks, int32_t n, int32_t n_pos)
+{
+	const int32_t B = kv->c.block_size;
+
+	if (seq < 0 || seq >= kv->c.max_seqs || n_pos < 0 || n_pos > kv->c.max_seq_len ||
+	    n != (n_pos + B - 1) / B || (n > 0 && !blocks))
+		return -EINVAL;
+	for (int32_t i = 0; i < n; i++)
+		if (blocks[i] < 0 || blocks[i] >= kv->c.n_blocks || kv->refs[blocks[i]] <= 0)
+			return -EINVAL;
+	for (int32_t i = 0; i < n; i++)
+		kv->refs[blocks[i]]++;
+	aw_kv_seq_clear(kv, seq);
+	int32_t *t = row(kv, seq);
+	for (int32_t i = 0; i < n; i++)
+		t[i] = blocks[i];
+	kv->n_table[seq] = n;
+	kv->len[seq] = n_pos;
+	return 0;
+}
+
+int32_t aw_kv_seq_n_blocks(const struct aw_kv *kv, int32_t seq)
+{
+	if (seq < 0 || seq >= kv->c.max_seqs)
+		return 0;
+	return kv->n_table[seq];
+}
+
+const int32_t *aw_kv_seq_blocks(const struct aw_kv *kv, int32_t seq)
+{
+	if (seq < 0 || seq >= kv->c.max_seqs)
+		return NULL;
+	return row(kv, seq);
+}

@@ -127,4 +127,30 @@ static inline void *aw_kv_v(const struct aw_kv *kv, int32_t layer, int32_t seq, 
 	       (size_t)(pos % kv->c.block_size) * kv->row_bytes;
 }
 
+/* --- block references held outside sequences (the scheduler's prefix cache
+ * and idle sessions keep blocks alive this way) --------------------------- */
+
+/* Reference count of 'block' (0: free). */
+int32_t aw_kv_block_refs(const struct aw_kv *kv, int32_t block);
+
+/* Take one more reference on a block in use. Returns 0 or -EINVAL (bad id or
+ * a free block). */
+int aw_kv_block_ref(struct aw_kv *kv, int32_t block);
+
+/* Drop one reference; the block returns to the pool at zero. Returns 0 or
+ * -EINVAL (bad id or a free block). */
+int aw_kv_block_unref(struct aw_kv *kv, int32_t block);
+
+/* Make 'seq' (cleared first) hold positions [0, n_pos) from the blocks
+ * blocks[0..n) (each gains a reference; n must be ceil(n_pos / B) and every
+ * block in use; not the table of 'seq' itself). A later write into a shared block copies it first. Returns 0
+ * or -EINVAL. */
+int aw_kv_seq_attach(struct aw_kv *kv, int32_t seq, const int32_t *blocks, int32_t n,
+		     int32_t n_pos);
+
+/* Blocks in the table of 'seq' (reserved ones included); the ids are
+ * aw_kv_seq_blocks(kv, seq)[0..n). Returns 0 for a bad id. */
+int32_t aw_kv_seq_n_blocks(const struct aw_kv *kv, int32_t seq);
+const int32_t *aw_kv_seq_blocks(const struct aw_kv *kv, int32_t seq);
+
 #endif
