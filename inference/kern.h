@@ -70,6 +70,12 @@
 #include "quant.h"
 
 #define AW_KERN_QK 32 /* elements per activation block */
+/* Alignment of the buffers the kernels stream through (repacked weights,
+ * scratch activations, KV blocks): the widest vector the kernels load, an
+ * AVX-512 zmm (NEON's q registers need 16). A property of the vectors, not
+ * of the cache line or the page, which differ between CPUs (4 to 64 KiB pages
+ * on Arm servers: ask sysconf(_SC_PAGESIZE)). */
+#define AW_KERN_ALIGN 64
 #define AW_KERN_TILE                                                                               \
 	16 /* rows per interleaved group; r0/r1 of a matmul on X16 weights
 			 * are multiples of it (r1 may also be the row count) */
