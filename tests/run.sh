@@ -150,7 +150,7 @@ if [ "${AW_SKIP_ARM64:-0}" != 1 ]; then
 			meson setup "$dir" --cross-file tools/cross/aarch64-linux-gnu.ini --buildtype=release
 		ninja -C "$dir" -j "$jobs"
 		# every kernel level the emulated CPU offers, forced in turn (AW_ISA)
-		for isa in ${AW_ARM64_ISAS:-ref auto}; do
+		for isa in ${AW_ARM64_ISAS:-ref neon dotprod i8mm}; do
 			AW_ISA=$([ "$isa" = auto ] && echo "" || echo "$isa") \
 				meson test -C "$dir" --suite unit --print-errorlogs --num-processes "$jobs" \
 				--timeout-multiplier 10 --logbase "testlog-$isa" || true

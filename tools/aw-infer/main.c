@@ -58,7 +58,7 @@ struct opts {
 	const char *tokenize;	/* --tokenize TEXT|- */
 	const char *detokenize; /* --detokenize "IDS" */
 	bool bos, special;	/* --bos, --special */
-	int load; /* -1: the GGUF mapping; else enum aw_load_method */
+	int load;		/* -1: the GGUF mapping; else enum aw_load_method */
 	long ctx;
 	long batch;
 	int reps;
@@ -90,7 +90,9 @@ static void infer_usage(FILE *f)
 		"  -t, --threads N         worker threads (default: one per CPU in --cpus, else "
 		"1)\n"
 		"      --cpus LIST         pin threads to these CPUs, e.g. 0-1 or 0,2\n"
-		"      --kernels NAME      ref | avx2 | avx512 | avx512vnni (default: best)\n"
+		"      --kernels NAME      ref | avx2 | avx512 | avx512vnni | neon | dotprod | "
+		"i8mm\n"
+		"                          (those built for this CPU; default: the best it runs)\n"
 		"  -c, --ctx N             context length (default: the model's, at most 4096)\n"
 		"  -b, --batch N           most tokens per forward pass (default 512)\n"
 		"      --no-repack         read quantized weights in file layout\n"
