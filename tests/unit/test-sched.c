@@ -23,6 +23,7 @@
 #include "model.h"
 #include "scheduler.h"
 #include "tiny-llama.h"
+#include "tok.h"
 
 enum { MAXR = 32, MAXT = 160 };
 
@@ -529,6 +530,10 @@ static void test_refusals(void **state)
 	c.queue_size = 3;
 	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), -EINVAL);
 	c.queue_size = 2;
+	/* tiny model: 2 layers x 2 (K, V) x 8 positions x kv_dim 32 x 4 bytes */
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, 4096), 1);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, 4095), 0);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 0, 1u << 20), 128);
 	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), 0);
 	req(&r, 0, p, 0, 2);
 	assert_int_equal(aw_sched_submit(s, &r), -EINVAL);
@@ -562,6 +567,78 @@ static void test_refusals(void **state)
 	assert_int_equal(w.out[3].end.finish, AW_SCHED_FINISH_CANCELLED);
 	assert_int_equal(w.out[4].end.finish, AW_SCHED_FINISH_CANCELLED);
 	close_world(&w);
+}
+
+struct text {
+	char buf[4096];
+	size_t len;
+	struct aw_sched_event end;
+};
+
+static void text_event(void *ctx, const struct aw_sched_event *ev)
+{
+	struct text *t = &((struct text *)ctx)[ev->id];
+
+	assert_true(t->len + ev->len < sizeof(t->buf));
+	memcpy(t->buf + t->len, ev->text, ev->len);
+	t->len += ev->len;
+	if (ev->done)
+		t->end = *ev;
+}
+
+/* Text through the tokenizer's streaming decoder, and stop strings: a
+ * request stopped by a string from the middle of another's text emits
+ * exactly the text before that string's first occurrence. */
+static void test_text_stop(void **state)
+{
+	struct tiny_cfg tc;
+	struct aw_err err;
+	void *buf;
+	size_t len;
+	struct aw_gguf *g = NULL;
+	struct aw_model *m = NULL;
+	struct aw_tok *tok = NULL;
+	struct aw_model_params mp = {.max_batch = 32};
+	struct aw_sched_config c = {.max_batch = 2, .block_size = 8, .ctx = 128};
+	struct aw_sched *s = NULL;
+	static struct text t[2];
+	int32_t p[9];
+	struct aw_sched_req r;
+	char stop[5];
+
+	(void)state;
+	memset(t, 0, sizeof(t));
+	tiny_default(&tc);
+	tc.with_tokenizer = 1;
+	assert_int_equal(tiny_write(&tc, NULL, &buf, &len), 0);
+	assert_int_equal(aw_gguf_parse(buf, len, &g, &err), 0);
+	assert_int_equal(aw_model_load(g, aw_gguf_data(g), aw_gguf_data_size(g), &mp, &m, &err), 0);
+	assert_int_equal(aw_tok_new_from_gguf(g, &tok, &err), 0);
+	assert_int_equal(aw_sched_new(m, tok, NULL, &c, text_event, t, &s), 0);
+	mkprompt(p, 9, 77);
+	req(&r, 0, p, 9, 40);
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	run_idle(s, 200);
+	assert_int_equal(t[0].end.finish, AW_SCHED_FINISH_LENGTH);
+	assert_true(t[0].len >= 12);
+	memcpy(stop, t[0].buf + t[0].len / 2, 4);
+	stop[4] = '\0';
+	const char *at = memmem(t[0].buf, t[0].len, stop, 4);
+	assert_non_null(at);
+	req(&r, 1, p, 9, 40);
+	r.sample.n_stop = 1;
+	r.sample.stop[0] = stop;
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	run_idle(s, 200);
+	assert_int_equal(t[1].end.finish, AW_SCHED_FINISH_STOP);
+	assert_int_equal(t[1].len, (size_t)(at - t[0].buf));
+	assert_memory_equal(t[1].buf, t[0].buf, t[1].len);
+	check_empty(s);
+	aw_sched_free(s);
+	aw_tok_free(tok);
+	aw_model_free(m);
+	aw_gguf_close(g);
+	free(buf);
 }
 
 /* The cache under memory pressure: blocks evicted LRU (parents before their
@@ -720,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_cache_eviction),
 		cmocka_unit_test(test_producers),
 		cmocka_unit_test(test_kv_attach),
+		cmocka_unit_test(test_text_stop),
 	};
 
 	T0 = aw_sched_now_us();
