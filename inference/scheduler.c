@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1282,4 +1283,15 @@ void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st)
 	st->sessions = s->n_sess;
 	st->free_blocks = aw_kv_free_blocks(s->kv);
 	st->n_blocks = s->c.n_blocks;
+}
+
+int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint64_t bytes)
+{
+	const struct aw_model_hparams *hp = aw_model_hparams(m);
+	const uint64_t B = block_size > 0 ? (uint64_t)block_size : 16;
+	const uint64_t per =
+		(uint64_t)hp->n_layer * 2 * B * (uint64_t)aw_model_kv_dim(m) * sizeof(float);
+	const uint64_t n = per ? bytes / per : 0;
+
+	return n > INT32_MAX ? INT32_MAX : (int32_t)n;
 }
