@@ -223,7 +223,8 @@ int aw_engine_model_open(const char *path, struct aw_engine *ret_e, struct aw_er
 				  .kv_dim = aw_model_kv_dim(e->m),
 				  .block_size = 16,
 				  .max_seqs = 1,
-				  .max_seq_len = e->ctx};
+				  .max_seq_len = e->ctx,
+				  .type = AW_TYPE_F16}; /* as aw-infer: same numbers offline and served */
 	ret = aw_kv_new(&kc, &e->kv);
 	if (ret < 0) {
 		aw_err_set(err, -ret, "KV cache of %d positions: %s", e->ctx, strerror(-ret));

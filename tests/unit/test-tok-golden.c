@@ -227,7 +227,7 @@ int main(void)
 	if (!(f = fopen(probe, "rb"))) {
 		printf("1..0 # SKIP no npm vocabularies in %s (tests/data/fetch-npm-data.sh)\n",
 		       data_dir);
-		return 77;
+		return 0; /* a TAP plan of 0 with SKIP: meson counts exit 77 under TAP as an error */
 	}
 	fclose(f);
 

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "model.h"
 #include "pool.h"
+#include "quant.h"
 #include "sample.h"
 #include "tok.h"
 
@@ -63,6 +64,7 @@ struct opts {
 	long batch;
 	int reps;
 	bool no_repack;
+	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
 };
 
@@ -96,6 +98,7 @@ static void infer_usage(FILE *f)
 		"  -c, --ctx N             context length (default: the model's, at most 4096)\n"
 		"  -b, --batch N           most tokens per forward pass (default 512)\n"
 		"      --no-repack         read quantized weights in file layout\n"
+		"      --kv-type TYPE      KV cache rows: f16 (default) or f32\n"
 		"      --load METHOD       mmap | read | uring: copy the weights with the loader\n"
 		"                          (default: use the GGUF reader's file mapping)\n"
 		"      --load-only         load the weights, print one JSON line, exit\n"
@@ -156,6 +159,7 @@ enum {
 	OPT_CPUS,
 	OPT_KERNELS,
 	OPT_NO_REPACK,
+	OPT_KV_TYPE,
 	OPT_LOAD,
 	OPT_LOAD_ONLY,
 	OPT_IDS,
@@ -196,6 +200,7 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"ctx", required_argument, NULL, 'c'},
 		{"batch", required_argument, NULL, 'b'},
 		{"no-repack", no_argument, NULL, OPT_NO_REPACK},
+		{"kv-type", required_argument, NULL, OPT_KV_TYPE},
 		{"load", required_argument, NULL, OPT_LOAD},
 		{"load-only", no_argument, NULL, OPT_LOAD_ONLY},
 		{"ids", no_argument, NULL, OPT_IDS},
@@ -220,6 +225,7 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 	o->ctx = 0;
 	o->batch = 512;
 	o->reps = 3;
+	o->kv_type = AW_TYPE_F16;
 	aw_sample_params_default(&o->sp);
 	o->sp.temperature = 0.8f;
 	o->sp.top_k = 40;
@@ -325,6 +331,14 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_REPACK:
 			o->no_repack = true;
+			break;
+		case OPT_KV_TYPE:
+			if (strcasecmp(optarg, "f16") == 0)
+				o->kv_type = AW_TYPE_F16;
+			else if (strcasecmp(optarg, "f32") == 0)
+				o->kv_type = AW_TYPE_F32;
+			else
+				bad = "--kv-type must be f16 or f32";
 			break;
 		case OPT_LOAD:
 			r = aw_loader_parse_method(optarg);
@@ -597,7 +611,7 @@ static void print_info(struct run *r)
 	printf("weight bytes:    %" PRIu64 "\n", aw_model_weight_bytes(r->m));
 	printf("decode bytes:    %" PRIu64 " per token\n", aw_model_decode_bytes(r->m));
 	printf("repacked bytes:  %" PRIu64 "\n", aw_model_owned_bytes(r->m));
-	printf("kv cache bytes:  %zu\n", aw_kv_bytes(r->kv));
+	printf("kv cache bytes:  %zu (%s rows)\n", aw_kv_bytes(r->kv), aw_type_name(r->kv->c.type));
 	printf("kernels:         %s (compiled:", aw_model_kern(r->m)->name);
 	for (unsigned i = 0; (k = aw_kern_variant(i, &supported)); i++)
 		printf(" %s%s", k->name, supported ? "" : "[cpu lacks]");
@@ -886,7 +900,8 @@ int main(int argc, char **argv)
 				  .kv_dim = aw_model_kv_dim(r.m),
 				  .block_size = 16,
 				  .max_seqs = 1,
-				  .max_seq_len = (int32_t)ctx};
+				  .max_seq_len = (int32_t)ctx,
+				  .type = o.kv_type};
 	if ((ret = aw_kv_new(&kc, &r.kv)) < 0) {
 		fprintf(stderr, "aw-infer: KV cache of %ld positions: %s\n", ctx, strerror(-ret));
 		goto out;
