@@ -698,11 +698,24 @@ static int admit(struct aw_sched *s, struct rq *r, int32_t budget, int32_t *ret_
 		sess_unjoin(r, x);
 		return ret;
 	}
+	if (x) {
+		/* hand the session's references to the sequence (so its partial
+		 * last block is not copied on the first write), and keep the
+		 * session from being evicted while it is being taken */
+		for (int32_t i = 0; i < x->n_blocks; i++)
+			aw_kv_block_unref(s->kv, x->blocks[i]);
+		x->busy = 1;
+	}
 	int32_t pend = r->n_tok - n_pos;
 	int32_t chunk = pend < s->c.prefill_chunk ? pend : s->c.prefill_chunk;
 	if (chunk > budget)
 		chunk = budget;
 	if (reserve(s, slot, n_pos + chunk) < 0) {
+		if (x) {
+			for (int32_t i = 0; i < x->n_blocks; i++)
+				aw_kv_block_ref(s->kv, x->blocks[i]);
+			x->busy = 0;
+		}
 		aw_kv_seq_clear(s->kv, slot);
 		sess_unjoin(r, x);
 		return 0; /* deferred; nothing changed */
@@ -719,8 +732,6 @@ static int admit(struct aw_sched *s, struct rq *r, int32_t budget, int32_t *ret_
 	}
 	if (x && x->tok) {
 		/* the request now owns the session's blocks */
-		for (int32_t i = 0; i < x->n_blocks; i++)
-			aw_kv_block_unref(s->kv, x->blocks[i]);
 		free(x->blocks);
 		free(x->tok);
 		x->blocks = NULL;
