@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+/* clang-format off */
 static const struct aw_type_info type_table[AW_TYPE_COUNT] = {
 	[AW_TYPE_F32] = {"f32", 1, 4},	     [AW_TYPE_F16] = {"f16", 1, 2},
 	[AW_TYPE_Q4_0] = {"q4_0", 32, 18},   [AW_TYPE_Q4_1] = {"q4_1", 32, 20},
@@ -21,6 +22,7 @@ static const struct aw_type_info type_table[AW_TYPE_COUNT] = {
 	[AW_TYPE_I32] = {"i32", 1, 4},	     [AW_TYPE_I64] = {"i64", 1, 8},
 	[AW_TYPE_F64] = {"f64", 1, 8},	     [AW_TYPE_BF16] = {"bf16", 1, 2},
 };
+/* clang-format on */
 
 const struct aw_type_info *aw_type_info(uint32_t t)
 {
