@@ -16,10 +16,10 @@
 #define AW_WATCHDOG_MAX 256 /* lcores watched */
 
 struct aw_watchdog {
-	unsigned n;			       /* counters watched */
-	uint64_t stall_us;		       /* a counter still for this long is stuck */
-	uint64_t last[AW_WATCHDOG_MAX];	       /* counter at its last change */
-	uint64_t changed_us[AW_WATCHDOG_MAX];  /* when it last changed */
+	unsigned n;			      /* counters watched */
+	uint64_t stall_us;		      /* a counter still for this long is stuck */
+	uint64_t last[AW_WATCHDOG_MAX];	      /* counter at its last change */
+	uint64_t changed_us[AW_WATCHDOG_MAX]; /* when it last changed */
 };
 
 /* Watch 'n' counters (n <= AW_WATCHDOG_MAX) whose values at 'now_us' are

@@ -7,6 +7,7 @@
 # A deliberately broken copy must fail too, so the check can fail.
 set -u
 unit=$1 bindir=$2 aw=$3
+case $aw in /*) ;; *) aw=$(pwd)/$aw ;; esac
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "1..0 # SKIP no systemd-analyze"
 	exit 0
@@ -36,10 +37,12 @@ verify "agentwire@.service verifies clean" 0 "$tmp/u/agentwire@test.service"
 sed 's/^Type=notify$/Type=notifi/' "$tmp/u/agentwire@.service" >"$tmp/bad/agentwire@.service"
 verify "a unit with a bad Type= is caught" 1 "$tmp/bad/agentwire@test.service"
 n=$((n + 1))
+bad=0
 for k in "Type=notify" "Restart=on-failure" "LimitMEMLOCK=infinity" "WatchdogSec=" \
 	"CapabilityBoundingSet=CAP_IPC_LOCK CAP_NET_ADMIN"; do
-	grep -q "^$k" "$unit" || { echo "not ok $n - unit has $k"; fail=1; }
+	grep -q "^$k" "$unit" || { echo "# missing $k"; bad=1; }
 done
-[ $fail -eq 0 ] && echo "ok $n - the unit has Type=notify, restart, memlock, watchdog, caps"
+[ $bad -eq 0 ] || { echo "not ok $n - the unit has Type=notify, restart, memlock, watchdog, caps"; fail=1; }
+[ $bad -eq 0 ] && echo "ok $n - the unit has Type=notify, restart, memlock, watchdog, caps"
 echo "1..$n"
 exit $fail
