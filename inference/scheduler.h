@@ -187,4 +187,9 @@ void aw_sched_flush(struct aw_sched *s);
 
 void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st);
 
+/* KV blocks of 'block_size' positions (0: 16) that fit in 'bytes' for model
+ * 'm' (the config's [group] kv_cache): the n_blocks to ask for. Returns 0
+ * when not even one fits; at most INT32_MAX. */
+int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint64_t bytes);
+
 #endif
