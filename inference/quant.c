@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+/* clang-format off */
 static const struct aw_type_info type_table[AW_TYPE_COUNT] = {
 	[AW_TYPE_F32] = {"f32", 1, 4},
 	[AW_TYPE_F16] = {"f16", 1, 2},
@@ -31,6 +32,7 @@ static const struct aw_type_info type_table[AW_TYPE_COUNT] = {
 	[AW_TYPE_F64] = {"f64", 1, 8},
 	[AW_TYPE_BF16] = {"bf16", 1, 2},
 };
+/* clang-format on */
 
 const struct aw_type_info *aw_type_info(uint32_t t)
 {
@@ -173,8 +175,10 @@ void aw_quant_q4_0(const float *x, struct aw_block_q4_0 *dst, size_t n)
 		dst[b].d = aw_f32_to_fp16(d);
 		for (int j = 0; j < AW_QK4_0 / 2; j++) {
 			const float x0 = x[j] * id, x1 = x[j + AW_QK4_0 / 2] * id;
-			const uint8_t q0 = (uint8_t)((int8_t)(x0 + 8.5f) < 15 ? (int8_t)(x0 + 8.5f) : 15);
-			const uint8_t q1 = (uint8_t)((int8_t)(x1 + 8.5f) < 15 ? (int8_t)(x1 + 8.5f) : 15);
+			const uint8_t q0 =
+				(uint8_t)((int8_t)(x0 + 8.5f) < 15 ? (int8_t)(x0 + 8.5f) : 15);
+			const uint8_t q1 =
+				(uint8_t)((int8_t)(x1 + 8.5f) < 15 ? (int8_t)(x1 + 8.5f) : 15);
 			dst[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
 		}
 	}

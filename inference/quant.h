@@ -48,27 +48,27 @@ enum aw_type {
 
 #define AW_QK8_0 32
 #define AW_QK4_0 32
-#define AW_QK_K  256
+#define AW_QK_K	 256
 
 typedef uint16_t aw_fp16; /* IEEE 754 binary16 bits */
 typedef uint16_t aw_bf16; /* bfloat16 bits */
 
 struct aw_block_q8_0 {
-	aw_fp16 d;            /* scale */
+	aw_fp16 d;	     /* scale */
 	int8_t qs[AW_QK8_0]; /* quants */
 };
 static_assert(sizeof(struct aw_block_q8_0) == 34, "q8_0 block is 34 bytes");
 
 struct aw_block_q4_0 {
-	aw_fp16 d;                /* scale */
+	aw_fp16 d;		  /* scale */
 	uint8_t qs[AW_QK4_0 / 2]; /* nibbles: j in low, j+16 in high */
 };
 static_assert(sizeof(struct aw_block_q4_0) == 18, "q4_0 block is 18 bytes");
 
 struct aw_type_info {
 	const char *name; /* GGML's name: "f32", "q8_0", ... */
-	uint32_t block;   /* elements per block (1 for plain types) */
-	uint32_t size;    /* bytes per block */
+	uint32_t block;	  /* elements per block (1 for plain types) */
+	uint32_t size;	  /* bytes per block */
 };
 
 /* Describe type 't', or return NULL if agentwire does not know its layout. */

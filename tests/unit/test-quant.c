@@ -49,9 +49,9 @@ static void test_fp16_rounding(void **state)
 	assert_int_equal(aw_f32_to_fp16(65520.0f), 0x7c00); /* rounds to inf */
 	assert_int_equal(aw_f32_to_fp16(1e10f), 0x7c00);
 	assert_int_equal(aw_f32_to_fp16(-1e10f), 0xfc00);
-	assert_int_equal(aw_f32_to_fp16(0x1p-24f), 0x0001);    /* smallest subnormal */
-	assert_int_equal(aw_f32_to_fp16(0x1p-25f), 0x0000);    /* tie to even: 0 */
-	assert_int_equal(aw_f32_to_fp16(0x1.8p-25f), 0x0001);  /* above the tie */
+	assert_int_equal(aw_f32_to_fp16(0x1p-24f), 0x0001);   /* smallest subnormal */
+	assert_int_equal(aw_f32_to_fp16(0x1p-25f), 0x0000);   /* tie to even: 0 */
+	assert_int_equal(aw_f32_to_fp16(0x1.8p-25f), 0x0001); /* above the tie */
 	assert_int_equal(aw_f32_to_fp16(-0.0f), 0x8000);
 	assert_true(isnan(aw_fp16_to_f32(aw_f32_to_fp16(NAN))));
 }
@@ -148,8 +148,8 @@ static void test_q4_0_bounds(void **state)
 	struct aw_block_q4_0 one;
 	aw_quant_q4_0(z, &one, 32);
 	assert_int_equal(aw_fp16_to_f32(one.d), 1.0f); /* max -8 -> d = 1 */
-	assert_int_equal(one.qs[0] & 0x0f, 0);          /* z[0] = -8 -> q = 0 */
-	assert_int_equal(one.qs[0] >> 4, 8);            /* z[16] = 0 -> q = 8 */
+	assert_int_equal(one.qs[0] & 0x0f, 0);	       /* z[0] = -8 -> q = 0 */
+	assert_int_equal(one.qs[0] >> 4, 8);	       /* z[16] = 0 -> q = 8 */
 }
 
 static void test_bad_args(void **state)
@@ -167,7 +167,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fp16_roundtrip), cmocka_unit_test(test_fp16_rounding),
-		cmocka_unit_test(test_bf16),           cmocka_unit_test(test_type_table),
+		cmocka_unit_test(test_bf16),	       cmocka_unit_test(test_type_table),
 		cmocka_unit_test(test_q8_0_bounds),    cmocka_unit_test(test_q4_0_bounds),
 		cmocka_unit_test(test_bad_args),
 	};
