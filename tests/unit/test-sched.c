@@ -92,6 +92,8 @@ static void close_world(struct world *w)
 }
 
 /* One sequence alone, straight through the model: the reference. */
+static uint32_t kv_type; /* of the reference's cache and the scheduler's */
+
 static int reference(struct world *w, const int32_t *prompt, int n, int max_new, int32_t *out)
 {
 	const struct aw_model_hparams *hp = aw_model_hparams(w->m);
@@ -99,7 +101,8 @@ static int reference(struct world *w, const int32_t *prompt, int n, int max_new,
 				  .kv_dim = aw_model_kv_dim(w->m),
 				  .block_size = 8,
 				  .max_seqs = 1,
-				  .max_seq_len = 256};
+				  .max_seq_len = 256,
+				  .type = kv_type};
 	struct aw_kv *kv = NULL;
 	float *lg = malloc(sizeof(float) * (size_t)hp->n_vocab);
 	int32_t pos[32], sq[32] = {0}, t;
@@ -183,7 +186,7 @@ static void expect_ref(struct world *w, int id, const int32_t *prompt, int n, in
 	assert_memory_equal(w->out[id].tok, ref, sizeof(int32_t) * (size_t)k);
 }
 
-static void batched_equals_single_type(uint32_t type)
+static void batched_equals_single_type(uint32_t type, uint32_t kvt)
 {
 	static const int lens[] = {1, 5, 17, 33, 40, 9, 64, 3, 24, 8};
 	enum { N = sizeof(lens) / sizeof(lens[0]), GEN = 12 };
@@ -193,7 +196,8 @@ static void batched_equals_single_type(uint32_t type)
 				    .max_batch_tokens = 32,
 				    .prefill_chunk = 8,
 				    .block_size = 8,
-				    .ctx = 256};
+				    .ctx = 256,
+				    .kv_type = kvt};
 	int32_t prompts[N][64];
 	struct aw_sched_req r;
 	int next = 0;
@@ -222,8 +226,11 @@ static void batched_equals_single_type(uint32_t type)
 static void test_batched_equals_single(void **state)
 {
 	(void)state;
-	batched_equals_single_type(AW_TYPE_F32);
-	batched_equals_single_type(AW_TYPE_Q8_0);
+	batched_equals_single_type(AW_TYPE_F32, AW_TYPE_F32);
+	batched_equals_single_type(AW_TYPE_Q8_0, AW_TYPE_F32);
+	kv_type = AW_TYPE_F16;
+	batched_equals_single_type(AW_TYPE_Q8_0, AW_TYPE_F16);
+	kv_type = AW_TYPE_F32;
 }
 
 static void test_prefix_cache(void **state)
@@ -531,9 +538,10 @@ static void test_refusals(void **state)
 	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), -EINVAL);
 	c.queue_size = 2;
 	/* tiny model: 2 layers x 2 (K, V) x 8 positions x kv_dim 32 x 4 bytes */
-	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, 4096), 1);
-	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, 4095), 0);
-	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 0, 1u << 20), 128);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, AW_TYPE_F32, 4096), 1);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, AW_TYPE_F32, 4095), 0);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 0, AW_TYPE_F32, 1u << 20), 128);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 0, AW_TYPE_F16, 1u << 20), 256);
 	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), 0);
 	req(&r, 0, p, 0, 2);
 	assert_int_equal(aw_sched_submit(s, &r), -EINVAL);
