@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include "engine.h"
 #include "log.h"
 #include "telemetry.h"
+#include "journal.h"
 #include "watchdog.h"
 
 #include "aw-config.h"
@@ -91,6 +93,57 @@ static int aw_logtype = RTE_LOGTYPE_USER1;
 static void on_signal(int sig)
 {
 	quit_signal = sig;
+}
+
+/* DPDK's log stream (and so aw_log's) goes through aw_journal: "<N>" level
+ * prefixes and no timestamps under journald, repeats folded everywhere.
+ * rte_log is called from every lcore: one lock around the formatter. */
+#define LOG_REPEAT_WINDOW_US (10ull * 1000 * 1000)
+static struct aw_journal journal;
+static pthread_mutex_t journal_mu = PTHREAD_MUTEX_INITIALIZER;
+static FILE *journal_stream;
+
+static ssize_t journal_cookie_write(void *cookie, const char *buf, size_t len)
+{
+	int lvl = rte_log_cur_msg_loglevel(); /* rte levels are syslog's + 1 */
+
+	(void)cookie;
+	pthread_mutex_lock(&journal_mu);
+	aw_journal_write(&journal, lvl > 0 ? lvl - 1 : AW_LOG_INFO, buf, len, aw_dp_now_us());
+	pthread_mutex_unlock(&journal_mu);
+	return (ssize_t)len;
+}
+
+static void journal_open(void)
+{
+	static const cookie_io_functions_t fns = {.write = journal_cookie_write};
+	bool jd = aw_journal_detect(getenv("JOURNAL_STREAM"), STDERR_FILENO);
+
+	aw_journal_init(&journal, stderr, jd, LOG_REPEAT_WINDOW_US);
+	journal_stream = fopencookie(NULL, "w", fns);
+	if (!journal_stream)
+		return;
+	setvbuf(journal_stream, NULL, _IOLBF, 0);
+	rte_openlog_stream(journal_stream);
+}
+
+static void journal_tick(void)
+{
+	pthread_mutex_lock(&journal_mu);
+	aw_journal_tick(&journal, aw_dp_now_us());
+	pthread_mutex_unlock(&journal_mu);
+}
+
+static void journal_close(void)
+{
+	if (!journal_stream)
+		return;
+	rte_openlog_stream(NULL);
+	fclose(journal_stream);
+	journal_stream = NULL;
+	pthread_mutex_lock(&journal_mu);
+	aw_journal_flush(&journal);
+	pthread_mutex_unlock(&journal_mu);
 }
 
 /* aw_log levels are syslog's; rte_log's are syslog's + 1. */
@@ -352,6 +405,7 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 		fprintf(stderr, "agentwire: rte_eal_init: %s\n", rte_strerror(rte_errno));
 		goto out_free;
 	}
+	journal_open();
 	rc = rte_log_register("agentwire");
 	if (rc >= 0)
 		aw_logtype = rc;
@@ -425,6 +479,7 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 		}
 		while (!quit_signal) {
 			aw_dp_poll_links(dp);
+			journal_tick();
 			if (wd && aw_dp_now_us() >= next_wd) {
 				uint64_t now = aw_dp_now_us();
 				int stuck;
@@ -489,6 +544,7 @@ out_engine:
 out_eal:
 	aw_log_set_sink(NULL, NULL);
 	rte_eal_cleanup();
+	journal_close();
 out_free:
 	free(ea);
 	free(dpp);

@@ -7,9 +7,11 @@ READY=1 only once the daemon serves (a PING answers right after), WATCHDOG=1
 every half interval while every lcore's heartbeat moves, NO WATCHDOG=1 (and a
 "stuck" STATUS) while the worker group is held in one token for longer than
 the interval (the echo engine sleeps 0.9 s per token), the pings again once
-it is free, and STOPPING=1 on SIGTERM. Skips (77) when the daemon was built
+it is free, and STOPPING=1 on SIGTERM. With JOURNAL_STREAM naming its
+output, every log line of the daemon carries a "<N>" syslog level prefix. Skips (77) when the daemon was built
 without libsystemd."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -55,8 +57,14 @@ def lines(prefix, since=0.0):
 th = threading.Thread(target=reader, daemon=True)
 th.start()
 env = {'NOTIFY_SOCKET': path, 'WATCHDOG_USEC': str(WD_US), 'AW_ENGINE': 'echo:900000'}
+# journald mode: JOURNAL_STREAM names the daemon's output file (Daemon
+# reopens it with 'w+': same inode)
+prefix = 'aw-it-notify-%d' % os.getpid()
+open('/tmp/%s.log' % prefix, 'w').close()
+st = os.stat('/tmp/%s.log' % prefix)
+env['JOURNAL_STREAM'] = '%d:%d' % (st.st_dev, st.st_ino)
 # the config must validate (a model file), though the echo engine serves
-d = aw.Daemon(exe, conf, sets=['model.path=' + aw.model_file()], env=env)
+d = aw.Daemon(exe, conf, sets=['model.path=' + aw.model_file()], env=env, prefix=prefix)
 ok = False
 try:
     c = aw.Client()
@@ -83,7 +91,12 @@ try:
     fed = [t for t, _ in lines('WATCHDOG=1', since=t1)]
     gaps = [b - a for a, b in zip([t1] + fed, fed + [time.time()])]
     assert max(gaps) > WD_US / 1e6, ('the watchdog was fed throughout', gaps)
-    assert 'heartbeat still' in d.output(), d.output()[-2000:]
+    out = d.output()
+    assert re.search(r'^<3>agentwire: daemon: .*heartbeat still', out, re.M), out[-2000:]
+    assert re.search(r'^<5>agentwire: daemon: ready:', out, re.M), out[-2000:]
+    # every line of ours carries its level, none a timestamp
+    ours = [ln for ln in out.splitlines() if 'agentwire: ' in ln]
+    assert ours and all(re.match(r'<[0-7]>agentwire: ', ln) for ln in ours), ours
     # free again: fed again
     t2 = time.time()
     time.sleep(1.5)
