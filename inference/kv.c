@@ -4,6 +4,7 @@
  * shared block first copies it (copy-on-write) in aw_kv_seq_reserve(). Rows
  * are F32 or F16 (cfg->type); the model converts when it writes them. */
 #include "kv.h"
+#include "kern.h"
 
 #include "quant.h"
 
@@ -47,8 +48,8 @@ int aw_kv_new(const struct aw_kv_config *cfg, struct aw_kv **ret_kv)
 	kv->row_bytes = row_bytes;
 	kv->max_blocks_per_seq = per_seq;
 	size_t bytes = block_bytes * (size_t)c.n_blocks;
-	bytes = (bytes + 63) & ~(size_t)63;
-	kv->data = aligned_alloc(64, bytes);
+	bytes = (bytes + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
+	kv->data = aligned_alloc(AW_KERN_ALIGN, bytes);
 	kv->refs = calloc((size_t)c.n_blocks, sizeof(int32_t));
 	kv->free_list = malloc(sizeof(int32_t) * (size_t)c.n_blocks);
 	kv->table = malloc(sizeof(int32_t) * (size_t)per_seq * (size_t)c.max_seqs);

@@ -313,7 +313,7 @@ static int repack(struct loadctx *c, struct aw_kern_mat *w)
 	sz = aw_kern_repack_size(w->type, w->rows, w->cols);
 	if (sz == 0)
 		return 0;
-	dst = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	dst = aligned_alloc(AW_KERN_ALIGN, (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
 	if (!dst)
 		return aw_err_set(c->err, ENOMEM, "out of memory repacking weights");
 	m->owned[m->n_owned++] = dst;
@@ -326,9 +326,9 @@ static int repack(struct loadctx *c, struct aw_kern_mat *w)
 
 static void *scratch(size_t n, size_t elem)
 {
-	size_t bytes = (n * elem + 63) & ~(size_t)63;
+	size_t bytes = (n * elem + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
 
-	return aligned_alloc(64, bytes ? bytes : 64);
+	return aligned_alloc(AW_KERN_ALIGN, bytes ? bytes : AW_KERN_ALIGN);
 }
 
 int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,

@@ -366,6 +366,13 @@ static void test_prompt_text(void **state)
 	strcat(text, "\n");
 	assert_string_equal(out, text);
 
+	/* --prompt-ids on a file with a tokenizer prints text as well */
+	assert_int_equal(
+		run(A(M("tok.gguf") " --prompt-ids '%s' -n 12 --temp 0 --ignore-eos", dir, ids_s),
+		    out, sizeof(out), err),
+		0);
+	assert_string_equal(out, text);
+
 	/* a stop string from the middle of the text (no quotes in it) */
 	size_t len = strlen(text) - 1, at = len / 2;
 	if (len >= 6 && !memchr(text + at, '\'', 3)) {

@@ -92,7 +92,9 @@ static void infer_usage(FILE *f)
 		"  -t, --threads N         worker threads (default: one per CPU in --cpus, else "
 		"1)\n"
 		"      --cpus LIST         pin threads to these CPUs, e.g. 0-1 or 0,2\n"
-		"      --kernels NAME      ref | avx2 | avx512 | avx512vnni (default: best)\n"
+		"      --kernels NAME      ref | avx2 | avx512 | avx512vnni | neon | dotprod | "
+		"i8mm\n"
+		"                          (those built for this CPU; default: the best it runs)\n"
 		"  -c, --ctx N             context length (default: the model's, at most 4096)\n"
 		"  -b, --batch N           most tokens per forward pass (default 512)\n"
 		"      --no-repack         read quantized weights in file layout\n"
@@ -877,6 +879,14 @@ int main(int argc, char **argv)
 	}
 	if (o.bench && o.prompt_ids)
 		n_prompt = n_prompt > 0 ? n_prompt : 512;
+	/* --prompt-ids on a file with a tokenizer: still print text */
+	if (!r.tok && !o.ids && !o.bench && !o.logits && !o.info &&
+	    aw_gguf_find_key(r.g, "tokenizer.ggml.model") >= 0 &&
+	    aw_tok_new_from_gguf(r.g, &r.tok, &err) == 0 &&
+	    aw_tok_n_tokens(r.tok) > (uint32_t)r.n_vocab) {
+		aw_tok_free(r.tok); /* a vocabulary larger than the model's: ids only */
+		r.tok = NULL;
+	}
 
 	/* the context: the model's (at most 4096 unless -c), and what the run needs */
 	long ctx = o.ctx ? o.ctx : (hp->n_ctx < 4096 ? hp->n_ctx : 4096);
