@@ -219,11 +219,13 @@ int aw_engine_model_open(const char *path, struct aw_engine *ret_e, struct aw_er
 	hp = aw_model_hparams(e->m);
 	e->n_vocab = hp->n_vocab;
 	e->ctx = hp->n_ctx < 4096 ? hp->n_ctx : 4096;
-	struct aw_kv_config kc = {.n_layer = hp->n_layer,
-				  .kv_dim = aw_model_kv_dim(e->m),
-				  .block_size = 16,
-				  .max_seqs = 1,
-				  .max_seq_len = e->ctx};
+	struct aw_kv_config kc = {
+		.n_layer = hp->n_layer,
+		.kv_dim = aw_model_kv_dim(e->m),
+		.block_size = 16,
+		.max_seqs = 1,
+		.max_seq_len = e->ctx,
+		.type = AW_TYPE_F16}; /* as aw-infer: same numbers offline and served */
 	ret = aw_kv_new(&kc, &e->kv);
 	if (ret < 0) {
 		aw_err_set(err, -ret, "KV cache of %d positions: %s", e->ctx, strerror(-ret));

@@ -20,7 +20,7 @@ struct aw_err {
 /* Fill 'err' (which may be NULL) and return -code, so that a parser can
  * write `return aw_err_set(err, EBADMSG, "...", ...);`. */
 __attribute__((format(printf, 3, 4))) static inline int aw_err_set(struct aw_err *err, int code,
-								    const char *fmt, ...)
+								   const char *fmt, ...)
 {
 	if (err) {
 		va_list ap;

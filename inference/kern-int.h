@@ -56,6 +56,11 @@ extern const struct aw_kern aw_kern_avx2;
 extern const struct aw_kern aw_kern_avx512;
 extern const struct aw_kern aw_kern_avx512vnni;
 #endif
+#if defined(__aarch64__)
+extern const struct aw_kern aw_kern_neon;    /* kern-neon.c, level 0 */
+extern const struct aw_kern aw_kern_dotprod; /* level 1: sdot */
+extern const struct aw_kern aw_kern_i8mm;    /* level 2: sdot + smmla */
+#endif
 
 /* Reference kernels, exported so that vector tables can reuse one that they
  * do not specialise (and tests can call them). */

@@ -54,6 +54,33 @@ static int have_avx512vnni(void)
 }
 #endif
 
+#if defined(AW_KERN_HAVE_NEON) || defined(AW_KERN_HAVE_DOTPROD) || defined(AW_KERN_HAVE_I8MM)
+#include <sys/auxv.h>
+#include <asm/hwcap.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
+/* The kernel reports the CPU's features in the aux vector (AT_HWCAP and
+ * AT_HWCAP2); Advanced SIMD is architectural on AArch64 but checked anyway. */
+static int have_neon(void)
+{
+	return (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+}
+
+static int have_dotprod(void)
+{
+	return have_neon() && (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+}
+
+static int have_i8mm(void)
+{
+	return have_dotprod() && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
+}
+#endif
+
 static int have_any(void)
 {
 	return 1;
@@ -68,6 +95,15 @@ static const struct variant variants[] = {
 #endif
 #if defined(AW_KERN_HAVE_AVX2)
 	{&aw_kern_avx2, have_avx2},
+#endif
+#if defined(AW_KERN_HAVE_I8MM)
+	{&aw_kern_i8mm, have_i8mm},
+#endif
+#if defined(AW_KERN_HAVE_DOTPROD)
+	{&aw_kern_dotprod, have_dotprod},
+#endif
+#if defined(AW_KERN_HAVE_NEON)
+	{&aw_kern_neon, have_neon},
 #endif
 	{&aw_kern_ref, have_any},
 };

@@ -3,8 +3,8 @@
  * One table of function pointers, struct aw_kern, is chosen once at start-up
  * (aw_kern_select) from the CPU's features; workers call through it and never
  * test the CPU again. kern-ref.c is the specification: plain C, one loop per
- * kernel, the math in a comment. kern-avx2.c and kern-avx512.c are vector
- * versions of the same functions, each tested against the reference with a
+ * kernel, the math in a comment. kern-avx2.c, kern-avx512.c (x86-64) and
+ * kern-neon.c (aarch64) are vector versions of the same functions, each tested against the reference with a
  * tolerance derived from its arithmetic (tests/unit/test-kern.c).
  *
  * Matrix products.  Y[t][r] = sum_i X[t][i] * W[r][i] for tokens t < n_tok and
@@ -70,6 +70,12 @@
 #include "quant.h"
 
 #define AW_KERN_QK 32 /* elements per activation block */
+/* Alignment of the buffers the kernels stream through (repacked weights,
+ * scratch activations, KV blocks): the widest vector the kernels load, an
+ * AVX-512 zmm (NEON's q registers need 16). A property of the vectors, not
+ * of the cache line or the page, which differ between CPUs (4 to 64 KiB pages
+ * on Arm servers: ask sysconf(_SC_PAGESIZE)). */
+#define AW_KERN_ALIGN 64
 #define AW_KERN_TILE                                                                               \
 	16 /* rows per interleaved group; r0/r1 of a matmul on X16 weights
 			 * are multiples of it (r1 may also be the row count) */
@@ -166,7 +172,7 @@ typedef void aw_kern_silu_mul_fn(float *y, const float *g, const float *u, size_
 typedef void aw_kern_add_fn(float *y, const float *a, const float *b, size_t n);
 
 struct aw_kern {
-	const char *name; /* "ref", "avx2", "avx512", "avx512vnni" */
+	const char *name; /* "ref", "avx2", "avx512", "avx512vnni", "neon", "dotprod", "i8mm" */
 	aw_kern_quant_fn *quant_q8a;
 	aw_kern_matmul_fn *matmul;
 	aw_kern_rmsnorm_fn *rmsnorm;
@@ -178,7 +184,8 @@ struct aw_kern {
 };
 
 /* The best table this CPU runs. 'force' (NULL for automatic) names one
- * variant ("ref", "avx2", "avx512", "avx512vnni"); otherwise the environment
+ * variant ("ref"; x86-64: "avx2", "avx512", "avx512vnni"; aarch64: "neon",
+ * "dotprod", "i8mm"); otherwise the environment
  * variable AW_ISA, if set, caps the choice at the named variant (the best one
  * at or below it). Returns NULL if 'force' is unknown or the CPU lacks it
  * (AW_ISA naming an unknown variant is ignored, so the default stays usable). */

@@ -1,8 +1,12 @@
 /* kv.c — block pool and per-sequence block tables for the KV cache (see
  * kv.h for the layout). Free blocks sit on a stack; each block has a
  * reference count so sequences can share a prefix, and a write into a
- * shared block first copies it (copy-on-write) in aw_kv_seq_reserve(). */
+ * shared block first copies it (copy-on-write) in aw_kv_seq_reserve(). Rows
+ * are F32 or F16 (cfg->type); the model converts when it writes them. */
 #include "kv.h"
+#include "kern.h"
+
+#include "quant.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -22,7 +26,8 @@ int aw_kv_new(const struct aw_kv_config *cfg, struct aw_kv **ret_kv)
 		c.block_size = 16;
 	if (c.n_layer <= 0 || c.kv_dim <= 0 || c.block_size <= 0 || c.max_seqs <= 0 ||
 	    c.max_seq_len <= 0 || c.n_blocks < 0 || c.n_layer > 4096 || c.kv_dim > (1 << 20) ||
-	    c.block_size > 4096 || c.max_seqs > (1 << 20) || c.max_seq_len > (1 << 24))
+	    c.block_size > 4096 || c.max_seqs > (1 << 20) || c.max_seq_len > (1 << 24) ||
+	    (c.type != AW_TYPE_F32 && c.type != AW_TYPE_F16))
 		return -EINVAL;
 	const int32_t per_seq = (c.max_seq_len + c.block_size - 1) / c.block_size;
 	if (c.n_blocks == 0) {
@@ -30,19 +35,21 @@ int aw_kv_new(const struct aw_kv_config *cfg, struct aw_kv **ret_kv)
 			return -EINVAL;
 		c.n_blocks = per_seq * c.max_seqs;
 	}
-	const size_t block_floats = (size_t)c.n_layer * 2 * (size_t)c.block_size * (size_t)c.kv_dim;
-	if (block_floats > SIZE_MAX / sizeof(float) / (size_t)c.n_blocks)
+	const size_t row_bytes = (size_t)c.kv_dim * (c.type == AW_TYPE_F16 ? 2 : 4);
+	const size_t block_bytes = (size_t)c.n_layer * 2 * (size_t)c.block_size * row_bytes;
+	if (block_bytes > SIZE_MAX / 2 / (size_t)c.n_blocks)
 		return -EINVAL;
 
 	kv = calloc(1, sizeof(*kv));
 	if (!kv)
 		return -ENOMEM;
 	kv->c = c;
-	kv->block_floats = block_floats;
+	kv->block_bytes = block_bytes;
+	kv->row_bytes = row_bytes;
 	kv->max_blocks_per_seq = per_seq;
-	size_t bytes = block_floats * sizeof(float) * (size_t)c.n_blocks;
-	bytes = (bytes + 63) & ~(size_t)63;
-	kv->data = aligned_alloc(64, bytes);
+	size_t bytes = block_bytes * (size_t)c.n_blocks;
+	bytes = (bytes + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
+	kv->data = aligned_alloc(AW_KERN_ALIGN, bytes);
 	kv->refs = calloc((size_t)c.n_blocks, sizeof(int32_t));
 	kv->free_list = malloc(sizeof(int32_t) * (size_t)c.n_blocks);
 	kv->table = malloc(sizeof(int32_t) * (size_t)per_seq * (size_t)c.max_seqs);
@@ -77,7 +84,7 @@ void aw_kv_free(struct aw_kv *kv)
 
 size_t aw_kv_bytes(const struct aw_kv *kv)
 {
-	return kv->block_floats * sizeof(float) * (size_t)kv->c.n_blocks;
+	return kv->block_bytes * (size_t)kv->c.n_blocks;
 }
 
 int32_t aw_kv_free_blocks(const struct aw_kv *kv)
@@ -123,9 +130,8 @@ int aw_kv_seq_reserve(struct aw_kv *kv, int32_t seq, int32_t n_pos)
 		if (kv->refs[t[i]] > 1) {
 			int32_t b = take(kv);
 
-			memcpy(kv->data + (size_t)b * kv->block_floats,
-			       kv->data + (size_t)t[i] * kv->block_floats,
-			       kv->block_floats * sizeof(float));
+			memcpy(kv->data + (size_t)b * kv->block_bytes,
+			       kv->data + (size_t)t[i] * kv->block_bytes, kv->block_bytes);
 			unref(kv, t[i]);
 			t[i] = b;
 		}

@@ -3,9 +3,10 @@
  *
  * Position p of a sequence lives in block table[p / B], slot p % B, where B is
  * the block size in positions. A block holds, for every layer, B key rows and
- * B value rows of kv_dim = n_kv_head * head_dim floats:
+ * B value rows of kv_dim = n_kv_head * head_dim elements of the cache's type
+ * (F32, or F16 to halve the memory and the attention's reads):
  *
- *   block layout   OFFSET (floats)                          SIZE
+ *   block layout   OFFSET (elements)                        SIZE
  *                  ((layer * 2 + 0) * B + slot) * kv_dim    kv_dim   K row
  *                  ((layer * 2 + 1) * B + slot) * kv_dim    kv_dim   V row
  *
@@ -29,19 +30,21 @@
 
 struct aw_kv_config {
 	int32_t n_layer;     /* transformer layers */
-	int32_t kv_dim;	     /* n_kv_head * head_dim: floats per K (or V) row */
+	int32_t kv_dim;	     /* n_kv_head * head_dim: elements per K (or V) row */
 	int32_t block_size;  /* positions per block (B); 16 if 0 */
 	int32_t max_seqs;    /* sequence ids are 0..max_seqs-1 */
 	int32_t max_seq_len; /* positions per sequence (the context) */
 	int32_t n_blocks;    /* pool size; 0: max_seqs * ceil(max_seq_len / B) */
+	uint32_t type;	     /* AW_TYPE_F32 (0, the default) or AW_TYPE_F16 */
 };
 
 /* The cache. Fields are read by the inline accessors below; change them only
  * through the functions. */
 struct aw_kv {
 	struct aw_kv_config c; /* with defaults filled in */
-	float *data;	       /* (n_blocks, n_layer, 2, B, kv_dim) */
-	size_t block_floats;   /* n_layer * 2 * B * kv_dim */
+	uint8_t *data;	       /* (n_blocks, n_layer, 2, B, kv_dim) elements */
+	size_t row_bytes;      /* kv_dim * element size */
+	size_t block_bytes;    /* n_layer * 2 * B * row_bytes */
 	int32_t *refs;	       /* (n_blocks) reference counts; 0 = free */
 	int32_t *free_list;    /* stack of free block ids */
 	int32_t n_free;
@@ -97,30 +100,31 @@ static inline int32_t aw_kv_block(const struct aw_kv *kv, int32_t seq, int32_t p
 }
 
 /* First K row of 'layer' in 'block' (B contiguous rows follow). */
-static inline float *aw_kv_block_k(const struct aw_kv *kv, int32_t block, int32_t layer)
+static inline void *aw_kv_block_k(const struct aw_kv *kv, int32_t block, int32_t layer)
 {
-	return kv->data + (size_t)block * kv->block_floats +
-	       (size_t)layer * 2 * (size_t)kv->c.block_size * (size_t)kv->c.kv_dim;
+	return kv->data + (size_t)block * kv->block_bytes +
+	       (size_t)layer * 2 * (size_t)kv->c.block_size * kv->row_bytes;
 }
 
 /* First V row of 'layer' in 'block'. */
-static inline float *aw_kv_block_v(const struct aw_kv *kv, int32_t block, int32_t layer)
+static inline void *aw_kv_block_v(const struct aw_kv *kv, int32_t block, int32_t layer)
 {
-	return aw_kv_block_k(kv, block, layer) + (size_t)kv->c.block_size * (size_t)kv->c.kv_dim;
+	return (uint8_t *)aw_kv_block_k(kv, block, layer) +
+	       (size_t)kv->c.block_size * kv->row_bytes;
 }
 
 /* K row of position 'pos' of 'seq' in 'layer' (reserved positions only). */
-static inline float *aw_kv_k(const struct aw_kv *kv, int32_t layer, int32_t seq, int32_t pos)
+static inline void *aw_kv_k(const struct aw_kv *kv, int32_t layer, int32_t seq, int32_t pos)
 {
-	return aw_kv_block_k(kv, aw_kv_block(kv, seq, pos), layer) +
-	       (size_t)(pos % kv->c.block_size) * (size_t)kv->c.kv_dim;
+	return (uint8_t *)aw_kv_block_k(kv, aw_kv_block(kv, seq, pos), layer) +
+	       (size_t)(pos % kv->c.block_size) * kv->row_bytes;
 }
 
 /* V row of position 'pos' of 'seq' in 'layer'. */
-static inline float *aw_kv_v(const struct aw_kv *kv, int32_t layer, int32_t seq, int32_t pos)
+static inline void *aw_kv_v(const struct aw_kv *kv, int32_t layer, int32_t seq, int32_t pos)
 {
-	return aw_kv_block_v(kv, aw_kv_block(kv, seq, pos), layer) +
-	       (size_t)(pos % kv->c.block_size) * (size_t)kv->c.kv_dim;
+	return (uint8_t *)aw_kv_block_v(kv, aw_kv_block(kv, seq, pos), layer) +
+	       (size_t)(pos % kv->c.block_size) * kv->row_bytes;
 }
 
 /* --- block references held outside sequences (the scheduler's prefix cache

@@ -2,7 +2,8 @@
  * memory with io_uring (or pread, or mmap for comparison).
  *
  * The region [offset, offset + size) is widened to the covering range of
- * 4 KiB blocks [a0, a_end) so that every read can be O_DIRECT; that range
+ * blocks [a0, a_end), aligned to both BLK (4 KiB, so that every read can be
+ * O_DIRECT) and the page size (so that the mmap method can map it); that range
  * is cut into chunks of 'request_size' bytes. Chunk i of the file lands at
  * byte i * request_size of each replica's mapping, so the region itself
  * starts (offset - a0) bytes into the mapping. The file may end inside the
@@ -44,6 +45,11 @@
 #include "gguf.h"
 #include "loader.h"
 
+/* O_DIRECT alignment of file offsets, lengths and buffers: the largest
+ * logical block size of the devices we meet (512 or 4096 bytes). It is not
+ * the page size, which is 4, 16 or 64 KiB on Arm servers; the covering range
+ * is aligned to the larger of the two (the mmap method maps it, and mmap
+ * offsets are whole pages). */
 #define BLK	  4096u
 #define MAX_BATCH 64
 #define GiB	  (1ull << 30)
@@ -91,6 +97,7 @@ struct ld {
 	struct stat st0;
 
 	uint64_t a0, a_end, file_size; /* covering block range, file size at start */
+	size_t page; /* sysconf(_SC_PAGESIZE): 4 KiB on x86, up to 64 KiB on Arm */
 	uint32_t n_chunks;
 	size_t rs;
 	unsigned n_rep;
@@ -599,7 +606,7 @@ static void load_mmap(struct ld *ld)
 		if (ld->a0 + end > ld->file_size)
 			end = ld->file_size - ld->a0;
 		/* touch one byte per page: the fault reads the page in */
-		for (uint64_t i = off; i < end; i += BLK)
+		for (uint64_t i = off; i < end; i += ld->page)
 			sink ^= p[i];
 		req_init(ld, &r, c, 0);
 		req_complete(ld, &r, (int)r.want);
@@ -958,8 +965,15 @@ static int load(struct ld *ld, struct aw_weights **ret_w)
 		     ld->path, ld->rg.offset, ld->rg.size, ld->file_size);
 		goto out;
 	}
-	ld->a0 = ld->rg.offset / BLK * BLK;
-	ld->a_end = align_up(ld->rg.offset + ld->rg.size, BLK);
+	{
+		const long ps = sysconf(_SC_PAGESIZE);
+		/* both powers of two: the larger is a multiple of the smaller */
+		const uint64_t unit = ps > (long)BLK ? (uint64_t)ps : BLK;
+
+		ld->page = ps > 0 ? (size_t)ps : BLK;
+		ld->a0 = ld->rg.offset / unit * unit;
+		ld->a_end = align_up(ld->rg.offset + ld->rg.size, unit);
+	}
 	ld->n_chunks = (uint32_t)((ld->a_end - ld->a0 + ld->rs - 1) / ld->rs);
 	if ((uint64_t)ld->n_chunks * ld->rs < ld->a_end - ld->a0) {
 		fail(ld, EINVAL, "region too large for request size %zu", ld->rs);

@@ -13,7 +13,7 @@ static aw_log_sink_fn *sink_fn;
 static void *sink_ctx;
 
 static const char *const level_names[8] = {
-	[AW_LOG_ERR] = "err",   [AW_LOG_WARNING] = "warning", [AW_LOG_NOTICE] = "notice",
+	[AW_LOG_ERR] = "err",	[AW_LOG_WARNING] = "warning", [AW_LOG_NOTICE] = "notice",
 	[AW_LOG_INFO] = "info", [AW_LOG_DEBUG] = "debug",
 };
 

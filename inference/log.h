@@ -28,7 +28,7 @@ void aw_log_set_sink(aw_log_sink_fn *fn, void *ctx);
 int aw_log_parse_level(const char *s);
 
 __attribute__((format(printf, 3, 4))) void aw_log_emit(int level, const char *module,
-							const char *fmt, ...);
+						       const char *fmt, ...);
 
 #define aw_log(level, module, ...)                                                                 \
 	do {                                                                                       \

@@ -145,6 +145,13 @@ static const struct aw_gguf_tensor *find(struct loadctx *c, const char *name, ui
 			(unsigned long long)t->offset, (unsigned long long)t->size, c->size);
 		return NULL;
 	}
+	/* rows are read as floats, halves or blocks starting with a half */
+	const size_t align = t->type == AW_TYPE_F32 ? 4 : 2;
+	if ((uintptr_t)(c->data + t->offset) % align) {
+		*ret = aw_err_set(c->err, EINVAL, "tensor '%s': data not aligned to %zu bytes",
+				  name, align);
+		return NULL;
+	}
 	c->m->weight_bytes += t->size;
 	return t;
 }
@@ -306,7 +313,7 @@ static int repack(struct loadctx *c, struct aw_kern_mat *w)
 	sz = aw_kern_repack_size(w->type, w->rows, w->cols);
 	if (sz == 0)
 		return 0;
-	dst = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	dst = aligned_alloc(AW_KERN_ALIGN, (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
 	if (!dst)
 		return aw_err_set(c->err, ENOMEM, "out of memory repacking weights");
 	m->owned[m->n_owned++] = dst;
@@ -319,9 +326,9 @@ static int repack(struct loadctx *c, struct aw_kern_mat *w)
 
 static void *scratch(size_t n, size_t elem)
 {
-	size_t bytes = (n * elem + 63) & ~(size_t)63;
+	size_t bytes = (n * elem + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
 
-	return aligned_alloc(64, bytes ? bytes : 64);
+	return aligned_alloc(AW_KERN_ALIGN, bytes ? bytes : AW_KERN_ALIGN);
 }
 
 int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
@@ -561,6 +568,19 @@ static void quant_rows(const struct aw_kern *k, const float *x, struct aw_block_
 			     (size_t)(t1 - t0) * n_in);
 }
 
+/* Write one K or V row into the cache in the cache's type. */
+static void kv_store(const struct aw_kv *kv, void *dst, const float *src, size_t n)
+{
+	if (kv->c.type == AW_TYPE_F16) {
+		aw_fp16 *h = dst;
+
+		for (size_t i = 0; i < n; i++)
+			h[i] = aw_f32_to_fp16(src[i]);
+	} else {
+		memcpy(dst, src, n * sizeof(float));
+	}
+}
+
 static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 {
 	struct fwd *f = ctx;
@@ -577,6 +597,7 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 	const uint32_t B = (uint32_t)kv->c.block_size;
 	const float scale = 1.0f / sqrtf((float)hp->head_dim);
 	const bool head_blocks = ((size_t)gqa * (size_t)hp->head_dim) % AW_KERN_QK == 0;
+	const size_t es = kv->c.type == AW_TYPE_F16 ? 2 : 4; /* bytes per cached value */
 	const void **kblk = m->blk + ith * f->blk_per_thread;
 	const void **vblk = kblk + f->blk_per_thread / 2;
 	uint32_t t0, t1;
@@ -612,10 +633,10 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 				(uint32_t)hp->n_head_kv, &m->rope);
 		}
 		for (uint32_t t = t0; t < t1; t++) {
-			memcpy(aw_kv_k(kv, l, b->seq[t], b->pos[t]), m->kk + t * kv_dim,
-			       kv_dim * sizeof(float));
-			memcpy(aw_kv_v(kv, l, b->seq[t], b->pos[t]), m->vv + t * kv_dim,
-			       kv_dim * sizeof(float));
+			kv_store(kv, aw_kv_k(kv, l, b->seq[t], b->pos[t]), m->kk + t * kv_dim,
+				 kv_dim);
+			kv_store(kv, aw_kv_v(kv, l, b->seq[t], b->pos[t]), m->vv + t * kv_dim,
+				 kv_dim);
 		}
 		barrier(f, nth);
 
@@ -637,10 +658,10 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 				}
 				cur_t = t;
 			}
-			const struct aw_kern_kv K = {kblk, B, AW_TYPE_F32, kv_dim * sizeof(float),
-						     h * (size_t)hp->head_dim * sizeof(float)};
-			const struct aw_kern_kv V = {vblk, B, AW_TYPE_F32, kv_dim * sizeof(float),
-						     h * (size_t)hp->head_dim * sizeof(float)};
+			const struct aw_kern_kv K = {kblk, B, kv->c.type, kv->row_bytes,
+						     h * (size_t)hp->head_dim * es};
+			const struct aw_kern_kv V = {vblk, B, kv->c.type, kv->row_bytes,
+						     h * (size_t)hp->head_dim * es};
 			const size_t off = t * q_dim + (size_t)h * gqa * (size_t)hp->head_dim;
 			k->attn(m->xb2 + off, (size_t)hp->head_dim, m->q + off,
 				(size_t)hp->head_dim, gqa, &K, &V, n_kv, (uint32_t)hp->head_dim,

@@ -19,12 +19,14 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "kv.h"
 #include "model.h"
+#include "quant.h"
 #include "tok.h"
 
 enum { MSG_REQ = 0, MSG_CANCEL = 1 };
@@ -697,11 +699,24 @@ static int admit(struct aw_sched *s, struct rq *r, int32_t budget, int32_t *ret_
 		sess_unjoin(r, x);
 		return ret;
 	}
+	if (x) {
+		/* hand the session's references to the sequence (so its partial
+		 * last block is not copied on the first write), and keep the
+		 * session from being evicted while it is being taken */
+		for (int32_t i = 0; i < x->n_blocks; i++)
+			aw_kv_block_unref(s->kv, x->blocks[i]);
+		x->busy = 1;
+	}
 	int32_t pend = r->n_tok - n_pos;
 	int32_t chunk = pend < s->c.prefill_chunk ? pend : s->c.prefill_chunk;
 	if (chunk > budget)
 		chunk = budget;
 	if (reserve(s, slot, n_pos + chunk) < 0) {
+		if (x) {
+			for (int32_t i = 0; i < x->n_blocks; i++)
+				aw_kv_block_ref(s->kv, x->blocks[i]);
+			x->busy = 0;
+		}
 		aw_kv_seq_clear(s->kv, slot);
 		sess_unjoin(r, x);
 		return 0; /* deferred; nothing changed */
@@ -718,8 +733,6 @@ static int admit(struct aw_sched *s, struct rq *r, int32_t budget, int32_t *ret_
 	}
 	if (x && x->tok) {
 		/* the request now owns the session's blocks */
-		for (int32_t i = 0; i < x->n_blocks; i++)
-			aw_kv_block_unref(s->kv, x->blocks[i]);
 		free(x->blocks);
 		free(x->tok);
 		x->blocks = NULL;
@@ -1077,7 +1090,8 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 				  .block_size = c.block_size,
 				  .max_seqs = c.max_batch,
 				  .max_seq_len = c.ctx,
-				  .n_blocks = c.n_blocks};
+				  .n_blocks = c.n_blocks,
+				  .type = c.kv_type};
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -1282,4 +1296,16 @@ void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st)
 	st->sessions = s->n_sess;
 	st->free_blocks = aw_kv_free_blocks(s->kv);
 	st->n_blocks = s->c.n_blocks;
+}
+
+int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint32_t kv_type,
+				  uint64_t bytes)
+{
+	const uint64_t elem = kv_type == AW_TYPE_F16 ? 2 : 4;
+	const struct aw_model_hparams *hp = aw_model_hparams(m);
+	const uint64_t B = block_size > 0 ? (uint64_t)block_size : 16;
+	const uint64_t per = (uint64_t)hp->n_layer * 2 * B * (uint64_t)aw_model_kv_dim(m) * elem;
+	const uint64_t n = per ? bytes / per : 0;
+
+	return n > INT32_MAX ? INT32_MAX : (int32_t)n;
 }

@@ -44,7 +44,7 @@ port=$(( 20000 + RANDOM % 20000 ))
 for type in "${types[@]}"; do
 	model=$work/s15-$type.gguf
 	"$build/tools/aw-mkmodel" --out "$model" --preset stories15m --type "$type" --seed 7 >/dev/null
-	"$build/tools/aw-infer" -m "$model" --prompt-ids "$prompt" --logits -t 1 >"$work/aw.txt"
+	"$build/tools/aw-infer" -m "$model" --prompt-ids "$prompt" --logits -t 1 --kv-type f32 >"$work/aw.txt"
 
 	LD_LIBRARY_PATH="$peer${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
 		"$peer/llama-server" -m "$model" --port "$port" -t 1 -c 256 -ctk f32 -ctv f32 \

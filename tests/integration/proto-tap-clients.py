@@ -69,6 +69,8 @@ try:
         print('cancel: finish %s after %d tokens' % (sc.finish, sc.gen_tokens))
         exp = aw.expect_generate(model, prompt, 12)
         if exp is not None:
+            if isinstance(exp, bytes):  # awtest may hand back raw bytes
+                exp = exp.decode('utf-8', 'replace')
             assert text == exp, (text, exp)
         # CLASSIFY/EMBED are defined but not served yet: an explicit error
         for call in (lambda: c.classify('weather?', ['weather', 'search']),

@@ -52,6 +52,8 @@ static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
 	return v;
 }
 
+static unsigned n_groups = 1;
+
 static void start(unsigned ring_size, uint32_t delay_us)
 {
 	struct aw_dp_params p = {0};
@@ -87,12 +89,14 @@ static void start(unsigned ring_size, uint32_t delay_us)
 	assert_int_equal(aw_dp_new(&p, &dp), 0);
 	aw_dp_port_mac(dp, 0, srv.mac);
 
-	q.n_groups = 1;
-	q.group[0].lcore = 2;
-	q.group[0].socket = 0;
-	q.group[0].ring_size = ring_size;
-	q.group[0].max_request = 4096;
-	q.group[0].idle = AW_DP_IDLE_SLEEP;
+	q.n_groups = n_groups;
+	for (unsigned g = 0; g < n_groups; g++) {
+		q.group[g].lcore = 2 + g;
+		q.group[g].socket = 0;
+		q.group[g].ring_size = ring_size;
+		q.group[g].max_request = 4096;
+		q.group[g].idle = AW_DP_IDLE_SLEEP;
+	}
 	q.max_new_tokens = 64;
 	assert_int_equal(aw_engine_echo_init(&engine, delay_us), 0);
 	assert_int_equal(aw_dispatch_new(&q, dp, &engine, &disp), 0);
@@ -586,12 +590,173 @@ static void test_overload_and_shutdown(void **state)
 	stop();
 }
 
+/* Two groups: requests go to the least loaded one, so a burst lands on
+ * both, and each group's counters account for what it took. */
+static void test_two_groups(void **state)
+{
+	struct aw_dispatch_group_stats g0, g1;
+	struct aw_proto_hdr r;
+	uint8_t pl[2048];
+	size_t n;
+	unsigned ended = 0, over = 0;
+
+	(void)state;
+	n_groups = 2;
+	start(4, 10000); /* 10 ms per token */
+	n_groups = 1;
+	for (uint64_t i = 1; i <= 6; i++)
+		send_generate(500 + i, "x y", 2);
+	while (ended + over < 6 && next_reply(&r, pl, &n) == 0) {
+		ended += r.type == AW_PROTO_END;
+		over += r.type == AW_PROTO_ERROR;
+	}
+	assert_int_equal(ended, 6); /* 2 x (4 queued + 1 running) >= 6: none refused */
+	aw_dispatch_group_stats(disp, 0, &g0);
+	aw_dispatch_group_stats(disp, 1, &g1);
+	assert_true(g0.enqueued >= 1 && g1.enqueued >= 1);
+	assert_int_equal(g0.enqueued + g1.enqueued, 6);
+	assert_int_equal(g0.completed + g1.completed, 6);
+	assert_int_equal(g0.tokens_out + g1.tokens_out, 12);
+	stop();
+}
+
+/* Two dataplane lcores, two queue pairs: each lcore answers on the TX queue
+ * of the RX queue it polls, GENERATE replies included (the response ring of
+ * the lcore that owns the flow). */
+static void test_two_queues(void **state)
+{
+	struct rte_ring *in[2], *out[2];
+	struct aw_dp_params p = {0};
+	struct aw_dispatch_params q = {0};
+	struct aw_proto_hdr h = {0};
+	int id;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "t2_in%d", i);
+		in[i] = rte_ring_create(name, 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		snprintf(name, sizeof(name), "t2_out%d", i);
+		out[i] = rte_ring_create(name, 256, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		assert_non_null(in[i]);
+		assert_non_null(out[i]);
+	}
+	id = rte_eth_from_rings("net_ring_q2", in, 2, out, 2, 0);
+	assert_true(id >= 0);
+	p.n_ports = 1;
+	p.port[0].port_id = (uint16_t)id;
+	p.port[0].ip = srv.ip;
+	p.port[0].netmask = srv.netmask;
+	p.port[0].udp_port = srv.udp_port;
+	p.port[0].rx_desc = p.port[0].tx_desc = 128;
+	p.n_lcores = 2;
+	p.lcore[0] = 1;
+	p.lcore[1] = 4;
+	p.burst = 32;
+	p.idle = AW_DP_IDLE_YIELD;
+	p.mbufs = 2047;
+	p.mbuf_cache = 32;
+	p.resp_ring_size = 256;
+	aw_proto_reasm_limits_default(&p.reasm);
+	aw_proto_rtx_limits_default(&p.rtx);
+	assert_int_equal(aw_dp_new(&p, &dp), 0);
+	aw_dp_port_mac(dp, 0, srv.mac);
+	q.n_groups = 1;
+	q.group[0].lcore = 2;
+	q.group[0].ring_size = 16;
+	q.group[0].max_request = 4096;
+	q.group[0].idle = AW_DP_IDLE_SLEEP;
+	q.max_new_tokens = 8;
+	assert_int_equal(aw_engine_echo_init(&engine, 0), 0);
+	assert_int_equal(aw_dispatch_new(&q, dp, &engine, &disp), 0);
+	aw_dp_set_dispatch(dp, disp);
+	assert_int_equal(aw_dispatch_start(disp), 0);
+	assert_int_equal(aw_dp_start(dp), 0);
+
+	for (int qi = 0; qi < 2; qi++) {
+		uint8_t d[256], f[400], r[2200], body[256];
+		struct aw_proto_req rq;
+		struct rte_mbuf *m;
+		int len;
+
+		/* a PING and a GENERATE into RX queue qi ... */
+		h.type = AW_PROTO_PING;
+		h.request_id = 900 + (uint64_t)qi;
+		len = aw_proto_build(d, sizeof(d), &h, "q", 1);
+		m = rte_pktmbuf_alloc(cli_pool);
+		memcpy(rte_pktmbuf_append(m, (uint16_t)udp_frame(f, d, (size_t)len)), f,
+		       (size_t)udp_frame(f, d, (size_t)len));
+		assert_int_equal(rte_ring_enqueue(in[qi], m), 0);
+		aw_proto_req_init(&rq);
+		rq.prompt.p = "alpha beta";
+		rq.prompt.len = 10;
+		int bl = aw_proto_req_build(&rq, body, sizeof(body));
+		h.type = AW_PROTO_GENERATE;
+		h.request_id = 910 + (uint64_t)qi;
+		len = aw_proto_build(d, sizeof(d), &h, body, (size_t)bl);
+		m = rte_pktmbuf_alloc(cli_pool);
+		memcpy(rte_pktmbuf_append(m, (uint16_t)udp_frame(f, d, (size_t)len)), f,
+		       (size_t)udp_frame(f, d, (size_t)len));
+		assert_int_equal(rte_ring_enqueue(in[qi], m), 0);
+		/* ... are answered on TX queue qi only: PONG, 2 DATA, END */
+		unsigned got = 0, ends = 0;
+		for (int t = 0; t < 5000 && ends < 1; t++) {
+			void *o;
+
+			if (rte_ring_dequeue(out[qi], &o) != 0) {
+				usleep(1000);
+				continue;
+			}
+			struct rte_mbuf *x = o;
+			struct aw_net_pkt pkt;
+			struct aw_proto_hdr rh;
+			struct aw_proto_err e;
+			size_t n = rte_pktmbuf_data_len(x);
+
+			memcpy(r, rte_pktmbuf_mtod(x, void *), n);
+			rte_pktmbuf_free(x);
+			if (aw_net_input(&cli, NULL, 0, r, n, 0, &pkt) != AW_NET_KIND_UDP)
+				continue;
+			assert_int_equal(aw_proto_hdr_parse(r + pkt.payload_off, pkt.payload_len, 0,
+							    &rh, &e),
+					 0);
+			got++;
+			ends += rh.type == AW_PROTO_END;
+		}
+		assert_int_equal(got, 4);
+		assert_int_equal(rte_ring_count(out[1 - qi]), 0);
+	}
+	struct aw_dp_stats s0, s1;
+	aw_dp_stats_read(dp, 0, &s0);
+	aw_dp_stats_read(dp, 1, &s1);
+	assert_int_equal(s0.c[AW_DP_PING], 1);
+	assert_int_equal(s1.c[AW_DP_PING], 1);
+	assert_int_equal(s0.c[AW_DP_RESP_PKTS], 3);
+	assert_int_equal(s1.c[AW_DP_RESP_PKTS], 3);
+
+	aw_dp_stop_rx(dp);
+	aw_dispatch_stop(disp);
+	aw_dp_stop(dp);
+	aw_dispatch_free(disp);
+	assert_int_equal(aw_dp_free(dp), 0);
+	aw_engine_fini(&engine);
+	dp = NULL;
+	disp = NULL;
+	for (int i = 0; i < 2; i++) {
+		rte_ring_free(in[i]);
+		rte_ring_free(out[i]);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char prefix[64];
-	char *eal[] = {
-		argv[0], "--no-huge",		"-m", "512", "--no-pci", "--lcores=0@0,1@1,2@0",
-		prefix,	 "--log-level=warning", NULL};
+	char *eal[] = {argv[0],	   "--no-huge",
+		       "-m",	   "512",
+		       "--no-pci", "--lcores=0@0,1@1,2@0,3@0,4@1",
+		       prefix,	   "--log-level=warning",
+		       NULL};
 	int n_eal = 8;
 
 	(void)argc;
@@ -604,8 +769,8 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP rte_eal_init failed\n");
 		return 77;
 	}
-	if (rte_lcore_count() < 3) {
-		printf("1..0 # SKIP needs 3 lcores\n");
+	if (rte_lcore_count() < 5) {
+		printf("1..0 # SKIP needs 5 lcores\n");
 		return 77;
 	}
 	ring_in = rte_ring_create("t_in", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
@@ -630,6 +795,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_segmented, teardown),
 		cmocka_unit_test_teardown(test_malformed, teardown),
 		cmocka_unit_test_teardown(test_overload_and_shutdown, teardown),
+		cmocka_unit_test_teardown(test_two_groups, teardown),
+		cmocka_unit_test_teardown(test_two_queues, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 

@@ -174,32 +174,43 @@ static void test_greedy_and_logits(void **state)
 	library_greedy(prompt, 4, 10, ids, lg);
 	for (int i = 0; i < 10; i++)
 		off += snprintf(expect + off, sizeof(expect) - off, "%s%d", i ? " " : "", ids[i]);
-	assert_int_equal(run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' -n 10 --temp 0 --ids", dir),
-			     out, sizeof(out), err),
-			 0);
+	assert_int_equal(
+		run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' -n 10 --temp 0 --ids --kv-type f32",
+		      dir),
+		    out, sizeof(out), err),
+		0);
 	assert_string_equal(out, strcat(expect, "\n"));
 	/* two threads, another load method: the same tokens */
-	assert_int_equal(
-		run(A(M("q8.gguf") " --prompt-ids 3,14,15,92 -n 10 --temp 0 --ids -t 2", dir), out,
-		    sizeof(out), err),
-		0);
-	assert_string_equal(out, expect);
-	assert_int_equal(run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' -n 10 --temp 0 --ids "
-					    "--load read",
+	assert_int_equal(run(A(M("q8.gguf") " --prompt-ids 3,14,15,92 -n 10 --temp 0 --ids "
+					    "--kv-type f32 -t 2",
 			       dir),
 			     out, sizeof(out), err),
 			 0);
 	assert_string_equal(out, expect);
+	assert_int_equal(
+		run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' -n 10 --temp 0 --ids --kv-type f32 "
+				   "--load read",
+		      dir),
+		    out, sizeof(out), err),
+		0);
+	assert_string_equal(out, expect);
 	/* text mode without a tokenizer prints the ids as text */
-	assert_int_equal(run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' -n 10 --temp 0", dir), out,
-			     sizeof(out), err),
-			 0);
+	assert_int_equal(
+		run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' -n 10 --temp 0 --kv-type f32", dir),
+		    out, sizeof(out), err),
+		0);
 	assert_string_equal(out, expect);
 
-	/* --logits: one value per line, %.9g round-trips a float exactly */
-	assert_int_equal(run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' --logits", dir), out,
-			     sizeof(out), err),
+	/* the default F16 cache runs too (its logits differ in rounding only) */
+	assert_int_equal(run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' -n 10 --temp 0 --ids", dir),
+			     out, sizeof(out), err),
 			 0);
+
+	/* --logits: one value per line, %.9g round-trips a float exactly */
+	assert_int_equal(
+		run(A(M("q8.gguf") " --prompt-ids '3 14 15 92' --logits --kv-type f32", dir), out,
+		    sizeof(out), err),
+		0);
 	char *s = out;
 	for (int i = 0; i < 96; i++) {
 		char *end;
@@ -276,6 +287,7 @@ static void test_bad_input(void **state)
 	expect_status(A(M("q8.gguf") " --prompt-ids '1 2 3 4 5' -c 4", dir), 2, "context");
 	expect_status(A(M("q8.gguf") " --prompt-ids 1 --load floppy", dir), 2, "--load");
 	expect_status(A(M("q8.gguf") " --info --bench", dir), 2, NULL);
+	expect_status(A(M("q8.gguf") " --prompt-ids 1 --kv-type q8_0", dir), 2, "--kv-type");
 	expect_status(A(M("q8.gguf"), dir), 2, "prompt");
 	/* model errors: exit 1, naming the problem */
 	expect_status(A(M("gpt2.gguf") " --prompt-ids 1", dir), 1, "architecture 'gpt2'");
@@ -352,6 +364,13 @@ static void test_prompt_text(void **state)
 			     out, sizeof(out), err),
 			 0);
 	strcat(text, "\n");
+	assert_string_equal(out, text);
+
+	/* --prompt-ids on a file with a tokenizer prints text as well */
+	assert_int_equal(
+		run(A(M("tok.gguf") " --prompt-ids '%s' -n 12 --temp 0 --ignore-eos", dir, ids_s),
+		    out, sizeof(out), err),
+		0);
 	assert_string_equal(out, text);
 
 	/* a stop string from the middle of the text (no quotes in it) */

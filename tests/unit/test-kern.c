@@ -650,10 +650,25 @@ static void test_attn(void **state)
 static void test_select(void **state)
 {
 	(void)state;
+	/* the run may force a level through AW_ISA (tests/run.sh): check it
+	 * was obeyed, then test the automatic choice without it */
+	const char *env = getenv("AW_ISA");
+	char forced[32] = "";
+
+	if (env)
+		snprintf(forced, sizeof(forced), "%s", env);
+	const struct aw_kern *chosen = aw_kern_select(NULL);
+
+	assert_non_null(chosen);
+	printf("# AW_ISA=%s: chosen variant %s\n", forced, chosen->name);
+	if (*forced && aw_kern_select(forced))
+		assert_ptr_equal(chosen, aw_kern_select(forced));
+	unsetenv("AW_ISA");
 	const struct aw_kern *best = aw_kern_select(NULL);
 	int ok = 0;
 
 	assert_non_null(best);
+	printf("# best variant on this CPU: %s\n", best->name);
 	assert_ptr_equal(aw_kern_select("ref"), &aw_kern_ref);
 	assert_null(aw_kern_select("no-such-isa"));
 	/* every supported variant can be forced; the best is the first supported */
@@ -675,6 +690,17 @@ static void test_select(void **state)
 	setenv("AW_ISA", "bogus", 1);
 	assert_ptr_equal(aw_kern_select(NULL), best);
 	unsetenv("AW_ISA");
+	/* capping at each supported variant chooses it */
+	for (unsigned i = 0; aw_kern_variant(i, &ok); i++) {
+		const struct aw_kern *k = aw_kern_variant(i, &ok);
+
+		setenv("AW_ISA", k->name, 1);
+		if (ok)
+			assert_ptr_equal(aw_kern_select(NULL), k);
+		unsetenv("AW_ISA");
+	}
+	if (*forced)
+		setenv("AW_ISA", forced, 1);
 	/* shape checks */
 	struct aw_kern_mat m;
 	assert_int_equal(aw_kern_mat_init(AW_TYPE_Q8_0, 4, 33, NULL, &m), -EINVAL);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "quant.h"
 
 enum { L = 3, D = 5, B = 4 };
 
@@ -39,8 +40,8 @@ static void write_seq(struct aw_kv *kv, int s, int from, int to)
 	for (int l = 0; l < L; l++)
 		for (int p = from; p < to; p++)
 			for (int i = 0; i < D; i++) {
-				aw_kv_k(kv, l, s, p)[i] = val(s, l, p, 0, i);
-				aw_kv_v(kv, l, s, p)[i] = val(s, l, p, 1, i);
+				((float *)aw_kv_k(kv, l, s, p))[i] = val(s, l, p, 0, i);
+				((float *)aw_kv_v(kv, l, s, p))[i] = val(s, l, p, 1, i);
 			}
 }
 
@@ -49,8 +50,10 @@ static void check_seq(struct aw_kv *kv, int s, int as, int from, int to)
 	for (int l = 0; l < L; l++)
 		for (int p = from; p < to; p++)
 			for (int i = 0; i < D; i++) {
-				assert_true(aw_kv_k(kv, l, s, p)[i] == val(as, l, p, 0, i));
-				assert_true(aw_kv_v(kv, l, s, p)[i] == val(as, l, p, 1, i));
+				assert_true(((float *)aw_kv_k(kv, l, s, p))[i] ==
+					    val(as, l, p, 0, i));
+				assert_true(((float *)aw_kv_v(kv, l, s, p))[i] ==
+					    val(as, l, p, 1, i));
 			}
 }
 
@@ -72,9 +75,9 @@ static void test_layout(void **state)
 	check_seq(kv, 1, 1, 0, 10);
 	/* rows of one block are contiguous: position 5 is slot 1 of block 1 */
 	int32_t b = aw_kv_block(kv, 0, 5);
-	assert_ptr_equal(aw_kv_k(kv, 2, 0, 5), aw_kv_block_k(kv, b, 2) + 1 * D);
-	assert_ptr_equal(aw_kv_v(kv, 2, 0, 5), aw_kv_block_v(kv, b, 2) + 1 * D);
-	assert_ptr_equal(aw_kv_block_v(kv, b, 2), aw_kv_block_k(kv, b, 2) + B * D);
+	assert_ptr_equal(aw_kv_k(kv, 2, 0, 5), (float *)aw_kv_block_k(kv, b, 2) + 1 * D);
+	assert_ptr_equal(aw_kv_v(kv, 2, 0, 5), (float *)aw_kv_block_v(kv, b, 2) + 1 * D);
+	assert_ptr_equal(aw_kv_block_v(kv, b, 2), (float *)aw_kv_block_k(kv, b, 2) + B * D);
 	/* set_len within the reserved blocks only */
 	assert_int_equal(aw_kv_seq_set_len(kv, 0, 6), 0);
 	assert_int_equal(aw_kv_seq_set_len(kv, 0, 8), 0);
@@ -82,6 +85,23 @@ static void test_layout(void **state)
 	assert_int_equal(aw_kv_seq_set_len(kv, 0, 6), 0);
 	assert_int_equal(aw_kv_seq_len(kv, 0), 6);
 	aw_kv_free(kv);
+
+	/* F16 rows: half the bytes, same layout in elements */
+	struct aw_kv_config c16 = {.n_layer = L,
+				   .kv_dim = D,
+				   .block_size = B,
+				   .max_seqs = 2,
+				   .max_seq_len = 10,
+				   .type = AW_TYPE_F16};
+	assert_int_equal(aw_kv_new(&c16, &kv), 0);
+	assert_int_equal(aw_kv_bytes(kv), (size_t)6 * L * 2 * B * D * 2);
+	assert_int_equal(aw_kv_seq_reserve(kv, 0, 6), 0);
+	b = aw_kv_block(kv, 0, 5);
+	assert_ptr_equal(aw_kv_k(kv, 2, 0, 5), (uint16_t *)aw_kv_block_k(kv, b, 2) + 1 * D);
+	assert_ptr_equal(aw_kv_block_v(kv, b, 2), (uint16_t *)aw_kv_block_k(kv, b, 2) + B * D);
+	aw_kv_free(kv);
+	c16.type = AW_TYPE_Q8_0; /* no quantized cache (yet) */
+	assert_int_equal(aw_kv_new(&c16, &kv), -EINVAL);
 }
 
 static void test_errors(void **state)
@@ -165,7 +185,7 @@ static void test_fork_cow(void **state)
 	write_seq(kv, 1, 6, 7);
 	/* overwrite position 5 in seq 1: seq 0 must not see it */
 	for (int i = 0; i < D; i++)
-		aw_kv_k(kv, 0, 1, 5)[i] = -1.0f;
+		((float *)aw_kv_k(kv, 0, 1, 5))[i] = -1.0f;
 	check_seq(kv, 0, 0, 0, 6);
 
 	/* clearing seq 0 keeps the shared block alive for seq 1 */

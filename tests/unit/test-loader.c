@@ -902,6 +902,36 @@ static void test_names(void **state)
 	assert_non_null(strstr(buf, "0.50/1.00 GB"));
 	assert_non_null(strstr(buf, "50.0%"));
 	assert_non_null(strstr(buf, "ETA 0.5 s"));
+
+	/* the printer, not on a terminal: about one line a second plus the last */
+	{
+		static const double at[] = {0.1, 0.6, 1.2, 1.5, 2.3, 2.4};
+		struct aw_load_progress q = {.bytes_total = 1000};
+		FILE *f = tmpfile();
+		char line[160];
+		int n = 0;
+		unsigned i;
+
+		assert_non_null(f);
+		for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+			q.seconds = at[i];
+			q.bytes_done = (uint64_t)(at[i] * 100);
+			assert_int_equal(aw_loader_print_progress(f, &q), 0);
+		}
+		q.done = 1;
+		q.bytes_done = 1000;
+		q.seconds = 2.5;
+		assert_int_equal(aw_loader_print_progress(f, &q), 0);
+		rewind(f);
+		while (fgets(line, sizeof(line), f)) {
+			n++;
+			assert_null(strchr(line, '\r'));
+		}
+		assert_int_equal(n, 3); /* at 1.2 s, 2.3 s, and done */
+		assert_non_null(strstr(line, "100.0%"));
+		assert_non_null(strstr(line, "in 2.5 s"));
+		fclose(f);
+	}
 }
 
 /* A real GGUF file from the writer: every tensor arrives (by tensor index,

@@ -54,16 +54,22 @@ static int open_model(struct fixture *f, const struct tiny_cfg *c, const struct 
 	return aw_model_load(f->g, aw_gguf_data(f->g), aw_gguf_data_size(f->g), &p, &f->m, err);
 }
 
-static void new_kv(struct fixture *f, int32_t max_seqs, int32_t ctx)
+static void new_kv_type(struct fixture *f, int32_t max_seqs, int32_t ctx, uint32_t type)
 {
 	const struct aw_model_hparams *hp = aw_model_hparams(f->m);
 	struct aw_kv_config kc = {.n_layer = hp->n_layer,
 				  .kv_dim = aw_model_kv_dim(f->m),
 				  .block_size = 8,
 				  .max_seqs = max_seqs,
-				  .max_seq_len = ctx};
+				  .max_seq_len = ctx,
+				  .type = type};
 	aw_kv_free(f->kv);
 	assert_int_equal(aw_kv_new(&kc, &f->kv), 0);
+}
+
+static void new_kv(struct fixture *f, int32_t max_seqs, int32_t ctx)
+{
+	new_kv_type(f, max_seqs, ctx, AW_TYPE_F32);
 }
 
 static void close_model(struct fixture *f)
@@ -319,6 +325,43 @@ static void test_prefill_equals_decode(void **state)
 		free(b);
 		close_model(&f);
 	}
+}
+
+/* An F16 KV cache: prefill equals decode exactly as with F32 (both store the
+ * same rounded rows), and the logits stay near the F32 cache's: each cached
+ * value carries a relative rounding error of at most 2^-11, which moves an
+ * attention score or output by about that fraction of its magnitude; over
+ * 2 layers that stays within 1e-2 of the logits' scale. */
+static void test_kv_f16(void **state)
+{
+	struct tiny_cfg c;
+	struct fixture f;
+	struct aw_err err;
+	const int n = 12;
+
+	(void)state;
+	tiny_default(&c); /* F32 weights: no activation quantization to blur the check */
+	assert_int_equal(open_model(&f, &c, aw_kern_select(NULL), 1, &err), 0);
+	const size_t V = c.vocab;
+	float *a = malloc(sizeof(float) * n * V), *b = malloc(sizeof(float) * n * V),
+	      *r = malloc(sizeof(float) * n * V);
+	new_kv(&f, 1, 64);
+	run_seq(&f, 0, PROMPT, n, 0, NULL, r);
+	new_kv_type(&f, 2, 64, AW_TYPE_F16);
+	run_seq(&f, 0, PROMPT, n, 0, NULL, a);
+	run_seq(&f, 1, PROMPT, n, 1, NULL, b);
+	const float scale = max_abs(r, n * V);
+	float d = max_abs_diff(a, b, n * V);
+	if (d > 1e-5f * scale)
+		fail_msg("f16 cache: prefill vs decode max |delta| %g", (double)d);
+	d = max_abs_diff(a, r, n * V);
+	print_message("# f16 cache vs f32 cache: max |delta| %.3g (scale %.3g)\n", (double)d,
+		      (double)scale);
+	if (d > 1e-2f * scale)
+		fail_msg("f16 cache vs f32: max |delta| %g", (double)d);
+	assert_true(d > 0.0f); /* the cache really is F16 */
+	free(a), free(b), free(r);
+	close_model(&f);
 }
 
 /* Three sequences in one batch: seq 0 prefills 5 tokens, seq 1 (which
@@ -615,6 +658,7 @@ int main(void)
 		cmocka_unit_test(test_naive_reference),
 		cmocka_unit_test(test_prefill_equals_decode),
 		cmocka_unit_test(test_multi_sequence_batch),
+		cmocka_unit_test(test_kv_f16),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_variants),
 		cmocka_unit_test(test_refusals),

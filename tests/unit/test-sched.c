@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "gguf.h"
@@ -21,6 +23,7 @@
 #include "model.h"
 #include "scheduler.h"
 #include "tiny-llama.h"
+#include "tok.h"
 
 enum { MAXR = 32, MAXT = 160 };
 
@@ -89,6 +92,8 @@ static void close_world(struct world *w)
 }
 
 /* One sequence alone, straight through the model: the reference. */
+static uint32_t kv_type; /* of the reference's cache and the scheduler's */
+
 static int reference(struct world *w, const int32_t *prompt, int n, int max_new, int32_t *out)
 {
 	const struct aw_model_hparams *hp = aw_model_hparams(w->m);
@@ -96,7 +101,8 @@ static int reference(struct world *w, const int32_t *prompt, int n, int max_new,
 				  .kv_dim = aw_model_kv_dim(w->m),
 				  .block_size = 8,
 				  .max_seqs = 1,
-				  .max_seq_len = 256};
+				  .max_seq_len = 256,
+				  .type = kv_type};
 	struct aw_kv *kv = NULL;
 	float *lg = malloc(sizeof(float) * (size_t)hp->n_vocab);
 	int32_t pos[32], sq[32] = {0}, t;
@@ -180,7 +186,7 @@ static void expect_ref(struct world *w, int id, const int32_t *prompt, int n, in
 	assert_memory_equal(w->out[id].tok, ref, sizeof(int32_t) * (size_t)k);
 }
 
-static void batched_equals_single_type(uint32_t type)
+static void batched_equals_single_type(uint32_t type, uint32_t kvt)
 {
 	static const int lens[] = {1, 5, 17, 33, 40, 9, 64, 3, 24, 8};
 	enum { N = sizeof(lens) / sizeof(lens[0]), GEN = 12 };
@@ -190,7 +196,8 @@ static void batched_equals_single_type(uint32_t type)
 				    .max_batch_tokens = 32,
 				    .prefill_chunk = 8,
 				    .block_size = 8,
-				    .ctx = 256};
+				    .ctx = 256,
+				    .kv_type = kvt};
 	int32_t prompts[N][64];
 	struct aw_sched_req r;
 	int next = 0;
@@ -219,8 +226,11 @@ static void batched_equals_single_type(uint32_t type)
 static void test_batched_equals_single(void **state)
 {
 	(void)state;
-	batched_equals_single_type(AW_TYPE_F32);
-	batched_equals_single_type(AW_TYPE_Q8_0);
+	batched_equals_single_type(AW_TYPE_F32, AW_TYPE_F32);
+	batched_equals_single_type(AW_TYPE_Q8_0, AW_TYPE_F32);
+	kv_type = AW_TYPE_F16;
+	batched_equals_single_type(AW_TYPE_Q8_0, AW_TYPE_F16);
+	kv_type = AW_TYPE_F32;
 }
 
 static void test_prefix_cache(void **state)
@@ -527,6 +537,11 @@ static void test_refusals(void **state)
 	c.queue_size = 3;
 	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), -EINVAL);
 	c.queue_size = 2;
+	/* tiny model: 2 layers x 2 (K, V) x 8 positions x kv_dim 32 x 4 bytes */
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, AW_TYPE_F32, 4096), 1);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 8, AW_TYPE_F32, 4095), 0);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 0, AW_TYPE_F32, 1u << 20), 128);
+	assert_int_equal(aw_sched_blocks_for_bytes(w.m, 0, AW_TYPE_F16, 1u << 20), 256);
 	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), 0);
 	req(&r, 0, p, 0, 2);
 	assert_int_equal(aw_sched_submit(s, &r), -EINVAL);
@@ -562,6 +577,220 @@ static void test_refusals(void **state)
 	close_world(&w);
 }
 
+struct text {
+	char buf[4096];
+	size_t len;
+	struct aw_sched_event end;
+};
+
+static void text_event(void *ctx, const struct aw_sched_event *ev)
+{
+	struct text *t = &((struct text *)ctx)[ev->id];
+
+	assert_true(t->len + ev->len < sizeof(t->buf));
+	memcpy(t->buf + t->len, ev->text, ev->len);
+	t->len += ev->len;
+	if (ev->done)
+		t->end = *ev;
+}
+
+/* Text through the tokenizer's streaming decoder, and stop strings: a
+ * request stopped by a string from the middle of another's text emits
+ * exactly the text before that string's first occurrence. */
+static void test_text_stop(void **state)
+{
+	struct tiny_cfg tc;
+	struct aw_err err;
+	void *buf;
+	size_t len;
+	struct aw_gguf *g = NULL;
+	struct aw_model *m = NULL;
+	struct aw_tok *tok = NULL;
+	struct aw_model_params mp = {.max_batch = 32};
+	struct aw_sched_config c = {.max_batch = 2, .block_size = 8, .ctx = 128};
+	struct aw_sched *s = NULL;
+	static struct text t[2];
+	int32_t p[9];
+	struct aw_sched_req r;
+	char stop[5];
+
+	(void)state;
+	memset(t, 0, sizeof(t));
+	tiny_default(&tc);
+	tc.with_tokenizer = 1;
+	assert_int_equal(tiny_write(&tc, NULL, &buf, &len), 0);
+	assert_int_equal(aw_gguf_parse(buf, len, &g, &err), 0);
+	assert_int_equal(aw_model_load(g, aw_gguf_data(g), aw_gguf_data_size(g), &mp, &m, &err), 0);
+	assert_int_equal(aw_tok_new_from_gguf(g, &tok, &err), 0);
+	assert_int_equal(aw_sched_new(m, tok, NULL, &c, text_event, t, &s), 0);
+	mkprompt(p, 9, 77);
+	req(&r, 0, p, 9, 40);
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	run_idle(s, 200);
+	assert_int_equal(t[0].end.finish, AW_SCHED_FINISH_LENGTH);
+	assert_true(t[0].len >= 12);
+	memcpy(stop, t[0].buf + t[0].len / 2, 4);
+	stop[4] = '\0';
+	const char *at = memmem(t[0].buf, t[0].len, stop, 4);
+	assert_non_null(at);
+	req(&r, 1, p, 9, 40);
+	r.sample.n_stop = 1;
+	r.sample.stop[0] = stop;
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	run_idle(s, 200);
+	assert_int_equal(t[1].end.finish, AW_SCHED_FINISH_STOP);
+	assert_int_equal(t[1].len, (size_t)(at - t[0].buf));
+	assert_memory_equal(t[1].buf, t[0].buf, t[1].len);
+	check_empty(s);
+	aw_sched_free(s);
+	aw_tok_free(tok);
+	aw_model_free(m);
+	aw_gguf_close(g);
+	free(buf);
+}
+
+/* The cache under memory pressure: blocks evicted LRU (parents before their
+ * children, which then never match), outputs unchanged. */
+static void test_cache_eviction(void **state)
+{
+	struct world w;
+	struct aw_sched *s = NULL;
+	struct aw_sched_config c = {
+		.max_batch = 1, .prefill_chunk = 16, .block_size = 8, .ctx = 256, .n_blocks = 8};
+	int32_t p[6][40];
+	struct aw_sched_req r;
+	struct aw_sched_stats st;
+	int id = 0;
+
+	(void)state;
+	open_world(&w, AW_TYPE_F32);
+	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), 0);
+	for (int i = 0; i < 6; i++) {
+		mkprompt(p[i], 40, 200 + (uint64_t)i);
+		if (i % 2)
+			memcpy(p[i], p[i - 1], sizeof(int32_t) * 16); /* shares 2 blocks */
+	}
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 6; i++) {
+			req(&r, (uint64_t)id, p[i], 40, 6);
+			assert_int_equal(aw_sched_submit(s, &r), 0);
+			run_idle(s, 200);
+			expect_ref(&w, id, p[i], 40, 6);
+			id++;
+		}
+	aw_sched_get_stats(s, &st);
+	assert_true(st.cache_evicted > 0);
+	assert_true(st.cached_tokens > 0);
+	check_empty(s);
+	aw_sched_free(s);
+	close_world(&w);
+}
+
+/* The input queue with several producer threads: every request is taken
+ * once and ends once. */
+struct producer {
+	struct aw_sched *s;
+	const int32_t *p;
+	int base, n;
+};
+
+static void *produce(void *arg)
+{
+	struct producer *pr = arg;
+	struct aw_sched_req r;
+
+	for (int i = 0; i < pr->n; i++) {
+		req(&r, (uint64_t)(pr->base + i), pr->p, 3, 1);
+		while (aw_sched_submit(pr->s, &r) == -EAGAIN)
+			sched_yield(); /* full: the consumer is behind */
+	}
+	return NULL;
+}
+
+struct counter {
+	int done[4 * 64];
+	int n;
+};
+
+static void count_event(void *ctx, const struct aw_sched_event *ev)
+{
+	struct counter *c = ctx;
+
+	if (ev->done && ev->id < 4 * 64) {
+		c->done[ev->id]++;
+		c->n++;
+	}
+}
+
+static void test_producers(void **state)
+{
+	struct world w;
+	struct aw_sched *s = NULL;
+	struct aw_sched_config c = {.max_batch = 8, .block_size = 8, .ctx = 64, .queue_size = 16};
+	struct counter cnt = {0};
+	struct producer pr[4];
+	pthread_t th[4];
+	int32_t p[3] = {1, 2, 3};
+
+	(void)state;
+	open_world(&w, AW_TYPE_F32);
+	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, count_event, &cnt, &s), 0);
+	for (int i = 0; i < 4; i++) {
+		pr[i] = (struct producer){s, p, i * 64, 64};
+		assert_int_equal(pthread_create(&th[i], NULL, produce, &pr[i]), 0);
+	}
+	for (uint64_t i = 0; cnt.n < 4 * 64; i++)
+		aw_sched_step(s, T0 + i);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(cnt.n, 4 * 64);
+	for (int i = 0; i < 4 * 64; i++)
+		assert_int_equal(cnt.done[i], 1);
+	check_empty(s);
+	aw_sched_free(s);
+	close_world(&w);
+}
+
+/* kv.h additions: references held outside sequences, attach. */
+static void test_kv_attach(void **state)
+{
+	struct aw_kv_config kc = {.n_layer = 1,
+				  .kv_dim = 2,
+				  .block_size = 4,
+				  .max_seqs = 2,
+				  .max_seq_len = 16,
+				  .n_blocks = 4};
+	struct aw_kv *kv = NULL;
+	int32_t bl[2];
+
+	(void)state;
+	assert_int_equal(aw_kv_new(&kc, &kv), 0);
+	assert_int_equal(aw_kv_seq_reserve(kv, 0, 6), 0);
+	assert_int_equal(aw_kv_seq_set_len(kv, 0, 6), 0);
+	assert_int_equal(aw_kv_seq_n_blocks(kv, 0), 2);
+	memcpy(bl, aw_kv_seq_blocks(kv, 0), sizeof(bl));
+	assert_int_equal(aw_kv_block_ref(kv, bl[0]), 0);
+	assert_int_equal(aw_kv_block_refs(kv, bl[0]), 2);
+	aw_kv_seq_clear(kv, 0);
+	assert_int_equal(aw_kv_free_blocks(kv), 3); /* bl[0] held by the extra reference */
+	assert_int_equal(aw_kv_block_ref(kv, bl[1]), -EINVAL); /* free block */
+	assert_int_equal(aw_kv_block_unref(kv, 99), -EINVAL);
+	/* attach: count must match the positions, blocks must be in use */
+	assert_int_equal(aw_kv_seq_attach(kv, 1, bl, 2, 4), -EINVAL);
+	assert_int_equal(aw_kv_seq_attach(kv, 1, bl, 1, 4), 0);
+	assert_int_equal(aw_kv_seq_len(kv, 1), 4);
+	assert_int_equal(aw_kv_block_refs(kv, bl[0]), 2);
+	/* writing position 3 of the shared block copies it */
+	assert_int_equal(aw_kv_seq_drop(kv, 1, 1), 0);
+	assert_int_equal(aw_kv_seq_reserve(kv, 1, 4), 0);
+	assert_true(aw_kv_seq_blocks(kv, 1)[0] != bl[0]);
+	assert_int_equal(aw_kv_block_refs(kv, bl[0]), 1);
+	aw_kv_seq_clear(kv, 1);
+	assert_int_equal(aw_kv_block_unref(kv, bl[0]), 0);
+	assert_int_equal(aw_kv_free_blocks(kv), 4);
+	aw_kv_free(kv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +802,10 @@ int main(void)
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_kv_exhaustion),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_cache_eviction),
+		cmocka_unit_test(test_producers),
+		cmocka_unit_test(test_kv_attach),
+		cmocka_unit_test(test_text_stop),
 	};
 
 	T0 = aw_sched_now_us();

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "model.h"
 #include "pool.h"
+#include "quant.h"
 #include "sample.h"
 #include "tok.h"
 
@@ -58,11 +59,12 @@ struct opts {
 	const char *tokenize;	/* --tokenize TEXT|- */
 	const char *detokenize; /* --detokenize "IDS" */
 	bool bos, special;	/* --bos, --special */
-	int load; /* -1: the GGUF mapping; else enum aw_load_method */
+	int load;		/* -1: the GGUF mapping; else enum aw_load_method */
 	long ctx;
 	long batch;
 	int reps;
 	bool no_repack;
+	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
 };
 
@@ -90,10 +92,13 @@ static void infer_usage(FILE *f)
 		"  -t, --threads N         worker threads (default: one per CPU in --cpus, else "
 		"1)\n"
 		"      --cpus LIST         pin threads to these CPUs, e.g. 0-1 or 0,2\n"
-		"      --kernels NAME      ref | avx2 | avx512 | avx512vnni (default: best)\n"
+		"      --kernels NAME      ref | avx2 | avx512 | avx512vnni | neon | dotprod | "
+		"i8mm\n"
+		"                          (those built for this CPU; default: the best it runs)\n"
 		"  -c, --ctx N             context length (default: the model's, at most 4096)\n"
 		"  -b, --batch N           most tokens per forward pass (default 512)\n"
 		"      --no-repack         read quantized weights in file layout\n"
+		"      --kv-type TYPE      KV cache rows: f16 (default) or f32\n"
 		"      --load METHOD       mmap | read | uring: copy the weights with the loader\n"
 		"                          (default: use the GGUF reader's file mapping)\n"
 		"      --load-only         load the weights, print one JSON line, exit\n"
@@ -154,6 +159,7 @@ enum {
 	OPT_CPUS,
 	OPT_KERNELS,
 	OPT_NO_REPACK,
+	OPT_KV_TYPE,
 	OPT_LOAD,
 	OPT_LOAD_ONLY,
 	OPT_IDS,
@@ -194,6 +200,7 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"ctx", required_argument, NULL, 'c'},
 		{"batch", required_argument, NULL, 'b'},
 		{"no-repack", no_argument, NULL, OPT_NO_REPACK},
+		{"kv-type", required_argument, NULL, OPT_KV_TYPE},
 		{"load", required_argument, NULL, OPT_LOAD},
 		{"load-only", no_argument, NULL, OPT_LOAD_ONLY},
 		{"ids", no_argument, NULL, OPT_IDS},
@@ -218,6 +225,7 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 	o->ctx = 0;
 	o->batch = 512;
 	o->reps = 3;
+	o->kv_type = AW_TYPE_F16;
 	aw_sample_params_default(&o->sp);
 	o->sp.temperature = 0.8f;
 	o->sp.top_k = 40;
@@ -323,6 +331,14 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_REPACK:
 			o->no_repack = true;
+			break;
+		case OPT_KV_TYPE:
+			if (strcasecmp(optarg, "f16") == 0)
+				o->kv_type = AW_TYPE_F16;
+			else if (strcasecmp(optarg, "f32") == 0)
+				o->kv_type = AW_TYPE_F32;
+			else
+				bad = "--kv-type must be f16 or f32";
 			break;
 		case OPT_LOAD:
 			r = aw_loader_parse_method(optarg);
@@ -595,7 +611,7 @@ static void print_info(struct run *r)
 	printf("weight bytes:    %" PRIu64 "\n", aw_model_weight_bytes(r->m));
 	printf("decode bytes:    %" PRIu64 " per token\n", aw_model_decode_bytes(r->m));
 	printf("repacked bytes:  %" PRIu64 "\n", aw_model_owned_bytes(r->m));
-	printf("kv cache bytes:  %zu\n", aw_kv_bytes(r->kv));
+	printf("kv cache bytes:  %zu (%s rows)\n", aw_kv_bytes(r->kv), aw_type_name(r->kv->c.type));
 	printf("kernels:         %s (compiled:", aw_model_kern(r->m)->name);
 	for (unsigned i = 0; (k = aw_kern_variant(i, &supported)); i++)
 		printf(" %s%s", k->name, supported ? "" : "[cpu lacks]");
@@ -863,6 +879,14 @@ int main(int argc, char **argv)
 	}
 	if (o.bench && o.prompt_ids)
 		n_prompt = n_prompt > 0 ? n_prompt : 512;
+	/* --prompt-ids on a file with a tokenizer: still print text */
+	if (!r.tok && !o.ids && !o.bench && !o.logits && !o.info &&
+	    aw_gguf_find_key(r.g, "tokenizer.ggml.model") >= 0 &&
+	    aw_tok_new_from_gguf(r.g, &r.tok, &err) == 0 &&
+	    aw_tok_n_tokens(r.tok) > (uint32_t)r.n_vocab) {
+		aw_tok_free(r.tok); /* a vocabulary larger than the model's: ids only */
+		r.tok = NULL;
+	}
 
 	/* the context: the model's (at most 4096 unless -c), and what the run needs */
 	long ctx = o.ctx ? o.ctx : (hp->n_ctx < 4096 ? hp->n_ctx : 4096);
@@ -884,7 +908,8 @@ int main(int argc, char **argv)
 				  .kv_dim = aw_model_kv_dim(r.m),
 				  .block_size = 16,
 				  .max_seqs = 1,
-				  .max_seq_len = (int32_t)ctx};
+				  .max_seq_len = (int32_t)ctx,
+				  .type = o.kv_type};
 	if ((ret = aw_kv_new(&kc, &r.kv)) < 0) {
 		fprintf(stderr, "aw-infer: KV cache of %ld positions: %s\n", ctx, strerror(-ret));
 		goto out;
