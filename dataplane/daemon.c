@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,13 +32,118 @@
 #include "engine.h"
 #include "log.h"
 #include "telemetry.h"
+#include "journal.h"
+#include "watchdog.h"
+
+#include "aw-config.h"
+#if AW_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 static volatile sig_atomic_t quit_signal;
+
+/* Tell systemd (Type=notify) one "KEY=value\n..." message; a no-op without
+ * libsystemd or when not started by systemd (no NOTIFY_SOCKET). */
+static void notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notify(const char *fmt, ...)
+{
+#if AW_HAVE_SYSTEMD
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sd_notify(0, msg);
+#else
+	(void)fmt;
+#endif
+}
+
+/* The watchdog interval systemd asked for (WatchdogSec=), 0 when none. */
+static uint64_t watchdog_usec(void)
+{
+#if AW_HAVE_SYSTEMD
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		return usec;
+#endif
+	return 0;
+}
+
+/* the watchdog interval while starting (EAL, model load): the unit's
+ * TimeoutStartSec= bounds the start, not the watchdog */
+#define START_WATCHDOG_USEC (30ull * 60 * 1000 * 1000)
+
+/* Every lcore's heartbeat: dataplane lcores first, then worker groups. */
+static unsigned read_heartbeats(const struct aw_dp *dp, unsigned n_dp,
+				const struct aw_dispatch *disp, unsigned n_groups, uint64_t *out)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < n_dp && n < AW_WATCHDOG_MAX; i++)
+		out[n++] = aw_dp_heartbeat(dp, i);
+	for (unsigned g = 0; disp && g < n_groups && n < AW_WATCHDOG_MAX; g++)
+		out[n++] = aw_dispatch_heartbeat(disp, g);
+	return n;
+}
 static int aw_logtype = RTE_LOGTYPE_USER1;
 
 static void on_signal(int sig)
 {
 	quit_signal = sig;
+}
+
+/* DPDK's log stream (and so aw_log's) goes through aw_journal: "<N>" level
+ * prefixes and no timestamps under journald, repeats folded everywhere.
+ * rte_log is called from every lcore: one lock around the formatter. */
+#define LOG_REPEAT_WINDOW_US (10ull * 1000 * 1000)
+static struct aw_journal journal;
+static pthread_mutex_t journal_mu = PTHREAD_MUTEX_INITIALIZER;
+static FILE *journal_stream;
+
+static ssize_t journal_cookie_write(void *cookie, const char *buf, size_t len)
+{
+	int lvl = rte_log_cur_msg_loglevel(); /* rte levels are syslog's + 1 */
+
+	(void)cookie;
+	pthread_mutex_lock(&journal_mu);
+	aw_journal_write(&journal, lvl > 0 ? lvl - 1 : AW_LOG_INFO, buf, len, aw_dp_now_us());
+	pthread_mutex_unlock(&journal_mu);
+	return (ssize_t)len;
+}
+
+static void journal_open(void)
+{
+	static const cookie_io_functions_t fns = {.write = journal_cookie_write};
+	bool jd = aw_journal_detect(getenv("JOURNAL_STREAM"), STDERR_FILENO);
+
+	aw_journal_init(&journal, stderr, jd, LOG_REPEAT_WINDOW_US);
+	journal_stream = fopencookie(NULL, "w", fns);
+	if (!journal_stream)
+		return;
+	setvbuf(journal_stream, NULL, _IOLBF, 0);
+	rte_openlog_stream(journal_stream);
+}
+
+static void journal_tick(void)
+{
+	pthread_mutex_lock(&journal_mu);
+	aw_journal_tick(&journal, aw_dp_now_us());
+	pthread_mutex_unlock(&journal_mu);
+}
+
+static void journal_close(void)
+{
+	if (!journal_stream)
+		return;
+	rte_openlog_stream(NULL);
+	fclose(journal_stream);
+	journal_stream = NULL;
+	pthread_mutex_lock(&journal_mu);
+	aw_journal_flush(&journal);
+	pthread_mutex_unlock(&journal_mu);
 }
 
 /* aw_log levels are syslog's; rte_log's are syslog's + 1. */
@@ -280,18 +386,26 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	struct aw_dispatch *disp = NULL;
 	struct aw_dp *dp = NULL;
 	unsigned leaked;
+	uint64_t wd_us;
 	int rc, status = 1, lvl;
 
 	if (!ea || !dpp || !dsp) {
 		fprintf(stderr, "agentwire: out of memory\n");
 		goto out_free;
 	}
+	/* the model may load for longer than WatchdogSec: stretch the interval
+	 * until READY=1, then restore it (WATCHDOG_USEC=, systemd >= 236) */
+	wd_us = watchdog_usec();
+	if (wd_us)
+		notify("WATCHDOG=1\nWATCHDOG_USEC=%llu", (unsigned long long)START_WATCHDOG_USEC);
 	build_eal_args(c, plan, argv0, ea);
+	notify("STATUS=starting: DPDK EAL (%u lcores)", plan->n_lcores);
 	rc = rte_eal_init(ea->argc, ea->argv);
 	if (rc < 0) {
 		fprintf(stderr, "agentwire: rte_eal_init: %s\n", rte_strerror(rte_errno));
 		goto out_free;
 	}
+	journal_open();
 	rc = rte_log_register("agentwire");
 	if (rc >= 0)
 		aw_logtype = rc;
@@ -306,8 +420,10 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
+	notify("STATUS=loading model %s", c->model.path);
 	if (engine_init(c, &engine) < 0)
 		goto out_eal;
+	notify("STATUS=starting ports and lcores");
 	if (fill_dp_params(c, plan, dpp) < 0 || fill_dispatch_params(c, plan, dsp) < 0)
 		goto out_engine;
 	rc = aw_dp_new(dpp, &dp);
@@ -333,15 +449,66 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	}
 	aw_log(AW_LOG_NOTICE, "daemon", "ready: %u dataplane lcores, %u worker groups, engine %s",
 	       dpp->n_lcores, dsp->n_groups, engine.ops->name);
+	notify("READY=1\nSTATUS=serving: %u ports, %u dataplane lcores, %u worker groups, "
+	       "engine %s",
+	       dpp->n_ports, dpp->n_lcores, dsp->n_groups, engine.ops->name);
 
 	/* the main lcore: link state (every 10 ms: lcores must stop polling a
-	 * port soon after its link goes down) and signals; telemetry has its
-	 * own thread */
-	while (!quit_signal) {
-		aw_dp_poll_links(dp);
-		usleep(10 * 1000);
+	 * port soon after its link goes down), signals and systemd's watchdog,
+	 * fed every half interval only while every lcore's heartbeat moved
+	 * within one interval; telemetry has its own thread */
+	{
+		uint64_t next_wd = 0, still_us = 0;
+		uint64_t hb[AW_WATCHDOG_MAX];
+		struct aw_watchdog *wd = NULL;
+		int was_stuck = -1;
+
+		if (wd_us) {
+			notify("WATCHDOG_USEC=%llu", (unsigned long long)wd_us);
+			wd = malloc(sizeof(*wd));
+			if (wd &&
+			    aw_watchdog_init(
+				    wd, read_heartbeats(dp, dpp->n_lcores, disp, dsp->n_groups, hb),
+				    wd_us, aw_dp_now_us(), hb) < 0) {
+				free(wd);
+				wd = NULL;
+			}
+			aw_log(AW_LOG_NOTICE, "daemon",
+			       "systemd watchdog: %lu ms, fed while every lcore's heartbeat moves",
+			       (unsigned long)(wd_us / 1000));
+		}
+		while (!quit_signal) {
+			aw_dp_poll_links(dp);
+			journal_tick();
+			if (wd && aw_dp_now_us() >= next_wd) {
+				uint64_t now = aw_dp_now_us();
+				int stuck;
+
+				read_heartbeats(dp, dpp->n_lcores, disp, dsp->n_groups, hb);
+				stuck = aw_watchdog_update(wd, now, hb, &still_us);
+				if (stuck < 0) {
+					notify("WATCHDOG=1");
+				} else if (stuck != was_stuck) {
+					aw_log(AW_LOG_ERR, "daemon",
+					       "%s %u: heartbeat still for %lu ms: not feeding "
+					       "the systemd watchdog",
+					       (unsigned)stuck < dpp->n_lcores ? "dataplane lcore"
+									       : "worker group",
+					       (unsigned)stuck < dpp->n_lcores
+						       ? (unsigned)stuck
+						       : (unsigned)stuck - dpp->n_lcores,
+					       (unsigned long)(still_us / 1000));
+					notify("STATUS=stuck: lcore heartbeat %d still", stuck);
+				}
+				was_stuck = stuck;
+				next_wd = now + wd_us / 2;
+			}
+			usleep(10 * 1000);
+		}
+		free(wd);
 	}
 	aw_log(AW_LOG_NOTICE, "daemon", "signal %d: stopping", (int)quit_signal);
+	notify("STOPPING=1\nSTATUS=stopping: finishing requests in flight");
 	status = 0;
 
 out_stop:
@@ -377,6 +544,7 @@ out_engine:
 out_eal:
 	aw_log_set_sink(NULL, NULL);
 	rte_eal_cleanup();
+	journal_close();
 out_free:
 	free(ea);
 	free(dpp);

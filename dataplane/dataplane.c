@@ -59,6 +59,7 @@ struct aw_dp_lcore {
 	struct aw_net_if nif[AW_DP_MAX_PORTS];
 	struct aw_net_arp arp[AW_DP_MAX_PORTS];
 	struct aw_dp_stats st;
+	uint64_t heartbeat; /* atomic: +1 per loop iteration (the daemon's watchdog) */
 } __rte_cache_aligned;
 
 struct aw_dp {
@@ -619,6 +620,7 @@ static int lcore_main(void *arg)
 		uint64_t now = aw_dp_now_us();
 		unsigned work = 0;
 
+		__atomic_store_n(&lc->heartbeat, lc->heartbeat + 1, __ATOMIC_RELAXED);
 		if (unlikely(state != DP_RUN))
 			__atomic_store_n(&lc->rx_off, 1, __ATOMIC_RELEASE);
 
@@ -1119,4 +1121,11 @@ const struct aw_dp_params *aw_dp_params(const struct aw_dp *dp)
 void aw_dp_port_mac(const struct aw_dp *dp, unsigned port_idx, uint8_t ret_mac[6])
 {
 	memcpy(ret_mac, dp->mac[port_idx], 6);
+}
+
+uint64_t aw_dp_heartbeat(const struct aw_dp *dp, unsigned idx)
+{
+	if (idx >= dp->p.n_lcores || !dp->lc[idx])
+		return 0;
+	return __atomic_load_n(&dp->lc[idx]->heartbeat, __ATOMIC_RELAXED);
 }

@@ -158,6 +158,10 @@ unsigned aw_dp_free(struct aw_dp *dp);
  * again 100 ms later. */
 void aw_dp_poll_links(struct aw_dp *dp);
 
+/* Dataplane lcore 'idx's heartbeat: +1 per iteration of its loop (0 for an
+ * index out of range). The daemon's watchdog checks that it moves. */
+uint64_t aw_dp_heartbeat(const struct aw_dp *dp, unsigned idx);
+
 /* Send one reply datagram (proto header built from 'flow', 'type', 'seq',
  * 'payload') to the flow's lcore. Callable from any lcore; blocks (spins)
  * while the lcore's response ring is full unless the dataplane is stopping.

@@ -47,6 +47,7 @@ struct group {
 	unsigned n_keys;
 	struct aw_dispatch_group_stats st; /* written by the worker (and submit: enqueued) */
 	uint32_t running;		   /* atomic */
+	uint64_t heartbeat; /* atomic: +1 per loop iteration and per emitted token (watchdog) */
 } __rte_cache_aligned;
 
 struct aw_dispatch {
@@ -59,6 +60,8 @@ struct aw_dispatch {
 };
 
 #define GST_ADD(g, f, n) __atomic_fetch_add(&(g)->st.f, (n), __ATOMIC_RELAXED)
+/* only the group's worker writes its heartbeat */
+#define HEARTBEAT(g) __atomic_store_n(&(g)->heartbeat, (g)->heartbeat + 1, __ATOMIC_RELAXED)
 
 static uint64_t flow_key(const struct aw_dp_flow *f)
 {
@@ -192,6 +195,7 @@ static int emit(void *ctx, const char *text, size_t len, uint32_t n_tokens)
 	} while (off < len);
 	x->data_bytes += len;
 	GST_ADD(x->g, tokens_out, n_tokens);
+	HEARTBEAT(x->g);
 
 	take_cancels(x->g);
 	if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || is_cancelled(x->g, x->key)) {
@@ -291,6 +295,7 @@ static int worker_main(void *arg)
 	void *obj;
 
 	for (;;) {
+		HEARTBEAT(g);
 		if (rte_ring_sc_dequeue(g->ring, &obj) != 0) {
 			if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
 				break;
@@ -445,4 +450,11 @@ const struct aw_dispatch_group_params *aw_dispatch_group_params(const struct aw_
 								unsigned g)
 {
 	return &d->g[g].p;
+}
+
+uint64_t aw_dispatch_heartbeat(const struct aw_dispatch *d, unsigned g)
+{
+	if (!d || g >= d->p.n_groups)
+		return 0;
+	return __atomic_load_n(&d->g[g].heartbeat, __ATOMIC_RELAXED);
 }

@@ -83,6 +83,9 @@ void aw_dispatch_stop(struct aw_dispatch *d);
 void aw_dispatch_free(struct aw_dispatch *d);
 
 unsigned aw_dispatch_n_groups(const struct aw_dispatch *d);
+/* Group 'g's heartbeat: +1 per iteration of its worker's loop and per token
+ * it emits (0 when out of range). The daemon's watchdog checks that it moves. */
+uint64_t aw_dispatch_heartbeat(const struct aw_dispatch *d, unsigned g);
 void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 			     struct aw_dispatch_group_stats *ret);
 const struct aw_dispatch_group_params *aw_dispatch_group_params(const struct aw_dispatch *d,

@@ -26,6 +26,7 @@
 
 #include "kv.h"
 #include "model.h"
+#include "quant.h"
 #include "tok.h"
 
 enum { MSG_REQ = 0, MSG_CANCEL = 1 };
@@ -1089,7 +1090,8 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 				  .block_size = c.block_size,
 				  .max_seqs = c.max_batch,
 				  .max_seq_len = c.ctx,
-				  .n_blocks = c.n_blocks};
+				  .n_blocks = c.n_blocks,
+				  .type = c.kv_type};
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -1296,12 +1298,13 @@ void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st)
 	st->n_blocks = s->c.n_blocks;
 }
 
-int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint64_t bytes)
+int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint32_t kv_type,
+				  uint64_t bytes)
 {
+	const uint64_t elem = kv_type == AW_TYPE_F16 ? 2 : 4;
 	const struct aw_model_hparams *hp = aw_model_hparams(m);
 	const uint64_t B = block_size > 0 ? (uint64_t)block_size : 16;
-	const uint64_t per =
-		(uint64_t)hp->n_layer * 2 * B * (uint64_t)aw_model_kv_dim(m) * sizeof(float);
+	const uint64_t per = (uint64_t)hp->n_layer * 2 * B * (uint64_t)aw_model_kv_dim(m) * elem;
 	const uint64_t n = per ? bytes / per : 0;
 
 	return n > INT32_MAX ? INT32_MAX : (int32_t)n;

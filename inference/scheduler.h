@@ -77,6 +77,7 @@ struct aw_sched_config {
 	int32_t prefill_chunk;	     /* most prompt tokens of one sequence per step; 0: 64 */
 	int32_t queue_size;	     /* input queue entries, a power of two; 0: 1024 */
 	int32_t block_size;	     /* KV positions per block; 0: 16 */
+	uint32_t kv_type;	     /* KV rows: AW_TYPE_F32 (0) or AW_TYPE_F16 (as aw-infer) */
 	int32_t ctx;		     /* positions per sequence; 0: the model's n_ctx */
 	int32_t n_blocks;	     /* KV pool blocks; 0: max_batch * ceil(ctx / block_size) */
 	int32_t max_sessions;	     /* session slots; 0: 64 */
@@ -187,9 +188,11 @@ void aw_sched_flush(struct aw_sched *s);
 
 void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st);
 
-/* KV blocks of 'block_size' positions (0: 16) that fit in 'bytes' for model
- * 'm' (the config's [group] kv_cache): the n_blocks to ask for. Returns 0
- * when not even one fits; at most INT32_MAX. */
-int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint64_t bytes);
+/* KV blocks of 'block_size' positions (0: 16) and rows of 'kv_type' (F32 or
+ * F16) that fit in 'bytes' for model 'm' (the config's [group] kv_cache):
+ * the n_blocks to ask for. Returns 0 when not even one fits; at most
+ * INT32_MAX. */
+int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint32_t kv_type,
+				  uint64_t bytes);
 
 #endif

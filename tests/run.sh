@@ -22,7 +22,7 @@ fuzz_seconds=${AW_FUZZ_SECONDS:-60}
 jobs=$(nproc)
 
 packages=(
-	build-essential meson ninja-build pkg-config python3
+	build-essential meson ninja-build pkg-config python3 libsystemd-dev
 	libdpdk-dev dpdk dpdk-dev liburing-dev libnuma-dev libcmocka-dev libpcre2-dev
 	clang-14 libclang-rt-14-dev
 	iproute2 iputils-ping arping tcpdump fio

@@ -295,7 +295,7 @@ static void test_bad_input(void **state)
 		      "missing tensor 'blk.0.attn_v.weight'");
 	expect_status(A(M("shape.gguf") " --prompt-ids 1", dir), 1,
 		      "'blk.1.ffn_gate.weight': shape");
-	expect_status(A(M("q41.gguf") " --prompt-ids 1", dir), 1, "q4_1 not supported");
+	expect_status(A(M("q41.gguf") " --prompt-ids 1", dir), 1, "q8_1 not supported");
 	expect_status(A(M("nonexistent.gguf") " --prompt-ids 1", dir), 1, NULL);
 }
 
@@ -364,6 +364,13 @@ static void test_prompt_text(void **state)
 			     out, sizeof(out), err),
 			 0);
 	strcat(text, "\n");
+	assert_string_equal(out, text);
+
+	/* --prompt-ids on a file with a tokenizer prints text as well */
+	assert_int_equal(
+		run(A(M("tok.gguf") " --prompt-ids '%s' -n 12 --temp 0 --ignore-eos", dir, ids_s),
+		    out, sizeof(out), err),
+		0);
 	assert_string_equal(out, text);
 
 	/* a stop string from the middle of the text (no quotes in it) */

@@ -879,6 +879,14 @@ int main(int argc, char **argv)
 	}
 	if (o.bench && o.prompt_ids)
 		n_prompt = n_prompt > 0 ? n_prompt : 512;
+	/* --prompt-ids on a file with a tokenizer: still print text */
+	if (!r.tok && !o.ids && !o.bench && !o.logits && !o.info &&
+	    aw_gguf_find_key(r.g, "tokenizer.ggml.model") >= 0 &&
+	    aw_tok_new_from_gguf(r.g, &r.tok, &err) == 0 &&
+	    aw_tok_n_tokens(r.tok) > (uint32_t)r.n_vocab) {
+		aw_tok_free(r.tok); /* a vocabulary larger than the model's: ids only */
+		r.tok = NULL;
+	}
 
 	/* the context: the model's (at most 4096 unless -c), and what the run needs */
 	long ctx = o.ctx ? o.ctx : (hp->n_ctx < 4096 ? hp->n_ctx : 4096);
