@@ -12,11 +12,13 @@
 
 #include "aw-config.h"
 #include "conf-int.h"
+#include "host.h"
 
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s -c FILE [--set section.key=value]... [--check [--topology FILE]]\n"
+		"usage: %s -c FILE [--set section.key=value]... [--check [--topology FILE] "
+		"[--host]]\n"
 		"\n"
 		"Serve small language models to AI agents over UDP, with DPDK.\n"
 		"\n"
@@ -30,6 +32,15 @@ static void usage(FILE *f, const char *prog)
 		"      --topology FILE   with --check: check against a described machine instead "
 		"of\n"
 		"                        this one (NUMA nodes, CPUs, memory, ports)\n"
+		"      --host            with --check: also inspect this machine (hugepages "
+		"per node,\n"
+		"                        NIC driver, IOMMU, isolated CPUs, governor, THP, "
+		"memlock,\n"
+		"                        io_uring) and print each problem with its fix; exit "
+		"1 when\n"
+		"                        something blocks a start\n"
+		"      --host-root DIR   with --host: read sys/ and proc/ under DIR (tests, "
+		"images)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         the version\n"
 		"\n"
@@ -39,12 +50,14 @@ static void usage(FILE *f, const char *prog)
 
 int aw_conf_cli_parse(int argc, char **argv, struct aw_conf_cli *cli, FILE *out, FILE *err)
 {
-	enum { OPT_CHECK = 256, OPT_TOPOLOGY };
+	enum { OPT_CHECK = 256, OPT_TOPOLOGY, OPT_HOST, OPT_HOST_ROOT };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"set", required_argument, NULL, 's'},
 		{"check", no_argument, NULL, OPT_CHECK},
 		{"topology", required_argument, NULL, OPT_TOPOLOGY},
+		{"host", no_argument, NULL, OPT_HOST},
+		{"host-root", required_argument, NULL, OPT_HOST_ROOT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -84,6 +97,12 @@ int aw_conf_cli_parse(int argc, char **argv, struct aw_conf_cli *cli, FILE *out,
 		case OPT_TOPOLOGY:
 			cli->topology = optarg;
 			break;
+		case OPT_HOST:
+			cli->host = true;
+			break;
+		case OPT_HOST_ROOT:
+			cli->host_root = optarg;
+			break;
 		case 'h':
 			usage(out, prog);
 			free(cli->sets);
@@ -112,6 +131,14 @@ int aw_conf_cli_parse(int argc, char **argv, struct aw_conf_cli *cli, FILE *out,
 	}
 	if (cli->topology && !cli->check) {
 		fprintf(err, "%s: --topology only works with --check\n", prog);
+		goto usage_err;
+	}
+	if (cli->host && !cli->check) {
+		fprintf(err, "%s: --host only works with --check\n", prog);
+		goto usage_err;
+	}
+	if (cli->host_root && !cli->host) {
+		fprintf(err, "%s: --host-root only works with --host\n", prog);
 		goto usage_err;
 	}
 	return AW_CONF_CLI_RUN;
@@ -174,6 +201,19 @@ int aw_conf_check_main(const struct aw_conf_cli *cli, FILE *out, FILE *err)
 	if (rc == 0) {
 		aw_conf_plan_print(conf, &env, plan, out);
 		fprintf(out, "\n%s: valid\n", cli->config);
+		if (cli->host) {
+			struct aw_host_env henv;
+
+			aw_host_env_self(&henv);
+			if (cli->host_root)
+				henv.root = cli->host_root;
+			fputc('\n', out);
+			if (aw_host_check(&henv, conf, plan, out, NULL) > 0) {
+				fprintf(out, "%s: this machine is not ready (see BLOCKER above)\n",
+					cli->config);
+				rc = 1;
+			}
+		}
 		aw_conf_free(conf);
 		aw_topo_free(topo);
 	}

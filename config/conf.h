@@ -342,8 +342,10 @@ struct aw_conf_cli {
 	const char *config; /* -c FILE */
 	const char **sets;  /* --set values, in order (points into argv) */
 	unsigned n_sets;
-	bool check;	      /* --check */
-	const char *topology; /* --topology FILE (with --check only) */
+	bool check;	       /* --check */
+	const char *topology;  /* --topology FILE (with --check only) */
+	bool host;	       /* --host: also inspect this machine (config/host.h) */
+	const char *host_root; /* --host-root DIR: inspect the tree under DIR instead of / */
 };
 
 #define AW_CONF_CLI_RUN (-1) /* aw_conf_cli_parse: go on */

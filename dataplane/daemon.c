@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -420,7 +421,15 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
-	notify("STATUS=loading model %s", c->model.path);
+	{
+		struct stat st;
+
+		if (stat(c->model.path, &st) == 0)
+			notify("STATUS=loading model %s (%.2f GiB)", c->model.path,
+			       (double)st.st_size / (double)(1ull << 30));
+		else
+			notify("STATUS=loading model %s", c->model.path);
+	}
 	if (engine_init(c, &engine) < 0)
 		goto out_eal;
 	notify("STATUS=starting ports and lcores");

@@ -356,6 +356,69 @@ INLINE void rows_f_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in
 	}
 }
 
+/* Lane j of the result = sum of the 8 lanes of v[j]. */
+INLINE __m256 hsum8(const __m256 v[8])
+{
+	const __m256 h12 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+	const __m256 h34 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+
+	return _mm256_add_ps(_mm256_permute2f128_ps(h12, h34, 0x20),
+			     _mm256_permute2f128_ps(h12, h34, 0x31));
+}
+
+/* R rows × T tokens of a float-type matrix (R * T = 8, cols a multiple of 8):
+ * 8 accumulators reduced together (see kern-avx512.c). */
+INLINE void rows_f_block(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+			 size_t ldy, uint32_t r, uint32_t t0, const int R, const int T,
+			 const uint32_t type)
+{
+	const uint8_t *base = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m256 acc[8];
+	float out[8];
+
+	for (int i = 0; i < 8; i++)
+		acc[i] = _mm256_setzero_ps();
+	for (uint32_t c = 0; c < w->cols; c += 8) {
+		__m256 xv[4];
+
+		for (int t = 0; t < T; t++)
+			xv[t] = _mm256_loadu_ps(in->x + (size_t)(t0 + t) * in->n_in + c);
+#pragma GCC unroll 8
+		for (int rr = 0; rr < R; rr++) {
+			const __m256 wv = load_wf(type, base + rr * w->row_size, c);
+
+			for (int t = 0; t < T; t++)
+				acc[rr * T + t] = _mm256_fmadd_ps(wv, xv[t], acc[rr * T + t]);
+		}
+	}
+	_mm256_storeu_ps(out, hsum8(acc));
+	for (int rr = 0; rr < R; rr++)
+		for (int t = 0; t < T; t++)
+			y[(size_t)(t0 + t) * ldy + r + rr] = out[rr * T + t];
+}
+
+/* Float weights: 2 rows × 4 tokens blocks for groups of 4 tokens, 8 rows ×
+ * 1 token for the others, one row at a time for the rows left over. */
+INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
+		     uint32_t r0, uint32_t r1, const uint32_t type)
+{
+	const uint32_t t4 = in->n_tok / 4 * 4;
+	uint32_t r;
+
+	for (r = r0; r + 2 <= r1; r += 2)
+		for (uint32_t t = 0; t < t4; t += 4)
+			rows_f_block(w, in, y, ldy, r, t, 2, 4, type);
+	for (; r < r1; r++)
+		for (uint32_t t = 0; t < t4; t += 4)
+			rows_f_tile(w, in, y, ldy, r, t, 4, type);
+	for (r = r0; r + 8 <= r1; r += 8)
+		for (uint32_t t = t4; t < in->n_tok; t++)
+			rows_f_block(w, in, y, ldy, r, t, 8, 1, type);
+	for (; r < r1; r++)
+		for (uint32_t t = t4; t < in->n_tok; t++)
+			rows_f_tile(w, in, y, ldy, r, t, 1, type);
+}
+
 #define ROWS_TILES(fn, arg)                                                                        \
 	do {                                                                                       \
 		for (uint32_t r = r0; r < r1; r++) {                                               \
@@ -370,6 +433,10 @@ INLINE void rows_f_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
+	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
+		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+		return;
+	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {
 		matmul_x16(w, in, y, ldy, r0, r1);
 		return;
@@ -382,13 +449,22 @@ static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, flo
 		ROWS_TILES(rows_q_tile, 1);
 		break;
 	case AW_TYPE_F16:
-		ROWS_TILES(rows_f_tile, AW_TYPE_F16);
+		if (w->cols % 8 == 0)
+			matmul_f(w, in, y, ldy, r0, r1, AW_TYPE_F16);
+		else
+			ROWS_TILES(rows_f_tile, AW_TYPE_F16);
 		break;
 	case AW_TYPE_BF16:
-		ROWS_TILES(rows_f_tile, AW_TYPE_BF16);
+		if (w->cols % 8 == 0)
+			matmul_f(w, in, y, ldy, r0, r1, AW_TYPE_BF16);
+		else
+			ROWS_TILES(rows_f_tile, AW_TYPE_BF16);
 		break;
 	default:
-		ROWS_TILES(rows_f_tile, AW_TYPE_F32);
+		if (w->cols % 8 == 0)
+			matmul_f(w, in, y, ldy, r0, r1, AW_TYPE_F32);
+		else
+			ROWS_TILES(rows_f_tile, AW_TYPE_F32);
 		break;
 	}
 }

@@ -426,6 +426,21 @@ INLINE void rows_q_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in
 /* 16 weights of a float-type row at column i, as floats (masked tail). */
 INLINE __m512 load_wf(uint32_t type, const void *row, uint32_t i, __mmask16 m)
 {
+	if (__builtin_constant_p(m) && m == 0xffff) {
+		/* full vectors: plain loads (masked ones cost more on some cores) */
+		switch (type) {
+		case AW_TYPE_F16:
+			return _mm512_cvtph_ps(
+				_mm256_loadu_si256((const __m256i *)((const aw_fp16 *)row + i)));
+		case AW_TYPE_BF16:
+			return _mm512_castsi512_ps(_mm512_slli_epi32(
+				_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+					(const __m256i *)((const aw_bf16 *)row + i))),
+				16));
+		default:
+			return _mm512_loadu_ps((const float *)row + i);
+		}
+	}
 	switch (type) {
 	case AW_TYPE_F16:
 		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const aw_fp16 *)row + i));
@@ -529,6 +544,10 @@ INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
+	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
+		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+		return;
+	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {
 		matmul_x16(w, in, y, ldy, r0, r1);
 		return;

@@ -44,6 +44,21 @@ static inline const aw_fp16 *aw_kern_x16_d(const struct aw_kern_mat *m, uint32_t
 	       16 * b;
 }
 
+/* Weight types whose matmul reads activation blocks (struct aw_block_q8a). */
+static inline int aw_kern_type_quantized(uint32_t t)
+{
+	return t == AW_TYPE_Q8_0 || t == AW_TYPE_Q4_0 || t == AW_TYPE_Q4_1 || t == AW_TYPE_Q5_0 ||
+	       t == AW_TYPE_Q5_1 || t == AW_TYPE_Q4_K || t == AW_TYPE_Q5_K || t == AW_TYPE_Q6_K;
+}
+
+/* Quantized types with scales finer than the block or with a min term
+ * (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): ROWS layout only; a vector table
+ * without its own kernel for one of them calls aw_kern_ref_matmul. */
+static inline int aw_kern_type_kq(uint32_t t)
+{
+	return aw_kern_type_quantized(t) && t != AW_TYPE_Q8_0 && t != AW_TYPE_Q4_0;
+}
+
 /* Address of KV row i. */
 static inline const void *aw_kern_kv_row(const struct aw_kern_kv *kv, uint32_t i)
 {
@@ -81,6 +96,11 @@ void aw_kern_ref_add(float *y, const float *a, const float *b, size_t n);
  * either layout of a Q8_0/Q4_0 matrix (slow; the reference's accessor). */
 int aw_kern_ref_wq(const struct aw_kern_mat *m, uint32_t r, uint32_t b, uint32_t j);
 float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b);
+
+/* 32-element block b of row r of a aw_kern_type_kq() matrix in the form
+ * W[32b+j] = a[j/16] * q[j] + bias (see aw_kern_ref_matmul). */
+void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int8_t q[32],
+			float a[2], float *bias);
 
 /* Rope frequencies freq[i] = base^(-2i/n_rot) / ff[i], i < n_rot/2, and the
  * angles of one position: cs[2i] = cos, cs[2i+1] = sin of pos * freq[i],

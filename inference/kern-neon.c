@@ -521,6 +521,10 @@ INLINE void rows_f_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
+	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
+		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+		return;
+	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {
 		matmul_x16(w, in, y, ldy, r0, r1);
 		return;

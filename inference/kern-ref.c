@@ -6,6 +6,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 #include "kern-int.h"
 
@@ -72,6 +73,91 @@ float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b)
 	return aw_fp16_to_f32(aw_kern_x16_d(m, r / 16, b)[r % 16]);
 }
 
+/* Every supported block type, written per 32-element activation block as
+ * W[32b+j] = a[j/16] * q[j] + bias with small integer q:
+ *   Q4_1:  q = nibble 0..15,        a = d,              bias = m
+ *   Q5_0:  q = 5-bit value - 16,    a = d,              bias = 0
+ *   Q5_1:  q = 5-bit value 0..31,   a = d,              bias = m
+ *   Q4_K:  q = nibble 0..15,        a = d*sc[s],        bias = -dmin*m[s]   (s = b % 8)
+ *   Q5_K:  q = 5-bit value 0..31,   a = d*sc[s],        bias = -dmin*m[s]
+ *   Q6_K:  q = 6-bit value - 32,    a[g] = d*sc[2s+g],  bias = 0  (two 16-wide scales) */
+void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int8_t q[32],
+			float a[2], float *bias)
+{
+	const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->row_size;
+	const uint32_t s = b % 8; /* sub-block of a 256 super-block */
+
+	*bias = 0.0f;
+	switch (m->type) {
+	case AW_TYPE_Q4_1: {
+		const struct aw_block_q4_1 *k = (const struct aw_block_q4_1 *)row + b;
+
+		for (int j = 0; j < 32; j++)
+			q[j] = (int8_t)(j < 16 ? k->qs[j] & 15 : k->qs[j - 16] >> 4);
+		a[0] = a[1] = aw_fp16_to_f32(k->d);
+		*bias = aw_fp16_to_f32(k->m);
+		return;
+	}
+	case AW_TYPE_Q5_0:
+	case AW_TYPE_Q5_1: {
+		const int one = m->type == AW_TYPE_Q5_1;
+		const struct aw_block_q5_0 *k0 = (const struct aw_block_q5_0 *)row + b;
+		const struct aw_block_q5_1 *k1 = (const struct aw_block_q5_1 *)row + b;
+		const uint8_t *qh = one ? k1->qh : k0->qh, *qs = one ? k1->qs : k0->qs;
+		const uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 |
+				   (uint32_t)qh[3] << 24;
+
+		for (int j = 0; j < 32; j++) {
+			const int v = (j < 16 ? qs[j] & 15 : qs[j - 16] >> 4) | (int)((h >> j) & 1)
+											<< 4;
+			q[j] = (int8_t)(one ? v : v - 16);
+		}
+		a[0] = a[1] = aw_fp16_to_f32(one ? k1->d : k0->d);
+		*bias = one ? aw_fp16_to_f32(k1->m) : 0.0f;
+		return;
+	}
+	case AW_TYPE_Q4_K:
+	case AW_TYPE_Q5_K: {
+		const int five = m->type == AW_TYPE_Q5_K;
+		const struct aw_block_q4_k *k4 = (const struct aw_block_q4_k *)row + b / 8;
+		const struct aw_block_q5_k *k5 = (const struct aw_block_q5_k *)row + b / 8;
+		const uint8_t *qs = (five ? k5->qs : k4->qs) + 32 * (s / 2);
+		uint8_t sc, mn;
+
+		aw_k_scale_min(five ? k5->scales : k4->scales, (int)s, &sc, &mn);
+		for (int j = 0; j < 32; j++) {
+			int v = s & 1 ? qs[j] >> 4 : qs[j] & 15;
+
+			if (five)
+				v |= (k5->qh[j] >> s & 1) << 4;
+			q[j] = (int8_t)v;
+		}
+		a[0] = a[1] = aw_fp16_to_f32(five ? k5->d : k4->d) * (float)sc;
+		*bias = -aw_fp16_to_f32(five ? k5->dmin : k4->dmin) * (float)mn;
+		return;
+	}
+	case AW_TYPE_Q6_K: {
+		const struct aw_block_q6_k *k = (const struct aw_block_q6_k *)row + b / 8;
+		const uint32_t h = s / 4, kk = s % 4;
+		const float d = aw_fp16_to_f32(k->d);
+
+		for (int j = 0; j < 32; j++) {
+			const uint8_t lo = k->ql[64 * h + 32 * (kk & 1) + (uint32_t)j];
+			const int v = (kk < 2 ? lo & 15 : lo >> 4) |
+				      (k->qh[32 * h + (uint32_t)j] >> (2 * kk) & 3) << 4;
+			q[j] = (int8_t)(v - 32);
+		}
+		a[0] = d * (float)k->scales[2 * s];
+		a[1] = d * (float)k->scales[2 * s + 1];
+		return;
+	}
+	default:
+		a[0] = a[1] = 0.0f;
+		memset(q, 0, 32);
+		return;
+	}
+}
+
 static float ref_wf(const struct aw_kern_mat *m, uint32_t r, uint32_t i)
 {
 	const void *row = (const uint8_t *)m->data + (size_t)r * m->row_size;
@@ -91,17 +177,40 @@ static float ref_wf(const struct aw_kern_mat *m, uint32_t r, uint32_t i)
  *   Q8_0 / Q4_0:    y[t][r] = sum_b (dW[r][b] * dX[t][b]) * isum,
  *                   isum = sum_{j<32} qW[r][32b+j] * qX[t][32b+j]  (exact int32),
  *                   the float product dW*dX rounded once, then times isum, accumulated
- *                   in float in order of b. */
+ *                   in float in order of b.
+ *   Other block types (aw_kern_ref_kblock's form W = a[j/16]*q[j] + bias, per block b):
+ *                   y[t][r] = sum_b dX * (a0 * isum0 + a1 * isum1 + bias * sumX),
+ *                   isum_g = sum_{j in half g} q[j] * qX[j] (exact int32), sumX = the
+ *                   activation block's stored sum, so the min/bias term costs no
+ *                   second pass; the bracket evaluated left to right in float. */
 void aw_kern_ref_matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
 			size_t ldy, uint32_t r0, uint32_t r1)
 {
 	const uint32_t nb = w->cols / AW_KERN_QK;
 	const int quant = w->type == AW_TYPE_Q8_0 || w->type == AW_TYPE_Q4_0;
+	const int kq = aw_kern_type_kq(w->type);
 
 	for (uint32_t t = 0; t < in->n_tok; t++) {
 		for (uint32_t r = r0; r < r1; r++) {
 			float acc = 0.0f;
 
+			if (kq) {
+				for (uint32_t b = 0; b < nb; b++) {
+					const struct aw_block_q8a *xb = in->xq + (size_t)t * nb + b;
+					int8_t q[32];
+					float a[2], bias;
+					int32_t isum[2] = {0, 0};
+
+					aw_kern_ref_kblock(w, r, b, q, a, &bias);
+					for (uint32_t j = 0; j < AW_KERN_QK; j++)
+						isum[j / 16] += q[j] * xb->qs[j];
+					acc += xb->d *
+					       (a[0] * (float)isum[0] + a[1] * (float)isum[1] +
+						bias * (float)xb->sum);
+				}
+				y[(size_t)t * ldy + r] = acc;
+				continue;
+			}
 			if (!quant) {
 				const float *x = in->x + (size_t)t * in->n_in;
 

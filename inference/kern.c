@@ -161,6 +161,12 @@ int aw_kern_mat_init(uint32_t type, uint32_t rows, uint32_t cols, const void *da
 	case AW_TYPE_BF16:
 	case AW_TYPE_Q8_0:
 	case AW_TYPE_Q4_0:
+	case AW_TYPE_Q4_1:
+	case AW_TYPE_Q5_0:
+	case AW_TYPE_Q5_1:
+	case AW_TYPE_Q4_K:
+	case AW_TYPE_Q5_K:
+	case AW_TYPE_Q6_K:
 		break;
 	default:
 		return -EINVAL;

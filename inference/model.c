@@ -81,15 +81,15 @@ struct loadctx {
 	struct aw_model *m;
 };
 
-static bool supported_type(uint32_t t)
-{
-	return t == AW_TYPE_F32 || t == AW_TYPE_F16 || t == AW_TYPE_BF16 || t == AW_TYPE_Q8_0 ||
-	       t == AW_TYPE_Q4_0;
-}
-
 static bool quantized(uint32_t t)
 {
-	return t == AW_TYPE_Q8_0 || t == AW_TYPE_Q4_0;
+	return t == AW_TYPE_Q8_0 || t == AW_TYPE_Q4_0 || t == AW_TYPE_Q4_1 || t == AW_TYPE_Q5_0 ||
+	       t == AW_TYPE_Q5_1 || t == AW_TYPE_Q4_K || t == AW_TYPE_Q5_K || t == AW_TYPE_Q6_K;
+}
+
+static bool supported_type(uint32_t t)
+{
+	return t == AW_TYPE_F32 || t == AW_TYPE_F16 || t == AW_TYPE_BF16 || quantized(t);
 }
 
 /* Find tensor 'name' of shape [ne0] (ne1 == 0) or [ne0, ne1]; check type and

@@ -1,12 +1,12 @@
 /* bench-kern.c — the kernels against the machine's two ceilings, measured in
  * the same run (the machine is shared, so only ratios are comparable):
  *
- *   1. memory read bandwidth: sequential 512-bit (or 256-bit) loads over a
- *      1 GiB buffer as one stream or as eight interleaved streams per thread
+ *   1. memory read bandwidth: sequential 512-bit (or 256-bit; aarch64:
+ *      128-bit) loads over a 1 GiB buffer as one stream or as eight interleaved streams per thread
  *      (the best of both: a matvec reads several row groups at once, which a
  *      single stream underrates), best of a few passes, on 1 and 2 threads;
  *   2. int8 dot-product peak: 10 independent vpdpbusd zmm chains (64
- *      multiply-adds per instruction) on one thread;
+ *      multiply-adds per instruction; aarch64: sdot, 16) on one thread;
  *   3. matvec (batch 1) GB/s of Q8_0/Q4_0 weights at the stories110m and
  *      tinyllama-1.1b layer shapes, per kernel variant and layout (GGUF rows,
  *      X16 repack), on 1 and 2 threads (aw_pool, split by rows), as a
@@ -22,7 +22,12 @@
  */
 #include <errno.h>
 #include <math.h>
+#if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#include <sys/auxv.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +94,7 @@ static void *big_alloc(size_t n)
 
 /* ---- 1. read bandwidth --------------------------------------------------- */
 
+#if defined(__x86_64__)
 __attribute__((target("avx512f"))) static uint64_t read512(const uint8_t *p, size_t n)
 {
 	__m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
@@ -137,6 +143,28 @@ __attribute__((target("avx2"))) static uint64_t read256(const uint8_t *p, size_t
 	a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
 	return (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(a0));
 }
+#else
+/* 4 x 16-byte loads per step, one stream or eight interleaved ones */
+static uint64_t read128(const uint8_t *p, size_t n, int streams)
+{
+	uint8x16_t a[8];
+	const size_t sub = n / (size_t)streams / 64 * 64;
+
+	for (int s = 0; s < 8; s++)
+		a[s] = vdupq_n_u8(0);
+	for (size_t i = 0; i < sub; i += 64) {
+		for (int s = 0; s < streams; s++) {
+			const uint8_t *q = p + s * sub + i;
+
+			a[s] = veorq_u8(a[s], veorq_u8(vld1q_u8(q), vld1q_u8(q + 16)));
+			a[s] = veorq_u8(a[s], veorq_u8(vld1q_u8(q + 32), vld1q_u8(q + 48)));
+		}
+	}
+	for (int s = 1; s < 8; s++)
+		a[0] = veorq_u8(a[0], a[s]);
+	return vgetq_lane_u64(vreinterpretq_u64_u8(a[0]), 0);
+}
+#endif
 
 struct bw_ctx {
 	const uint8_t *buf;
@@ -151,12 +179,16 @@ static void bw_fn(void *arg, unsigned ith, unsigned nth)
 	const size_t chunk = c->size / nth / 256 * 256;
 	const uint8_t *p = c->buf + ith * chunk;
 
+#if defined(__x86_64__)
 	if (__builtin_cpu_supports("avx512f") && c->streams == 8)
 		c->sink ^= read512x8(p, chunk);
 	else if (__builtin_cpu_supports("avx512f"))
 		c->sink ^= read512(p, chunk);
 	else
 		c->sink ^= read256(p, chunk);
+#else
+	c->sink ^= read128(p, chunk, c->streams);
+#endif
 }
 
 /* Best of 'reps' passes over the buffer, one stream and eight streams per
@@ -180,6 +212,7 @@ static double bandwidth(struct aw_pool *pool, const uint8_t *buf, size_t size, i
 
 /* ---- 2. int8 peak ------------------------------------------------------------ */
 
+#if defined(__x86_64__)
 __attribute__((target("avx512f,avx512vnni"))) static double vnni_peak(long iters)
 {
 	const __m512i x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
@@ -221,6 +254,70 @@ __attribute__((target("avx512f,avx512vnni"))) static double vnni_peak(long iters
 	(void)sink;
 	return (double)iters * 10 * 64 / best / 1e9;
 }
+#else
+/* ten independent sdot chains (16 multiply-adds per instruction) */
+__attribute__((target("arch=armv8.2-a+dotprod"))) static double sdot_peak(long iters)
+{
+	const int8x16_t x = vdupq_n_s8(3), y = vdupq_n_s8(-2);
+	int32x4_t a0 = vdupq_n_s32(0), a1 = vdupq_n_s32(1), a2 = vdupq_n_s32(2),
+		  a3 = vdupq_n_s32(3), a4 = vdupq_n_s32(4), a5 = vdupq_n_s32(5),
+		  a6 = vdupq_n_s32(6), a7 = vdupq_n_s32(7), a8 = vdupq_n_s32(8),
+		  a9 = vdupq_n_s32(9);
+	double best = 1e30;
+
+	for (int rep = 0; rep < 5; rep++) {
+		const double t0 = cpu_now();
+
+		for (long n = 0; n < iters; n++) {
+			a0 = vdotq_s32(a0, x, y);
+			a1 = vdotq_s32(a1, x, y);
+			a2 = vdotq_s32(a2, x, y);
+			a3 = vdotq_s32(a3, x, y);
+			a4 = vdotq_s32(a4, x, y);
+			a5 = vdotq_s32(a5, x, y);
+			a6 = vdotq_s32(a6, x, y);
+			a7 = vdotq_s32(a7, x, y);
+			a8 = vdotq_s32(a8, x, y);
+			a9 = vdotq_s32(a9, x, y);
+			__asm__ volatile(""
+					 : "+w"(a0), "+w"(a1), "+w"(a2), "+w"(a3), "+w"(a4),
+					   "+w"(a5), "+w"(a6), "+w"(a7), "+w"(a8), "+w"(a9));
+		}
+		const double dt = cpu_now() - t0;
+
+		if (dt < best)
+			best = dt;
+	}
+	a0 = vaddq_s32(vaddq_s32(vaddq_s32(a0, a1), vaddq_s32(a2, a3)),
+		       vaddq_s32(vaddq_s32(a4, a5), vaddq_s32(a6, a7)));
+	volatile int sink = vaddvq_s32(vaddq_s32(a0, vaddq_s32(a8, a9)));
+
+	(void)sink;
+	return (double)iters * 10 * 16 / best / 1e9;
+}
+#endif
+
+/* The int8 peak this CPU offers the kernels: x86 avx512vnni's vpdpbusd zmm,
+ * aarch64's sdot (0 if the CPU lacks it: GEMM fractions are then omitted). */
+#if defined(__x86_64__)
+#define PEAK_WHAT "10 vpdpbusd zmm chains"
+static int have_int8_peak(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512vnni");
+}
+#define int8_peak vnni_peak
+#else
+#define PEAK_WHAT "10 sdot chains"
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+static int have_int8_peak(void)
+{
+	return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+}
+#define int8_peak sdot_peak
+#endif
 
 /* ---- 3, 4. matmuls ------------------------------------------------------------- */
 
@@ -449,9 +546,8 @@ int main(int argc, char **argv)
 
 	/* 2. int8 peak: sampled again before every GEMM figure; the best sample is
 	 * the ceiling, so that a figure is never compared with an unlucky sample */
-	__builtin_cpu_init();
-	const int has_vnni = __builtin_cpu_supports("avx512vnni");
-	double peak = has_vnni ? vnni_peak(quick ? 1000000 : 5000000) : 0.0;
+	const int has_vnni = have_int8_peak();
+	double peak = has_vnni ? int8_peak(quick ? 1000000 : 5000000) : 0.0;
 
 	static const uint32_t types[] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0};
 	static struct row {
@@ -550,7 +646,7 @@ int main(int argc, char **argv)
 
 						if (has_vnni) {
 							const double pk =
-								vnni_peak(quick ? 200000 : 1000000);
+								int8_peak(quick ? 200000 : 1000000);
 
 							if (pk > peak)
 								peak = pk;
@@ -589,10 +685,10 @@ int main(int argc, char **argv)
 	       "2 threads %.1f GB/s\n",
 	       bw_size >> 20, bw1, bw2);
 	if (has_vnni)
-		printf("int8 peak (10 vpdpbusd zmm chains, best sample): %.1f GMAC/s per thread\n",
-		       peak);
+		printf("int8 peak (" PEAK_WHAT ", best sample): %.1f GMAC/s per thread\n", peak);
 	else
-		printf("int8 peak: no AVX512-VNNI on this CPU; GEMM fractions not reported\n");
+		printf("int8 peak: no AVX512-VNNI / sdot on this CPU; GEMM fractions not "
+		       "reported\n");
 	printf("(times are the slowest thread's CPU time: other users' time slices do not "
 	       "count)\n");
 

@@ -15,6 +15,9 @@
 # llama-server reports log-probabilities, not raw logits: they differ from
 # logits by one constant per position, so log-softmax is what both can be
 # compared on. Exits 77 (skip) when llama-server is absent.
+# AW_COMPARE_SHAPE replaces "--preset stories15m" (aw-mkmodel shape flags),
+# e.g. a dim that is a multiple of 256 so K-quant types stay K-quants
+# (stories15m's 288 makes q4_k/q5_k/q6_k fall back to q5_0/q5_1/q8_0).
 set -euo pipefail
 
 peer=${1:-}
@@ -43,7 +46,7 @@ prompt="1 400 3000 20 77 512 9 31000 7 2024 88 16"
 port=$(( 20000 + RANDOM % 20000 ))
 for type in "${types[@]}"; do
 	model=$work/s15-$type.gguf
-	"$build/tools/aw-mkmodel" --out "$model" --preset stories15m --type "$type" --seed 7 >/dev/null
+	"$build/tools/aw-mkmodel" --out "$model" ${AW_COMPARE_SHAPE:---preset stories15m} --type "$type" --seed 7 >/dev/null
 	"$build/tools/aw-infer" -m "$model" --prompt-ids "$prompt" --logits -t 1 --kv-type f32 >"$work/aw.txt"
 
 	LD_LIBRARY_PATH="$peer${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \

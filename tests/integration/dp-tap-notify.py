@@ -75,7 +75,7 @@ try:
     t_ready = ready[0][0]
     status = [m for t, m in lines('STATUS=') if t <= t_ready]
     assert any('EAL' in m for m in status), status
-    assert any('loading model' in m for m in status), status
+    assert any('loading model' in m and 'GiB)' in m for m in status), status
     assert any(m.startswith('STATUS=serving') for t, m in lines('STATUS=')), msgs
     # idle: the lcores loop, the watchdog is fed every WD/2
     t0 = time.time()

@@ -49,5 +49,14 @@ case_ "--topology without --check" 2 "only works with --check" -c x --topology y
 case_ "missing topology file" 1 "topology" --check -c "$ex/demo.conf" --topology "$tmp/none"
 case_ "--help" 0 "usage: " --help
 case_ "--version" 0 "agentwire " --version
+# --host (config/host.c; the findings themselves: tests/unit/test-host.c)
+case_ "--host without --check" 2 "only works with --check" -c x --host
+case_ "--host-root without --host" 2 "only works with --host" --check -c x --host-root /
+case_ "--host on an empty machine: blockers, exit 1" 1 "BLOCKER: \[port 0\] no PCI device 0000:17:00.0" \
+	--check -c "$ex/two-socket-100g.conf" --topology "$ex/two-socket-100g.topo" --host \
+	--host-root "$tmp/empty-root"
+case_ "--host lists the fix" 1 "fix: dpdk-hugepages.py --pagesize 1G --node 1" \
+	--check -c "$ex/two-socket-100g.conf" --topology "$ex/two-socket-100g.topo" --host \
+	--host-root "$tmp/empty-root"
 echo "1..$n"
 exit $fail

@@ -295,7 +295,7 @@ static void test_bad_input(void **state)
 		      "missing tensor 'blk.0.attn_v.weight'");
 	expect_status(A(M("shape.gguf") " --prompt-ids 1", dir), 1,
 		      "'blk.1.ffn_gate.weight': shape");
-	expect_status(A(M("q41.gguf") " --prompt-ids 1", dir), 1, "q4_1 not supported");
+	expect_status(A(M("q41.gguf") " --prompt-ids 1", dir), 1, "q8_1 not supported");
 	expect_status(A(M("nonexistent.gguf") " --prompt-ids 1", dir), 1, NULL);
 }
 

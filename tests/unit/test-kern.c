@@ -704,7 +704,7 @@ static void test_select(void **state)
 	/* shape checks */
 	struct aw_kern_mat m;
 	assert_int_equal(aw_kern_mat_init(AW_TYPE_Q8_0, 4, 33, NULL, &m), -EINVAL);
-	assert_int_equal(aw_kern_mat_init(AW_TYPE_Q4_K, 4, 256, NULL, &m), -EINVAL);
+	assert_int_equal(aw_kern_mat_init(AW_TYPE_Q2_K, 4, 256, NULL, &m), -EINVAL);
 	assert_int_equal(aw_kern_repack_size(AW_TYPE_F16, 16, 64), 0);
 	assert_int_equal(aw_kern_repack_size(AW_TYPE_Q4_0, 17, 64), 2 * 2 * (256 + 32));
 }

@@ -492,7 +492,7 @@ static void test_bad_flags(void **state)
 		{"--ctx", "0", NULL},
 		{"--layers", "0", NULL},
 		{"--ffn", "1x", NULL},
-		{"--type", "q5_0", NULL},
+		{"--type", "q3_k", NULL},
 		{"--embd-type", "F32x", NULL},
 		{"--output-type", "", NULL},
 		{"--preset", "gpt-5", NULL},

@@ -568,7 +568,7 @@ static void test_refusals(void **state)
 	expect_refusal(&c, "'blk.0.attn_k.weight': shape [96, 32");
 	tiny_default(&c);
 	c.retype = "blk.0.ffn_down.weight";
-	expect_refusal(&c, "type q4_1 not supported");
+	expect_refusal(&c, "type q8_1 not supported");
 	tiny_default(&c);
 	c.omit_key = "llama.block_count";
 	expect_refusal(&c, "missing key 'llama.block_count'");

@@ -25,7 +25,7 @@
 #include "tiny-llama.h"
 #include "tok.h"
 
-enum { MAXR = 32, MAXT = 160 };
+enum { MAXR = 64, MAXT = 160 };
 
 struct out {
 	int32_t tok[MAXT];
@@ -791,6 +791,89 @@ static void test_kv_attach(void **state)
 	aw_kv_free(kv);
 }
 
+/* Everything at once, from a seeded generator: arrivals over time, shared
+ * prefixes, two classes, sessions, cancels, deadlines, a pool that forces
+ * eviction and preemption. Every request ends exactly once; the greedy
+ * output of each plain request (no session, not cancelled, no deadline)
+ * equals the one-at-a-time reference; the pool ends empty. */
+static void test_stress(void **state)
+{
+	enum { N = 48 };
+	struct world w;
+	struct aw_sched *s = NULL;
+	struct aw_sched_config c = {.max_batch = 4,
+				    .max_batch_tokens = 24,
+				    .prefill_chunk = 8,
+				    .block_size = 8,
+				    .ctx = 128,
+				    .n_blocks = 14,
+				    .max_sessions = 2,
+				    .low_share = 2};
+	static int32_t base[3][40], prompt[N][40];
+	int len[N], gen[N], at[N], cancel_at[N], plain[N];
+	uint64_t rs = 12345;
+	struct aw_sched_req r;
+	struct aw_sched_stats st;
+	int next = 0;
+
+	(void)state;
+	open_world(&w, AW_TYPE_F32);
+	assert_int_equal(aw_sched_new(w.m, NULL, NULL, &c, on_event, &w, &s), 0);
+	for (int i = 0; i < 3; i++)
+		mkprompt(base[i], 40, 500 + (uint64_t)i);
+	for (int i = 0; i < N; i++) {
+		len[i] = 1 + (int)(tiny_rand(&rs) % 40);
+		int shared = (int)(tiny_rand(&rs) % (uint64_t)(len[i] + 1));
+		memcpy(prompt[i], base[tiny_rand(&rs) % 3], sizeof(int32_t) * (size_t)shared);
+		mkprompt(prompt[i] + shared, len[i] - shared, 900 + (uint64_t)i);
+		gen[i] = 1 + (int)(tiny_rand(&rs) % 12);
+		at[i] = i * 3 + (int)(tiny_rand(&rs) % 3);
+		cancel_at[i] = tiny_rand(&rs) % 10 == 0 ? at[i] + (int)(tiny_rand(&rs) % 8) : -1;
+	}
+	for (int step = 0; step < 100000; step++) {
+		const uint64_t now = T0 + (uint64_t)step * 1000;
+		while (next < N && step >= at[next]) {
+			const int i = next++;
+			req(&r, (uint64_t)i, prompt[i], len[i], gen[i]);
+			r.priority = (int)(tiny_rand(&rs) % 2);
+			if (tiny_rand(&rs) % 5 == 0)
+				r.session = 1 + tiny_rand(&rs) % 3;
+			if (tiny_rand(&rs) % 10 == 0)
+				r.deadline_us = now + 1000 * (1 + tiny_rand(&rs) % 10);
+			plain[i] = !r.session && !r.deadline_us && cancel_at[i] < 0;
+			assert_int_equal(aw_sched_submit(s, &r), 0);
+		}
+		for (int i = 0; i < next; i++)
+			if (cancel_at[i] == step)
+				assert_int_equal(aw_sched_cancel(s, (uint64_t)i), 0);
+		if (aw_sched_step(s, now) == 0 && next == N)
+			break;
+	}
+	for (int i = 0; i < N; i++) {
+		assert_true(w.out[i].done); /* on_event checks "at most once" */
+		if (plain[i])
+			expect_ref(&w, i, prompt[i], len[i], gen[i]);
+		else
+			assert_true(w.out[i].end.finish != AW_SCHED_FINISH_STOP);
+	}
+	aw_sched_get_stats(s, &st);
+	print_message("# stress: %llu preempted, %llu cache blocks evicted, %llu sessions evicted, "
+		      "%llu cached tokens, finished stop/length/deadline/cancelled/error "
+		      "%llu/%llu/%llu/%llu/%llu\n",
+		      (unsigned long long)st.preempted, (unsigned long long)st.cache_evicted,
+		      (unsigned long long)st.sessions_evicted, (unsigned long long)st.cached_tokens,
+		      (unsigned long long)st.finished[0], (unsigned long long)st.finished[1],
+		      (unsigned long long)st.finished[2], (unsigned long long)st.finished[3],
+		      (unsigned long long)st.finished[4]);
+	assert_true(st.cached_tokens > 0);
+	assert_true(st.preempted > 0);
+	assert_true(st.cache_evicted > 0);
+	assert_true(st.finished[AW_SCHED_FINISH_CANCELLED] > 0);
+	check_empty(s);
+	aw_sched_free(s);
+	close_world(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -806,6 +889,7 @@ int main(void)
 		cmocka_unit_test(test_producers),
 		cmocka_unit_test(test_kv_attach),
 		cmocka_unit_test(test_text_stop),
+		cmocka_unit_test(test_stress),
 	};
 
 	T0 = aw_sched_now_us();

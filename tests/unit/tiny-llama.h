@@ -28,7 +28,7 @@ struct tiny_cfg {
 	const char *arch;     /* "llama" unless set */
 	const char *omit;     /* tensor name to leave out */
 	const char *reshape;  /* tensor name to give a wrong shape */
-	const char *retype;   /* tensor name to store as Q4_1 */
+	const char *retype;   /* tensor name to store as Q8_1 (unsupported) */
 	const char *omit_key; /* metadata key to leave out */
 	int with_tokenizer;   /* add a small "llama" vocabulary */
 };
@@ -79,7 +79,7 @@ static inline int tiny_add(struct tiny_img *im, const struct tiny_cfg *c, uint64
 	if (c->reshape && strcmp(c->reshape, name) == 0)
 		ne[0] += 32;
 	if (c->retype && strcmp(c->retype, name) == 0)
-		type = AW_TYPE_Q4_1;
+		type = AW_TYPE_Q8_1;
 	const uint64_t n = ne[0] * (ne1 ? ne1 : 1);
 	const size_t size = aw_type_row_size(type, ne[0]) * (ne1 ? ne1 : 1);
 	float *f = malloc(sizeof(float) * n);
@@ -92,7 +92,7 @@ static inline int tiny_add(struct tiny_img *im, const struct tiny_cfg *c, uint64
 		f[i] = is_norm == 1   ? 1.0f + tiny_uniform(rs, 0.2f)
 		       : is_norm == 2 ? 1.0f + (float)(i % 4)
 				      : tiny_uniform(rs, a);
-	if (type == AW_TYPE_Q4_1) {
+	if (type == AW_TYPE_Q8_1) {
 		/* not quantizable here: any bytes do, the loader must refuse it */
 	} else {
 		for (uint64_t r = 0; r < (ne1 ? ne1 : 1); r++)

@@ -48,6 +48,7 @@ struct opts {
 	const char *tokenizer_from;
 	struct preset p;
 	uint32_t type, embd_type, output_type;
+	bool mix; /* --type q4_k_m / q5_k_m: llama.cpp's _M tensor mix */
 	bool embd_type_set, output_type_set, vocab_set, tied;
 	uint64_t seed;
 	uint32_t alignment; /* general.alignment */
@@ -79,7 +80,8 @@ static void mkmodel_usage(FILE *f, const char *prog)
 		"  --ctx N               context length (1..1048576)\n"
 		"  --rope-base X         RoPE frequency base (> 0)\n"
 		"  --norm-eps X          RMS-norm epsilon (0 < X < 1)\n"
-		"  --type T              2D weight type: f32 f16 bf16 q8_0 q4_0 (default f32)\n"
+		"  --type T              2D weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1\n"
+		"                        q4_k q5_k q6_k, or the mixes q4_k_m q5_k_m (default f32)\n"
 		"  --embd-type T         token_embd.weight type (default: --type)\n"
 		"  --output-type T       output.weight type (default: --type)\n"
 		"  --tied                no output.weight (tied to token_embd)\n"
@@ -88,7 +90,11 @@ static void mkmodel_usage(FILE *f, const char *prog)
 		"                        power of two in 32..1048576 (default 32)\n"
 		"  --tokenizer-from F    copy the tokenizer.* keys of GGUF file F; vocab = its "
 		"size\n"
-		"Row lengths (dim, ffn) must be multiples of 32 for q8_0 and q4_0.\n",
+		"Row lengths (dim, ffn) must be multiples of 32 for block types. K-quant\n"
+		"tensors whose row is not a multiple of 256 fall back as llama.cpp's do:\n"
+		"q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0. The _m mixes put q6_k on the\n"
+		"output (token_embd when tied) and on attn_v/ffn_down of the first and\n"
+		"last eighth of the layers and every third layer between.\n",
 		prog, 3 + 256 + 1, MAX_VOCAB_SYNTH);
 }
 
@@ -122,7 +128,8 @@ static int parse_float(const char *s, float lo_excl, float hi_excl, float *ret)
 
 static int parse_type(const char *s, uint32_t *ret)
 {
-	static const char *const ok[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+	static const char *const ok[] = {"f32",	 "f16",	 "bf16", "q8_0", "q4_0", "q4_1",
+					 "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (strcmp(s, ok[i]) == 0) {
@@ -263,18 +270,23 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 				bad = "--norm-eps: expected 0 < X < 1";
 			break;
 		case O_TYPE:
-			if (parse_type(optarg, &o->type) < 0)
-				bad = "--type: expected f32, f16, bf16, q8_0 or q4_0";
+			o->mix = strcmp(optarg, "q4_k_m") == 0 || strcmp(optarg, "q5_k_m") == 0;
+			if (o->mix)
+				o->type = optarg[1] == '4' ? AW_TYPE_Q4_K : AW_TYPE_Q5_K;
+			else if (parse_type(optarg, &o->type) < 0)
+				bad = "--type: expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, "
+				      "q5_1, "
+				      "q4_k, q5_k, q6_k, q4_k_m or q5_k_m";
 			break;
 		case O_EMBD_TYPE:
 			o->embd_type_set = true;
 			if (parse_type(optarg, &o->embd_type) < 0)
-				bad = "--embd-type: expected f32, f16, bf16, q8_0 or q4_0";
+				bad = "--embd-type: expected a --type other than a mix";
 			break;
 		case O_OUTPUT_TYPE:
 			o->output_type_set = true;
 			if (parse_type(optarg, &o->output_type) < 0)
-				bad = "--output-type: expected f32, f16, bf16, q8_0 or q4_0";
+				bad = "--output-type: expected a --type other than a mix";
 			break;
 		case O_TIED:
 			o->tied = true;
@@ -352,9 +364,9 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 	if (vocab.set)
 		o->p.vocab = vocab.v;
 	if (!o->embd_type_set)
-		o->embd_type = o->type;
+		o->embd_type = o->mix && o->tied ? AW_TYPE_Q6_K : o->type;
 	if (!o->output_type_set)
-		o->output_type = o->type;
+		o->output_type = o->mix ? AW_TYPE_Q6_K : o->type;
 
 	/* consistency */
 	{
@@ -372,16 +384,12 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 			bad = "vocab out of range for the synthetic vocabulary";
 		else if (o->tokenizer_from && vocab.set)
 			bad = "--vocab and --tokenizer-from exclude each other";
-		else if (aw_type_info(o->type)->block > 1 &&
-			 (o->p.dim % aw_type_info(o->type)->block ||
-			  o->p.ffn % aw_type_info(o->type)->block))
-			bad = "dim and ffn must be multiples of 32 for q8_0/q4_0 weights";
-		else if (aw_type_info(o->embd_type)->block > 1 &&
-			 o->p.dim % aw_type_info(o->embd_type)->block)
-			bad = "dim must be a multiple of 32 for a q8_0/q4_0 embedding";
-		else if (aw_type_info(o->output_type)->block > 1 &&
-			 o->p.dim % aw_type_info(o->output_type)->block)
-			bad = "dim must be a multiple of 32 for a q8_0/q4_0 output";
+		else if (aw_type_info(o->type)->block > 1 && (o->p.dim % 32 || o->p.ffn % 32))
+			bad = "dim and ffn must be multiples of 32 for block-quantized weights";
+		else if (aw_type_info(o->embd_type)->block > 1 && o->p.dim % 32)
+			bad = "dim must be a multiple of 32 for a block-quantized embedding";
+		else if (aw_type_info(o->output_type)->block > 1 && o->p.dim % 32)
+			bad = "dim must be a multiple of 32 for a block-quantized output";
 		else if (o->tied && o->output_type_set)
 			bad = "--tied has no output.weight: --output-type does not apply";
 		if (bad) {
@@ -625,9 +633,50 @@ out:
 
 /* ---- the model ---- */
 
-static uint32_t file_type(uint32_t t)
+/* llama.cpp's use_more_bits(): the _M mixes give attn_v and ffn_down of
+ * these layers Q6_K. */
+static bool more_bits(uint32_t i, uint32_t n)
 {
-	switch (t) { /* llama.cpp's LLAMA_FTYPE_* */
+	return i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2);
+}
+
+/* The type a weight of row length ne0 is written in: the mix's choice, then
+ * llama.cpp's fallback for K-quant rows that are not a multiple of 256. */
+static uint32_t tensor_type(const struct opts *o, uint32_t t, bool more, uint64_t ne0)
+{
+	if (o->mix && more)
+		t = AW_TYPE_Q6_K;
+	if (ne0 % AW_QK_K == 0)
+		return t;
+	switch (t) {
+	case AW_TYPE_Q4_K:
+		return AW_TYPE_Q5_0;
+	case AW_TYPE_Q5_K:
+		return AW_TYPE_Q5_1;
+	case AW_TYPE_Q6_K:
+		return AW_TYPE_Q8_0;
+	default:
+		return t;
+	}
+}
+
+static uint32_t file_type(const struct opts *o)
+{
+	if (o->mix) /* LLAMA_FTYPE_MOSTLY_Q4_K_M, _Q5_K_M */
+		return o->type == AW_TYPE_Q4_K ? 15 : 17;
+	switch (o->type) { /* llama.cpp's LLAMA_FTYPE_* */
+	case AW_TYPE_Q4_1:
+		return 3;
+	case AW_TYPE_Q5_0:
+		return 8;
+	case AW_TYPE_Q5_1:
+		return 9;
+	case AW_TYPE_Q4_K: /* _S: the plain K types */
+		return 14;
+	case AW_TYPE_Q5_K:
+		return 16;
+	case AW_TYPE_Q6_K:
+		return 18;
 	case AW_TYPE_F16:
 		return 1;
 	case AW_TYPE_Q4_0:
@@ -687,7 +736,7 @@ int main(int argc, char **argv)
 		if (aw_gguf_writer_set_str(w, "general.architecture", "llama") < 0 ||
 		    aw_gguf_writer_set_str(w, "general.name", gname) < 0 ||
 		    aw_gguf_writer_set_u32(w, "general.alignment", o.alignment) < 0 ||
-		    aw_gguf_writer_set_u32(w, "general.file_type", file_type(o.type)) < 0 ||
+		    aw_gguf_writer_set_u32(w, "general.file_type", file_type(&o)) < 0 ||
 		    aw_gguf_writer_set_u32(w, "llama.vocab_size", o.p.vocab) < 0 ||
 		    aw_gguf_writer_set_u32(w, "llama.context_length", o.p.ctx) < 0 ||
 		    aw_gguf_writer_set_u32(w, "llama.embedding_length", o.p.dim) < 0 ||
@@ -747,31 +796,38 @@ int main(int argc, char **argv)
 		/* uniform on [-a, a] has std a / sqrt(3): a = sqrt(3 / fan_in) gives 1/sqrt(fan_in) */
 		float a_dim = sqrtf(3.0f / (float)o.p.dim), a_ffn = sqrtf(3.0f / (float)o.p.ffn);
 
-		ADD("token_embd.weight", o.embd_type, o.p.dim, o.p.vocab, false, sqrtf(3.0f));
+		const uint32_t nl = o.p.layers;
+#define TT(t_, more_, ne0_) tensor_type(&o, (t_), (more_), (ne0_))
+		ADD("token_embd.weight", TT(o.embd_type, false, o.p.dim), o.p.dim, o.p.vocab, false,
+		    sqrtf(3.0f));
 		ADD("output_norm.weight", AW_TYPE_F32, o.p.dim, 1, true, 0.0f);
 		if (!o.tied)
-			ADD("output.weight", o.output_type, o.p.dim, o.p.vocab, false, a_dim);
+			ADD("output.weight", TT(o.output_type, false, o.p.dim), o.p.dim, o.p.vocab,
+			    false, a_dim);
 		for (uint32_t l = 0; l < o.p.layers; l++) {
 			snprintf(name, sizeof(name), "blk.%u.attn_norm.weight", l);
 			ADD(name, AW_TYPE_F32, o.p.dim, 1, true, 0.0f);
 			snprintf(name, sizeof(name), "blk.%u.attn_q.weight", l);
-			ADD(name, o.type, o.p.dim, o.p.dim, false, a_dim);
+			ADD(name, TT(o.type, false, o.p.dim), o.p.dim, o.p.dim, false, a_dim);
 			snprintf(name, sizeof(name), "blk.%u.attn_k.weight", l);
-			ADD(name, o.type, o.p.dim, kv_dim, false, a_dim);
+			ADD(name, TT(o.type, false, o.p.dim), o.p.dim, kv_dim, false, a_dim);
 			snprintf(name, sizeof(name), "blk.%u.attn_v.weight", l);
-			ADD(name, o.type, o.p.dim, kv_dim, false, a_dim);
+			ADD(name, TT(o.type, more_bits(l, nl), o.p.dim), o.p.dim, kv_dim, false,
+			    a_dim);
 			snprintf(name, sizeof(name), "blk.%u.attn_output.weight", l);
-			ADD(name, o.type, o.p.dim, o.p.dim, false, a_dim);
+			ADD(name, TT(o.type, false, o.p.dim), o.p.dim, o.p.dim, false, a_dim);
 			snprintf(name, sizeof(name), "blk.%u.ffn_norm.weight", l);
 			ADD(name, AW_TYPE_F32, o.p.dim, 1, true, 0.0f);
 			snprintf(name, sizeof(name), "blk.%u.ffn_gate.weight", l);
-			ADD(name, o.type, o.p.dim, o.p.ffn, false, a_dim);
+			ADD(name, TT(o.type, false, o.p.dim), o.p.dim, o.p.ffn, false, a_dim);
 			snprintf(name, sizeof(name), "blk.%u.ffn_down.weight", l);
-			ADD(name, o.type, o.p.ffn, o.p.dim, false, a_ffn);
+			ADD(name, TT(o.type, more_bits(l, nl), o.p.ffn), o.p.ffn, o.p.dim, false,
+			    a_ffn);
 			snprintf(name, sizeof(name), "blk.%u.ffn_up.weight", l);
-			ADD(name, o.type, o.p.dim, o.p.ffn, false, a_dim);
+			ADD(name, TT(o.type, false, o.p.dim), o.p.dim, o.p.ffn, false, a_dim);
 		}
 	}
+#undef TT
 #undef ADD
 
 	r = aw_gguf_writer_write(w, o.out, &err);
