@@ -221,7 +221,8 @@ static void encode_decode(const struct aw_tok *t, unsigned flags, const char *s,
 		if (!(flags & (AW_TOK_PARSE_SPECIAL | AW_TOK_ADD_BOS | AW_TOK_ADD_EOS |
 			       AW_TOK_ADD_SPECIAL)) &&
 		    valid_utf8((const unsigned char *)s, n) && !memchr(s, '<', n) &&
-		    (got != n || memcmp(out, s, n) != 0))
+		    /* SentencePiece writes spaces as U+2581: a literal one decodes to ' ' */
+		    !memmem(s, n, "\xe2\x96\x81", 3) && (got != n || memcmp(out, s, n) != 0))
 			abort();
 		free(out);
 	}

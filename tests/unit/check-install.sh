@@ -79,7 +79,8 @@ else
 		pkg-config --cflags --libs --static agentwire-client)
 	# shellcheck disable=SC2086 # word splitting of the flags is wanted
 	run "docs/examples/client-example.c builds with pkg-config flags alone" \
-		$cc -o "$tmp/client-example" "$share/doc/agentwire/examples/client-example.c" $flags
+		$cc -o "$tmp/client-example" "$share/doc/agentwire/examples/client-example.c" $flags \
+		${AW_SANITIZE:+$( [ "$AW_SANITIZE" = none ] || echo "-fsanitize=$AW_SANITIZE")}
 	run "libaw_client.a installed in libdir" test -f "$lib/libaw_client.a"
 fi
 echo "1..$n"
