@@ -780,6 +780,18 @@ out:
 	return ret;
 }
 
+/* The loader's progress: ctx is stderr on a terminal (one line rewritten in
+ * place), NULL otherwise (a log line about once a second, shown with -v). */
+static int infer_progress(void *ctx, const struct aw_load_progress *p)
+{
+	char line[128];
+
+	if (ctx)
+		return aw_loader_print_progress(ctx, p);
+	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -815,16 +827,33 @@ int main(int argc, char **argv)
 
 	const void *data = aw_gguf_data(r.g);
 	size_t size = aw_gguf_data_size(r.g);
+	struct aw_model_repacker rp = {0};
+	bool repack_inplace = false;
 	if (o.load >= 0) {
 		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load};
-		if (o.verbose) {
-			lo.on_progress = aw_loader_print_progress;
-			lo.ctx = stderr;
+		/* a progress line on a terminal, log lines (-v) otherwise */
+		const bool tty = isatty(STDERR_FILENO);
+		lo.on_progress = infer_progress;
+		lo.ctx = tty ? stderr : NULL;
+		lo.progress_ms = tty ? 100 : 1000;
+		/* repack each matrix in place as it lands, while later reads are in
+		 * flight: the repacked weights stay in the loader's hugepages */
+		repack_inplace = !o.no_repack && !o.load_only && o.load != AW_LOAD_MMAP;
+		if (repack_inplace) {
+			if (aw_model_repacker_init(&rp, r.g) < 0) {
+				fprintf(stderr, "aw-infer: out of memory\n");
+				goto out;
+			}
+			lo.on_tensor_rw = aw_model_repacker_tensor;
+			lo.tensor_ctx = &rp;
 		}
 		ret = aw_loader_load_gguf(r.g, &lo, &r.w, &err);
 		if (ret < 0) {
 			fprintf(stderr, "aw-infer: loading %s: %s\n", o.model,
-				err.msg[0] ? err.msg : strerror(-ret));
+				rp.rc	     ? strerror(-rp.rc)
+				: err.msg[0] ? err.msg
+					     : strerror(-ret));
+			aw_model_repacker_fini(&rp);
 			goto out;
 		}
 		if (o.load_only) {
@@ -833,13 +862,21 @@ int main(int argc, char **argv)
 			status = 0;
 			goto out;
 		}
+		if (repack_inplace)
+			aw_log(AW_LOG_INFO, "load",
+			       "repacked %" PRIu64
+			       " matrices (%.2f GB) in place while loading, %.2f s",
+			       rp.n_done, rp.bytes_done / 1e9, rp.seconds);
 		data = aw_weights_data(r.w, 0);
 		size = aw_weights_info(r.w)->size;
 	}
 
-	struct aw_model_params mp = {
-		.kern = kern, .max_batch = (int32_t)o.batch, .repack = !o.no_repack};
+	struct aw_model_params mp = {.kern = kern,
+				     .max_batch = (int32_t)o.batch,
+				     .repack = !o.no_repack,
+				     .prepacked = repack_inplace ? rp.done : NULL};
 	ret = aw_model_load(r.g, data, size, &mp, &r.m, &err);
+	aw_model_repacker_fini(&rp);
 	if (ret < 0) {
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
 			err.msg[0] ? err.msg : strerror(-ret));
