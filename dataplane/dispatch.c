@@ -259,12 +259,15 @@ static void run_request(struct group *g, struct aw_req *r)
 		send_error(&x, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
 		goto done;
 	}
-	if (body.max_new_tokens == 0 || body.max_new_tokens > d->p.max_new_tokens)
-		body.max_new_tokens = d->p.max_new_tokens;
+	/* limits may change live (aw_dispatch_set_limits) */
+	const uint32_t max_new = __atomic_load_n(&d->p.max_new_tokens, __ATOMIC_RELAXED);
+	const uint32_t def_deadline = __atomic_load_n(&d->p.default_deadline_us, __ATOMIC_RELAXED);
+	if (body.max_new_tokens == 0 || body.max_new_tokens > max_new)
+		body.max_new_tokens = max_new;
 	if (body.deadline_us)
 		x.deadline_us = r->recv_us + body.deadline_us;
-	else if (d->p.default_deadline_us)
-		x.deadline_us = r->recv_us + d->p.default_deadline_us;
+	else if (def_deadline)
+		x.deadline_us = r->recv_us + def_deadline;
 	if (x.deadline_us && start > x.deadline_us) {
 		send_end(&x, AW_PROTO_FINISH_DEADLINE, NULL, queue_us);
 		goto done;
@@ -421,6 +424,14 @@ void aw_dispatch_free(struct aw_dispatch *d)
 		rte_mempool_free(g->pool);
 	}
 	rte_free(d);
+}
+
+/* --- live limits (config reload) --- */
+void aw_dispatch_set_limits(struct aw_dispatch *d, uint32_t max_new_tokens,
+			    uint32_t default_deadline_us)
+{
+	__atomic_store_n(&d->p.max_new_tokens, max_new_tokens, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->p.default_deadline_us, default_deadline_us, __ATOMIC_RELAXED);
 }
 
 unsigned aw_dispatch_n_groups(const struct aw_dispatch *d)
