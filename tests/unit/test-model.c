@@ -139,14 +139,19 @@ static void naive_mv(float *y, const float *w, const float *x, int rows, int col
 	}
 }
 
-static void naive_rope(float *x, int n_heads, int hd, int pos, const float *ff)
+/* llama: pairs (2i, 2i+1), base 10000; qwen2 (neox): pairs (i, i + hd/2), base 1e6 */
+static void naive_rope(float *x, int n_heads, int hd, int pos, const float *ff, int neox)
 {
+	const double base = neox ? 1e6 : 10000.0;
+
 	for (int h = 0; h < n_heads; h++)
 		for (int i = 0; i < hd / 2; i++) {
-			double th = pos * pow(10000.0, -2.0 * i / hd) / (ff ? ff[i] : 1.0);
-			float a = x[h * hd + 2 * i], b = x[h * hd + 2 * i + 1];
-			x[h * hd + 2 * i] = (float)(a * cos(th) - b * sin(th));
-			x[h * hd + 2 * i + 1] = (float)(a * sin(th) + b * cos(th));
+			double th = pos * pow(base, -2.0 * i / hd) / (ff ? ff[i] : 1.0);
+			const int ia = h * hd + (neox ? i : 2 * i),
+				  ib = h * hd + (neox ? i + hd / 2 : 2 * i + 1);
+			float a = x[ia], b = x[ib];
+			x[ia] = (float)(a * cos(th) - b * sin(th));
+			x[ib] = (float)(a * sin(th) + b * cos(th));
 		}
 }
 
@@ -176,18 +181,30 @@ static void naive_forward(const struct aw_gguf *g, const struct tiny_cfg *c, con
 		      *wo = W("attn_output", D * D), *wg = W("ffn_gate", F * D),
 		      *wu = W("ffn_up", F * D), *wd = W("ffn_down", D * F);
 #undef W
+#define B(s, cnt) (snprintf(nm, sizeof(nm), "blk.%d." s ".bias", l), deq(g, nm, (cnt)))
+		float *bq = c->qkv_bias ? B("attn_q", D) : NULL,
+		      *bk = c->qkv_bias ? B("attn_k", KD) : NULL,
+		      *bv = c->qkv_bias ? B("attn_v", KD) : NULL;
+#undef B
+		const int neox = tiny_is_qwen2(c);
 		/* K and V of every position first (causal: row t only reads 0..t) */
 		for (int t = 0; t < n; t++) {
 			naive_rmsnorm(xb, x + (size_t)t * D, an, D);
 			naive_mv(kc + (size_t)t * KD, wk, xb, KD, D);
 			naive_mv(vc + (size_t)t * KD, wv, xb, KD, D);
-			naive_rope(kc + (size_t)t * KD, KH, hd, t, ff);
+			for (int i = 0; bk && i < KD; i++) {
+				kc[(size_t)t * KD + i] += bk[i];
+				vc[(size_t)t * KD + i] += bv[i];
+			}
+			naive_rope(kc + (size_t)t * KD, KH, hd, t, ff, neox);
 		}
 		for (int t = 0; t < n; t++) {
 			float *xt = x + (size_t)t * D;
 			naive_rmsnorm(xb, xt, an, D);
 			naive_mv(q, wq, xb, D, D);
-			naive_rope(q, H, hd, t, ff);
+			for (int i = 0; bq && i < D; i++)
+				q[i] += bq[i];
+			naive_rope(q, H, hd, t, ff, neox);
 			for (int h = 0; h < H; h++) {
 				const int kh = h / (H / KH);
 				float mx = -INFINITY, sum = 0;
@@ -222,7 +239,7 @@ static void naive_forward(const struct aw_gguf *g, const struct tiny_cfg *c, con
 				xt[i] += xb[i];
 		}
 		free(an), free(fn), free(wq), free(wk), free(wv), free(wo), free(wg), free(wu),
-			free(wd);
+			free(wd), free(bq), free(bk), free(bv);
 	}
 	for (int t = 0; t < n; t++) {
 		naive_rmsnorm(xb, x + (size_t)t * D, onorm, D);
@@ -292,6 +309,26 @@ static void test_naive_reference(void **state)
 	c.tied = 0;
 	check_naive(&c);
 	c.n_head_kv = 1; /* multi-query */
+	check_naive(&c);
+}
+
+/* qwen2: Q/K/V biases, NEOX rotation, base 1e6, keys under "qwen2."; tied
+ * (Qwen2.5-0.5B) and untied; a llama file may carry the biases too. */
+static void test_qwen2(void **state)
+{
+	struct tiny_cfg c;
+
+	(void)state;
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	check_naive(&c);
+	c.tied = 1;
+	c.seed = 3;
+	c.n_head_kv = 1;
+	check_naive(&c);
+	tiny_default(&c);
+	c.qkv_bias = 1; /* llama with optional biases */
 	check_naive(&c);
 }
 
@@ -558,6 +595,29 @@ static void test_refusals(void **state)
 	c.arch = "gpt2";
 	expect_refusal(&c, "architecture 'gpt2'");
 	tiny_default(&c);
+	c.arch = "qwen2"; /* without its biases */
+	expect_refusal(&c, "missing tensor 'blk.0.attn_q.bias'");
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	c.omit = "blk.1.attn_v.bias";
+	expect_refusal(&c, "missing tensor 'blk.1.attn_v.bias'");
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	c.reshape = "blk.0.attn_k.bias";
+	expect_refusal(&c, "'blk.0.attn_k.bias': shape [64");
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	c.omit_key = "llama.embedding_length"; /* i.e. qwen2.embedding_length */
+	expect_refusal(&c, "missing key 'qwen2.embedding_length'");
+	tiny_default(&c);
+	c.with_tokenizer = 1;
+	c.vocab = 96;
+	c.tok_extra = 1; /* tokenizer one token longer than the embedding */
+	expect_refusal(&c, "tokenizer.ggml.tokens has 97 tokens");
+	tiny_default(&c);
 	c.omit = "blk.1.ffn_up.weight";
 	expect_refusal(&c, "missing tensor 'blk.1.ffn_up.weight'");
 	tiny_default(&c);
@@ -656,6 +716,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_naive_reference),
+		cmocka_unit_test(test_qwen2),
 		cmocka_unit_test(test_prefill_equals_decode),
 		cmocka_unit_test(test_multi_sequence_batch),
 		cmocka_unit_test(test_kv_f16),
