@@ -106,6 +106,7 @@ struct loadctx {
 	size_t size;
 	struct aw_err *err;
 	struct aw_model *m;
+	bool check;		 /* run aw_model_check_tensor() on each tensor */
 	const struct arch *arch; /* from general.architecture */
 	char key[128];		 /* akey()'s buffer */
 };
@@ -181,6 +182,10 @@ static const struct aw_gguf_tensor *find(struct loadctx *c, const char *name, ui
 	if ((uintptr_t)(c->data + t->offset) % align) {
 		*ret = aw_err_set(c->err, EINVAL, "tensor '%s': data not aligned to %zu bytes",
 				  name, align);
+		return NULL;
+	}
+	if (c->check && aw_model_check_tensor(c->g, (uint64_t)i, c->data + t->offset, c->err) < 0) {
+		*ret = -EINVAL;
 		return NULL;
 	}
 	c->m->weight_bytes += t->size;
@@ -382,6 +387,59 @@ static void *scratch(size_t n, size_t elem)
 	return aligned_alloc(AW_KERN_ALIGN, bytes ? bytes : AW_KERN_ALIGN);
 }
 
+/* --- load-time checks and the float-activation reference (qwen2 helper) -------- */
+
+int aw_model_check_tensor(const struct aw_gguf *g, uint64_t idx, const void *data,
+			  struct aw_err *err)
+{
+	const struct aw_gguf_tensor *t = aw_gguf_tensor_at(g, idx);
+	size_t blk;
+
+	if (!t)
+		return aw_err_set(err, EINVAL, "tensor %llu not in the file",
+				  (unsigned long long)idx);
+	const uint64_t n = t->n_elements;
+	int r = aw_quant_check_row(t->type, data, (size_t)n, &blk);
+	if (r == -ERANGE) {
+		const struct aw_type_info *ti = aw_type_info(t->type);
+		const uint64_t per_row = t->ne[0] / ti->block;
+		return aw_err_set(err, EINVAL,
+				  "tensor '%s': %s block %zu (row %llu) has a NaN or infinite "
+				  "scale",
+				  t->name, aw_type_name(t->type), blk,
+				  (unsigned long long)(blk / per_row));
+	}
+	if (r < 0)
+		return aw_err_set(err, EINVAL, "tensor '%s': type %s cannot be checked", t->name,
+				  aw_type_name(t->type));
+	return 0;
+}
+
+/* Replace a quantized matrix by its F32 widening (params.dequant). */
+static int widen(struct loadctx *c, struct aw_kern_mat *w)
+{
+	struct aw_model *m = c->m;
+
+	if (!quantized(w->type))
+		return 0;
+	const size_t rb = aw_type_row_size(w->type, w->cols);
+	const size_t sz = (size_t)w->rows * w->cols * sizeof(float);
+	float *dst = aligned_alloc(AW_KERN_ALIGN,
+				   (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
+	if (!dst)
+		return aw_err_set(c->err, ENOMEM, "out of memory widening weights to f32");
+	m->owned[m->n_owned++] = dst;
+	for (uint32_t r = 0; r < w->rows; r++)
+		if (aw_dequant_row(w->type, (const uint8_t *)w->data + r * rb,
+				   dst + (size_t)r * w->cols, w->cols) < 0)
+			return aw_err_set(c->err, EINVAL, "cannot widen a %s matrix",
+					  aw_type_name(w->type));
+	if (aw_kern_mat_init(AW_TYPE_F32, w->rows, w->cols, dst, w) < 0)
+		return aw_err_set(c->err, EINVAL, "cannot describe a widened matrix");
+	m->owned_bytes += sz;
+	return 0;
+}
+
 int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 		  const struct aw_model_params *p, struct aw_model **ret_m, struct aw_err *err)
 {
@@ -394,6 +452,7 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 	if (!m)
 		return aw_err_set(err, ENOMEM, "out of memory");
 	c.m = m;
+	c.check = !(p && p->scales_checked);
 	m->k = p && p->kern ? p->kern : aw_kern_select(NULL);
 	if (!m->k) {
 		r = aw_err_set(err, ENODEV, "no kernel table for this CPU");
@@ -489,10 +548,25 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 		L->q_ffn = quantized(L->gate.type) || quantized(L->up.type);
 		L->q_down = quantized(L->down.type);
 	}
+	/* the float-activation reference: every matrix widened to F32 (the
+	 * output separately when tied: the embedding lookup stays as stored) */
+	if (p && p->dequant) {
+		for (int32_t l = 0; l < hp->n_layer; l++) {
+			struct layer *L = &m->layers[l];
+			struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,
+						    &L->gate, &L->up, &L->down};
+			for (size_t i = 0; i < 7; i++)
+				if ((r = widen(&c, ms[i])) < 0)
+					goto fail;
+			L->q_attn = L->q_wo = L->q_ffn = L->q_down = false;
+		}
+		if ((r = widen(&c, &m->output)) < 0)
+			goto fail;
+	}
 	m->q_out = quantized(m->output.type);
 
 	/* repack the matrices the kernels read faster interleaved */
-	if (p && p->repack) {
+	if (p && p->repack && !p->dequant) {
 		for (int32_t l = 0; l < hp->n_layer; l++) {
 			struct layer *L = &m->layers[l];
 			struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,

@@ -92,6 +92,13 @@ struct aw_model_params {
 	int repack;		    /* 1: repack Q8_0/Q4_0 matrices into the kernels'
 				     * interleaved layout at load (uses memory of the
 				     * same size); 0: read them in place */
+	int dequant;		    /* 1: widen every quantized matrix to F32 at load,
+				     * so products use unquantized activations: the
+				     * reference that measures what activation
+				     * quantization costs (4 bytes per weight) */
+	int scales_checked;	    /* 1: the caller already ran aw_model_check_tensor()
+				     * on every tensor (e.g. from the loader's on_tensor
+				     * callback, overlapped with the reads): skip it here */
 };
 
 /* A batch for aw_model_forward(). Tokens of one sequence appear in position
@@ -117,6 +124,14 @@ struct aw_model;
  * kernel table is available. */
 int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 		  const struct aw_model_params *p, struct aw_model **ret_m, struct aw_err *err);
+
+/* Check tensor 'idx' of 'g' whose bytes are at 'data': every block scale of a
+ * quantized type is finite (aw_quant_check_row()). Returns 0, or -EINVAL with
+ * 'err' naming the tensor, the row and the block. aw_model_load() runs it on
+ * each tensor it uses unless params.scales_checked; a loader can run it as
+ * each tensor lands (any thread; no state). */
+int aw_model_check_tensor(const struct aw_gguf *g, uint64_t idx, const void *data,
+			  struct aw_err *err);
 
 /* Release 'm' (NULL is fine). */
 void aw_model_free(struct aw_model *m);

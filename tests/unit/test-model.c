@@ -42,16 +42,27 @@ struct fixture {
 	struct aw_kv *kv;
 };
 
-static int open_model(struct fixture *f, const struct tiny_cfg *c, const struct aw_kern *k,
-		      int repack, struct aw_err *err)
+/* 'corrupt', if set, runs on the parsed image before the model loads. */
+static int open_model_p(struct fixture *f, const struct tiny_cfg *c,
+			const struct aw_model_params *p, void (*corrupt)(struct aw_gguf *g),
+			struct aw_err *err)
 {
 	size_t len;
-	struct aw_model_params p = {.kern = k, .max_batch = 32, .repack = repack};
 
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(tiny_write(c, NULL, &f->buf, &len), 0);
 	assert_int_equal(aw_gguf_parse(f->buf, len, &f->g, err), 0);
-	return aw_model_load(f->g, aw_gguf_data(f->g), aw_gguf_data_size(f->g), &p, &f->m, err);
+	if (corrupt)
+		corrupt(f->g);
+	return aw_model_load(f->g, aw_gguf_data(f->g), aw_gguf_data_size(f->g), p, &f->m, err);
+}
+
+static int open_model(struct fixture *f, const struct tiny_cfg *c, const struct aw_kern *k,
+		      int repack, struct aw_err *err)
+{
+	struct aw_model_params p = {.kern = k, .max_batch = 32, .repack = repack};
+
+	return open_model_p(f, c, &p, NULL, err);
 }
 
 static void new_kv_type(struct fixture *f, int32_t max_seqs, int32_t ctx, uint32_t type)
@@ -273,15 +284,16 @@ static const int32_t PROMPT[12] = {5, 17, 3, 90, 42, 42, 7, 1, 64, 33, 12, 80};
  * Both compute in float with different summation orders (the naive one in
  * double); over 2 layers of dot products of length <= 96 the difference
  * stays within a few thousand ulps of the logits' magnitude: 1e-4 relative. */
-static void check_naive(const struct tiny_cfg *c)
+static void check_naive_p(const struct tiny_cfg *c, int dequant)
 {
 	struct fixture f;
 	struct aw_err err;
 	const int n = 12;
 	const size_t V = c->vocab;
 	float *got = malloc(sizeof(float) * n * V), *want = malloc(sizeof(float) * n * V);
+	struct aw_model_params p = {.kern = &aw_kern_ref, .max_batch = 32, .dequant = dequant};
 
-	assert_int_equal(open_model(&f, c, &aw_kern_ref, 0, &err), 0);
+	assert_int_equal(open_model_p(&f, c, &p, NULL, &err), 0);
 	new_kv(&f, 1, 64);
 	run_seq(&f, 0, PROMPT, n, 0, NULL, got);
 	naive_forward(f.g, c, PROMPT, n, want);
@@ -292,6 +304,11 @@ static void check_naive(const struct tiny_cfg *c)
 	close_model(&f);
 	free(got);
 	free(want);
+}
+
+static void check_naive(const struct tiny_cfg *c)
+{
+	check_naive_p(c, 0);
 }
 
 static void test_naive_reference(void **state)
@@ -330,6 +347,91 @@ static void test_qwen2(void **state)
 	tiny_default(&c);
 	c.qkv_bias = 1; /* llama with optional biases */
 	check_naive(&c);
+}
+
+/* --dequant: quantized weights widened to F32 give the naive forward's
+ * float-activation result to the same 1e-4 as F32 files, for every block
+ * type (the naive reference dequantizes the same way). */
+static void test_dequant(void **state)
+{
+	static const uint32_t types[] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0, AW_TYPE_Q5_0, AW_TYPE_Q4_K,
+					 AW_TYPE_Q6_K};
+	struct tiny_cfg c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		tiny_default(&c);
+		c.dim = 256; /* K-quant rows */
+		c.ffn = 256;
+		c.n_layer = 1;
+		c.type = c.embd_type = types[i];
+		c.tied = i % 2;
+		c.arch = i == 2 ? "qwen2" : NULL;
+		c.qkv_bias = i == 2;
+		check_naive_p(&c, 1);
+	}
+}
+
+/* NaN/Inf block scales are refused at load with the tensor, row and block;
+ * params.scales_checked skips the pass (the loader ran it). */
+static const char *bad_tensor = "blk.1.ffn_gate.weight";
+static size_t bad_off; /* byte offset of the scale in the tensor */
+static uint16_t bad_bits;
+
+static void corrupt_scale(struct aw_gguf *g)
+{
+	const struct aw_gguf_tensor *t =
+		aw_gguf_tensor_at(g, (uint64_t)aw_gguf_find_tensor(g, bad_tensor));
+	uint8_t *d = (uint8_t *)aw_gguf_tensor_data(g, t);
+
+	memcpy(d + bad_off, &bad_bits, 2);
+}
+
+static void test_bad_scales(void **state)
+{
+	static const struct {
+		uint32_t type;
+		size_t off; /* scale's offset in block 3 */
+		const char *msg;
+	} cases[] = {
+		{AW_TYPE_Q8_0, 3 * 34, "q8_0 block 3 (row 0)"},
+		{AW_TYPE_Q4_0, 3 * 18, "q4_0 block 3 (row 0)"},
+		{AW_TYPE_Q4_1, 3 * 20 + 2, "q4_1 block 3 (row 0)"},
+		{AW_TYPE_Q4_K, 3 * 144 + 2, "q4_k block 3 (row 3)"}, /* dmin */
+		{AW_TYPE_Q6_K, 3 * 210 + 208, "q6_k block 3 (row 3)"},
+	};
+	struct tiny_cfg c;
+	struct fixture f;
+	struct aw_err err = {0};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int nan = 0; nan < 2; nan++) {
+			tiny_default(&c);
+			c.dim = 256;
+			c.ffn = 256;
+			c.type = cases[i].type;
+			bad_off = cases[i].off;
+			bad_bits = nan ? 0xfe00 : 0x7c00; /* -NaN, +Inf */
+			struct aw_model_params p = {.kern = &aw_kern_ref, .max_batch = 8};
+			assert_int_equal(open_model_p(&f, &c, &p, corrupt_scale, &err), -EINVAL);
+			if (!strstr(err.msg, bad_tensor) || !strstr(err.msg, cases[i].msg) ||
+			    !strstr(err.msg, "NaN or infinite"))
+				fail_msg("case %zu: '%s'", i, err.msg);
+			assert_null(f.m);
+			/* the same tensor through the public check */
+			int idx = aw_gguf_find_tensor(f.g, bad_tensor);
+			const struct aw_gguf_tensor *t = aw_gguf_tensor_at(f.g, (uint64_t)idx);
+			assert_int_equal(aw_model_check_tensor(f.g, (uint64_t)idx,
+							       aw_gguf_tensor_data(f.g, t), &err),
+					 -EINVAL);
+			close_model(&f);
+			/* already checked by the caller: loads */
+			p.scales_checked = 1;
+			assert_int_equal(open_model_p(&f, &c, &p, corrupt_scale, &err), 0);
+			close_model(&f);
+		}
+	}
 }
 
 /* A batch of N tokens of one sequence equals N single steps. The same
@@ -717,6 +819,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_naive_reference),
 		cmocka_unit_test(test_qwen2),
+		cmocka_unit_test(test_dequant),
+		cmocka_unit_test(test_bad_scales),
 		cmocka_unit_test(test_prefill_equals_decode),
 		cmocka_unit_test(test_multi_sequence_batch),
 		cmocka_unit_test(test_kv_f16),
