@@ -260,6 +260,8 @@ static int instance_open(const char *path, const struct aw_engine_model_opts *o,
 			lo.tensor_ctx = &rp;
 		}
 		ret = aw_loader_load_gguf(e->g, &lo, &e->w, err);
+		if (ret < 0 && rp.rc) /* the repacker's reason, not "cancelled" */
+			ret = aw_err_set(err, -rp.rc, "%s", rp.msg[0] ? rp.msg : strerror(-rp.rc));
 		if (ret < 0)
 			goto fail;
 		const struct aw_weights_info *wi = aw_weights_info(e->w);
