@@ -64,7 +64,9 @@ struct aw_model {
 	struct aw_block_q8a *xq; /* (T, max(dim, q_dim)/32) */
 	struct aw_block_q8a *hq; /* (T, ffn_dim/32): written while other threads
 				  * still read xq in the same step */
-	int32_t *out_rows;	 /* (T) tokens whose logits are wanted */
+	int32_t *out_rows;	 /* (2, T) tokens whose output is wanted (logit rows
+				  * first), then each one's row in 'hidden' or -1 */
+	float *row_y;		 /* (n_vocab) scratch of aw_model_logits_rows(), on use */
 	/* sized for the KV cache on first use (once per cache shape) */
 	const void **blk; /* (nth, 2, max_blocks_per_seq) block pointers */
 	size_t blk_cap;
@@ -592,7 +594,7 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 	m->hb2 = scratch(T * ffn, sizeof(float));
 	m->xq = scratch(T * (widest / AW_KERN_QK + 1), sizeof(struct aw_block_q8a));
 	m->hq = scratch(T * (ffn / AW_KERN_QK + 1), sizeof(struct aw_block_q8a));
-	m->out_rows = scratch(T, sizeof(int32_t));
+	m->out_rows = scratch(2 * T, sizeof(int32_t)); /* rows, then hidden indices */
 	if (!m->x || !m->xb || !m->xb2 || !m->q || !m->kk || !m->vv || !m->hb || !m->hb2 ||
 	    !m->xq || !m->hq || !m->out_rows) {
 		r = aw_err_set(err, ENOMEM, "out of memory for %zu-token scratch", T);
@@ -635,6 +637,7 @@ void aw_model_free(struct aw_model *m)
 	free(m->xq);
 	free(m->hq);
 	free(m->out_rows);
+	free(m->row_y);
 	free(m->blk);
 	free(m->seq_next);
 	free(m);
@@ -682,8 +685,10 @@ struct fwd {
 	struct aw_kv *kv;
 	const struct aw_batch *b;
 	struct aw_pool *pool;
-	int32_t n_out;
+	int32_t n_out;	 /* rows normed at the end (logit rows first) */
+	int32_t n_logit; /* of those, rows projected to logits */
 	float *logits;
+	float *hidden;	       /* (n_hidden, dim) normed hidden states, or NULL */
 	size_t blk_per_thread; /* block pointers per thread (K and V) */
 };
 
@@ -881,10 +886,18 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 		k->rmsnorm(m->xb + o * dim, m->x + (size_t)m->out_rows[o] * dim, m->out_norm, dim,
 			   hp->rms_eps);
 	if (m->q_out)
-		quant_rows(k, m->xb, m->xq, dim, o0, o1);
+		quant_rows(k, m->xb, m->xq, dim, o0,
+			   o1 < (uint32_t)f->n_logit ? o1 : (uint32_t)f->n_logit);
+	if (f->hidden)
+		for (uint32_t o = o0; o < o1; o++)
+			if (m->out_rows[m->max_batch + o] >= 0)
+				memcpy(f->hidden + (size_t)m->out_rows[m->max_batch + o] * dim,
+				       m->xb + o * dim, dim * sizeof(float));
 	barrier(f, nth);
-	struct aw_kern_in in = {(uint32_t)f->n_out, (uint32_t)dim, m->xb, m->xq};
-	mm(k, &m->output, &in, f->logits, (size_t)hp->n_vocab, ith, nth);
+	if (f->n_logit > 0) {
+		struct aw_kern_in in = {(uint32_t)f->n_logit, (uint32_t)dim, m->xb, m->xq};
+		mm(k, &m->output, &in, f->logits, (size_t)hp->n_vocab, ith, nth);
+	}
 }
 
 static void forward_one(void *ctx, unsigned ith, unsigned nth)
@@ -895,8 +908,25 @@ static void forward_one(void *ctx, unsigned ith, unsigned nth)
 int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
 		     struct aw_pool *pool, float *logits)
 {
+	return aw_model_forward_ex(m, kv, b, pool, logits, NULL);
+}
+
+/* what token i of 'b' asks for (AW_MODEL_OUT_* bits); without 'hidden' any
+ * nonzero flag means logits, as aw_model_forward() documents */
+static int out_kind(const struct aw_batch *b, int32_t i, const float *hidden)
+{
+	if (!b->logits)
+		return i == b->n - 1 ? AW_MODEL_OUT_LOGITS : 0;
+	if (!hidden)
+		return b->logits[i] ? AW_MODEL_OUT_LOGITS : 0;
+	return b->logits[i] & (AW_MODEL_OUT_LOGITS | AW_MODEL_OUT_HIDDEN);
+}
+
+int aw_model_forward_ex(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+			struct aw_pool *pool, float *logits, float *hidden)
+{
 	const unsigned nth = pool ? aw_pool_size(pool) : 1;
-	int32_t n_out = 0;
+	int32_t n_out = 0, n_logit = 0, n_hidden = 0;
 	int r;
 
 	if (!b || b->n <= 0 || b->n > m->max_batch || !b->token || !b->pos || !b->seq)
@@ -934,9 +964,25 @@ int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch
 		if (b->pos[i] >= kv->c.max_seq_len)
 			return -ERANGE;
 		m->seq_next[b->seq[i]]++;
-		if (b->logits ? b->logits[i] != 0 : i == b->n - 1)
-			m->out_rows[n_out++] = i;
+		if (out_kind(b, i, hidden) & AW_MODEL_OUT_LOGITS)
+			n_logit++;
 	}
+	/* output rows: logit rows first (the projection reads them contiguous),
+	 * then rows that want only their hidden state; hidden rows in batch order */
+	int32_t *hid = m->out_rows + m->max_batch;
+	int32_t o_l = 0, o_h = n_logit;
+	for (int32_t i = 0; i < b->n; i++) {
+		const int kind = out_kind(b, i, hidden);
+		int32_t o;
+		if (!kind)
+			continue;
+		o = (kind & AW_MODEL_OUT_LOGITS) ? o_l++ : o_h++;
+		m->out_rows[o] = i;
+		hid[o] = (kind & AW_MODEL_OUT_HIDDEN) ? n_hidden++ : -1;
+	}
+	n_out = o_h;
+	if (n_logit > 0 && !logits)
+		return -EINVAL;
 	/* reserve each sequence's blocks once (the first token of it) */
 	for (int32_t i = 0; i < b->n; i++) {
 		const int32_t s = b->seq[i];
@@ -945,7 +991,7 @@ int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch
 			return r;
 	}
 
-	struct fwd f = {m, kv, b, pool, n_out, logits, per_thread};
+	struct fwd f = {m, kv, b, pool, n_out, n_logit, logits, hidden, per_thread};
 	if (nth > 1)
 		aw_pool_run(pool, forward_one, &f);
 	else
@@ -953,5 +999,36 @@ int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch
 
 	for (int32_t i = 0; i < b->n; i++)
 		aw_kv_seq_set_len(kv, b->seq[i], m->seq_next[b->seq[i]]);
-	return n_out;
+	return n_logit;
+}
+
+int aw_model_logits_rows(struct aw_model *m, const float *hidden, const int32_t *rows,
+			 int32_t n_rows, float *out)
+{
+	const struct aw_kern *k = m->k;
+	const size_t dim = (size_t)m->hp.dim;
+
+	for (int32_t i = 0; i < n_rows; i++)
+		if (rows[i] < 0 || rows[i] >= m->hp.n_vocab)
+			return -EINVAL;
+	if (!m->row_y) {
+		m->row_y = malloc(sizeof(float) * (size_t)m->hp.n_vocab);
+		if (!m->row_y)
+			return -ENOMEM;
+	}
+	/* the same activation rounding as the forward pass's projection */
+	memcpy(m->xb, hidden, dim * sizeof(float));
+	if (m->q_out)
+		quant_rows(k, m->xb, m->xq, dim, 0, 1);
+	const struct aw_kern_in in = {1, (uint32_t)dim, m->xb, m->xq};
+	for (int32_t i = 0; i < n_rows; i++) {
+		/* the kernels compute whole tiles of AW_KERN_TILE rows */
+		const uint32_t r0 = (uint32_t)rows[i] / AW_KERN_TILE * AW_KERN_TILE;
+		uint32_t r1 = r0 + AW_KERN_TILE;
+		if (r1 > m->output.rows)
+			r1 = m->output.rows;
+		k->matmul(&m->output, &in, m->row_y, (size_t)m->hp.n_vocab, r0, r1);
+		out[i] = m->row_y[rows[i]];
+	}
+	return 0;
 }

@@ -169,4 +169,28 @@ int32_t aw_model_kv_dim(const struct aw_model *m);
 int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
 		     struct aw_pool *pool, float *logits);
 
+/* What a token of aw_model_forward_ex()'s batch asks for (bits of
+ * b->logits[i]): its logits, and/or its final hidden state (the residual
+ * stream after output_norm: what embeddings pool, llama.cpp's "result_norm"). */
+#define AW_MODEL_OUT_LOGITS 0x1
+#define AW_MODEL_OUT_HIDDEN 0x2
+
+/* aw_model_forward() that also writes, when 'hidden' is not NULL, the hidden
+ * state of every token whose b->logits has AW_MODEL_OUT_HIDDEN into 'hidden'
+ * ((n_hidden, dim) floats, in batch order); only tokens with
+ * AW_MODEL_OUT_LOGITS get logits (the output projection is skipped for the
+ * others). 'logits' may be NULL when no token asks for logits. Returns the
+ * number of logit rows written, or -errno as aw_model_forward(). */
+int aw_model_forward_ex(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+			struct aw_pool *pool, float *logits, float *hidden);
+
+/* Logits of vocabulary rows rows[0..n_rows) for one hidden state 'hidden'
+ * (dim floats from aw_model_forward_ex()): out[i] equals entry rows[i] of the
+ * full logits, computed from only those rows of the output matrix (each
+ * with the kernel tile around it). Runs on the calling thread; not while a
+ * forward pass of 'm' runs. Returns 0, -EINVAL (a row out of range) or
+ * -ENOMEM. */
+int aw_model_logits_rows(struct aw_model *m, const float *hidden, const int32_t *rows,
+			 int32_t n_rows, float *out);
+
 #endif
