@@ -34,6 +34,8 @@
 #include "sample.h"
 #include "tok.h"
 
+#define GROUP_MODELS 64
+
 struct model_engine {
 	struct aw_gguf *g;
 	struct aw_model *m; /* on replica 0 */
@@ -42,6 +44,7 @@ struct model_engine {
 	struct aw_model *mr[AW_LOAD_MAX_REPLICAS];
 	int node[AW_LOAD_MAX_REPLICAS]; /* NUMA node of replica r, -1 unbound */
 	unsigned n_rep;
+	uint8_t *prepacked; /* per tensor: repacked in place while loading */
 	/* --- live swap: held by the holder (current) or by requests --- */
 	atomic_uint refs;
 	unsigned gen;
@@ -57,6 +60,9 @@ struct model_engine {
 	int32_t n_eos;
 	int32_t eos[2];
 	char path[256];
+	/* worker groups: model instance of each group (gm[i] == m for the
+	 * group that was lent the engine's own) */
+	struct aw_model *gm[GROUP_MODELS];
 };
 
 static uint64_t now_us(void)
@@ -206,6 +212,9 @@ static void instance_free(struct model_engine *e)
 {
 	if (!e)
 		return;
+	for (unsigned i = 0; i < GROUP_MODELS; i++)
+		if (e->gm[i] != e->m)
+			aw_model_free(e->gm[i]);
 	free(e->logits);
 	free(e->ids);
 	free(e->piece);
@@ -215,6 +224,7 @@ static void instance_free(struct model_engine *e)
 		aw_model_free(e->mr[r]);
 	aw_weights_put(e->w);
 	aw_gguf_close(e->g);
+	free(e->prepacked);
 	free(e);
 }
 
@@ -277,7 +287,8 @@ static int instance_open(const char *path, const struct aw_engine_model_opts *o,
 			e->n_rep = r + 1;
 		}
 		e->m = e->mr[0];
-		aw_model_repacker_fini(&rp);
+		e->prepacked = rp.done; /* the groups' models are built on the same bytes */
+		rp.done = NULL;
 	}
 	ret = aw_tok_new_from_gguf(e->g, &e->tok, err);
 	if (ret < 0)
@@ -321,9 +332,10 @@ fail:
 
 struct holder {
 	pthread_mutex_t mu;
-	struct model_engine *cur;     /* new requests take a reference on it */
-	struct model_engine *retired; /* swapped out, freed when refs reach 0 */
-	unsigned gen;
+	struct model_engine *cur;		       /* new requests take a reference on it */
+	struct model_engine *retired;		       /* swapped out, freed when refs reach 0 */
+	unsigned gen;				       /* read without the lock by the groups */
+	struct model_engine *group_inst[GROUP_MODELS]; /* the instance each group runs */
 };
 
 static struct model_engine *acquire(struct holder *h)
@@ -378,6 +390,9 @@ static void model_free(void *state)
 
 	if (!h)
 		return;
+	for (unsigned i = 0; i < GROUP_MODELS; i++)
+		if (h->group_inst[i] && h->group_inst[i] != h->cur)
+			release(h->group_inst[i]); /* on a retired one: freed below */
 	instance_free(h->cur);
 	while (h->retired) {
 		struct model_engine *n = h->retired->next;
@@ -389,11 +404,76 @@ static void model_free(void *state)
 	free(h);
 }
 
+/* --- worker groups ----------------------------------------------------------------- */
+
+/* A group's model on the current instance, which the group holds (a
+ * reference) until model_group_release(). The first group gets the
+ * instance's own model; every other group a model of its own (own scratch)
+ * over the same weights: the loader's replica, repacked once, in place. */
+static int model_group_model(void *state, unsigned group, int32_t max_batch,
+			     struct aw_model **ret_m, const struct aw_tok **ret_tok,
+			     struct aw_err *err)
+{
+	struct holder *h = state;
+	struct model_engine *e;
+	int lent = 0, ret;
+
+	if (group >= GROUP_MODELS || max_batch < 1)
+		return aw_err_set(err, EINVAL, "group %u, max_batch %d: out of range", group,
+				  max_batch);
+	e = acquire(h);
+	struct aw_model_params mp = {.kern = aw_model_kern(e->m),
+				     .max_batch = max_batch,
+				     .repack = 1,
+				     .prepacked = e->prepacked};
+	for (unsigned i = 0; i < GROUP_MODELS; i++)
+		lent |= e->gm[i] == e->m;
+	if (!e->gm[group]) {
+		if (!lent && max_batch <= aw_model_max_batch(e->m)) {
+			e->gm[group] = e->m;
+		} else {
+			ret = aw_model_load(e->g, aw_weights_data(e->w, 0),
+					    aw_weights_info(e->w)->size, &mp, &e->gm[group], err);
+			if (ret < 0) {
+				release(e);
+				return ret;
+			}
+		}
+	}
+	if (h->group_inst[group])
+		release(h->group_inst[group]);
+	h->group_inst[group] = e;
+	*ret_m = e->gm[group];
+	*ret_tok = e->tok;
+	return 0;
+}
+
+/* The group is done with its model (live swap: it moves to the new one). */
+static void model_group_release(void *state, unsigned group)
+{
+	struct holder *h = state;
+
+	if (group < GROUP_MODELS && h->group_inst[group]) {
+		release(h->group_inst[group]);
+		h->group_inst[group] = NULL;
+	}
+}
+
+static unsigned model_generation(void *state)
+{
+	struct holder *h = state;
+
+	return __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+}
+
 static const struct aw_engine_ops model_ops = {
 	.name = "model",
 	.generate = model_generate,
 	.describe = model_describe,
 	.free = model_free,
+	.group_model = model_group_model,
+	.group_release = model_group_release,
+	.generation = model_generation,
 };
 
 int aw_engine_model_open(const char *path, const struct aw_engine_model_opts *o,
@@ -431,8 +511,9 @@ int aw_engine_model_swap(struct aw_engine *eng, const char *path,
 		return ret;
 	pthread_mutex_lock(&h->mu);
 	old = h->cur;
-	e->gen = ++h->gen;
+	e->gen = h->gen + 1;
 	h->cur = e;
+	__atomic_store_n(&h->gen, e->gen, __ATOMIC_RELEASE);
 	old->next = h->retired;
 	h->retired = old;
 	pthread_mutex_unlock(&h->mu);
@@ -480,8 +561,6 @@ unsigned aw_engine_model_generation(const struct aw_engine *eng)
 	if (!eng || eng->ops != &model_ops)
 		return 0;
 	h = eng->state;
-	pthread_mutex_lock(&h->mu);
-	g = h->gen;
-	pthread_mutex_unlock(&h->mu);
+	g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
 	return g;
 }
