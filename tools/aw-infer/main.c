@@ -64,6 +64,7 @@ struct opts {
 	long batch;
 	int reps;
 	bool no_repack;
+	bool dequant;	  /* --dequant: F32 weights, unquantized activations */
 	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
 };
@@ -98,6 +99,8 @@ static void infer_usage(FILE *f)
 		"  -c, --ctx N             context length (default: the model's, at most 4096)\n"
 		"  -b, --batch N           most tokens per forward pass (default 512)\n"
 		"      --no-repack         read quantized weights in file layout\n"
+		"      --dequant           widen quantized weights to f32 at load (products with\n"
+		"                          unquantized activations: a reference, 4 B/weight)\n"
 		"      --kv-type TYPE      KV cache rows: f16 (default) or f32\n"
 		"      --load METHOD       mmap | read | uring: copy the weights with the loader\n"
 		"                          (default: use the GGUF reader's file mapping)\n"
@@ -159,6 +162,7 @@ enum {
 	OPT_CPUS,
 	OPT_KERNELS,
 	OPT_NO_REPACK,
+	OPT_DEQUANT,
 	OPT_KV_TYPE,
 	OPT_LOAD,
 	OPT_LOAD_ONLY,
@@ -200,6 +204,7 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"ctx", required_argument, NULL, 'c'},
 		{"batch", required_argument, NULL, 'b'},
 		{"no-repack", no_argument, NULL, OPT_NO_REPACK},
+		{"dequant", no_argument, NULL, OPT_DEQUANT},
 		{"kv-type", required_argument, NULL, OPT_KV_TYPE},
 		{"load", required_argument, NULL, OPT_LOAD},
 		{"load-only", no_argument, NULL, OPT_LOAD_ONLY},
@@ -331,6 +336,9 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_REPACK:
 			o->no_repack = true;
+			break;
+		case OPT_DEQUANT:
+			o->dequant = true;
 			break;
 		case OPT_KV_TYPE:
 			if (strcasecmp(optarg, "f16") == 0)
@@ -780,6 +788,33 @@ out:
 	return ret;
 }
 
+/* The loader's on_tensor: check each tensor's block scales as it lands. */
+struct check_ctx {
+	const struct aw_gguf *g;
+	struct aw_err *err;
+	FILE *progress; /* aw_loader_print_progress's sink, or NULL */
+	bool failed;
+};
+
+static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size)
+{
+	struct check_ctx *cc = ctx;
+
+	(void)size;
+	if (aw_model_check_tensor(cc->g, idx, data, cc->err) < 0) {
+		cc->failed = true;
+		return 1; /* cancels the load */
+	}
+	return 0;
+}
+
+static int progress(void *ctx, const struct aw_load_progress *p)
+{
+	struct check_ctx *cc = ctx;
+
+	return aw_loader_print_progress(cc->progress, p);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -815,13 +850,24 @@ int main(int argc, char **argv)
 
 	const void *data = aw_gguf_data(r.g);
 	size_t size = aw_gguf_data_size(r.g);
+	bool scales_checked = false;
+	struct aw_err cerr = {0};
+	struct check_ctx cc = {.g = r.g, .err = &cerr};
 	if (o.load >= 0) {
-		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load};
+		/* block scales are checked as each tensor lands, while later
+		 * reads are in flight (the model then skips its own pass) */
+		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load,
+					  .on_tensor = check_tensor,
+					  .ctx = &cc};
 		if (o.verbose) {
-			lo.on_progress = aw_loader_print_progress;
-			lo.ctx = stderr;
+			lo.on_progress = progress;
+			cc.progress = stderr;
 		}
 		ret = aw_loader_load_gguf(r.g, &lo, &r.w, &err);
+		if (ret < 0 && cc.failed) {
+			fprintf(stderr, "aw-infer: %s: %s\n", o.model, cerr.msg);
+			goto out;
+		}
 		if (ret < 0) {
 			fprintf(stderr, "aw-infer: loading %s: %s\n", o.model,
 				err.msg[0] ? err.msg : strerror(-ret));
@@ -835,10 +881,14 @@ int main(int argc, char **argv)
 		}
 		data = aw_weights_data(r.w, 0);
 		size = aw_weights_info(r.w)->size;
+		scales_checked = true;
 	}
 
-	struct aw_model_params mp = {
-		.kern = kern, .max_batch = (int32_t)o.batch, .repack = !o.no_repack};
+	struct aw_model_params mp = {.kern = kern,
+				     .max_batch = (int32_t)o.batch,
+				     .repack = !o.no_repack,
+				     .dequant = o.dequant,
+				     .scales_checked = scales_checked};
 	ret = aw_model_load(r.g, data, size, &mp, &r.m, &err);
 	if (ret < 0) {
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
