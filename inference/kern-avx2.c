@@ -15,7 +15,7 @@
 #include <math.h>
 
 #include "kern-int.h"
-#include "kern-kq.h"
+#include "kern-kq-int.h"
 
 #define INLINE static inline __attribute__((always_inline))
 

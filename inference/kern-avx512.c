@@ -20,7 +20,7 @@
 #include <math.h>
 
 #include "kern-int.h"
-#include "kern-kq.h"
+#include "kern-kq-int.h"
 
 #if AW_KERN_VNNI
 #define NAME	  "avx512vnni"

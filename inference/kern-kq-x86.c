@@ -1,5 +1,5 @@
 /* kern-kq-x86.c — Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K matmuls on x86-64
- * (the form is described in kern-kq.h). Built once per x86 table with that
+ * (the form is described in kern-kq-int.h). Built once per x86 table with that
  * table's flags: AW_KQ_ISA 0 = avx2, 1 = avx512, 2 = avx512vnni.
  *
  * 256-bit vectors in every build: one 32-element block is one ymm of weight
@@ -14,7 +14,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "kern-kq.h"
+#include "kern-kq-int.h"
 
 #if AW_KQ_ISA == 2
 #define FN   aw_kern_kq_matmul_avx512vnni

@@ -1,4 +1,4 @@
-/* kern-kq.h — vector matmuls of the block types with sub-block scales or a
+/* kern-kq-int.h — vector matmuls of the block types with sub-block scales or a
  * min term (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; aw_kern_type_kq()), shared
  * by the ISA tables (internal, not a public contract).
  *
@@ -27,8 +27,8 @@
  * only in rounding order and is tested against a bound derived from it
  * (tests/unit/test-kquant.c).
  */
-#ifndef AW_KERN_KQ_H
-#define AW_KERN_KQ_H
+#ifndef AW_KERN_KQ_INT_H
+#define AW_KERN_KQ_INT_H
 
 #include "kern-int.h"
 
