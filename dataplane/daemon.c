@@ -333,9 +333,29 @@ static int fill_dispatch_params(const struct aw_conf *c, const struct aw_conf_pl
 		gp->idle = c->groups[g].idle == AW_CONF_IDLE_POLL    ? AW_DP_IDLE_POLL
 			   : c->groups[g].idle == AW_CONF_IDLE_YIELD ? AW_DP_IDLE_YIELD
 								     : AW_DP_IDLE_SLEEP;
+		/* worker groups: the scheduler's shape and the group's CPUs, the
+		 * leader's first (one pool thread pinned on each) */
+		gp->max_batch = c->groups[g].max_batch;
+		gp->max_batch_tokens = c->groups[g].max_batch_tokens;
+		gp->prefill_chunk = c->groups[g].prefill_chunk;
+		gp->kv_cache = c->groups[g].kv_cache;
+		gp->kv_block_tokens = c->groups[g].kv_block_tokens;
+		for (unsigned i = 0; i < plan->n_lcores; i++)
+			if (plan->lcores[i].role == AW_CONF_ROLE_WORKER &&
+			    plan->lcores[i].index == g && gp->n_cpus < AW_DISPATCH_MAX_CPUS) {
+				if (plan->lcores[i].leader && gp->n_cpus) {
+					gp->cpus[gp->n_cpus++] = gp->cpus[0];
+					gp->cpus[0] = (int)plan->lcores[i].cpu;
+				} else {
+					gp->cpus[gp->n_cpus++] = (int)plan->lcores[i].cpu;
+				}
+			}
 	}
 	dp->max_new_tokens = c->limits.max_new_tokens;
 	dp->default_deadline_us = c->limits.default_deadline_ms * 1000u;
+	dp->max_prompt_tokens = c->limits.max_prompt_tokens;
+	dp->max_sessions = c->limits.max_sessions;
+	dp->session_ttl_us = (uint64_t)c->limits.session_ttl_s * 1000000u;
 	return 0;
 }
 

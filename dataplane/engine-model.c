@@ -22,6 +22,8 @@
 #include "sample.h"
 #include "tok.h"
 
+#define GROUP_MODELS 64
+
 struct model_engine {
 	struct aw_gguf *g;
 	struct aw_model *m;
@@ -35,6 +37,9 @@ struct model_engine {
 	int32_t n_eos;
 	int32_t eos[2];
 	char path[256];
+	/* worker groups: model instance of each group (gm[i] == m for the
+	 * group that was lent the engine's own) */
+	struct aw_model *gm[GROUP_MODELS];
 };
 
 static uint64_t now_us(void)
@@ -180,6 +185,9 @@ static void model_free(void *state)
 
 	if (!e)
 		return;
+	for (unsigned i = 0; i < GROUP_MODELS; i++)
+		if (e->gm[i] != e->m)
+			aw_model_free(e->gm[i]);
 	free(e->logits);
 	free(e->ids);
 	free(e->piece);
@@ -190,11 +198,47 @@ static void model_free(void *state)
 	free(e);
 }
 
+/* --- worker groups ----------------------------------------------------------------- */
+
+/* The first group gets the engine's own instance (the one-request path is
+ * then unused); every other group loads an instance of its own over the same
+ * mapping: own scratch, and own repacked weights (sharing those between the
+ * groups of a node is not done yet). */
+static int model_group_model(void *state, unsigned group, int32_t max_batch,
+			     struct aw_model **ret_m, const struct aw_tok **ret_tok,
+			     struct aw_err *err)
+{
+	struct model_engine *e = state;
+	struct aw_model_params mp = {
+		.kern = aw_model_kern(e->m), .max_batch = max_batch, .repack = 1};
+	int lent = 0, ret;
+
+	if (group >= GROUP_MODELS || max_batch < 1)
+		return aw_err_set(err, EINVAL, "group %u, max_batch %d: out of range", group,
+				  max_batch);
+	for (unsigned i = 0; i < GROUP_MODELS; i++)
+		lent |= e->gm[i] == e->m;
+	if (!e->gm[group]) {
+		if (!lent && max_batch <= aw_model_max_batch(e->m)) {
+			e->gm[group] = e->m;
+		} else {
+			ret = aw_model_load(e->g, aw_gguf_data(e->g), aw_gguf_data_size(e->g), &mp,
+					    &e->gm[group], err);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	*ret_m = e->gm[group];
+	*ret_tok = e->tok;
+	return 0;
+}
+
 static const struct aw_engine_ops model_ops = {
 	.name = "model",
 	.generate = model_generate,
 	.describe = model_describe,
 	.free = model_free,
+	.group_model = model_group_model,
 };
 
 int aw_engine_model_open(const char *path, struct aw_engine *ret_e, struct aw_err *err)

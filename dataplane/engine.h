@@ -21,6 +21,9 @@
 #include "err.h"
 #include "proto.h"
 
+struct aw_model;
+struct aw_tok;
+
 /* Receives 'len' bytes of output text holding 'n_tokens' tokens. Returns 0 to
  * go on, nonzero to stop. */
 typedef int aw_engine_emit_fn(void *ctx, const char *text, size_t len, uint32_t n_tokens);
@@ -45,6 +48,15 @@ struct aw_engine_ops {
 	 * writes at most 'cap' bytes. */
 	void (*describe)(void *state, char *buf, size_t cap);
 	void (*free)(void *state);
+	/* --- worker groups (continuous batching) --- */
+	/* Optional (NULL: each group serves one request at a time through
+	 * generate). A model instance for worker group 'group' — its own scratch
+	 * for 'max_batch' tokens per forward pass over the engine's weights — and
+	 * the tokenizer, which all groups share. The engine owns both until its
+	 * free. Called on the main lcore before the workers start. Returns 0, or
+	 * -errno with 'err' set. */
+	int (*group_model)(void *state, unsigned group, int32_t max_batch, struct aw_model **ret_m,
+			   const struct aw_tok **ret_tok, struct aw_err *err);
 };
 
 struct aw_engine {
