@@ -65,6 +65,7 @@ struct opts {
 	long batch;
 	int reps;
 	bool no_repack;
+	bool dequant;	  /* --dequant: F32 weights, unquantized activations */
 	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
 	const char *json_schema;   /* --json-schema FILE */
@@ -101,6 +102,8 @@ static void infer_usage(FILE *f)
 		"  -c, --ctx N             context length (default: the model's, at most 4096)\n"
 		"  -b, --batch N           most tokens per forward pass (default 512)\n"
 		"      --no-repack         read quantized weights in file layout\n"
+		"      --dequant           widen quantized weights to f32 at load (products with\n"
+		"                          unquantized activations: a reference, 4 B/weight)\n"
 		"      --kv-type TYPE      KV cache rows: f16 (default) or f32\n"
 		"      --load METHOD       mmap | read | uring: copy the weights with the loader\n"
 		"                          (default: use the GGUF reader's file mapping)\n"
@@ -167,6 +170,7 @@ enum {
 	OPT_CPUS,
 	OPT_KERNELS,
 	OPT_NO_REPACK,
+	OPT_DEQUANT,
 	OPT_KV_TYPE,
 	OPT_LOAD,
 	OPT_LOAD_ONLY,
@@ -210,6 +214,7 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"ctx", required_argument, NULL, 'c'},
 		{"batch", required_argument, NULL, 'b'},
 		{"no-repack", no_argument, NULL, OPT_NO_REPACK},
+		{"dequant", no_argument, NULL, OPT_DEQUANT},
 		{"kv-type", required_argument, NULL, OPT_KV_TYPE},
 		{"load", required_argument, NULL, OPT_LOAD},
 		{"load-only", no_argument, NULL, OPT_LOAD_ONLY},
@@ -343,6 +348,9 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_REPACK:
 			o->no_repack = true;
+			break;
+		case OPT_DEQUANT:
+			o->dequant = true;
 			break;
 		case OPT_KV_TYPE:
 			if (strcasecmp(optarg, "f16") == 0)
@@ -846,6 +854,39 @@ static int run_grammar(struct run *r, const int32_t *prompt, int32_t n_prompt)
 				   o->n > 0 ? o->n : 256);
 }
 
+/* The loader's on_tensor: check each tensor's block scales as it lands. */
+struct check_ctx {
+	const struct aw_gguf *g;
+	struct aw_err *err;
+	FILE *progress; /* aw_loader_print_progress's sink, or NULL */
+	bool failed;
+};
+
+static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size)
+{
+	struct check_ctx *cc = ctx;
+
+	(void)size;
+	if (aw_model_check_tensor(cc->g, idx, data, cc->err) < 0) {
+		cc->failed = true;
+		return 1; /* cancels the load */
+	}
+	return 0;
+}
+
+/* The loader's progress: on a terminal one line rewritten in place
+ * (cc->progress = stderr), otherwise a log line about once a second (-v). */
+static int progress(void *ctx, const struct aw_load_progress *p)
+{
+	struct check_ctx *cc = ctx;
+	char line[128];
+
+	if (cc->progress)
+		return aw_loader_print_progress(cc->progress, p);
+	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -881,16 +922,46 @@ int main(int argc, char **argv)
 
 	const void *data = aw_gguf_data(r.g);
 	size_t size = aw_gguf_data_size(r.g);
+	bool scales_checked = false;
+	struct aw_err cerr = {0};
+	struct check_ctx cc = {.g = r.g, .err = &cerr};
+	struct aw_model_repacker rp = {0};
+	bool repack_inplace = false;
 	if (o.load >= 0) {
-		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load};
-		if (o.verbose) {
-			lo.on_progress = aw_loader_print_progress;
-			lo.ctx = stderr;
+		/* block scales are checked as each tensor lands, while later
+		 * reads are in flight (the model then skips its own pass) */
+		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load,
+					  .on_tensor = check_tensor,
+					  .ctx = &cc};
+		/* a progress line on a terminal, log lines (-v) otherwise */
+		const bool tty = isatty(STDERR_FILENO);
+		lo.on_progress = progress;
+		cc.progress = tty ? stderr : NULL;
+		lo.progress_ms = tty ? 100 : 1000;
+		/* repack each matrix in place as it lands, while later reads are in
+		 * flight: the repacked weights stay in the loader's hugepages */
+		repack_inplace =
+			!o.no_repack && !o.dequant && !o.load_only && o.load != AW_LOAD_MMAP;
+		if (repack_inplace) {
+			if (aw_model_repacker_init(&rp, r.g) < 0) {
+				fprintf(stderr, "aw-infer: out of memory\n");
+				goto out;
+			}
+			lo.on_tensor_rw = aw_model_repacker_tensor;
+			lo.tensor_ctx = &rp;
 		}
 		ret = aw_loader_load_gguf(r.g, &lo, &r.w, &err);
+		if (ret < 0 && cc.failed) {
+			fprintf(stderr, "aw-infer: %s: %s\n", o.model, cerr.msg);
+			aw_model_repacker_fini(&rp);
+			goto out;
+		}
 		if (ret < 0) {
 			fprintf(stderr, "aw-infer: loading %s: %s\n", o.model,
-				err.msg[0] ? err.msg : strerror(-ret));
+				rp.rc	     ? (rp.msg[0] ? rp.msg : strerror(-rp.rc))
+				: err.msg[0] ? err.msg
+					     : strerror(-ret));
+			aw_model_repacker_fini(&rp);
 			goto out;
 		}
 		if (o.load_only) {
@@ -899,13 +970,24 @@ int main(int argc, char **argv)
 			status = 0;
 			goto out;
 		}
+		if (repack_inplace)
+			aw_log(AW_LOG_INFO, "load",
+			       "repacked %" PRIu64
+			       " matrices (%.2f GB) in place while loading, %.2f s",
+			       rp.n_done, rp.bytes_done / 1e9, rp.seconds);
 		data = aw_weights_data(r.w, 0);
 		size = aw_weights_info(r.w)->size;
+		scales_checked = true;
 	}
 
-	struct aw_model_params mp = {
-		.kern = kern, .max_batch = (int32_t)o.batch, .repack = !o.no_repack};
+	struct aw_model_params mp = {.kern = kern,
+				     .max_batch = (int32_t)o.batch,
+				     .repack = !o.no_repack,
+				     .dequant = o.dequant,
+				     .scales_checked = scales_checked,
+				     .prepacked = repack_inplace ? rp.done : NULL};
 	ret = aw_model_load(r.g, data, size, &mp, &r.m, &err);
+	aw_model_repacker_fini(&rp);
 	if (ret < 0) {
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
 			err.msg[0] ? err.msg : strerror(-ret));
