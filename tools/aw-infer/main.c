@@ -808,11 +808,17 @@ static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size
 	return 0;
 }
 
+/* The loader's progress: on a terminal one line rewritten in place
+ * (cc->progress = stderr), otherwise a log line about once a second (-v). */
 static int progress(void *ctx, const struct aw_load_progress *p)
 {
 	struct check_ctx *cc = ctx;
+	char line[128];
 
-	return aw_loader_print_progress(cc->progress, p);
+	if (cc->progress)
+		return aw_loader_print_progress(cc->progress, p);
+	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -853,24 +859,43 @@ int main(int argc, char **argv)
 	bool scales_checked = false;
 	struct aw_err cerr = {0};
 	struct check_ctx cc = {.g = r.g, .err = &cerr};
+	struct aw_model_repacker rp = {0};
+	bool repack_inplace = false;
 	if (o.load >= 0) {
 		/* block scales are checked as each tensor lands, while later
 		 * reads are in flight (the model then skips its own pass) */
 		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load,
 					  .on_tensor = check_tensor,
 					  .ctx = &cc};
-		if (o.verbose) {
-			lo.on_progress = progress;
-			cc.progress = stderr;
+		/* a progress line on a terminal, log lines (-v) otherwise */
+		const bool tty = isatty(STDERR_FILENO);
+		lo.on_progress = progress;
+		cc.progress = tty ? stderr : NULL;
+		lo.progress_ms = tty ? 100 : 1000;
+		/* repack each matrix in place as it lands, while later reads are in
+		 * flight: the repacked weights stay in the loader's hugepages */
+		repack_inplace =
+			!o.no_repack && !o.dequant && !o.load_only && o.load != AW_LOAD_MMAP;
+		if (repack_inplace) {
+			if (aw_model_repacker_init(&rp, r.g) < 0) {
+				fprintf(stderr, "aw-infer: out of memory\n");
+				goto out;
+			}
+			lo.on_tensor_rw = aw_model_repacker_tensor;
+			lo.tensor_ctx = &rp;
 		}
 		ret = aw_loader_load_gguf(r.g, &lo, &r.w, &err);
 		if (ret < 0 && cc.failed) {
 			fprintf(stderr, "aw-infer: %s: %s\n", o.model, cerr.msg);
+			aw_model_repacker_fini(&rp);
 			goto out;
 		}
 		if (ret < 0) {
 			fprintf(stderr, "aw-infer: loading %s: %s\n", o.model,
-				err.msg[0] ? err.msg : strerror(-ret));
+				rp.rc	     ? (rp.msg[0] ? rp.msg : strerror(-rp.rc))
+				: err.msg[0] ? err.msg
+					     : strerror(-ret));
+			aw_model_repacker_fini(&rp);
 			goto out;
 		}
 		if (o.load_only) {
@@ -879,6 +904,11 @@ int main(int argc, char **argv)
 			status = 0;
 			goto out;
 		}
+		if (repack_inplace)
+			aw_log(AW_LOG_INFO, "load",
+			       "repacked %" PRIu64
+			       " matrices (%.2f GB) in place while loading, %.2f s",
+			       rp.n_done, rp.bytes_done / 1e9, rp.seconds);
 		data = aw_weights_data(r.w, 0);
 		size = aw_weights_info(r.w)->size;
 		scales_checked = true;
@@ -888,8 +918,10 @@ int main(int argc, char **argv)
 				     .max_batch = (int32_t)o.batch,
 				     .repack = !o.no_repack,
 				     .dequant = o.dequant,
-				     .scales_checked = scales_checked};
+				     .scales_checked = scales_checked,
+				     .prepacked = repack_inplace ? rp.done : NULL};
 	ret = aw_model_load(r.g, data, size, &mp, &r.m, &err);
+	aw_model_repacker_fini(&rp);
 	if (ret < 0) {
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
 			err.msg[0] ? err.msg : strerror(-ret));
