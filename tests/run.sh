@@ -151,11 +151,11 @@ if [ "${AW_SKIP_ARM64:-0}" != 1 ]; then
 		ninja -C "$dir" -j "$jobs"
 		# every kernel level the emulated CPU offers (qemu's 'max' CPU has
 		# dotprod and i8mm), forced in turn (AW_ISA; 'auto' = unset).
-		# The tests of the engine's numbers (kernels, GGUF, tokenizer, sampler,
+		# The tests of the engine's numbers (kernels incl. K-quants, GGUF, tokenizer, sampler,
 		# KV). Left out: pool, model and the tools' end-to-end tests, whose
 		# spinning threads stall under qemu-user when meson runs them (they
 		# pass when run directly; see docs/ARCHITECTURE.md, aarch64).
-		read -r -a arm_tests <<<"${AW_ARM64_TESTS:-headers quant gguf kern kv sample tok tok-golden mkmodel}"
+		read -r -a arm_tests <<<"${AW_ARM64_TESTS:-headers quant gguf kern kquant kv sample tok tok-golden mkmodel}"
 		for isa in ${AW_ARM64_ISAS:-ref neon dotprod i8mm}; do
 			AW_ISA=$([ "$isa" = auto ] && echo "" || echo "$isa") \
 				meson test -C "$dir" --print-errorlogs --num-processes "$jobs" \
