@@ -107,5 +107,6 @@ void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int
  * computed in double. */
 void aw_kern_rope_freqs(double *freq, const struct aw_kern_rope *rope);
 void aw_kern_rope_angles(float *cs, int32_t pos, const double *freq, uint32_t n_rot);
+void aw_kern_rope_freqs_fast(double *freq, const struct aw_kern_rope *rope);
 
 #endif

@@ -457,7 +457,7 @@ static void chunk_landed(struct ld *ld, uint32_t c, unsigned replica)
 	/* advance the watermark and hand out the tensors below it */
 	while (ld->wm < ld->n_chunks && ld->chunk_left[ld->wm] == 0)
 		ld->wm++;
-	if (ld->o.on_tensor) {
+	if (ld->o.on_tensor || ld->o.on_tensor_rw) {
 		uint64_t landed = ld->a0 + (uint64_t)ld->wm * ld->rs;
 
 		landed = landed > ld->rg.offset ? landed - ld->rg.offset : 0;
@@ -470,11 +470,23 @@ static void chunk_landed(struct ld *ld, uint32_t c, unsigned replica)
 				break;
 			uint32_t id = ld->rg.ids ? ld->rg.ids[ld->next_span] : ld->next_span;
 
-			if (ld->o.on_tensor(ld->o.ctx, id, ld->w->rep[0].data + sp->offset,
+			if (ld->o.on_tensor &&
+			    ld->o.on_tensor(ld->o.ctx, id, ld->w->rep[0].data + sp->offset,
 					    sp->size))
 				fail(ld, ECANCELED,
 				     "load cancelled by the tensor callback (tensor %u)",
 				     ld->next_span);
+			if (ld->rc == 0 && ld->o.on_tensor_rw) {
+				void *d[AW_LOAD_MAX_REPLICAS];
+
+				for (unsigned r = 0; r < ld->n_rep; r++)
+					d[r] = ld->w->rep[r].data + sp->offset;
+				if (ld->o.on_tensor_rw(ld->o.tensor_ctx, id, d, ld->n_rep,
+						       sp->size))
+					fail(ld, ECANCELED,
+					     "load cancelled by the tensor callback (tensor %u)",
+					     ld->next_span);
+			}
 			ld->next_span++;
 		}
 	}
@@ -895,6 +907,10 @@ static int check_opts(struct ld *ld)
 				return fail(ld, EINVAL, "NUMA node %d does not exist (max %d)",
 					    o->nodes[i], maxnode);
 	}
+	if (o->on_tensor_rw && o->method == AW_LOAD_MMAP)
+		return fail(ld, EINVAL,
+			    "a writable tensor callback needs the uring or read method (the "
+			    "mmap method's replica 0 is the read-only file mapping)");
 	if (rg->size == 0)
 		return fail(ld, EINVAL, "empty data region");
 	if (rg->n_spans && !rg->spans)
