@@ -643,7 +643,9 @@ static void print_info(struct run *r)
 	}
 	printf("weight bytes:    %" PRIu64 "\n", aw_model_weight_bytes(r->m));
 	printf("decode bytes:    %" PRIu64 " per token\n", aw_model_decode_bytes(r->m));
-	printf("repacked bytes:  %" PRIu64 "\n", aw_model_owned_bytes(r->m));
+	printf("repacked bytes:  %" PRIu64 " (%" PRIu64 " in place in the loaded weights)\n",
+	       aw_model_repacked_bytes(r->m),
+	       aw_model_repacked_bytes(r->m) - aw_model_owned_bytes(r->m));
 	printf("kv cache bytes:  %zu (%s rows)\n", aw_kv_bytes(r->kv), aw_type_name(r->kv->c.type));
 	printf("kernels:         %s (compiled:", aw_model_kern(r->m)->name);
 	for (unsigned i = 0; (k = aw_kern_variant(i, &supported)); i++)
@@ -713,7 +715,7 @@ static int bench(struct run *r, long n_prompt, long n_gen)
 	       o->model, aw_model_kern(r->m)->name, r->pool ? aw_pool_size(r->pool) : 1,
 	       aw_model_max_batch(r->m), n_prompt, best_pp, pp, n_gen, best_tg, tg,
 	       aw_model_weight_bytes(r->m), db, (double)db * tg / 1e9, o->reps,
-	       aw_model_owned_bytes(r->m) ? "true" : "false");
+	       aw_model_repacked_bytes(r->m) ? "true" : "false");
 out:
 	free(tok);
 	return ret;
@@ -993,6 +995,14 @@ int main(int argc, char **argv)
 			err.msg[0] ? err.msg : strerror(-ret));
 		goto out;
 	}
+	if (aw_model_owned_bytes(r.m))
+		aw_log(AW_LOG_INFO, "load", "repacked %.2f GB at load into %s (%s)",
+		       aw_model_owned_bytes(r.m) / 1e9,
+		       aw_model_repack_hugetlb(r.m) ? "hugetlb pages"
+						    : "ordinary pages with THP advice",
+		       aw_model_repack_hugetlb(r.m)
+			       ? "as the kernels want"
+			       : "no hugetlb pages: see /proc/sys/vm/nr_hugepages");
 	const struct aw_model_hparams *hp = aw_model_hparams(r.m);
 	r.n_vocab = hp->n_vocab;
 
