@@ -987,6 +987,16 @@ static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64
 	r->tok[r->n_tok++] = t;
 	if (f == AW_SAMPLE_CONTINUE && r->n_tok >= s->c.ctx)
 		f = AW_SAMPLE_LENGTH;
+	char tail[1024];
+	size_t k = 0;
+	if (s->tok && (f == AW_SAMPLE_EOS || f == AW_SAMPLE_LENGTH) && len + 16 <= sizeof(tail) &&
+	    aw_tok_stream_flush(&r->ts, tail + len, sizeof(tail) - len, &k) == 0 && k) {
+		/* an incomplete character held back at the end comes out as U+FFFD
+		 * (as aw-infer prints it) */
+		memcpy(tail, text, len);
+		text = tail;
+		len += k;
+	}
 	if (f != AW_SAMPLE_CONTINUE) {
 		run_remove(s, r);
 		finish_running(
@@ -1588,7 +1598,7 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 	memcpy(r->tok, q->tokens, sizeof(int32_t) * (size_t)q->n_tokens);
 	r->n_tok = r->n_new = q->n_tokens;
 	if (s->tok)
-		aw_tok_stream_init(&r->ts, s->tok, 0);
+		aw_tok_stream_init(&r->ts, s->tok, AW_TOK_KEEP_SPACE); /* a continuation */
 	if ((ret = q_push(s, r)) < 0) {
 		rq_free(r);
 		return ret;
@@ -1632,4 +1642,14 @@ int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, 
 	const uint64_t n = per ? bytes / per : 0;
 
 	return n > INT32_MAX ? INT32_MAX : (int32_t)n;
+}
+
+/* --- for the dataplane's worker groups --- */
+
+int aw_sched_has_session(const struct aw_sched *s, uint64_t id)
+{
+	for (int32_t i = 0; id && i < s->c.max_sessions; i++)
+		if (s->sess[i].id == id)
+			return 1;
+	return 0;
 }

@@ -234,4 +234,11 @@ void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st);
 int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint32_t kv_type,
 				  uint64_t bytes);
 
+/* --- for the dataplane's worker groups --- */
+
+/* 1 when session 'id' is held (kept from a finished turn, or being built by
+ * a request of it that runs or waits), so that a new request of it continues
+ * the session's tokens; 0 otherwise. Leader thread only (like step). */
+int aw_sched_has_session(const struct aw_sched *s, uint64_t id);
+
 #endif
