@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "kern-int.h"
+#include "kern-kq-int.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -433,8 +434,8 @@ INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
-	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
-		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+	if (aw_kern_type_kq(w->type)) {
+		aw_kern_kq_matmul_avx2(w, in, y, ldy, r0, r1);
 		return;
 	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {

@@ -20,15 +20,18 @@
 #include <math.h>
 
 #include "kern-int.h"
+#include "kern-kq-int.h"
 
 #if AW_KERN_VNNI
 #define NAME	  "avx512vnni"
 #define TABLE	  aw_kern_avx512vnni
 #define Q8_OFFSET 128
+#define KQ_MATMUL aw_kern_kq_matmul_avx512vnni
 #else
 #define NAME	  "avx512"
 #define TABLE	  aw_kern_avx512
 #define Q8_OFFSET 0
+#define KQ_MATMUL aw_kern_kq_matmul_avx512
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
@@ -544,8 +547,8 @@ INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
-	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
-		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+	if (aw_kern_type_kq(w->type)) {
+		KQ_MATMUL(w, in, y, ldy, r0, r1);
 		return;
 	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {

@@ -16,7 +16,9 @@
  *   5. attention (one call of the model's shape) and activation quantization
  *      per variant, one thread.
  *
- * Usage: bench-kern [--quick] [--variant NAME]. --quick shrinks every
+ * Usage: bench-kern [--quick] [--variant NAME] [--types q8_0,q4_0,...]
+ * (weight types to run, default q8_0,q4_0; types without an X16 layout run
+ * GGUF rows only). --quick shrinks every
  * working set and repetition (used by `meson test --benchmark` on loaded
  * machines); the figures are then only indicative.
  */
@@ -368,7 +370,8 @@ static void model_build(struct model *md, const struct shape *s, uint32_t type, 
 		const uint32_t rows = d[i % 7][0], cols = d[i % 7][1];
 		const size_t rs = aw_type_row_size(type, cols);
 		uint8_t *data = big_alloc(rs * rows);
-		void *packed = big_alloc(aw_kern_repack_size(type, rows, cols));
+		const size_t psize = aw_kern_repack_size(type, rows, cols);
+		void *packed = psize ? big_alloc(psize) : NULL;
 
 		for (uint32_t r = 0; r < rows; r++) {
 			for (uint32_t j = 0; j < cols; j++)
@@ -376,7 +379,8 @@ static void model_build(struct model *md, const struct shape *s, uint32_t type, 
 			aw_quant_row(type, f, data + r * rs, cols);
 		}
 		aw_kern_mat_init(type, rows, cols, data, &md->m[i].rows);
-		aw_kern_repack(&md->m[i].rows, packed, &md->m[i].x16);
+		if (packed) /* types without an X16 layout run GGUF rows only */
+			aw_kern_repack(&md->m[i].rows, packed, &md->m[i].x16);
 		md->bytes += rs * rows;
 		md->params += (uint64_t)rows * cols;
 		if (cols > md->max_in)
@@ -391,9 +395,10 @@ static void model_free(struct model *md)
 {
 	for (uint32_t i = 0; i < md->n; i++) {
 		munmap((void *)md->m[i].rows.data, md->m[i].rows.row_size * md->m[i].rows.rows);
-		munmap((void *)md->m[i].x16.data,
-		       aw_kern_repack_size(md->m[i].x16.type, md->m[i].x16.rows,
-					   md->m[i].x16.cols));
+		if (md->m[i].x16.data)
+			munmap((void *)md->m[i].x16.data,
+			       aw_kern_repack_size(md->m[i].x16.type, md->m[i].x16.rows,
+						   md->m[i].x16.cols));
 	}
 	free(md->m);
 }
@@ -554,8 +559,32 @@ static int part(const char *name)
 
 int main(int argc, char **argv)
 {
+	uint32_t types[8] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0};
+	size_t ntypes = 2;
+
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
+		if (strcmp(argv[i], "--types") == 0 && i + 1 < argc) {
+			/* comma-separated weight types, e.g. q4_k,q6_k,q5_0 */
+			char *list = argv[++i], *save = NULL;
+
+			ntypes = 0;
+			for (char *t = strtok_r(list, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				const int ty = aw_type_from_name(t);
+				struct aw_kern_mat probe;
+
+				if (ty < 0 || ntypes == 8 ||
+				    aw_kern_mat_init((uint32_t)ty, 16, 256, NULL, &probe) < 0) {
+					fprintf(stderr, "bench-kern: unsupported type '%s'\n", t);
+					return 2;
+				}
+				types[ntypes++] = (uint32_t)ty;
+			}
+			if (ntypes == 0) {
+				fprintf(stderr, "bench-kern: --types needs at least one type\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--quick") == 0) {
 			quick = 1;
 		} else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
 			only_variant = argv[++i];
@@ -565,7 +594,7 @@ int main(int argc, char **argv)
 			only_part = argv[++i];
 		} else {
 			fprintf(stderr, "usage: bench-kern [--quick] [--variant NAME] "
-					"[--part matvec|gemm|attn]\n");
+					"[--part matvec|gemm|attn] [--types q8_0,q4_0,...]\n");
 			return 2;
 		}
 	}
@@ -589,7 +618,6 @@ int main(int argc, char **argv)
 	const int has_vnni = have_int8_peak();
 	double peak = has_vnni ? int8_peak(quick ? 1000000 : 5000000) : 0.0;
 
-	static const uint32_t types[] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0};
 	static struct row {
 		int kind; /* 0 matvec, 1 gemm */
 		const char *model, *type, *variant, *lay;
@@ -597,7 +625,7 @@ int main(int argc, char **argv)
 		double bw1, bw2; /* adjacent bandwidth samples (matvec rows) */
 		uint32_t batch;
 		int ref;
-	} rows[256];
+	} rows[1024];
 	unsigned nrows = 0;
 
 	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
@@ -606,7 +634,8 @@ int main(int argc, char **argv)
 		 * tinyllama 3 of its 22 */
 		const uint32_t layers = quick ? (si ? 1 : 3) : (si ? 3 : s->layers);
 
-		for (size_t ti = 0; ti < 2; ti++) {
+		for (size_t ti = 0; ti < ntypes; ti++) {
+			const int n_lay = aw_kern_repack_size(types[ti], 16, 256) ? 2 : 1;
 			struct model md;
 
 			model_build(&md, s, types[ti], layers);
@@ -627,7 +656,7 @@ int main(int argc, char **argv)
 					break;
 				if (!ok || (only_variant && strcmp(only_variant, k->name)))
 					continue;
-				for (int lay = 0; lay < 2; lay++) {
+				for (int lay = 0; lay < n_lay; lay++) {
 					struct mm_ctx c = {k, &md, lay, {1, 0, x, xq}, y};
 					struct row *rw = &rows[nrows++];
 
@@ -673,7 +702,7 @@ int main(int argc, char **argv)
 				if (!ok || k == &aw_kern_ref ||
 				    (only_variant && strcmp(only_variant, k->name)))
 					continue;
-				for (int lay = 0; lay < 2; lay++) {
+				for (int lay = 0; lay < n_lay; lay++) {
 					static const uint32_t batches[] = {1, 2, 4, 8, 16, 32, 64};
 
 					for (int bi = 0; bi < 7; bi++) {
