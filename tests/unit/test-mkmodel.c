@@ -571,8 +571,8 @@ static void test_arch_presets(void **state)
 	assert_int_equal(len, 5);
 	assert_int_equal(u32_of(g, "qwen2.embedding_length"), 128);
 	assert_int_equal(u32_of(g, "qwen2.attention.head_count"), 2);
-	assert_int_equal(u32_of(g, "qwen2.attention.head_count_kv"),
-			 2); /* 2 does not divide 14's 2 */
+	/* the preset's 2 KV heads still divide --heads 2 */
+	assert_int_equal(u32_of(g, "qwen2.attention.head_count_kv"), 2);
 	assert_int_equal(u32_of(g, "qwen2.context_length"), 32768);
 	assert_true(f32_of(g, "qwen2.rope.freq_base") == 1e6f);
 	assert_true(f32_of(g, "qwen2.attention.layer_norm_rms_epsilon") == 1e-6f);
