@@ -43,6 +43,7 @@
 #include "score.h"
 #include "tok.h"
 
+#include "infer-grammar.h"
 #include "infer-tok.h"
 
 #define MAX_CPUS		  256
@@ -76,6 +77,8 @@ struct opts {
 	bool no_normalize; /* --no-normalize */
 	const char *labels[AW_SCHED_MAX_LABELS_INFER]; /* --label TEXT (CLASSIFY) */
 	int n_labels;
+	const char *json_schema;   /* --json-schema FILE */
+	const char *grammar_bench; /* --grammar-bench FILE.jsonl */
 };
 
 static void infer_usage(FILE *f)
@@ -130,6 +133,11 @@ static void infer_usage(FILE *f)
 		"      --bos               --tokenize: add BOS (if the vocabulary has one)\n"
 		"      --special           parse special-token text in --tokenize and -p\n"
 		"                          (and print control tokens in --detokenize)\n"
+		"      --json-schema FILE  constrain the answer to JSON valid for this schema\n"
+		"                          (default -n 1024)\n"
+		"      --grammar-bench F   compile each {\"name\", \"schema\"} line of F, run one\n"
+		"                          constrained generation each, print JSON lines\n"
+		"                          (-p optional; default -n 256)\n"
 		"  -v, --verbose           more messages on standard error\n"
 		"  -h, --help              this text\n");
 }
@@ -192,6 +200,8 @@ enum {
 	OPT_DETOKENIZE,
 	OPT_BOS,
 	OPT_SPECIAL,
+	OPT_JSON_SCHEMA,
+	OPT_GRAMMAR_BENCH,
 };
 
 static bool ignore_eos;
@@ -237,6 +247,8 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"detokenize", required_argument, NULL, OPT_DETOKENIZE},
 		{"bos", no_argument, NULL, OPT_BOS},
 		{"special", no_argument, NULL, OPT_SPECIAL},
+		{"json-schema", required_argument, NULL, OPT_JSON_SCHEMA},
+		{"grammar-bench", required_argument, NULL, OPT_GRAMMAR_BENCH},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -426,6 +438,12 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		case OPT_SPECIAL:
 			o->special = true;
 			break;
+		case OPT_JSON_SCHEMA:
+			o->json_schema = optarg;
+			break;
+		case OPT_GRAMMAR_BENCH:
+			o->grammar_bench = optarg;
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -494,8 +512,15 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				"says)\n");
 		return 2;
 	}
+	if ((o->json_schema || o->grammar_bench) &&
+	    (modes || o->tokenize || o->detokenize || o->ids ||
+	     (o->json_schema && o->grammar_bench))) {
+		fprintf(stderr, "aw-infer: --json-schema and --grammar-bench run alone (with a "
+				"prompt and sampling options)\n");
+		return 2;
+	}
 	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids &&
-	    !o->tokenize && !o->detokenize) {
+	    !o->tokenize && !o->detokenize && !o->grammar_bench) {
 		fprintf(stderr, "aw-infer: give a prompt (-p or --prompt-ids)\n");
 		return 2;
 	}
@@ -667,7 +692,9 @@ static void print_info(struct run *r)
 	}
 	printf("weight bytes:    %" PRIu64 "\n", aw_model_weight_bytes(r->m));
 	printf("decode bytes:    %" PRIu64 " per token\n", aw_model_decode_bytes(r->m));
-	printf("repacked bytes:  %" PRIu64 "\n", aw_model_owned_bytes(r->m));
+	printf("repacked bytes:  %" PRIu64 " (%" PRIu64 " in place in the loaded weights)\n",
+	       aw_model_repacked_bytes(r->m),
+	       aw_model_repacked_bytes(r->m) - aw_model_owned_bytes(r->m));
 	printf("kv cache bytes:  %zu (%s rows)\n", aw_kv_bytes(r->kv), aw_type_name(r->kv->c.type));
 	printf("kernels:         %s (compiled:", aw_model_kern(r->m)->name);
 	for (unsigned i = 0; (k = aw_kern_variant(i, &supported)); i++)
@@ -737,7 +764,7 @@ static int bench(struct run *r, long n_prompt, long n_gen)
 	       o->model, aw_model_kern(r->m)->name, r->pool ? aw_pool_size(r->pool) : 1,
 	       aw_model_max_batch(r->m), n_prompt, best_pp, pp, n_gen, best_tg, tg,
 	       aw_model_weight_bytes(r->m), db, (double)db * tg / 1e9, o->reps,
-	       aw_model_owned_bytes(r->m) ? "true" : "false");
+	       aw_model_repacked_bytes(r->m) ? "true" : "false");
 out:
 	free(tok);
 	return ret;
@@ -835,6 +862,47 @@ out:
 	free(tbuf);
 	aw_sample_free(s);
 	return ret;
+}
+
+/* The model as infer-grammar.c sees it. */
+static int im_forward(void *ctx, const int32_t *tok, int32_t n, int32_t pos0)
+{
+	return prefill(ctx, 0, tok, n, pos0);
+}
+
+static void im_clear(void *ctx)
+{
+	struct run *r = ctx;
+	aw_kv_seq_clear(r->kv, 0);
+}
+
+static int run_grammar(struct run *r, const int32_t *prompt, int32_t n_prompt)
+{
+	struct opts *o = r->o;
+	struct aw_err err = {0};
+	int32_t bos;
+	struct infer_model im = {r,	     im_forward, im_clear,  r->logits,
+				 r->n_vocab, r->ctx,	 o->verbose};
+
+	if (!r->tok && aw_tok_new_from_gguf(r->g, &r->tok, &err) < 0) {
+		fprintf(stderr, "aw-infer: %s: no tokenizer: %s\n", o->model, err.msg);
+		return 1;
+	}
+	if (aw_tok_n_tokens(r->tok) > (uint32_t)r->n_vocab) {
+		fprintf(stderr, "aw-infer: the vocabulary is larger than the model's output\n");
+		return 1;
+	}
+	if (!n_prompt) {
+		/* --grammar-bench without -p: start from BOS (or token 0) */
+		bos = aw_tok_bos(r->tok) >= 0 ? aw_tok_bos(r->tok) : 0;
+		prompt = &bos;
+		n_prompt = 1;
+	}
+	if (o->json_schema)
+		return infer_grammar_schema(&im, r->tok, &o->sp, o->json_schema, prompt, n_prompt,
+					    o->n > 0 ? o->n : 1024);
+	return infer_grammar_bench(&im, r->tok, &o->sp, o->grammar_bench, prompt, n_prompt,
+				   o->n > 0 ? o->n : 256);
 }
 
 /* The loader's on_tensor: check each tensor's block scales as it lands. */
@@ -1031,6 +1099,14 @@ int main(int argc, char **argv)
 			err.msg[0] ? err.msg : strerror(-ret));
 		goto out;
 	}
+	if (aw_model_owned_bytes(r.m))
+		aw_log(AW_LOG_INFO, "load", "repacked %.2f GB at load into %s (%s)",
+		       aw_model_owned_bytes(r.m) / 1e9,
+		       aw_model_repack_hugetlb(r.m) ? "hugetlb pages"
+						    : "ordinary pages with THP advice",
+		       aw_model_repack_hugetlb(r.m)
+			       ? "as the kernels want"
+			       : "no hugetlb pages: see /proc/sys/vm/nr_hugepages");
 	const struct aw_model_hparams *hp = aw_model_hparams(r.m);
 	r.n_vocab = hp->n_vocab;
 
@@ -1129,6 +1205,8 @@ int main(int argc, char **argv)
 	if (o.info) {
 		print_info(&r);
 		status = 0;
+	} else if (o.json_schema || o.grammar_bench) {
+		status = run_grammar(&r, prompt, (int32_t)n_prompt);
 	} else if (o.bench) {
 		ret = bench(&r, n_prompt, n_gen);
 		if (ret < 0)
