@@ -16,6 +16,7 @@ struct aw_gdfa {
 	uint32_t n;	 /* states */
 	int32_t *next;	 /* (n, 256) */
 	uint8_t *accept; /* (n) 1: the string may end here */
+	uint32_t *dist;	 /* (n) fewest bytes to an accepting state */
 };
 
 void aw_gdfa_fini(struct aw_gdfa *d);

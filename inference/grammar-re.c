@@ -721,8 +721,10 @@ void aw_gdfa_fini(struct aw_gdfa *d)
 		return;
 	free(d->next);
 	free(d->accept);
+	free(d->dist);
 	d->next = NULL;
 	d->accept = NULL;
+	d->dist = NULL;
 	d->n = 0;
 }
 
@@ -972,9 +974,67 @@ int aw_gdfa_compile(const char *pattern, size_t len, uint32_t min_len, uint32_t 
 	}
 	if ((rc = prune(&dfa, err)) < 0)
 		goto out;
+	/* 5. distance to acceptance (for finishing), by relaxation */
+	dfa.dist = malloc(dfa.n * sizeof(*dfa.dist));
+	if (!dfa.dist) {
+		rc = aw_err_set(err, ENOMEM, "pattern: out of memory");
+		goto out;
+	}
+	{
+		/* BFS from the accepting states over reversed edges (CSR) */
+		uint32_t n = dfa.n;
+		uint32_t *cnt = calloc((size_t)n + 1, sizeof(*cnt));
+		uint32_t *src = malloc((size_t)n * 256 * sizeof(*src));
+		uint32_t *q = malloc((size_t)n * sizeof(*q));
+		if (!cnt || !src || !q) {
+			free(cnt);
+			free(src);
+			free(q);
+			rc = aw_err_set(err, ENOMEM, "pattern: out of memory");
+			goto out;
+		}
+		for (size_t e = 0; e < (size_t)n * 256; e++)
+			if (dfa.next[e] >= 0)
+				cnt[dfa.next[e] + 1]++;
+		for (uint32_t s = 0; s < n; s++)
+			cnt[s + 1] += cnt[s];
+		uint32_t *fill = malloc((size_t)n * sizeof(*fill));
+		if (!fill) {
+			free(cnt);
+			free(src);
+			free(q);
+			rc = aw_err_set(err, ENOMEM, "pattern: out of memory");
+			goto out;
+		}
+		memcpy(fill, cnt, (size_t)n * sizeof(*fill));
+		for (size_t e = 0; e < (size_t)n * 256; e++)
+			if (dfa.next[e] >= 0)
+				src[fill[dfa.next[e]]++] = (uint32_t)(e / 256);
+		uint32_t head = 0, tail = 0;
+		for (uint32_t s = 0; s < n; s++) {
+			dfa.dist[s] = dfa.accept[s] ? 0 : UINT32_MAX;
+			if (dfa.accept[s])
+				q[tail++] = s;
+		}
+		while (head < tail) {
+			uint32_t t = q[head++];
+			for (uint32_t k = cnt[t]; k < cnt[t + 1]; k++) {
+				uint32_t s = src[k];
+				if (dfa.dist[s] == UINT32_MAX) {
+					dfa.dist[s] = dfa.dist[t] + 1;
+					q[tail++] = s;
+				}
+			}
+		}
+		free(cnt);
+		free(src);
+		free(q);
+		free(fill);
+	}
 	*ret = dfa;
 	dfa.next = NULL;
 	dfa.accept = NULL;
+	dfa.dist = NULL;
 out:
 	aw_gdfa_fini(&dfa);
 	free(r.st);

@@ -1827,6 +1827,7 @@ struct aw_grammar_matcher {
 	struct hist *h;
 	uint32_t nh, caph; /* h[nh-1] is the current state */
 	uint32_t alt_depth;
+	int finish; /* aw_grammar_set_finish() */
 	uint64_t *tmpmask;
 	uint8_t *keybuf;
 	size_t keycap;
@@ -1905,8 +1906,12 @@ static void enter(struct aw_grammar_matcher *m, const struct frame *parent, uint
 		if (m->alt_depth >= ALT_DEPTH)
 			return;
 		m->alt_depth++;
-		for (uint32_t i = 0; i < n->n; i++)
+		for (uint32_t i = 0; i < n->n; i++) {
+			const struct gnode *k = &m->g->nodes[m->g->kids[n->off + i]];
+			if (m->finish && k->any && n->n > 1)
+				continue; /* finishing: no new containers inside "any" */
 			enter(m, parent, m->g->kids[n->off + i], c);
+		}
 		m->alt_depth--;
 		return;
 	}
@@ -1948,15 +1953,23 @@ static struct frame *with(struct aw_grammar_matcher *m, const struct frame *f, i
 
 /* Is there a declared property j in [b, first required >= b] whose key
  * continues through key-trie node 't'? */
-static int key_ok(const struct aw_grammar *g, const struct gnode *n, uint32_t t, uint32_t b)
+static int key_ok(const struct aw_grammar_matcher *m, const struct gnode *n, uint32_t t, uint32_t b,
+		  int start)
 {
+	const struct aw_grammar *g = m->g;
 	if (b >= n->n)
 		return 0;
 	uint32_t r = g->props[n->off + b].req_next;
+	uint32_t lo = b;
+	if (m->finish && start) {
+		if (r >= n->n)
+			return 0; /* finishing: optional members are skipped */
+		lo = r;
+	}
 	const struct tnode *x = &g->tn[t];
 	for (uint32_t i = x->lo; i < x->hi; i++) {
 		int32_t j = g->tleaf[i];
-		if ((uint32_t)j >= b && (uint32_t)j <= r)
+		if ((uint32_t)j >= lo && (uint32_t)j <= r)
 			return 1;
 	}
 	return 0;
@@ -2053,6 +2066,8 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 		if (c != '"')
 			return;
 		if (n->sub >= 0) {
+			if (m->finish && f->ph == P_OFIRST)
+				return;
 			struct frame *p = with(m, f, P_OMAPKEY, 0);
 			if (!p)
 				return;
@@ -2062,13 +2077,13 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 			return;
 		} else {
 			int32_t k = trie_kid(g, n->trie, '"');
-			if (k >= 0 && key_ok(g, n, (uint32_t)k, f->b))
+			if (k >= 0 && key_ok(m, n, (uint32_t)k, f->b, f->ph == P_OFIRST))
 				emit(m, with(m, f, P_OKEY, (uint32_t)k));
 			return;
 		}
 	case P_OKEY: {
 		int32_t k = trie_kid(g, f->a, (uint8_t)c);
-		if (k < 0 || !key_ok(g, n, (uint32_t)k, f->b))
+		if (k < 0 || !key_ok(m, n, (uint32_t)k, f->b, 0))
 			return;
 		int32_t leaf = g->tn[k].leaf;
 		if (leaf >= 0) {
@@ -2103,11 +2118,11 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 				done(m, f, -1);
 			return;
 		}
-		if (c == (uint8_t)g->comma[0] && (n->sub >= 0 || f->b < n->n)) {
+		if (c == (uint8_t)g->comma[0] && ((n->sub >= 0 && !m->finish) || f->b < n->n)) {
 			if (n->sub < 0) {
 				/* some key must still be possible */
 				int32_t k = trie_kid(g, n->trie, '"');
-				if (k < 0 || !key_ok(g, n, (uint32_t)k, f->b))
+				if (k < 0 || !key_ok(m, n, (uint32_t)k, f->b, 1))
 					return;
 			}
 			emit(m, with(m, f, g->ncomma == 1 ? P_OKEYNEED : P_OSEP, 1));
@@ -2128,6 +2143,8 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 				done(m, f, -1);
 			return;
 		}
+		if (m->finish && n->lo == 0)
+			return;
 		/* fall through */
 	case P_AITEMNEED: {
 		if (f->b >= n->hi)
@@ -2146,7 +2163,8 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 				done(m, f, -1);
 			return;
 		}
-		if (c == (uint8_t)g->comma[0] && f->b < n->hi && (f->b < n->n || n->sub >= 0))
+		if (c == (uint8_t)g->comma[0] && f->b < n->hi && (f->b < n->n || n->sub >= 0) &&
+		    !(m->finish && f->b >= n->lo))
 			emit(m, with(m, f, g->ncomma == 1 ? P_AITEMNEED : P_ASEP, 1));
 		return;
 	case P_ASEP:
@@ -2174,7 +2192,7 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 				return;
 			}
 			int ns = fs_next[f->a][c];
-			if (ns < 0)
+			if (ns < 0 || (m->finish && f->a == FS_BASE && f->b >= lo))
 				return;
 			t = *f;
 			if (f->a == FS_BASE) {
@@ -2192,7 +2210,7 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 				return;
 			}
 			int32_t ns = d->next[(size_t)f->a * 256 + c];
-			if (ns < 0)
+			if (ns < 0 || (m->finish && d->dist[ns] >= d->dist[f->a]))
 				return;
 			emit(m, with(m, f, P_SBODY, (uint32_t)ns));
 		}
@@ -2221,12 +2239,13 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 	case P_NZERO:
 	case P_NINT:
 		if (c >= '0' && c <= '9' && f->ph == P_NINT && f->b < NUM_MAX_INT &&
+		    !(m->finish && num_valid(n, f->neg, f->x)) &&
 		    num_feasible(n, f->neg, f->x * 10 + (c - '0'), f->b + 1)) {
 			t = *f;
 			t.x = f->x * 10 + (c - '0');
 			t.b++;
 			emit(m, fnew(m, &t));
-		} else if (c == '.' && frac_ok(n, f->neg, f->x)) {
+		} else if (c == '.' && !m->finish && frac_ok(n, f->neg, f->x)) {
 			emit(m, with(m, f, P_NDOT, 0));
 		}
 		if (num_valid(n, f->neg, f->x))
@@ -2237,7 +2256,7 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 			emit(m, with(m, f, P_NFRAC, 1));
 		return;
 	case P_NFRAC:
-		if (c >= '0' && c <= '9' && f->a < NUM_MAX_FRAC)
+		if (c >= '0' && c <= '9' && f->a < NUM_MAX_FRAC && !m->finish)
 			emit(m, with(m, f, P_NFRAC, f->a + 1));
 		done(m, f, c);
 		return;
@@ -2421,6 +2440,11 @@ void aw_grammar_matcher_free(struct aw_grammar_matcher *m)
 	free(m->tmpmask);
 	free(m->keybuf);
 	free(m);
+}
+
+void aw_grammar_set_finish(struct aw_grammar_matcher *m, int on)
+{
+	m->finish = !!on;
 }
 
 size_t aw_grammar_n_steps(const struct aw_grammar_matcher *m)
@@ -2641,6 +2665,7 @@ static uint32_t state_key(struct aw_grammar_matcher *m, uint64_t *ret_hash)
 	}
 	uint8_t *p = m->keybuf;
 	memcpy(p, &m->v, sizeof(m->v));
+	p[7] ^= (uint8_t)m->finish; /* pointers are aligned: the low byte's top bit is free */
 	p += 8;
 	for (uint32_t i = 0; i < h->n; i++) {
 		for (const struct frame *f = m->stacks[h->soff + i]; f; f = f->up) {
@@ -2803,10 +2828,15 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 		uint32_t room = hi == UINT32_MAX ? PURE_MAX : hi - top->b;
 		if (room > PURE_MAX)
 			room = PURE_MAX;
-		const uint64_t *le = v->le + (size_t)room * v->words;
-		memcpy(allowed, le, v->words * sizeof(uint64_t));
-		for (uint32_t w = 0; w < v->words; w++)
-			count += __builtin_popcountll(le[w]);
+		uint32_t lo = top->node == UINT32_MAX ? 0 : m->g->nodes[top->node].lo;
+		if (m->finish && top->b < lo && lo - top->b < room)
+			room = lo - top->b; /* finishing: no further than the minimum */
+		if (!(m->finish && top->b >= lo)) {
+			const uint64_t *le = v->le + (size_t)room * v->words;
+			memcpy(allowed, le, v->words * sizeof(uint64_t));
+			for (uint32_t w = 0; w < v->words; w++)
+				count += __builtin_popcountll(le[w]);
+		}
 		walk(m, &v->quote, h->n, allowed, &count);
 	} else {
 		walk(m, &v->all, h->n, allowed, &count);

@@ -138,6 +138,13 @@ int aw_grammar_accept_bytes(struct aw_grammar_matcher *m, const char *b, size_t 
  * steps were taken (nothing undone). */
 int aw_grammar_rollback(struct aw_grammar_matcher *m, size_t n);
 
+/* Finishing (on = 1): from now on allow only what brings the value to its
+ * nearest end — no new optional members, items, map entries or digits,
+ * strings close as soon as their minimum length is met, patterns move
+ * toward acceptance. For a max_tokens budget: turn it on when the budget
+ * runs short so the answer still parses. Affects mask and accept alike. */
+void aw_grammar_set_finish(struct aw_grammar_matcher *m, int on);
+
 /* Steps that can be rolled back (accepts since the start/reset). */
 size_t aw_grammar_n_steps(const struct aw_grammar_matcher *m);
 

@@ -5,7 +5,9 @@
  * tokens the grammar forces next (aw_grammar_forced) are appended without a
  * forward pass of their own: they join the sampled token in one batch. The
  * generation ends when the matcher is done (only EOS could follow), when the
- * model picks an end-of-generation token the grammar allows, or at -n.
+ * model picks an end-of-generation token the grammar allows, or at -n; in
+ * the second half of the -n budget the matcher finishes (steers to the
+ * nearest end of the value), so that the answer still parses.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -87,6 +89,9 @@ static int generate(const struct infer_model *m, const struct aw_tok *tok,
 		goto out;
 	int32_t pos = n_prompt;
 	while (out->tokens < n_gen) {
+		/* the second half of the budget steers to the nearest end */
+		if (out->tokens >= n_gen / 2)
+			aw_grammar_set_finish(mt, 1);
 		if (aw_grammar_done(mt)) {
 			out->complete = 1;
 			break;
@@ -122,6 +127,13 @@ static int generate(const struct infer_model *m, const struct aw_tok *tok,
 		}
 		if ((ret = aw_grammar_accept(mt, t)) < 0) {
 			fprintf(stderr, "aw-infer: the grammar refused token %d it allowed\n", t);
+			if (getenv("AW_GRAMMAR_DEBUG")) {
+				FILE *df = fopen(getenv("AW_GRAMMAR_DEBUG"), "wb");
+				if (df) {
+					fwrite(out->text, 1, out->len, df);
+					fclose(df);
+				}
+			}
 			goto out;
 		}
 		const char *text;
