@@ -85,6 +85,7 @@ struct group {
 	struct aw_pool *threads;
 	int32_t *ids; /* prompt tokens (max_prompt_tokens + 1) */
 	int32_t n_vocab, ctx, n_eos, eos[2];
+	unsigned gen;			    /* engine generation of 'm' (live model swap) */
 	int start_rc;			    /* atomic: 0 starting, 1 serving, -errno failed */
 	struct aw_dispatch_group_stats sst; /* scheduler counters, relaxed atomics */
 } __rte_cache_aligned;
@@ -302,12 +303,15 @@ static void run_request(struct group *g, struct aw_req *r)
 		send_error(&x, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
 		goto done;
 	}
-	if (body.max_new_tokens == 0 || body.max_new_tokens > d->p.max_new_tokens)
-		body.max_new_tokens = d->p.max_new_tokens;
+	/* limits may change live (aw_dispatch_set_limits) */
+	const uint32_t max_new = __atomic_load_n(&d->p.max_new_tokens, __ATOMIC_RELAXED);
+	const uint32_t def_deadline = __atomic_load_n(&d->p.default_deadline_us, __ATOMIC_RELAXED);
+	if (body.max_new_tokens == 0 || body.max_new_tokens > max_new)
+		body.max_new_tokens = max_new;
 	if (body.deadline_us)
 		x.deadline_us = r->recv_us + body.deadline_us;
-	else if (d->p.default_deadline_us)
-		x.deadline_us = r->recv_us + d->p.default_deadline_us;
+	else if (def_deadline)
+		x.deadline_us = r->recv_us + def_deadline;
 	if (x.deadline_us && start > x.deadline_us) {
 		send_end(&x, AW_PROTO_FINISH_DEADLINE, NULL, queue_us);
 		goto done;
@@ -571,6 +575,66 @@ static int sched_start(struct group *g)
 	return 0;
 }
 
+/* The group's model from the engine (at set-up, and after a live swap). */
+static int group_take_model(struct group *g, const struct aw_engine *engine, int32_t max_batch,
+			    struct aw_err *e)
+{
+	int rc;
+
+	g->gen = engine->ops->generation ? engine->ops->generation(engine->state) : 0;
+	rc = engine->ops->group_model(engine->state, g->idx, max_batch, &g->m, &g->tok, e);
+	if (rc < 0)
+		return rc;
+	g->n_vocab = aw_model_hparams(g->m)->n_vocab;
+	g->n_eos = 0;
+	if (aw_tok_eos(g->tok) >= 0)
+		g->eos[g->n_eos++] = aw_tok_eos(g->tok);
+	if (aw_tok_eot(g->tok) >= 0 && aw_tok_eot(g->tok) != aw_tok_eos(g->tok))
+		g->eos[g->n_eos++] = aw_tok_eot(g->tok);
+	return 0;
+}
+
+/* --- live model swap (loader) ---------------------------------------------------
+ * The engine has a new model: the leader admits nothing more (requests wait
+ * in the ring), lets the running ones finish on the old model, then drops
+ * its scheduler and model and starts again on the new one. */
+static bool swap_due(const struct group *g)
+{
+	const struct aw_engine *en = g->d->engine;
+
+	return en->ops->generation && en->ops->generation(en->state) != g->gen;
+}
+
+static int sched_swap(struct group *g)
+{
+	const struct aw_engine *en = g->d->engine;
+	const unsigned old = g->gen;
+	struct aw_err e = {0};
+	int rc;
+
+	aw_sched_free(g->s);
+	g->s = NULL;
+	aw_pool_free(g->threads);
+	g->threads = NULL;
+	free(g->ids);
+	g->ids = NULL;
+	if (en->ops->group_release)
+		en->ops->group_release(en->state, g->idx);
+	rc = group_take_model(g, en, (int32_t)(g->p.max_batch_tokens ? g->p.max_batch_tokens : 512),
+			      &e);
+	if (rc == 0)
+		rc = sched_start(g);
+	if (rc < 0) {
+		aw_log(AW_LOG_ERR, "dispatch", "group %u: new model: %s", g->idx,
+		       e.msg[0] ? e.msg : strerror(-rc));
+		return rc;
+	}
+	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u", g->idx, old,
+	       g->gen);
+	return 0;
+}
+/* --- */
+
 /* The leader's loop: requests in, cancels in, one step, replies out. */
 static int sched_main(struct group *g)
 {
@@ -585,14 +649,20 @@ static int sched_main(struct group *g)
 		return rc;
 	while (!__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE)) {
 		unsigned n_in = 0, k0 = g->n_keys;
+		const bool swap = swap_due(g); /* live model swap: drain first */
 
 		HEARTBEAT(g);
-		while (n_in < 32 && rte_ring_sc_dequeue(g->ring, &obj) == 0) {
+		while (!swap && n_in < 32 && rte_ring_sc_dequeue(g->ring, &obj) == 0) {
 			sched_take_cancels(g);
 			sched_submit(g, obj);
 			n_in++;
 		}
 		sched_take_cancels(g);
+		if (swap && !busy) {
+			if (sched_swap(g) < 0)
+				break; /* no model: queued requests end cancelled below */
+			continue;
+		}
 		if (busy || n_in || g->n_keys != k0) {
 			busy = aw_sched_step(g->s, aw_sched_now_us());
 			publish_stats(g);
@@ -704,18 +774,12 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 			struct aw_err e = {0};
 			uint32_t mb = g->p.max_batch_tokens ? g->p.max_batch_tokens : 512;
 
-			rc = engine->ops->group_model(engine->state, i, (int32_t)mb, &g->m, &g->tok,
-						      &e);
+			rc = group_take_model(g, engine, (int32_t)mb, &e);
 			if (rc < 0) {
 				aw_log(AW_LOG_ERR, "dispatch", "group %u: model: %s", i,
 				       e.msg[0] ? e.msg : strerror(-rc));
 				goto err;
 			}
-			g->n_vocab = aw_model_hparams(g->m)->n_vocab;
-			if (aw_tok_eos(g->tok) >= 0)
-				g->eos[g->n_eos++] = aw_tok_eos(g->tok);
-			if (aw_tok_eot(g->tok) >= 0 && aw_tok_eot(g->tok) != aw_tok_eos(g->tok))
-				g->eos[g->n_eos++] = aw_tok_eot(g->tok);
 		}
 		snprintf(name, sizeof(name), "aw_reqpool_%u", i);
 		/* ring_size objects can wait; one more per group runs (with a
@@ -799,6 +863,14 @@ void aw_dispatch_free(struct aw_dispatch *d)
 		free(g->ids);
 	}
 	rte_free(d);
+}
+
+/* --- live limits (config reload) --- */
+void aw_dispatch_set_limits(struct aw_dispatch *d, uint32_t max_new_tokens,
+			    uint32_t default_deadline_us)
+{
+	__atomic_store_n(&d->p.max_new_tokens, max_new_tokens, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->p.default_deadline_us, default_deadline_us, __ATOMIC_RELAXED);
 }
 
 unsigned aw_dispatch_n_groups(const struct aw_dispatch *d)

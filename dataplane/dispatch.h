@@ -116,6 +116,11 @@ void aw_dispatch_stop(struct aw_dispatch *d);
 /* Accepts NULL. */
 void aw_dispatch_free(struct aw_dispatch *d);
 
+/* Change the request limits in place (config reload): requests that start
+ * afterwards see them. Safe from any thread. */
+void aw_dispatch_set_limits(struct aw_dispatch *d, uint32_t max_new_tokens,
+			    uint32_t default_deadline_us);
+
 unsigned aw_dispatch_n_groups(const struct aw_dispatch *d);
 /* Group 'g's heartbeat: +1 per iteration of its worker's loop and per token
  * it emits (0 when out of range). The daemon's watchdog checks that it moves. */

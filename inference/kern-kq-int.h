@@ -30,6 +30,8 @@
 #ifndef AW_KERN_KQ_INT_H
 #define AW_KERN_KQ_INT_H
 
+#include <string.h>
+
 #include "kern-int.h"
 
 #if defined(__x86_64__)
@@ -111,5 +113,69 @@ static inline void aw_kern_kq_drive(const struct aw_kern_mat *w, const struct aw
 		}
 	}
 }
+
+/* The 6-bit sub-block scales (*ret_sc) and mins (*ret_m) of a Q4_K/Q5_K
+ * scales[12] array, byte s = sub-block s (quant.h): the low 4 in the low 6
+ * bits of bytes 0-3 / 4-7, the high 4 from bytes 8-11 plus the top 2 bits
+ * of bytes 0-3 / 4-7. */
+static inline void aw_kern_kq_scales(const uint8_t *scales, uint64_t *ret_sc, uint64_t *ret_m)
+{
+	uint32_t u0, u1, u2;
+
+	memcpy(&u0, scales, 4);
+	memcpy(&u1, scales + 4, 4);
+	memcpy(&u2, scales + 8, 4);
+	*ret_sc = (uint64_t)(u0 & 0x3f3f3f3f) |
+		  (uint64_t)((u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030)) << 32;
+	*ret_m = (uint64_t)(u1 & 0x3f3f3f3f) |
+		 (uint64_t)(((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030)) << 32;
+}
+
+/* Tile functions of one type from the including file's inline
+ * tile(w, xq, dx, xs, nbp, r, y, ldy, T, type). */
+#define AW_KERN_KQ_TILES(name, type)                                                               \
+	static void name##_4(const struct aw_kern_mat *w, const struct aw_block_q8a *xq,           \
+			     const float *dx, const float *xs, uint32_t nbp, uint32_t r, float *y, \
+			     size_t ldy)                                                           \
+	{                                                                                          \
+		tile(w, xq, dx, xs, nbp, r, y, ldy, 4, type);                                      \
+	}                                                                                          \
+	static void name##_2(const struct aw_kern_mat *w, const struct aw_block_q8a *xq,           \
+			     const float *dx, const float *xs, uint32_t nbp, uint32_t r, float *y, \
+			     size_t ldy)                                                           \
+	{                                                                                          \
+		tile(w, xq, dx, xs, nbp, r, y, ldy, 2, type);                                      \
+	}                                                                                          \
+	static void name##_1(const struct aw_kern_mat *w, const struct aw_block_q8a *xq,           \
+			     const float *dx, const float *xs, uint32_t nbp, uint32_t r, float *y, \
+			     size_t ldy)                                                           \
+	{                                                                                          \
+		tile(w, xq, dx, xs, nbp, r, y, ldy, 1, type);                                      \
+	}                                                                                          \
+	static aw_kern_kq_tile_fn *const name[3] = {name##_4, name##_2, name##_1};
+
+/* Define the exported matmul 'fn' of the including file over its tile(). */
+#define AW_KERN_KQ_MATMUL(fn)                                                                      \
+	AW_KERN_KQ_TILES(kq_q4_1, AW_TYPE_Q4_1)                                                    \
+	AW_KERN_KQ_TILES(kq_q5_0, AW_TYPE_Q5_0)                                                    \
+	AW_KERN_KQ_TILES(kq_q5_1, AW_TYPE_Q5_1)                                                    \
+	AW_KERN_KQ_TILES(kq_q4_k, AW_TYPE_Q4_K)                                                    \
+	AW_KERN_KQ_TILES(kq_q5_k, AW_TYPE_Q5_K)                                                    \
+	AW_KERN_KQ_TILES(kq_q6_k, AW_TYPE_Q6_K)                                                    \
+	void fn(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,    \
+		uint32_t r0, uint32_t r1)                                                          \
+	{                                                                                          \
+		aw_kern_kq_tile_fn *const *t = w->type == AW_TYPE_Q4_1	 ? kq_q4_1                 \
+					       : w->type == AW_TYPE_Q5_0 ? kq_q5_0                 \
+					       : w->type == AW_TYPE_Q5_1 ? kq_q5_1                 \
+					       : w->type == AW_TYPE_Q4_K ? kq_q4_k                 \
+					       : w->type == AW_TYPE_Q5_K ? kq_q5_k                 \
+					       : w->type == AW_TYPE_Q6_K ? kq_q6_k                 \
+									 : NULL;                   \
+		if (t)                                                                             \
+			aw_kern_kq_drive(w, in, y, ldy, r0, r1, t);                                \
+		else                                                                               \
+			aw_kern_ref_matmul(w, in, y, ldy, r0, r1);                                 \
+	}
 
 #endif

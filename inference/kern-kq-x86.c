@@ -125,19 +125,9 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 		const int five = type == AW_TYPE_Q5_K;
 		const uint8_t *blk = row + (size_t)g * (five ? 176 : 144);
 		const uint8_t *qs = blk + (five ? 48 : 16);
-		uint32_t u0, u1, u2;
+		uint64_t sc, mn;
 
-		memcpy(&u0, blk + 4, 4);
-		memcpy(&u1, blk + 8, 4);
-		memcpy(&u2, blk + 12, 4);
-		/* 6-bit scales and mins (quant.h): the low 4 sub-blocks in the low 6
-		 * bits of bytes 0-3 / 4-7, the high 4 from bytes 8-11 plus the top 2
-		 * bits of bytes 0-3 / 4-7 */
-		const uint64_t sc = (uint64_t)(u0 & 0x3f3f3f3f) |
-				    (uint64_t)((u2 & 0x0f0f0f0f) | ((u0 >> 2) & 0x30303030)) << 32;
-		const uint64_t mn = (uint64_t)(u1 & 0x3f3f3f3f) |
-				    (uint64_t)(((u2 >> 4) & 0x0f0f0f0f) | ((u1 >> 2) & 0x30303030))
-					    << 32;
+		aw_kern_kq_scales(blk + 4, &sc, &mn);
 		aw_fp16 d, dmin;
 
 		memcpy(&d, blk, 2);
@@ -306,58 +296,4 @@ INLINE void tile(const struct aw_kern_mat *w, const struct aw_block_q8a *xq, con
 		y[(size_t)t * ldy + r] = hsum(acc[t]);
 }
 
-#define TILES(name, type)                                                                          \
-	static void name##_4(const struct aw_kern_mat *w, const struct aw_block_q8a *xq,           \
-			     const float *dx, const float *xs, uint32_t nbp, uint32_t r, float *y, \
-			     size_t ldy)                                                           \
-	{                                                                                          \
-		tile(w, xq, dx, xs, nbp, r, y, ldy, 4, type);                                      \
-	}                                                                                          \
-	static void name##_2(const struct aw_kern_mat *w, const struct aw_block_q8a *xq,           \
-			     const float *dx, const float *xs, uint32_t nbp, uint32_t r, float *y, \
-			     size_t ldy)                                                           \
-	{                                                                                          \
-		tile(w, xq, dx, xs, nbp, r, y, ldy, 2, type);                                      \
-	}                                                                                          \
-	static void name##_1(const struct aw_kern_mat *w, const struct aw_block_q8a *xq,           \
-			     const float *dx, const float *xs, uint32_t nbp, uint32_t r, float *y, \
-			     size_t ldy)                                                           \
-	{                                                                                          \
-		tile(w, xq, dx, xs, nbp, r, y, ldy, 1, type);                                      \
-	}                                                                                          \
-	static aw_kern_kq_tile_fn *const name[3] = {name##_4, name##_2, name##_1};
-
-TILES(q4_1, AW_TYPE_Q4_1)
-TILES(q5_0, AW_TYPE_Q5_0)
-TILES(q5_1, AW_TYPE_Q5_1)
-TILES(q4_k, AW_TYPE_Q4_K)
-TILES(q5_k, AW_TYPE_Q5_K)
-TILES(q6_k, AW_TYPE_Q6_K)
-
-void FN(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy, uint32_t r0,
-	uint32_t r1)
-{
-	switch (w->type) {
-	case AW_TYPE_Q4_1:
-		aw_kern_kq_drive(w, in, y, ldy, r0, r1, q4_1);
-		return;
-	case AW_TYPE_Q5_0:
-		aw_kern_kq_drive(w, in, y, ldy, r0, r1, q5_0);
-		return;
-	case AW_TYPE_Q5_1:
-		aw_kern_kq_drive(w, in, y, ldy, r0, r1, q5_1);
-		return;
-	case AW_TYPE_Q4_K:
-		aw_kern_kq_drive(w, in, y, ldy, r0, r1, q4_k);
-		return;
-	case AW_TYPE_Q5_K:
-		aw_kern_kq_drive(w, in, y, ldy, r0, r1, q5_k);
-		return;
-	case AW_TYPE_Q6_K:
-		aw_kern_kq_drive(w, in, y, ldy, r0, r1, q6_k);
-		return;
-	default:
-		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
-		return;
-	}
-}
+AW_KERN_KQ_MATMUL(FN)

@@ -33,6 +33,15 @@
 #include <math.h>
 
 #include "kern-int.h"
+#include "kern-kq-int.h"
+
+#if AW_KERN_NEON_LEVEL == 2
+#define KQ_MATMUL aw_kern_kq_matmul_i8mm
+#elif AW_KERN_NEON_LEVEL == 1
+#define KQ_MATMUL aw_kern_kq_matmul_dotprod
+#else
+#define KQ_MATMUL aw_kern_kq_matmul_neon
+#endif
 
 #if !defined(AW_KERN_NEON_LEVEL)
 #error "AW_KERN_NEON_LEVEL must be 0 (neon), 1 (dotprod) or 2 (i8mm)"
@@ -521,8 +530,8 @@ INLINE void rows_f_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
-	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
-		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+	if (aw_kern_type_kq(w->type)) {
+		KQ_MATMUL(w, in, y, ldy, r0, r1);
 		return;
 	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {

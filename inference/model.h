@@ -99,7 +99,43 @@ struct aw_model_params {
 	int scales_checked;	    /* 1: the caller already ran aw_model_check_tensor()
 				     * on every tensor (e.g. from the loader's on_tensor
 				     * callback, overlapped with the reads): skip it here */
+	const uint8_t *prepacked;   /* NULL, or one flag per tensor of the file
+				     * (aw_gguf_tensor_at() index): 1 = its bytes in
+				     * 'data' are already in the kernels' layout
+				     * (struct aw_model_repacker); with repack = 1 */
 };
+
+/* Repacking in place while the loader reads (inference/loader.h): hand
+ * aw_model_repacker_tensor() to the loader as its writable tensor callback
+ * (on_tensor_rw, tensor_ctx = the repacker). For each tensor the model would
+ * repack (the layers' seven matrices and an untied output.weight, Q8_0 or
+ * Q4_0, rows a multiple of 16 so the interleaved layout has the file
+ * layout's size) it rewrites the bytes in place, 16 rows at a time through
+ * a small scratch buffer, so the repacked weights stay in the loader's
+ * (hugepage) memory and no second copy is made; then set
+ * aw_model_params.prepacked = repacker.done. Matrices it skips are repacked
+ * by aw_model_load() as usual. Each tensor's block scales are checked
+ * (aw_model_check_tensor) before it is rewritten: a bad one cancels the load
+ * with rc = -EINVAL and msg naming it. */
+struct aw_model_repacker {
+	const struct aw_gguf *g;
+	uint8_t *done;	     /* (n_tensors) 1 = repacked in place */
+	uint64_t n_done;     /* tensors repacked */
+	uint64_t bytes_done; /* their bytes */
+	double seconds;	     /* spent repacking (on the loading thread) */
+	int rc;		     /* first error (-errno), 0 */
+	char msg[160];	     /* with rc = -EINVAL: the tensor that failed its check */
+};
+
+/* Returns 0 or -ENOMEM. */
+int aw_model_repacker_init(struct aw_model_repacker *rp, const struct aw_gguf *g);
+void aw_model_repacker_fini(struct aw_model_repacker *rp);
+
+/* The loader's aw_load_tensor_rw_fn: 'ctx' is the repacker, 'idx' the tensor
+ * index, data[r] the tensor in replica r. Returns 0, or nonzero (cancelling
+ * the load) when out of memory or the index is out of range (rp->rc says). */
+int aw_model_repacker_tensor(void *ctx, uint32_t idx, void *const *data, unsigned n_replicas,
+			     uint64_t size);
 
 /* A batch for aw_model_forward(). Tokens of one sequence appear in position
  * order, and the first of them continues the sequence: its position equals
@@ -152,6 +188,15 @@ uint64_t aw_model_weight_bytes(const struct aw_model *m);
  * and vector, plus one row of token_embd (all of it when tied, since the
  * output projection reads it). */
 uint64_t aw_model_decode_bytes(const struct aw_model *m);
+
+/* Bytes of matrices the kernels read in the interleaved layout: repacked at
+ * load (owned) or in place while loading (params.prepacked). */
+uint64_t aw_model_repacked_bytes(const struct aw_model *m);
+
+/* 1 when every matrix the model repacked itself (aw_model_owned_bytes) sits
+ * in hugetlb pages; 0 when they are in ordinary pages (THP advice only) or
+ * there are none. */
+int aw_model_repack_hugetlb(const struct aw_model *m);
 
 /* Bytes of repacked weights the model owns (0 without repacking). */
 uint64_t aw_model_owned_bytes(const struct aw_model *m);

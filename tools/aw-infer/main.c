@@ -40,6 +40,7 @@
 #include "sample.h"
 #include "tok.h"
 
+#include "infer-grammar.h"
 #include "infer-tok.h"
 
 #define MAX_CPUS 256
@@ -67,6 +68,8 @@ struct opts {
 	bool dequant;	  /* --dequant: F32 weights, unquantized activations */
 	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
+	const char *json_schema;   /* --json-schema FILE */
+	const char *grammar_bench; /* --grammar-bench FILE.jsonl */
 };
 
 static void infer_usage(FILE *f)
@@ -116,6 +119,11 @@ static void infer_usage(FILE *f)
 		"      --bos               --tokenize: add BOS (if the vocabulary has one)\n"
 		"      --special           parse special-token text in --tokenize and -p\n"
 		"                          (and print control tokens in --detokenize)\n"
+		"      --json-schema FILE  constrain the answer to JSON valid for this schema\n"
+		"                          (default -n 1024)\n"
+		"      --grammar-bench F   compile each {\"name\", \"schema\"} line of F, run one\n"
+		"                          constrained generation each, print JSON lines\n"
+		"                          (-p optional; default -n 256)\n"
 		"  -v, --verbose           more messages on standard error\n"
 		"  -h, --help              this text\n");
 }
@@ -175,6 +183,8 @@ enum {
 	OPT_DETOKENIZE,
 	OPT_BOS,
 	OPT_SPECIAL,
+	OPT_JSON_SCHEMA,
+	OPT_GRAMMAR_BENCH,
 };
 
 static bool ignore_eos;
@@ -217,6 +227,8 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"detokenize", required_argument, NULL, OPT_DETOKENIZE},
 		{"bos", no_argument, NULL, OPT_BOS},
 		{"special", no_argument, NULL, OPT_SPECIAL},
+		{"json-schema", required_argument, NULL, OPT_JSON_SCHEMA},
+		{"grammar-bench", required_argument, NULL, OPT_GRAMMAR_BENCH},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -386,6 +398,12 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		case OPT_SPECIAL:
 			o->special = true;
 			break;
+		case OPT_JSON_SCHEMA:
+			o->json_schema = optarg;
+			break;
+		case OPT_GRAMMAR_BENCH:
+			o->grammar_bench = optarg;
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -445,8 +463,15 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				"says)\n");
 		return 2;
 	}
+	if ((o->json_schema || o->grammar_bench) &&
+	    (modes || o->tokenize || o->detokenize || o->ids ||
+	     (o->json_schema && o->grammar_bench))) {
+		fprintf(stderr, "aw-infer: --json-schema and --grammar-bench run alone (with a "
+				"prompt and sampling options)\n");
+		return 2;
+	}
 	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids &&
-	    !o->tokenize && !o->detokenize) {
+	    !o->tokenize && !o->detokenize && !o->grammar_bench) {
 		fprintf(stderr, "aw-infer: give a prompt (-p or --prompt-ids)\n");
 		return 2;
 	}
@@ -618,7 +643,9 @@ static void print_info(struct run *r)
 	}
 	printf("weight bytes:    %" PRIu64 "\n", aw_model_weight_bytes(r->m));
 	printf("decode bytes:    %" PRIu64 " per token\n", aw_model_decode_bytes(r->m));
-	printf("repacked bytes:  %" PRIu64 "\n", aw_model_owned_bytes(r->m));
+	printf("repacked bytes:  %" PRIu64 " (%" PRIu64 " in place in the loaded weights)\n",
+	       aw_model_repacked_bytes(r->m),
+	       aw_model_repacked_bytes(r->m) - aw_model_owned_bytes(r->m));
 	printf("kv cache bytes:  %zu (%s rows)\n", aw_kv_bytes(r->kv), aw_type_name(r->kv->c.type));
 	printf("kernels:         %s (compiled:", aw_model_kern(r->m)->name);
 	for (unsigned i = 0; (k = aw_kern_variant(i, &supported)); i++)
@@ -688,7 +715,7 @@ static int bench(struct run *r, long n_prompt, long n_gen)
 	       o->model, aw_model_kern(r->m)->name, r->pool ? aw_pool_size(r->pool) : 1,
 	       aw_model_max_batch(r->m), n_prompt, best_pp, pp, n_gen, best_tg, tg,
 	       aw_model_weight_bytes(r->m), db, (double)db * tg / 1e9, o->reps,
-	       aw_model_owned_bytes(r->m) ? "true" : "false");
+	       aw_model_repacked_bytes(r->m) ? "true" : "false");
 out:
 	free(tok);
 	return ret;
@@ -788,6 +815,47 @@ out:
 	return ret;
 }
 
+/* The model as infer-grammar.c sees it. */
+static int im_forward(void *ctx, const int32_t *tok, int32_t n, int32_t pos0)
+{
+	return prefill(ctx, 0, tok, n, pos0);
+}
+
+static void im_clear(void *ctx)
+{
+	struct run *r = ctx;
+	aw_kv_seq_clear(r->kv, 0);
+}
+
+static int run_grammar(struct run *r, const int32_t *prompt, int32_t n_prompt)
+{
+	struct opts *o = r->o;
+	struct aw_err err = {0};
+	int32_t bos;
+	struct infer_model im = {r,	     im_forward, im_clear,  r->logits,
+				 r->n_vocab, r->ctx,	 o->verbose};
+
+	if (!r->tok && aw_tok_new_from_gguf(r->g, &r->tok, &err) < 0) {
+		fprintf(stderr, "aw-infer: %s: no tokenizer: %s\n", o->model, err.msg);
+		return 1;
+	}
+	if (aw_tok_n_tokens(r->tok) > (uint32_t)r->n_vocab) {
+		fprintf(stderr, "aw-infer: the vocabulary is larger than the model's output\n");
+		return 1;
+	}
+	if (!n_prompt) {
+		/* --grammar-bench without -p: start from BOS (or token 0) */
+		bos = aw_tok_bos(r->tok) >= 0 ? aw_tok_bos(r->tok) : 0;
+		prompt = &bos;
+		n_prompt = 1;
+	}
+	if (o->json_schema)
+		return infer_grammar_schema(&im, r->tok, &o->sp, o->json_schema, prompt, n_prompt,
+					    o->n > 0 ? o->n : 1024);
+	return infer_grammar_bench(&im, r->tok, &o->sp, o->grammar_bench, prompt, n_prompt,
+				   o->n > 0 ? o->n : 256);
+}
+
 /* The loader's on_tensor: check each tensor's block scales as it lands. */
 struct check_ctx {
 	const struct aw_gguf *g;
@@ -808,11 +876,17 @@ static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size
 	return 0;
 }
 
+/* The loader's progress: on a terminal one line rewritten in place
+ * (cc->progress = stderr), otherwise a log line about once a second (-v). */
 static int progress(void *ctx, const struct aw_load_progress *p)
 {
 	struct check_ctx *cc = ctx;
+	char line[128];
 
-	return aw_loader_print_progress(cc->progress, p);
+	if (cc->progress)
+		return aw_loader_print_progress(cc->progress, p);
+	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -853,24 +927,43 @@ int main(int argc, char **argv)
 	bool scales_checked = false;
 	struct aw_err cerr = {0};
 	struct check_ctx cc = {.g = r.g, .err = &cerr};
+	struct aw_model_repacker rp = {0};
+	bool repack_inplace = false;
 	if (o.load >= 0) {
 		/* block scales are checked as each tensor lands, while later
 		 * reads are in flight (the model then skips its own pass) */
 		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load,
 					  .on_tensor = check_tensor,
 					  .ctx = &cc};
-		if (o.verbose) {
-			lo.on_progress = progress;
-			cc.progress = stderr;
+		/* a progress line on a terminal, log lines (-v) otherwise */
+		const bool tty = isatty(STDERR_FILENO);
+		lo.on_progress = progress;
+		cc.progress = tty ? stderr : NULL;
+		lo.progress_ms = tty ? 100 : 1000;
+		/* repack each matrix in place as it lands, while later reads are in
+		 * flight: the repacked weights stay in the loader's hugepages */
+		repack_inplace =
+			!o.no_repack && !o.dequant && !o.load_only && o.load != AW_LOAD_MMAP;
+		if (repack_inplace) {
+			if (aw_model_repacker_init(&rp, r.g) < 0) {
+				fprintf(stderr, "aw-infer: out of memory\n");
+				goto out;
+			}
+			lo.on_tensor_rw = aw_model_repacker_tensor;
+			lo.tensor_ctx = &rp;
 		}
 		ret = aw_loader_load_gguf(r.g, &lo, &r.w, &err);
 		if (ret < 0 && cc.failed) {
 			fprintf(stderr, "aw-infer: %s: %s\n", o.model, cerr.msg);
+			aw_model_repacker_fini(&rp);
 			goto out;
 		}
 		if (ret < 0) {
 			fprintf(stderr, "aw-infer: loading %s: %s\n", o.model,
-				err.msg[0] ? err.msg : strerror(-ret));
+				rp.rc	     ? (rp.msg[0] ? rp.msg : strerror(-rp.rc))
+				: err.msg[0] ? err.msg
+					     : strerror(-ret));
+			aw_model_repacker_fini(&rp);
 			goto out;
 		}
 		if (o.load_only) {
@@ -879,6 +972,11 @@ int main(int argc, char **argv)
 			status = 0;
 			goto out;
 		}
+		if (repack_inplace)
+			aw_log(AW_LOG_INFO, "load",
+			       "repacked %" PRIu64
+			       " matrices (%.2f GB) in place while loading, %.2f s",
+			       rp.n_done, rp.bytes_done / 1e9, rp.seconds);
 		data = aw_weights_data(r.w, 0);
 		size = aw_weights_info(r.w)->size;
 		scales_checked = true;
@@ -888,13 +986,23 @@ int main(int argc, char **argv)
 				     .max_batch = (int32_t)o.batch,
 				     .repack = !o.no_repack,
 				     .dequant = o.dequant,
-				     .scales_checked = scales_checked};
+				     .scales_checked = scales_checked,
+				     .prepacked = repack_inplace ? rp.done : NULL};
 	ret = aw_model_load(r.g, data, size, &mp, &r.m, &err);
+	aw_model_repacker_fini(&rp);
 	if (ret < 0) {
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
 			err.msg[0] ? err.msg : strerror(-ret));
 		goto out;
 	}
+	if (aw_model_owned_bytes(r.m))
+		aw_log(AW_LOG_INFO, "load", "repacked %.2f GB at load into %s (%s)",
+		       aw_model_owned_bytes(r.m) / 1e9,
+		       aw_model_repack_hugetlb(r.m) ? "hugetlb pages"
+						    : "ordinary pages with THP advice",
+		       aw_model_repack_hugetlb(r.m)
+			       ? "as the kernels want"
+			       : "no hugetlb pages: see /proc/sys/vm/nr_hugepages");
 	const struct aw_model_hparams *hp = aw_model_hparams(r.m);
 	r.n_vocab = hp->n_vocab;
 
@@ -993,6 +1101,8 @@ int main(int argc, char **argv)
 	if (o.info) {
 		print_info(&r);
 		status = 0;
+	} else if (o.json_schema || o.grammar_bench) {
+		status = run_grammar(&r, prompt, (int32_t)n_prompt);
 	} else if (o.bench) {
 		ret = bench(&r, n_prompt, n_gen);
 		if (ret < 0)
