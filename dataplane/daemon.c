@@ -34,6 +34,7 @@
 #include "log.h"
 #include "telemetry.h"
 #include "journal.h"
+#include "metrics.h"
 #include "watchdog.h"
 
 #include "aw-config.h"
@@ -385,6 +386,7 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	struct aw_dispatch_params *dsp = calloc(1, sizeof(*dsp));
 	struct aw_engine engine = {0};
 	struct aw_dispatch *disp = NULL;
+	struct aw_metrics *metrics = NULL;
 	struct aw_dp *dp = NULL;
 	unsigned leaked;
 	uint64_t wd_us;
@@ -447,6 +449,12 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	if (c->telemetry.enabled &&
 	    aw_telemetry_init(c->telemetry.name, dp, disp, &engine, c->model.path) < 0)
 		aw_log(AW_LOG_WARNING, "daemon", "telemetry commands not registered");
+	/* Prometheus: a kernel socket served by a thread that inherits this
+	 * (main lcore's) CPU affinity, never a dataplane or worker CPU */
+	if (c->telemetry.metrics &&
+	    aw_metrics_new(c->telemetry.metrics_address, (uint16_t)c->telemetry.metrics_port, dp,
+			   disp, &metrics) < 0)
+		goto out_stop;
 	if ((disp && aw_dispatch_start(disp) < 0) || aw_dp_start(dp) < 0)
 		goto out_stop;
 	for (unsigned p = 0; p < dpp->n_ports; p++) {
@@ -525,6 +533,8 @@ out_stop:
 	if (disp)
 		aw_dispatch_stop(disp); /* every request gets its final message */
 	aw_dp_stop(dp);			/* drain the response rings, stop the lcores */
+	aw_metrics_free(metrics);	/* before the counters it reads go away */
+	metrics = NULL;
 	aw_telemetry_detach();
 	{
 		struct aw_dp_stats st;

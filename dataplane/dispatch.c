@@ -46,6 +46,7 @@ struct group {
 	uint64_t keys[CANCEL_KEYS]; /* cancel keys seen by the worker (ring buffer) */
 	unsigned n_keys;
 	struct aw_dispatch_group_stats st; /* written by the worker (and submit: enqueued) */
+	struct aw_dispatch_group_obs obs;  /* written by the worker only (hist.h) */
 	uint32_t running;		   /* atomic */
 	uint64_t heartbeat; /* atomic: +1 per loop iteration and per emitted token (watchdog) */
 } __rte_cache_aligned;
@@ -60,6 +61,8 @@ struct aw_dispatch {
 };
 
 #define GST_ADD(g, f, n) __atomic_fetch_add(&(g)->st.f, (n), __ATOMIC_RELAXED)
+/* only the group's worker writes its observations */
+#define OBS_INC(g, field) __atomic_store_n(&(g)->obs.field, (g)->obs.field + 1, __ATOMIC_RELAXED)
 /* only the group's worker writes its heartbeat */
 #define HEARTBEAT(g) __atomic_store_n(&(g)->heartbeat, (g)->heartbeat + 1, __ATOMIC_RELAXED)
 
@@ -152,7 +155,44 @@ struct run {
 	uint64_t data_bytes;
 	uint8_t stop_reason; /* 0, or AW_PROTO_FINISH_CANCELLED / _DEADLINE */
 	int lost;	     /* the reply path refused (shutdown) */
+	unsigned op;	     /* index in obs.done (AW_DISPATCH_OPS) */
+	uint64_t last_us;    /* when the previous token was sent (0: none yet) */
 };
+
+/* The terminal of request 'x' leaves now: outcome and end-to-end latency. */
+static void observe_end(struct run *x, enum aw_dispatch_outcome o)
+{
+	struct group *g = x->g;
+
+	OBS_INC(g, done[x->op][o]);
+	aw_hist_observe(&g->obs.e2e_us, &aw_hist_latency_us, aw_dp_now_us() - x->r->recv_us);
+}
+
+static enum aw_dispatch_outcome error_outcome(uint16_t code)
+{
+	switch (code) {
+	case AW_PROTO_ERR_BAD_REQUEST:
+	case AW_PROTO_ERR_TOO_LONG:
+		return AW_DISPATCH_OUT_BAD_REQUEST;
+	case AW_PROTO_ERR_UNSUPPORTED:
+		return AW_DISPATCH_OUT_UNSUPPORTED;
+	case AW_PROTO_ERR_INTERNAL:
+		return AW_DISPATCH_OUT_INTERNAL;
+	case AW_PROTO_ERR_DEADLINE:
+		return AW_DISPATCH_OUT_DEADLINE;
+	default:
+		return AW_DISPATCH_OUT_ERROR;
+	}
+}
+
+const char *aw_dispatch_outcome_name(enum aw_dispatch_outcome o)
+{
+	static const char *const names[AW_DISPATCH_OUT__COUNT] = {
+		"stop",	 "length",	"deadline",    "cancelled",
+		"error", "bad_request", "unsupported", "internal"};
+
+	return (unsigned)o < AW_DISPATCH_OUT__COUNT ? names[o] : "unknown";
+}
 
 static int send_reply(struct run *x, uint8_t type, const void *payload, size_t len, int terminal)
 {
@@ -172,6 +212,7 @@ static void send_error(struct run *x, uint16_t code, const char *msg)
 
 	if (n >= 0)
 		send_reply(x, AW_PROTO_ERROR, b, (size_t)n, 1);
+	observe_end(x, error_outcome(code));
 }
 
 /* The engine's emit callback: one DATA datagram per call (split when the
@@ -195,6 +236,18 @@ static int emit(void *ctx, const char *text, size_t len, uint32_t n_tokens)
 	} while (off < len);
 	x->data_bytes += len;
 	GST_ADD(x->g, tokens_out, n_tokens);
+	if (n_tokens) {
+		uint64_t now = aw_dp_now_us();
+
+		if (!x->last_us)
+			aw_hist_observe(&x->g->obs.ttft_us, &aw_hist_latency_us,
+					now - x->r->recv_us);
+		else
+			for (uint32_t i = 0; i < n_tokens; i++)
+				aw_hist_observe(&x->g->obs.itl_us, &aw_hist_latency_us,
+						(now - x->last_us) / n_tokens);
+		x->last_us = now;
+	}
 	HEARTBEAT(x->g);
 
 	take_cancels(x->g);
@@ -229,6 +282,8 @@ static void send_end(struct run *x, uint8_t finish, const struct aw_engine_resul
 	n = aw_proto_summary_build(b, sizeof(b), &s, NULL);
 	if (n >= 0)
 		send_reply(x, AW_PROTO_END, b, (size_t)n, 1);
+	observe_end(x, finish < AW_PROTO_FINISH_MAX_ ? (enum aw_dispatch_outcome)finish
+						     : AW_DISPATCH_OUT_ERROR);
 	if (finish == AW_PROTO_FINISH_CANCELLED)
 		GST_ADD(x->g, cancelled, 1);
 	else if (finish == AW_PROTO_FINISH_DEADLINE)
@@ -245,6 +300,9 @@ static void run_request(struct group *g, struct aw_req *r)
 	struct aw_proto_err e;
 	int rc;
 
+	if (r->type >= AW_PROTO_GENERATE && r->type < AW_PROTO_GENERATE + AW_DISPATCH_OPS)
+		x.op = r->type - AW_PROTO_GENERATE;
+	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, queue_us);
 	take_cancels(g);
 	if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || is_cancelled(g, x.key)) {
 		send_end(&x, AW_PROTO_FINISH_CANCELLED, NULL, queue_us);
@@ -444,6 +502,26 @@ void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 	ret->busy_us = __atomic_load_n(&x->st.busy_us, __ATOMIC_RELAXED);
 	ret->queued = rte_ring_count(x->ring);
 	ret->running = __atomic_load_n(&x->running, __ATOMIC_RELAXED);
+}
+
+void aw_dispatch_group_obs(const struct aw_dispatch *d, unsigned g,
+			   struct aw_dispatch_group_obs *ret)
+{
+	const struct aw_dispatch_group_obs *o = &d->g[g].obs;
+
+	aw_hist_read(&o->queue_us, &ret->queue_us);
+	aw_hist_read(&o->ttft_us, &ret->ttft_us);
+	aw_hist_read(&o->itl_us, &ret->itl_us);
+	aw_hist_read(&o->e2e_us, &ret->e2e_us);
+	aw_hist_read(&o->batch_tokens, &ret->batch_tokens);
+	aw_hist_read(&o->batch_seqs, &ret->batch_seqs);
+	for (unsigned i = 0; i < AW_DISPATCH_OPS; i++)
+		for (unsigned j = 0; j < AW_DISPATCH_OUT__COUNT; j++)
+			ret->done[i][j] = __atomic_load_n(&o->done[i][j], __ATOMIC_RELAXED);
+	ret->kv_blocks_used = __atomic_load_n(&o->kv_blocks_used, __ATOMIC_RELAXED);
+	ret->kv_blocks_total = __atomic_load_n(&o->kv_blocks_total, __ATOMIC_RELAXED);
+	ret->prefix_lookup_tokens = __atomic_load_n(&o->prefix_lookup_tokens, __ATOMIC_RELAXED);
+	ret->prefix_hit_tokens = __atomic_load_n(&o->prefix_hit_tokens, __ATOMIC_RELAXED);
 }
 
 const struct aw_dispatch_group_params *aw_dispatch_group_params(const struct aw_dispatch *d,
