@@ -14,8 +14,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,7 @@
 #include "telemetry.h"
 #include "journal.h"
 #include "metrics.h"
+#include "reload.h"
 #include "watchdog.h"
 
 #include "aw-config.h"
@@ -43,6 +46,25 @@
 #endif
 
 static volatile sig_atomic_t quit_signal;
+static volatile sig_atomic_t hup_signal;
+
+/* --- reload (loader helper): the command line to re-read on SIGHUP, and the
+ * CPUs the process had before the EAL pinned the main thread --- */
+static const struct aw_conf_cli *reload_cli;
+static cpu_set_t start_affinity;
+static bool have_start_affinity;
+
+void aw_daemon_set_cli(const struct aw_conf_cli *cli)
+{
+	reload_cli = cli;
+	have_start_affinity = sched_getaffinity(0, sizeof(start_affinity), &start_affinity) == 0;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	hup_signal = 1;
+}
 
 /* Tell systemd (Type=notify) one "KEY=value\n..." message; a no-op without
  * libsystemd or when not started by systemd (no NOTIFY_SOCKET). */
@@ -334,9 +356,29 @@ static int fill_dispatch_params(const struct aw_conf *c, const struct aw_conf_pl
 		gp->idle = c->groups[g].idle == AW_CONF_IDLE_POLL    ? AW_DP_IDLE_POLL
 			   : c->groups[g].idle == AW_CONF_IDLE_YIELD ? AW_DP_IDLE_YIELD
 								     : AW_DP_IDLE_SLEEP;
+		/* worker groups: the scheduler's shape and the group's CPUs, the
+		 * leader's first (one pool thread pinned on each) */
+		gp->max_batch = c->groups[g].max_batch;
+		gp->max_batch_tokens = c->groups[g].max_batch_tokens;
+		gp->prefill_chunk = c->groups[g].prefill_chunk;
+		gp->kv_cache = c->groups[g].kv_cache;
+		gp->kv_block_tokens = c->groups[g].kv_block_tokens;
+		for (unsigned i = 0; i < plan->n_lcores; i++)
+			if (plan->lcores[i].role == AW_CONF_ROLE_WORKER &&
+			    plan->lcores[i].index == g && gp->n_cpus < AW_DISPATCH_MAX_CPUS) {
+				if (plan->lcores[i].leader && gp->n_cpus) {
+					gp->cpus[gp->n_cpus++] = gp->cpus[0];
+					gp->cpus[0] = (int)plan->lcores[i].cpu;
+				} else {
+					gp->cpus[gp->n_cpus++] = (int)plan->lcores[i].cpu;
+				}
+			}
 	}
 	dp->max_new_tokens = c->limits.max_new_tokens;
 	dp->default_deadline_us = c->limits.default_deadline_ms * 1000u;
+	dp->max_prompt_tokens = c->limits.max_prompt_tokens;
+	dp->max_sessions = c->limits.max_sessions;
+	dp->session_ttl_us = (uint64_t)c->limits.session_ttl_s * 1000000u;
 	return 0;
 }
 
@@ -360,8 +402,11 @@ static int engine_init(const struct aw_conf *c, struct aw_engine *e)
 		struct timespec a, b;
 		int rc;
 
+		struct aw_engine_model_opts mo;
+
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		rc = aw_engine_model_open(c->model.path, e, &err);
+		aw_reload_model_opts(c, "loading model", &mo);
+		rc = aw_engine_model_open(c->model.path, &mo, e, &err);
 		char desc[256];
 
 		if (rc < 0) {
@@ -387,6 +432,7 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	struct aw_engine engine = {0};
 	struct aw_dispatch *disp = NULL;
 	struct aw_metrics *metrics = NULL;
+	struct aw_reload *reloader = NULL;
 	struct aw_dp *dp = NULL;
 	unsigned leaked;
 	uint64_t wd_us;
@@ -422,6 +468,7 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	aw_log_set_sink(rte_sink, NULL);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_hup); /* reloads only once serving; ignored until then */
 
 	{
 		struct stat st;
@@ -469,6 +516,10 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	notify("READY=1\nSTATUS=serving: %u ports, %u dataplane lcores, %u worker groups, "
 	       "engine %s",
 	       dpp->n_ports, dpp->n_lcores, dsp->n_groups, engine.ops->name);
+	if (reload_cli && aw_reload_new(reload_cli, c, have_start_affinity ? &start_affinity : NULL,
+					&engine, disp, &reloader) < 0)
+		aw_log(AW_LOG_WARNING, "daemon", "out of memory: SIGHUP will not reload");
+	hup_signal = 0;
 
 	/* the main lcore: link state (every 10 ms: lcores must stop polling a
 	 * port soon after its link goes down), signals and systemd's watchdog,
@@ -497,6 +548,12 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 		while (!quit_signal) {
 			aw_dp_poll_links(dp);
 			journal_tick();
+			if (hup_signal && reloader) {
+				hup_signal = 0;
+				aw_reload_request(reloader);
+			}
+			if (reloader)
+				aw_reload_poll(reloader);
 			if (wd && aw_dp_now_us() >= next_wd) {
 				uint64_t now = aw_dp_now_us();
 				int stuck;
@@ -529,6 +586,8 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	status = 0;
 
 out_stop:
+	aw_reload_free(reloader); /* waits for a model load in progress */
+	reloader = NULL;
 	aw_dp_stop_rx(dp); /* no new requests */
 	if (disp)
 		aw_dispatch_stop(disp); /* every request gets its final message */

@@ -14,6 +14,11 @@
 /* Serve with 'conf' and its validated 'plan'. Returns the process exit
  * status: 0 after a clean shutdown, 1 when start-up failed, 3 when mbufs
  * leaked. 'argv0' names the program for the EAL. */
+/* The command line to re-read on SIGHUP (config reload, live model swap:
+ * dataplane/reload.h); call before aw_daemon_run(). Without it SIGHUP does
+ * nothing. 'cli' must outlive the run. */
+void aw_daemon_set_cli(const struct aw_conf_cli *cli);
+
 int aw_daemon_run(const struct aw_conf *conf, const struct aw_conf_plan *plan, const char *argv0);
 
 #endif

@@ -7,6 +7,12 @@
  * through aw_dp_reply() to the lcore that owns the client's flow, free the
  * object. Cancellations travel on a small ring per group as 64-bit keys of
  * (client, request id) and are checked between tokens.
+ *
+ * Groups with a scheduler (see "worker groups" below): the leader submits
+ * each request to the group's struct aw_sched with the flow key as its id,
+ * forwards cancel keys to aw_sched_cancel(), steps the scheduler, and turns
+ * its events into DATA/END replies; the request object lives until its last
+ * event.
  */
 #include "dispatch.h"
 
@@ -24,11 +30,37 @@
 #include <rte_ring.h>
 
 #include "log.h"
+#include "model.h"
+#include "pool.h"
+#include "quant.h"
+#include "sample.h"
+#include "scheduler.h"
+#include "tok.h"
 
 #define CANCEL_KEYS 64
 
+struct group;
+struct aw_req;
+
+/* The reply stream of one request. */
+struct run {
+	struct group *g;
+	struct aw_req *r;
+	uint64_t key;
+	uint64_t deadline_us; /* 0 = none */
+	uint32_t seq;	      /* next reply seq */
+	uint64_t data_bytes;
+	uint8_t stop_reason; /* 0, or AW_PROTO_FINISH_CANCELLED / _DEADLINE */
+	int lost;	     /* the reply path refused (shutdown) */
+	uint32_t pending;    /* scheduler: tokens sampled whose text is not sent yet */
+	uint64_t wait_us;    /* scheduler: receipt to submit */
+	unsigned op;	     /* index in obs.done (AW_DISPATCH_OPS) */
+	uint64_t last_us;    /* when the previous token was sent (0: none yet) */
+};
+
 /* One request, copied once from the dataplane lcore's reassembly buffer. */
 struct aw_req {
+	struct run x;		/* scheduler: its reply stream while it runs */
 	struct aw_dp_flow flow; /* client and request id */
 	uint8_t type;		/* AW_PROTO_GENERATE, ... */
 	uint64_t recv_us;	/* when the dataplane completed it */
@@ -47,8 +79,19 @@ struct group {
 	unsigned n_keys;
 	struct aw_dispatch_group_stats st; /* written by the worker (and submit: enqueued) */
 	struct aw_dispatch_group_obs obs;  /* written by the worker only (hist.h) */
+	uint64_t obs_pos, obs_done;	   /* scheduler totals at the previous step */
 	uint32_t running;		   /* atomic */
 	uint64_t heartbeat; /* atomic: +1 per loop iteration and per emitted token (watchdog) */
+	/* scheduler (NULL m: one request at a time through the engine) */
+	struct aw_model *m;
+	const struct aw_tok *tok;
+	struct aw_sched *s;
+	struct aw_pool *threads;
+	int32_t *ids; /* prompt tokens (max_prompt_tokens + 1) */
+	int32_t n_vocab, ctx, n_eos, eos[2];
+	unsigned gen;			    /* engine generation of 'm' (live model swap) */
+	int start_rc;			    /* atomic: 0 starting, 1 serving, -errno failed */
+	struct aw_dispatch_group_stats sst; /* scheduler counters, relaxed atomics */
 } __rte_cache_aligned;
 
 struct aw_dispatch {
@@ -83,7 +126,13 @@ int aw_dispatch_submit(struct aw_dispatch *d, const struct aw_dp_flow *flow, uin
 	struct aw_req *r;
 	void *obj;
 
-	for (unsigned i = 0; i < d->p.n_groups; i++) {
+	if (flow->session_id && d->p.n_groups) {
+		/* a session's turns go to one group, which holds its KV blocks */
+		uint64_t h = flow->session_id * 0x9e3779b97f4a7c15ull;
+
+		best = &d->g[(h >> 32) % d->p.n_groups];
+	}
+	for (unsigned i = 0; !flow->session_id && i < d->p.n_groups; i++) {
 		struct group *g = &d->g[i];
 		unsigned load =
 			rte_ring_count(g->ring) + __atomic_load_n(&g->running, __ATOMIC_RELAXED);
@@ -146,18 +195,13 @@ static int is_cancelled(struct group *g, uint64_t key)
 	return 0;
 }
 
-struct run {
-	struct group *g;
-	struct aw_req *r;
-	uint64_t key;
-	uint64_t deadline_us; /* 0 = none */
-	uint32_t seq;	      /* next reply seq */
-	uint64_t data_bytes;
-	uint8_t stop_reason; /* 0, or AW_PROTO_FINISH_CANCELLED / _DEADLINE */
-	int lost;	     /* the reply path refused (shutdown) */
-	unsigned op;	     /* index in obs.done (AW_DISPATCH_OPS) */
-	uint64_t last_us;    /* when the previous token was sent (0: none yet) */
-};
+/* Index of the request's kind in obs.done. */
+static unsigned req_op(const struct aw_req *r)
+{
+	return r->type >= AW_PROTO_GENERATE && r->type < AW_PROTO_GENERATE + AW_DISPATCH_OPS
+		       ? (unsigned)(r->type - AW_PROTO_GENERATE)
+		       : 0;
+}
 
 /* The terminal of request 'x' leaves now: outcome and end-to-end latency. */
 static void observe_end(struct run *x, enum aw_dispatch_outcome o)
@@ -217,9 +261,8 @@ static void send_error(struct run *x, uint16_t code, const char *msg)
 
 /* The engine's emit callback: one DATA datagram per call (split when the
  * text is longer than a datagram); checks cancel, deadline and shutdown. */
-static int emit(void *ctx, const char *text, size_t len, uint32_t n_tokens)
+static int send_data(struct run *x, const char *text, size_t len, uint32_t n_tokens)
 {
-	struct run *x = ctx;
 	struct aw_dispatch *d = x->g->d;
 	size_t max = aw_dp_max_payload(d->dp, &x->r->flow) - AW_PROTO_DATA_HDR_LEN, off = 0;
 	uint8_t b[9216];
@@ -231,7 +274,7 @@ static int emit(void *ctx, const char *text, size_t len, uint32_t n_tokens)
 		int n = aw_proto_data_build(b, sizeof(b), off == 0 ? n_tokens : 0, text + off, c);
 
 		if (n < 0 || send_reply(x, AW_PROTO_DATA, b, (size_t)n, 0) < 0)
-			return 1;
+			return -1;
 		off += c;
 	} while (off < len);
 	x->data_bytes += len;
@@ -249,6 +292,16 @@ static int emit(void *ctx, const char *text, size_t len, uint32_t n_tokens)
 		x->last_us = now;
 	}
 	HEARTBEAT(x->g);
+	return 0;
+}
+
+static int emit(void *ctx, const char *text, size_t len, uint32_t n_tokens)
+{
+	struct run *x = ctx;
+	struct aw_dispatch *d = x->g->d;
+
+	if (send_data(x, text, len, n_tokens) < 0)
+		return 1;
 
 	take_cancels(x->g);
 	if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || is_cancelled(x->g, x->key)) {
@@ -300,8 +353,7 @@ static void run_request(struct group *g, struct aw_req *r)
 	struct aw_proto_err e;
 	int rc;
 
-	if (r->type >= AW_PROTO_GENERATE && r->type < AW_PROTO_GENERATE + AW_DISPATCH_OPS)
-		x.op = r->type - AW_PROTO_GENERATE;
+	x.op = req_op(r);
 	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, queue_us);
 	take_cancels(g);
 	if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || is_cancelled(g, x.key)) {
@@ -317,12 +369,15 @@ static void run_request(struct group *g, struct aw_req *r)
 		send_error(&x, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
 		goto done;
 	}
-	if (body.max_new_tokens == 0 || body.max_new_tokens > d->p.max_new_tokens)
-		body.max_new_tokens = d->p.max_new_tokens;
+	/* limits may change live (aw_dispatch_set_limits) */
+	const uint32_t max_new = __atomic_load_n(&d->p.max_new_tokens, __ATOMIC_RELAXED);
+	const uint32_t def_deadline = __atomic_load_n(&d->p.default_deadline_us, __ATOMIC_RELAXED);
+	if (body.max_new_tokens == 0 || body.max_new_tokens > max_new)
+		body.max_new_tokens = max_new;
 	if (body.deadline_us)
 		x.deadline_us = r->recv_us + body.deadline_us;
-	else if (d->p.default_deadline_us)
-		x.deadline_us = r->recv_us + d->p.default_deadline_us;
+	else if (def_deadline)
+		x.deadline_us = r->recv_us + def_deadline;
 	if (x.deadline_us && start > x.deadline_us) {
 		send_end(&x, AW_PROTO_FINISH_DEADLINE, NULL, queue_us);
 		goto done;
@@ -345,6 +400,398 @@ done:
 	GST_ADD(g, busy_us, aw_dp_now_us() - start);
 }
 
+/* --- worker groups: the scheduler (continuous batching) ------------------------------ */
+
+static void req_put(struct group *g, struct aw_req *r)
+{
+	rte_mempool_put(g->pool, r);
+}
+
+/* The scheduler's events, on the leader's thread: text goes out as DATA as
+ * soon as there is some (tokens whose text is held back — a pending stop
+ * string or UTF-8 sequence — are counted into the next DATA), the last event
+ * ends the stream with END and frees the request object. */
+static void on_event(void *ctx, const struct aw_sched_event *ev)
+{
+	struct group *g = ctx;
+	struct aw_req *r = ev->user;
+	struct run *x = &r->x;
+	struct aw_engine_result res = {0};
+
+	if (ev->token >= 0)
+		x->pending++;
+	if (!x->lost && (ev->len > 0 || (ev->done && x->pending))) {
+		send_data(x, ev->text, ev->len, x->pending);
+		x->pending = 0;
+	}
+	if (!ev->done)
+		return;
+	res.prompt_tokens = ev->prompt_tokens;
+	res.gen_tokens = ev->gen_tokens;
+	res.prefill_us = ev->prefill_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->prefill_us;
+	res.decode_us = ev->decode_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->decode_us;
+	GST_ADD(g, tokens_in, ev->prompt_tokens);
+	__atomic_store_n(&g->obs.prefix_lookup_tokens,
+			 g->obs.prefix_lookup_tokens + ev->prompt_tokens, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->obs.prefix_hit_tokens, g->obs.prefix_hit_tokens + ev->cached_tokens,
+			 __ATOMIC_RELAXED);
+	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, x->wait_us + ev->queue_us);
+	if (!x->lost)
+		send_end(x, (uint8_t)ev->finish, &res, x->wait_us + ev->queue_us);
+	GST_ADD(g, completed, 1);
+	__atomic_fetch_sub(&g->running, 1, __ATOMIC_RELAXED);
+	req_put(g, r);
+}
+
+/* An immediate terminal for a request the scheduler never saw. */
+static void refuse(struct group *g, struct aw_req *r, uint16_t code, const char *msg)
+{
+	if (code == AW_PROTO_ERR_BAD_REQUEST)
+		GST_ADD(g, bad, 1);
+	send_error(&r->x, code, msg);
+	GST_ADD(g, completed, 1);
+	req_put(g, r);
+}
+
+static void end_now(struct group *g, struct aw_req *r, uint8_t finish, uint64_t now)
+{
+	send_end(&r->x, finish, NULL, now - r->recv_us);
+	GST_ADD(g, completed, 1);
+	req_put(g, r);
+}
+
+/* Parse, tokenize and submit request 'r' to the group's scheduler (or
+ * answer it at once). */
+static void sched_submit(struct group *g, struct aw_req *r)
+{
+	struct aw_dispatch *d = g->d;
+	char stops[AW_PROTO_MAX_STOP][AW_PROTO_MAX_STOP_LEN + 1];
+	struct aw_sched_req q = {0};
+	struct aw_proto_req body;
+	struct aw_proto_err e;
+	const char *why = NULL;
+	uint64_t now = aw_dp_now_us(), dl = 0, sess = 0;
+	size_t n_ids = 0;
+	char msg[160];
+	int rc;
+
+	memset(&r->x, 0, sizeof(r->x));
+	r->x.g = g;
+	r->x.r = r;
+	r->x.key = flow_key(&r->flow);
+	r->x.op = req_op(r);
+	if (is_cancelled(g, r->x.key))
+		return end_now(g, r, AW_PROTO_FINISH_CANCELLED, now);
+	if (aw_proto_req_parse(r->type, r->data, r->len, &body, &e) < 0)
+		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, e.err.msg);
+	if (r->type != AW_PROTO_GENERATE)
+		return refuse(g, r, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
+	if (body.max_new_tokens == 0 || body.max_new_tokens > d->p.max_new_tokens)
+		body.max_new_tokens = d->p.max_new_tokens;
+	if (body.deadline_us)
+		dl = r->recv_us + body.deadline_us;
+	else if (d->p.default_deadline_us)
+		dl = r->recv_us + d->p.default_deadline_us;
+	if (dl && now >= dl)
+		return end_now(g, r, AW_PROTO_FINISH_DEADLINE, now);
+
+	/* a session's next turn carries only its new text: no BOS then */
+	if ((body.req_flags & AW_PROTO_REQF_KEEP_SESSION) && d->p.max_sessions)
+		sess = r->flow.session_id;
+	rc = aw_tok_encode(g->tok, body.prompt.p, body.prompt.len,
+			   sess && aw_sched_has_session(g->s, sess) ? 0 : AW_TOK_ADD_SPECIAL,
+			   g->ids, d->p.max_prompt_tokens + 1, &n_ids);
+	if (rc == -ENOSPC || n_ids > d->p.max_prompt_tokens) {
+		snprintf(msg, sizeof(msg), "prompt of %zu tokens: the limit is %u", n_ids,
+			 d->p.max_prompt_tokens);
+		return refuse(g, r, AW_PROTO_ERR_TOO_LONG, msg);
+	}
+	if (rc < 0 || n_ids == 0) {
+		snprintf(msg, sizeof(msg), "prompt: %s", rc < 0 ? strerror(-rc) : "no tokens");
+		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
+	}
+
+	/* sampling parameters from the request (0 = the sampler's "off") */
+	aw_sample_params_default(&q.sample);
+	q.sample.temperature = body.temperature;
+	q.sample.top_k = (int32_t)body.top_k;
+	q.sample.top_p = body.top_p;
+	q.sample.min_p = body.min_p;
+	q.sample.repeat_penalty = body.repetition_penalty;
+	q.sample.seed = body.seed;
+	q.sample.max_tokens = (int32_t)body.max_new_tokens;
+	q.sample.n_eos = g->n_eos;
+	memcpy(q.sample.eos, g->eos, sizeof(g->eos));
+	for (uint32_t i = 0; i < body.n_stop && i < AW_SAMPLE_MAX_STOP; i++) {
+		memcpy(stops[i], body.stop[i].p, body.stop[i].len);
+		stops[i][body.stop[i].len] = '\0';
+		q.sample.stop[q.sample.n_stop++] = stops[i];
+	}
+	if (aw_sample_params_check(&q.sample, g->n_vocab, &why) < 0) {
+		snprintf(msg, sizeof(msg), "sampling: %s", why ? why : "bad");
+		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
+	}
+
+	q.id = r->x.key;
+	q.user = r;
+	q.session = sess;
+	q.priority = body.priority ? 1 : 0;
+	/* the scheduler's clock is CLOCK_MONOTONIC: hand it the budget left */
+	q.deadline_us = dl ? aw_sched_now_us() + (dl - now) : 0;
+	q.tokens = g->ids;
+	q.n_tokens = (int32_t)n_ids;
+	r->x.wait_us = now - r->recv_us;
+	rc = aw_sched_submit(g->s, &q);
+	if (rc == -EAGAIN) {
+		GST_ADD(g, overloaded, 1);
+		return refuse(g, r, AW_PROTO_ERR_OVERLOADED, "scheduler queue full");
+	}
+	if (rc == -E2BIG) {
+		snprintf(msg, sizeof(msg),
+			 "prompt of %zu tokens (session's included): context is %d", n_ids, g->ctx);
+		return refuse(g, r, AW_PROTO_ERR_TOO_LONG, msg);
+	}
+	if (rc < 0)
+		return refuse(g, r,
+			      rc == -EINVAL ? AW_PROTO_ERR_BAD_REQUEST : AW_PROTO_ERR_INTERNAL,
+			      strerror(-rc));
+	__atomic_fetch_add(&g->running, 1, __ATOMIC_RELAXED);
+}
+
+/* Cancel keys to the scheduler (and remembered, for a cancel that overtook
+ * its request on the way here). */
+static void sched_take_cancels(struct group *g)
+{
+	void *k;
+
+	while (rte_ring_sc_dequeue(g->cancel, &k) == 0) {
+		g->keys[g->n_keys++ % CANCEL_KEYS] = (uint64_t)(uintptr_t)k;
+		aw_sched_cancel(g->s, (uint64_t)(uintptr_t)k); /* full: the client resends */
+	}
+}
+
+#define SST_SET(g, f, v) __atomic_store_n(&(g)->sst.f, (v), __ATOMIC_RELAXED)
+
+/* Copy the scheduler's counters where telemetry reads them. */
+static void publish_stats(struct group *g)
+{
+	struct aw_sched_stats st;
+	uint64_t done = 0, pos;
+
+	aw_sched_get_stats(g->s, &st);
+	/* /metrics: the step's batch (positions computed, sequences in it: those
+	 * still running plus those it finished) and the KV pool's state */
+	for (unsigned i = 0; i < sizeof(st.finished) / sizeof(st.finished[0]); i++)
+		done += st.finished[i];
+	pos = st.prefill_tokens + st.decode_tokens;
+	if (st.steps > g->sst.steps && pos > g->obs_pos) {
+		aw_hist_observe(&g->obs.batch_tokens, &aw_hist_size, pos - g->obs_pos);
+		aw_hist_observe(&g->obs.batch_seqs, &aw_hist_size,
+				(uint64_t)(st.running > 0 ? st.running : 0) + done - g->obs_done);
+	}
+	g->obs_pos = pos;
+	g->obs_done = done;
+	__atomic_store_n(&g->obs.kv_blocks_total, (uint64_t)st.n_blocks, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->obs.kv_blocks_used, (uint64_t)(st.n_blocks - st.free_blocks),
+			 __ATOMIC_RELAXED);
+	SST_SET(g, steps, st.steps);
+	SST_SET(g, prefill_tokens, st.prefill_tokens);
+	SST_SET(g, decode_tokens, st.decode_tokens);
+	SST_SET(g, cached_tokens, st.cached_tokens);
+	SST_SET(g, admitted, st.admitted);
+	SST_SET(g, preempted, st.preempted);
+	SST_SET(g, deferred, st.deferred);
+	SST_SET(g, cache_evicted, st.cache_evicted);
+	SST_SET(g, sessions_expired, st.sessions_expired);
+	SST_SET(g, sessions_evicted, st.sessions_evicted);
+	SST_SET(g, sched_running, (uint32_t)st.running);
+	SST_SET(g, sched_waiting, (uint32_t)st.waiting);
+	SST_SET(g, cache_blocks, (uint32_t)st.cache_blocks);
+	SST_SET(g, sessions, (uint32_t)st.sessions);
+	SST_SET(g, free_blocks, (uint32_t)st.free_blocks);
+	SST_SET(g, n_blocks, (uint32_t)st.n_blocks);
+}
+
+/* Set up on the leader's lcore, so that the pool threads, the KV cache and
+ * the scheduler's arrays are first touched on the group's node. */
+static int sched_start(struct group *g)
+{
+	struct aw_dispatch *d = g->d;
+	const struct aw_dispatch_group_params *p = &g->p;
+	const struct aw_model_hparams *hp = aw_model_hparams(g->m);
+	uint32_t ctx = d->p.max_prompt_tokens + d->p.max_new_tokens;
+	struct aw_sched_config c = {0};
+	int rc;
+
+	if (p->n_cpus > 1) {
+		rc = aw_pool_new(p->n_cpus, p->cpus, &g->threads);
+		if (rc < 0) {
+			aw_log(AW_LOG_ERR, "dispatch", "group %u: pool of %u threads: %s", g->idx,
+			       p->n_cpus, strerror(-rc));
+			return rc;
+		}
+	}
+	g->ctx = hp->n_ctx < 0 || ctx < (uint32_t)hp->n_ctx ? (int32_t)ctx : hp->n_ctx;
+	c.max_batch = (int32_t)p->max_batch;
+	c.max_batch_tokens = (int32_t)p->max_batch_tokens;
+	c.prefill_chunk = (int32_t)p->prefill_chunk;
+	c.block_size = (int32_t)p->kv_block_tokens;
+	c.kv_type = AW_TYPE_F16; /* as aw-infer: the same numbers offline and served */
+	c.ctx = g->ctx;
+	c.n_blocks = aw_sched_blocks_for_bytes(g->m, c.block_size, c.kv_type, p->kv_cache);
+	c.max_sessions = d->p.max_sessions ? (int32_t)d->p.max_sessions : 1;
+	c.session_ttl_us = d->p.session_ttl_us;
+	if (c.n_blocks < 1) {
+		aw_log(AW_LOG_ERR, "dispatch", "group %u: kv_cache of %llu bytes holds no block",
+		       g->idx, (unsigned long long)p->kv_cache);
+		return -EINVAL;
+	}
+	rc = aw_sched_new(g->m, g->tok, g->threads, &c, on_event, g, &g->s);
+	if (rc < 0) {
+		aw_log(AW_LOG_ERR, "dispatch", "group %u: scheduler: %s", g->idx, strerror(-rc));
+		return rc;
+	}
+	g->ids = malloc(sizeof(int32_t) * ((size_t)d->p.max_prompt_tokens + 1));
+	if (!g->ids)
+		return -ENOMEM;
+	publish_stats(g);
+	aw_log(AW_LOG_INFO, "dispatch",
+	       "group %u: scheduler on lcore %u with %u threads: max_batch %u, %u tokens per "
+	       "step, prefill chunk %u, KV %d blocks of %u positions (F16), context %d",
+	       g->idx, p->lcore, p->n_cpus ? p->n_cpus : 1, p->max_batch, p->max_batch_tokens,
+	       p->prefill_chunk, c.n_blocks, p->kv_block_tokens, g->ctx);
+	return 0;
+}
+
+/* The group's model from the engine (at set-up, and after a live swap). */
+static int group_take_model(struct group *g, const struct aw_engine *engine, int32_t max_batch,
+			    struct aw_err *e)
+{
+	int rc;
+
+	g->gen = engine->ops->generation ? engine->ops->generation(engine->state) : 0;
+	rc = engine->ops->group_model(engine->state, g->idx, max_batch, &g->m, &g->tok, e);
+	if (rc < 0)
+		return rc;
+	g->n_vocab = aw_model_hparams(g->m)->n_vocab;
+	g->n_eos = 0;
+	if (aw_tok_eos(g->tok) >= 0)
+		g->eos[g->n_eos++] = aw_tok_eos(g->tok);
+	if (aw_tok_eot(g->tok) >= 0 && aw_tok_eot(g->tok) != aw_tok_eos(g->tok))
+		g->eos[g->n_eos++] = aw_tok_eot(g->tok);
+	return 0;
+}
+
+/* --- live model swap (loader) ---------------------------------------------------
+ * The engine has a new model: the leader admits nothing more (requests wait
+ * in the ring), lets the running ones finish on the old model, then drops
+ * its scheduler and model and starts again on the new one. */
+static bool swap_due(const struct group *g)
+{
+	const struct aw_engine *en = g->d->engine;
+
+	return en->ops->generation && en->ops->generation(en->state) != g->gen;
+}
+
+static int sched_swap(struct group *g)
+{
+	const struct aw_engine *en = g->d->engine;
+	const unsigned old = g->gen;
+	const uint64_t t0 = aw_dp_now_us();
+	struct aw_err e = {0};
+	int rc;
+
+	/* the new model first, the old one released once the scheduler no
+	 * longer points at it (the engine keeps both meanwhile) */
+	rc = group_take_model(g, en, (int32_t)(g->p.max_batch_tokens ? g->p.max_batch_tokens : 512),
+			      &e);
+	if (rc == 0 && aw_sched_set_model(g->s, g->m, g->tok) < 0) {
+		/* another shape: a new scheduler (and KV pool) */
+		aw_sched_free(g->s);
+		g->s = NULL;
+		aw_pool_free(g->threads);
+		g->threads = NULL;
+		free(g->ids);
+		g->ids = NULL;
+		rc = sched_start(g);
+	}
+	if (rc == 0 && en->ops->group_release)
+		en->ops->group_release(en->state, g->idx); /* freed later by the main loop */
+	if (rc < 0) {
+		aw_log(AW_LOG_ERR, "dispatch", "group %u: new model: %s", g->idx,
+		       e.msg[0] ? e.msg : strerror(-rc));
+		return rc;
+	}
+	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u in %lu us", g->idx,
+	       old, g->gen, (unsigned long)(aw_dp_now_us() - t0));
+	return 0;
+}
+/* --- */
+
+/* The leader's loop: requests in, cancels in, one step, replies out. */
+static int sched_main(struct group *g)
+{
+	struct aw_dispatch *d = g->d;
+	unsigned idle = 0;
+	int busy = 0, rc;
+	void *obj;
+
+	rc = sched_start(g);
+	__atomic_store_n(&g->start_rc, rc < 0 ? rc : 1, __ATOMIC_RELEASE);
+	if (rc < 0)
+		return rc;
+	while (!__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE)) {
+		unsigned n_in = 0, k0 = g->n_keys;
+		const bool swap = swap_due(g); /* live model swap: drain first */
+
+		HEARTBEAT(g);
+		while (!swap && n_in < 32 && rte_ring_sc_dequeue(g->ring, &obj) == 0) {
+			sched_take_cancels(g);
+			sched_submit(g, obj);
+			n_in++;
+		}
+		sched_take_cancels(g);
+		if (swap && !busy) {
+			if (sched_swap(g) < 0)
+				break; /* no model: queued requests end cancelled below */
+			continue;
+		}
+		if (busy || n_in || g->n_keys != k0) {
+			busy = aw_sched_step(g->s, aw_sched_now_us());
+			publish_stats(g);
+			idle = 0;
+			continue;
+		}
+		/* idle: leave the CPU to others as configured. A yielding loop
+		 * still takes every time slice nobody else wants, so after ~1000
+		 * empty rounds it sleeps too (a shared machine must not see an
+		 * idle group as a busy CPU); the pool's threads sleep on a futex */
+		++idle;
+		if (g->p.idle == AW_DP_IDLE_POLL)
+			rte_pause();
+		else if (idle < (g->p.idle == AW_DP_IDLE_YIELD ? 1024u : 64u))
+			sched_yield();
+		else
+			usleep(idle < 4096 ? 20 : 200);
+	}
+	/* stopping: queued requests end with END cancelled, then every request
+	 * the scheduler holds (its events free them) */
+	while (rte_ring_sc_dequeue(g->ring, &obj) == 0) {
+		struct aw_req *r = obj;
+
+		memset(&r->x, 0, sizeof(r->x));
+		r->x.g = g;
+		r->x.r = r;
+		r->x.op = req_op(r);
+		end_now(g, r, AW_PROTO_FINISH_CANCELLED, aw_dp_now_us());
+	}
+	aw_sched_free(g->s);
+	g->s = NULL;
+	aw_pool_free(g->threads);
+	g->threads = NULL;
+	return 0;
+}
+
 static int worker_main(void *arg)
 {
 	struct group *g = arg;
@@ -352,6 +799,8 @@ static int worker_main(void *arg)
 	unsigned idle = 0;
 	void *obj;
 
+	if (g->m)
+		return sched_main(g);
 	for (;;) {
 		HEARTBEAT(g);
 		if (rte_ring_sc_dequeue(g->ring, &obj) != 0) {
@@ -414,10 +863,24 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 		g->ring = rte_ring_create(name, n, g->p.socket, RING_F_SC_DEQ | RING_F_EXACT_SZ);
 		snprintf(name, sizeof(name), "aw_cancel_%u", i);
 		g->cancel = rte_ring_create(name, 256, g->p.socket, RING_F_SC_DEQ);
+		/* worker groups: a model instance per group (engines that have one) */
+		if (engine->ops->group_model) {
+			struct aw_err e = {0};
+			uint32_t mb = g->p.max_batch_tokens ? g->p.max_batch_tokens : 512;
+
+			rc = group_take_model(g, engine, (int32_t)mb, &e);
+			if (rc < 0) {
+				aw_log(AW_LOG_ERR, "dispatch", "group %u: model: %s", i,
+				       e.msg[0] ? e.msg : strerror(-rc));
+				goto err;
+			}
+		}
 		snprintf(name, sizeof(name), "aw_reqpool_%u", i);
-		/* ring_size objects can wait; one more per group runs */
-		g->pool = rte_mempool_create(name, n + 1, sizeof(struct aw_req) + g->p.max_request,
-					     0, 0, NULL, NULL, NULL, NULL, g->p.socket, 0);
+		/* ring_size objects can wait; one more per group runs (with a
+		 * scheduler: max_batch more run) */
+		g->pool = rte_mempool_create(name, n + 1 + (g->m ? g->p.max_batch : 0),
+					     sizeof(struct aw_req) + g->p.max_request, 0, 0, NULL,
+					     NULL, NULL, NULL, g->p.socket, 0);
 		if (!g->ring || !g->cancel || !g->pool) {
 			rc = -rte_errno;
 			aw_log(AW_LOG_ERR, "dispatch",
@@ -449,6 +912,18 @@ int aw_dispatch_start(struct aw_dispatch *d)
 		}
 		d->launched = (int)i + 1;
 	}
+	/* groups with a scheduler set it up on their lcore: wait for them */
+	for (unsigned i = 0; i < d->p.n_groups; i++) {
+		int rc;
+
+		while (d->g[i].m &&
+		       (rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
+			usleep(1000);
+		if (d->g[i].m && rc < 0) {
+			aw_dispatch_stop(d);
+			return rc;
+		}
+	}
 	return 0;
 }
 
@@ -477,8 +952,19 @@ void aw_dispatch_free(struct aw_dispatch *d)
 		}
 		rte_ring_free(g->cancel);
 		rte_mempool_free(g->pool);
+		aw_sched_free(g->s); /* set up but never run */
+		aw_pool_free(g->threads);
+		free(g->ids);
 	}
 	rte_free(d);
+}
+
+/* --- live limits (config reload) --- */
+void aw_dispatch_set_limits(struct aw_dispatch *d, uint32_t max_new_tokens,
+			    uint32_t default_deadline_us)
+{
+	__atomic_store_n(&d->p.max_new_tokens, max_new_tokens, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->p.default_deadline_us, default_deadline_us, __ATOMIC_RELAXED);
 }
 
 unsigned aw_dispatch_n_groups(const struct aw_dispatch *d)
@@ -502,6 +988,26 @@ void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 	ret->busy_us = __atomic_load_n(&x->st.busy_us, __ATOMIC_RELAXED);
 	ret->queued = rte_ring_count(x->ring);
 	ret->running = __atomic_load_n(&x->running, __ATOMIC_RELAXED);
+	ret->sched = x->m != NULL;
+#define SST_GET(f) ret->f = __atomic_load_n(&x->sst.f, __ATOMIC_RELAXED)
+	SST_GET(steps);
+	SST_GET(prefill_tokens);
+	SST_GET(decode_tokens);
+	SST_GET(cached_tokens);
+	SST_GET(admitted);
+	SST_GET(preempted);
+	SST_GET(deferred);
+	SST_GET(cache_evicted);
+	SST_GET(sessions_expired);
+	SST_GET(sessions_evicted);
+	SST_GET(sched_running);
+	SST_GET(sched_waiting);
+	SST_GET(cache_blocks);
+	SST_GET(sessions);
+	SST_GET(free_blocks);
+	SST_GET(n_blocks);
+#undef SST_GET
+	ret->pool_threads = x->p.n_cpus > 1 ? x->p.n_cpus : 1;
 }
 
 void aw_dispatch_group_obs(const struct aw_dispatch *d, unsigned g,

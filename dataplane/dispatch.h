@@ -9,11 +9,25 @@
  * drop. Ownership moves with the pointer: the worker that dequeues a request
  * frees it.
  *
- * Until the worker-group scheduler (continuous batching) lands, the leader
- * lcore of each group runs one request at a time through an engine
- * (engine.h): it parses the body, streams DATA replies as the engine emits
- * text, and ends with END (or ERROR). Cancellation (CANCEL, shutdown) is
- * checked between emitted tokens.
+ * With an engine that provides a model per group (engine.h group_model, the
+ * real model), each group runs the continuous-batching scheduler
+ * (inference/scheduler.h): the leader lcore dequeues requests from the
+ * group's ring, parses and tokenizes them, submits them to the scheduler,
+ * and calls aw_sched_step() in a loop; every step is one batched forward pass
+ * on the group's thread pool (inference/pool.h: one thread pinned on each of
+ * the group's CPUs, the leader as thread 0, each taking a slice of every
+ * matrix product). The scheduler's events become DATA and END replies on the
+ * response ring of the dataplane lcore that owns the client's flow.
+ * Requests that carry a session id go to the group chosen by the session id
+ * (so a session's KV blocks are found again), the others to the least
+ * loaded group. Idle leaders back off as configured (poll, yield, sleep) and
+ * idle pool threads sleep on a futex after a short spin.
+ *
+ * With an engine that has no group model (the echo test engine), the leader
+ * runs one request at a time through the engine's generate: it parses the
+ * body, streams DATA replies as the engine emits text, and ends with END (or
+ * ERROR). Cancellation (CANCEL, shutdown) is checked between emitted tokens.
+ * See docs/ARCHITECTURE.md, "dispatch and worker groups".
  */
 #ifndef AW_DISPATCH_H
 #define AW_DISPATCH_H
@@ -25,12 +39,22 @@
 #include "engine.h"
 #include "hist.h"
 
+#define AW_DISPATCH_MAX_CPUS 64
+
 struct aw_dispatch_group_params {
 	unsigned lcore;	      /* DPDK lcore id of the group's leader */
 	int socket;	      /* NUMA node of the ring and the request pool */
 	unsigned ring_size;   /* requests that may wait (ring entries) */
 	unsigned max_request; /* bytes of the largest request body held */
 	enum aw_dp_idle idle; /* what the leader does with no request waiting */
+	/* scheduler (engines with group_model) */
+	unsigned n_cpus;		/* CPUs of the group (the leader's first) */
+	int cpus[AW_DISPATCH_MAX_CPUS]; /* CPU numbers: one pool thread pinned on each */
+	uint32_t max_batch;		/* sequences in flight */
+	uint32_t max_batch_tokens;	/* tokens per forward pass */
+	uint32_t prefill_chunk;		/* prompt tokens of one sequence per step */
+	uint64_t kv_cache;		/* bytes of KV blocks (F16 rows) */
+	uint32_t kv_block_tokens;	/* positions per KV block */
 };
 
 struct aw_dispatch_params {
@@ -38,6 +62,9 @@ struct aw_dispatch_params {
 	struct aw_dispatch_group_params group[AW_DP_MAX_GROUPS];
 	uint32_t max_new_tokens;      /* default and cap for max_new_tokens */
 	uint32_t default_deadline_us; /* 0 = none */
+	uint32_t max_prompt_tokens;   /* longer prompts: ERROR TOO_LONG */
+	uint32_t max_sessions;	      /* sessions kept per group; 0: no sessions */
+	uint64_t session_ttl_us;      /* idle session lifetime */
 };
 
 /* Per-group counters, read with relaxed atomics. */
@@ -53,6 +80,13 @@ struct aw_dispatch_group_stats {
 	uint64_t busy_us;    /* time spent running requests */
 	uint32_t queued;     /* requests waiting now */
 	uint32_t running;    /* requests running now */
+	/* the scheduler's counters (scheduler.h struct aw_sched_stats), as of
+	 * its last step; 'sched' is 0 for a group without one */
+	int sched;
+	uint64_t steps, prefill_tokens, decode_tokens, cached_tokens, admitted, preempted, deferred,
+		cache_evicted, sessions_expired, sessions_evicted;
+	uint32_t sched_running, sched_waiting, cache_blocks, sessions, free_blocks, n_blocks;
+	uint32_t pool_threads; /* threads of the group's pool */
 };
 
 /* How a request ended, for /metrics: END's finish reasons, then the
@@ -125,6 +159,11 @@ void aw_dispatch_stop(struct aw_dispatch *d);
 
 /* Accepts NULL. */
 void aw_dispatch_free(struct aw_dispatch *d);
+
+/* Change the request limits in place (config reload): requests that start
+ * afterwards see them. Safe from any thread. */
+void aw_dispatch_set_limits(struct aw_dispatch *d, uint32_t max_new_tokens,
+			    uint32_t default_deadline_us);
 
 unsigned aw_dispatch_n_groups(const struct aw_dispatch *d);
 /* Group 'g's heartbeat: +1 per iteration of its worker's loop and per token

@@ -6,10 +6,21 @@
  * aw-infer does (same sampler, same kernels), streaming each token's text
  * through the emit callback. The KV cache holds one sequence of the model's
  * context (at most 4096 positions).
+ *
+ * Loading and live swap (engine.h): the weights come through the loader,
+ * repacked in place as each tensor lands, one replica per serving NUMA node
+ * and one aw_model per replica (a request runs on the replica of the node
+ * its worker runs on). The engine's state is a holder of loaded models: the
+ * current one, which new requests take a reference on, and those retired by
+ * a swap, freed by the control thread once no request holds them.
  */
 #include "engine.h"
 
 #include <errno.h>
+#include <numa.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +29,27 @@
 #include "gguf.h"
 #include "kern.h"
 #include "kv.h"
+#include "loader.h"
 #include "model.h"
 #include "sample.h"
 #include "tok.h"
 
+#define GROUP_MODELS 64
+
 struct model_engine {
 	struct aw_gguf *g;
-	struct aw_model *m;
+	struct aw_model *m; /* on replica 0 */
+	/* --- loader: weights and one model per replica (m = mr[0]) --- */
+	struct aw_weights *w;
+	struct aw_model *mr[AW_LOAD_MAX_REPLICAS];
+	int node[AW_LOAD_MAX_REPLICAS]; /* NUMA node of replica r, -1 unbound */
+	unsigned n_rep;
+	uint8_t *prepacked; /* per tensor: repacked in place while loading */
+	/* --- live swap: held by the holder (current) or by requests --- */
+	atomic_uint refs;
+	unsigned gen;
+	struct model_engine *next; /* retired list */
+	/* --- */
 	struct aw_kv *kv;
 	struct aw_tok *tok;
 	float *logits; /* n_vocab */
@@ -35,6 +60,9 @@ struct model_engine {
 	int32_t n_eos;
 	int32_t eos[2];
 	char path[256];
+	/* worker groups: model instance of each group (gm[i] == m for the
+	 * group that was lent the engine's own) */
+	struct aw_model *gm[GROUP_MODELS];
 };
 
 static uint64_t now_us(void)
@@ -45,9 +73,9 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static int prefill(struct model_engine *e, const int32_t *tok, int32_t n)
+static int prefill(struct model_engine *e, struct aw_model *m, const int32_t *tok, int32_t n)
 {
-	const int32_t B = aw_model_max_batch(e->m);
+	const int32_t B = aw_model_max_batch(m);
 	int32_t pos[512], sq[512];
 	int ret = 0;
 
@@ -59,15 +87,29 @@ static int prefill(struct model_engine *e, const int32_t *tok, int32_t n)
 			sq[j] = 0;
 		}
 		struct aw_batch b = {k, tok + i, pos, sq, NULL};
-		ret = aw_model_forward(e->m, e->kv, &b, NULL, e->logits);
+		ret = aw_model_forward(m, e->kv, &b, NULL, e->logits);
 	}
 	return ret < 0 ? ret : 0;
 }
 
-static int model_generate(void *state, const struct aw_proto_req *req, aw_engine_emit_fn *emit,
-			  void *emit_ctx, struct aw_engine_result *res)
+/* The model on the replica of the calling thread's NUMA node. */
+static struct aw_model *local_model(struct model_engine *e)
 {
-	struct model_engine *e = state;
+	int cpu, node;
+
+	if (e->n_rep <= 1 || numa_available() < 0 || (cpu = sched_getcpu()) < 0)
+		return e->m;
+	node = numa_node_of_cpu(cpu);
+	for (unsigned r = 0; r < e->n_rep; r++)
+		if (e->node[r] == node)
+			return e->mr[r];
+	return e->m;
+}
+
+static int instance_generate(struct model_engine *e, const struct aw_proto_req *req,
+			     aw_engine_emit_fn *emit, void *emit_ctx, struct aw_engine_result *res)
+{
+	struct aw_model *m = local_model(e);
 	struct aw_sample_params sp;
 	struct aw_sampler *s = NULL;
 	struct aw_tok_stream ts;
@@ -118,7 +160,7 @@ static int model_generate(void *state, const struct aw_proto_req *req, aw_engine
 	}
 	aw_sample_prime(s, e->ids, n_ids);
 	aw_kv_seq_clear(e->kv, 0);
-	if ((ret = prefill(e, e->ids, (int32_t)n_ids)) < 0) {
+	if ((ret = prefill(e, m, e->ids, (int32_t)n_ids)) < 0) {
 		snprintf(res->error, sizeof(res->error), "prefill: %s", strerror(-ret));
 		goto fail;
 	}
@@ -149,7 +191,7 @@ static int model_generate(void *state, const struct aw_proto_req *req, aw_engine
 			break;
 		}
 		struct aw_batch b = {1, &t, &pos, &(int32_t){0}, NULL};
-		if ((ret = aw_model_forward(e->m, e->kv, &b, NULL, e->logits)) < 0) {
+		if ((ret = aw_model_forward(m, e->kv, &b, NULL, e->logits)) < 0) {
 			snprintf(res->error, sizeof(res->error), "decode: %s", strerror(-ret));
 			goto fail;
 		}
@@ -164,55 +206,90 @@ fail:
 	return ret == -EINVAL ? -EINVAL : -EIO;
 }
 
-static void model_describe(void *state, char *buf, size_t cap)
+/* --- loading ------------------------------------------------------------------ */
+
+static void instance_free(struct model_engine *e)
 {
-	struct model_engine *e = state;
-	const struct aw_model_hparams *hp = aw_model_hparams(e->m);
-
-	snprintf(buf, cap,
-		 "{\"layers\": %d, \"dim\": %d, \"vocab\": %d, \"ctx\": %d, \"kern\": \"%s\"}",
-		 hp->n_layer, hp->dim, hp->n_vocab, e->ctx, aw_model_kern(e->m)->name);
-}
-
-static void model_free(void *state)
-{
-	struct model_engine *e = state;
-
 	if (!e)
 		return;
+	for (unsigned i = 0; i < GROUP_MODELS; i++)
+		if (e->gm[i] != e->m)
+			aw_model_free(e->gm[i]);
 	free(e->logits);
 	free(e->ids);
 	free(e->piece);
 	aw_tok_free(e->tok);
 	aw_kv_free(e->kv);
-	aw_model_free(e->m);
+	for (unsigned r = 0; r < e->n_rep; r++)
+		aw_model_free(e->mr[r]);
+	aw_weights_put(e->w);
 	aw_gguf_close(e->g);
+	free(e->prepacked);
 	free(e);
 }
 
-static const struct aw_engine_ops model_ops = {
-	.name = "model",
-	.generate = model_generate,
-	.describe = model_describe,
-	.free = model_free,
-};
-
-int aw_engine_model_open(const char *path, struct aw_engine *ret_e, struct aw_err *err)
+/* Load one model: the weights through the loader (repacked in place as they
+ * land, a replica per node), a model per replica, the tokenizer, the KV
+ * cache. */
+static int instance_open(const char *path, const struct aw_engine_model_opts *o,
+			 struct model_engine **ret_inst, struct aw_err *err)
 {
+	static const struct aw_engine_model_opts defaults;
 	struct model_engine *e = calloc(1, sizeof(*e));
-	struct aw_model_params mp = {.kern = NULL, .max_batch = 512, .repack = 1};
+	struct aw_model_repacker rp = {0};
 	const struct aw_model_hparams *hp;
 	int ret;
 
+	if (!o)
+		o = &defaults;
 	if (!e)
 		return aw_err_set(err, ENOMEM, "out of memory");
+	atomic_init(&e->refs, 1);
 	snprintf(e->path, sizeof(e->path), "%s", path);
 	ret = aw_gguf_open(path, &e->g, err);
 	if (ret < 0)
 		goto fail;
-	ret = aw_model_load(e->g, aw_gguf_data(e->g), aw_gguf_data_size(e->g), &mp, &e->m, err);
-	if (ret < 0)
-		goto fail;
+	{
+		struct aw_load_opts lo = {.method = o->method,
+					  .queue_depth = o->queue_depth,
+					  .request_size = o->request_size,
+					  .nodes = o->n_nodes ? o->nodes : NULL,
+					  .n_nodes = o->n_nodes,
+					  .on_progress = o->on_progress,
+					  .ctx = o->progress_ctx,
+					  .progress_ms = 1000,
+					  .log = o->log,
+					  .log_ctx = o->log_ctx};
+
+		if (o->method != AW_LOAD_MMAP) {
+			if (aw_model_repacker_init(&rp, e->g) < 0) {
+				ret = aw_err_set(err, ENOMEM, "out of memory");
+				goto fail;
+			}
+			lo.on_tensor_rw = aw_model_repacker_tensor;
+			lo.tensor_ctx = &rp;
+		}
+		ret = aw_loader_load_gguf(e->g, &lo, &e->w, err);
+		if (ret < 0 && rp.rc) /* the repacker's reason, not "cancelled" */
+			ret = aw_err_set(err, -rp.rc, "%s", rp.msg[0] ? rp.msg : strerror(-rp.rc));
+		if (ret < 0)
+			goto fail;
+		const struct aw_weights_info *wi = aw_weights_info(e->w);
+		struct aw_model_params mp = {
+			.kern = NULL, .max_batch = 512, .repack = 1, .prepacked = rp.done};
+
+		for (unsigned r = 0; r < wi->n_replicas; r++) {
+			ret = aw_model_load(e->g, aw_weights_data(e->w, r), wi->size, &mp,
+					    &e->mr[r], err);
+			if (ret < 0)
+				goto fail;
+			e->node[r] = wi->nodes[r];
+			e->n_rep = r + 1;
+		}
+		e->m = e->mr[0];
+		e->prepacked = rp.done; /* the groups' models are built on the same bytes */
+		rp.done = NULL;
+	}
 	ret = aw_tok_new_from_gguf(e->g, &e->tok, err);
 	if (ret < 0)
 		goto fail;
@@ -243,10 +320,249 @@ int aw_engine_model_open(const char *path, struct aw_engine *ret_e, struct aw_er
 		e->eos[e->n_eos++] = aw_tok_eos(e->tok);
 	if (aw_tok_eot(e->tok) >= 0 && aw_tok_eot(e->tok) != aw_tok_eos(e->tok))
 		e->eos[e->n_eos++] = aw_tok_eot(e->tok);
-	ret_e->ops = &model_ops;
-	ret_e->state = e;
+	*ret_inst = e;
 	return 0;
 fail:
-	model_free(e);
+	aw_model_repacker_fini(&rp);
+	instance_free(e);
 	return ret < 0 ? ret : -EINVAL;
+}
+
+/* --- the holder: current model and retired ones (live swap) -------------------------- */
+
+struct holder {
+	pthread_mutex_t mu;
+	struct model_engine *cur;		       /* new requests take a reference on it */
+	struct model_engine *retired;		       /* swapped out, freed when refs reach 0 */
+	unsigned gen;				       /* read without the lock by the groups */
+	struct model_engine *group_inst[GROUP_MODELS]; /* the instance each group runs */
+	struct model_engine *group_prev[GROUP_MODELS]; /* the one before, until released */
+};
+
+static struct model_engine *acquire(struct holder *h)
+{
+	struct model_engine *e;
+
+	pthread_mutex_lock(&h->mu);
+	e = h->cur;
+	atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&h->mu);
+	return e;
+}
+
+static void release(struct model_engine *e)
+{
+	/* never frees: aw_engine_model_reap() does, on the control thread */
+	atomic_fetch_sub_explicit(&e->refs, 1, memory_order_release);
+}
+
+static int model_generate(void *state, const struct aw_proto_req *req, aw_engine_emit_fn *emit,
+			  void *emit_ctx, struct aw_engine_result *res)
+{
+	struct holder *h = state;
+	struct model_engine *e = acquire(h); /* the request finishes on this model */
+	int ret = instance_generate(e, req, emit, emit_ctx, res);
+
+	release(e);
+	return ret;
+}
+
+static void model_describe(void *state, char *buf, size_t cap)
+{
+	struct holder *h = state;
+	struct model_engine *e = acquire(h);
+	const struct aw_model_hparams *hp = aw_model_hparams(e->m);
+	const struct aw_weights_info *wi = aw_weights_info(e->w);
+
+	/* generation first: telemetry strings are short (128 bytes in DPDK 22.11) */
+	snprintf(buf, cap,
+		 "{\"generation\": %u, \"replicas\": %u, \"hugepages\": %s, \"load\": \"%s\", "
+		 "\"layers\": %d, \"dim\": %d, \"vocab\": %d, \"ctx\": %d, \"kern\": \"%s\", "
+		 "\"path\": \"%s\"}",
+		 e->gen, wi->n_replicas, wi->hugetlb ? "true" : "false",
+		 aw_loader_method_name(wi->method), hp->n_layer, hp->dim, hp->n_vocab, e->ctx,
+		 aw_model_kern(e->m)->name, e->path);
+	release(e);
+}
+
+static void model_free(void *state)
+{
+	struct holder *h = state;
+
+	if (!h)
+		return;
+	instance_free(h->cur);
+	while (h->retired) {
+		struct model_engine *n = h->retired->next;
+
+		instance_free(h->retired);
+		h->retired = n;
+	}
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+/* --- worker groups ----------------------------------------------------------------- */
+
+/* A group's model on the current instance, which the group holds (a
+ * reference) until model_group_release(). The first group gets the
+ * instance's own model; every other group a model of its own (own scratch)
+ * over the same weights: the loader's replica, repacked once, in place. */
+static int model_group_model(void *state, unsigned group, int32_t max_batch,
+			     struct aw_model **ret_m, const struct aw_tok **ret_tok,
+			     struct aw_err *err)
+{
+	struct holder *h = state;
+	struct model_engine *e;
+	int lent = 0, ret;
+
+	if (group >= GROUP_MODELS || max_batch < 1)
+		return aw_err_set(err, EINVAL, "group %u, max_batch %d: out of range", group,
+				  max_batch);
+	e = acquire(h);
+	struct aw_model_params mp = {.kern = aw_model_kern(e->m),
+				     .max_batch = max_batch,
+				     .repack = 1,
+				     .prepacked = e->prepacked};
+	for (unsigned i = 0; i < GROUP_MODELS; i++)
+		lent |= e->gm[i] == e->m;
+	if (!e->gm[group]) {
+		if (!lent && max_batch <= aw_model_max_batch(e->m)) {
+			e->gm[group] = e->m;
+		} else {
+			ret = aw_model_load(e->g, aw_weights_data(e->w, 0),
+					    aw_weights_info(e->w)->size, &mp, &e->gm[group], err);
+			if (ret < 0) {
+				release(e);
+				return ret;
+			}
+		}
+	}
+	if (h->group_inst[group]) { /* a swap: kept until model_group_release() */
+		if (h->group_prev[group])
+			release(h->group_prev[group]);
+		h->group_prev[group] = h->group_inst[group];
+	}
+	h->group_inst[group] = e;
+	*ret_m = e->gm[group];
+	*ret_tok = e->tok;
+	return 0;
+}
+
+/* The group is done with the model it had before its last group_model()
+ * (live swap: its scheduler runs on the new one now). */
+static void model_group_release(void *state, unsigned group)
+{
+	struct holder *h = state;
+
+	if (group < GROUP_MODELS && h->group_prev[group]) {
+		release(h->group_prev[group]);
+		h->group_prev[group] = NULL;
+	}
+}
+
+static unsigned model_generation(void *state)
+{
+	struct holder *h = state;
+
+	return __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+}
+
+static const struct aw_engine_ops model_ops = {
+	.name = "model",
+	.generate = model_generate,
+	.describe = model_describe,
+	.free = model_free,
+	.group_model = model_group_model,
+	.group_release = model_group_release,
+	.generation = model_generation,
+};
+
+int aw_engine_model_open(const char *path, const struct aw_engine_model_opts *o,
+			 struct aw_engine *ret_e, struct aw_err *err)
+{
+	struct holder *h = calloc(1, sizeof(*h));
+	int ret;
+
+	if (!h)
+		return aw_err_set(err, ENOMEM, "out of memory");
+	pthread_mutex_init(&h->mu, NULL);
+	ret = instance_open(path, o, &h->cur, err);
+	if (ret < 0) {
+		model_free(h);
+		return ret;
+	}
+	h->cur->gen = h->gen = 1;
+	ret_e->ops = &model_ops;
+	ret_e->state = h;
+	return 0;
+}
+
+int aw_engine_model_swap(struct aw_engine *eng, const char *path,
+			 const struct aw_engine_model_opts *o, struct aw_err *err)
+{
+	struct holder *h;
+	struct model_engine *e, *old;
+	int ret;
+
+	if (!eng || eng->ops != &model_ops)
+		return aw_err_set(err, EINVAL, "live swap needs the model engine");
+	h = eng->state;
+	ret = instance_open(path, o, &e, err); /* the old model serves meanwhile */
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&h->mu);
+	old = h->cur;
+	e->gen = h->gen + 1;
+	h->cur = e;
+	__atomic_store_n(&h->gen, e->gen, __ATOMIC_RELEASE);
+	old->next = h->retired;
+	h->retired = old;
+	pthread_mutex_unlock(&h->mu);
+	release(old); /* the holder's reference */
+	return 0;
+}
+
+unsigned aw_engine_model_reap(struct aw_engine *eng)
+{
+	struct holder *h;
+	struct model_engine **pp, *free_list = NULL;
+	unsigned busy = 0;
+
+	if (!eng || eng->ops != &model_ops)
+		return 0;
+	h = eng->state;
+	pthread_mutex_lock(&h->mu);
+	for (pp = &h->retired; *pp;) {
+		struct model_engine *e = *pp;
+
+		if (atomic_load_explicit(&e->refs, memory_order_acquire) == 0) {
+			*pp = e->next;
+			e->next = free_list;
+			free_list = e;
+		} else {
+			busy++;
+			pp = &e->next;
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	while (free_list) { /* unmapping outside the lock */
+		struct model_engine *n = free_list->next;
+
+		instance_free(free_list);
+		free_list = n;
+	}
+	return busy;
+}
+
+unsigned aw_engine_model_generation(const struct aw_engine *eng)
+{
+	struct holder *h;
+	unsigned g;
+
+	if (!eng || eng->ops != &model_ops)
+		return 0;
+	h = eng->state;
+	g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+	return g;
 }

@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 	}
 	rc = aw_conf_cli_load(&cli, stderr, &conf, &topo, plan);
 	if (rc == 0) {
+		aw_daemon_set_cli(&cli); /* SIGHUP re-reads it */
 		rc = aw_daemon_run(conf, plan, argv[0]);
 		aw_conf_free(conf);
 		aw_topo_free(topo);

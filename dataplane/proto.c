@@ -114,6 +114,8 @@ const char *aw_proto_type_name(unsigned type)
 		return "PONG";
 	case AW_PROTO_PROGRESS:
 		return "PROGRESS";
+	case AW_PROTO_TOOL_CALL:
+		return "TOOL_CALL";
 	}
 	return "?";
 }
@@ -122,7 +124,7 @@ int aw_proto_type_kind(unsigned type)
 {
 	if (type >= AW_PROTO_GENERATE && type <= AW_PROTO_ACK)
 		return 1;
-	if (type >= AW_PROTO_DATA && type <= AW_PROTO_PROGRESS)
+	if (type >= AW_PROTO_DATA && type <= AW_PROTO_TOOL_CALL)
 		return 2;
 	return 0;
 }
@@ -147,7 +149,7 @@ const char *aw_proto_code_name(unsigned code)
 const char *aw_proto_finish_name(unsigned finish)
 {
 	static const char *const names[AW_PROTO_FINISH_MAX_] = {
-		"stop", "length", "deadline", "cancelled", "error",
+		"stop", "length", "deadline", "cancelled", "error", "tool_calls",
 	};
 	return finish < AW_PROTO_FINISH_MAX_ ? names[finish] : "?";
 }
@@ -336,6 +338,24 @@ void aw_proto_req_init(struct aw_proto_req *r)
 	memset(r, 0, sizeof(*r));
 	r->top_p = 1.0f;
 	r->repetition_penalty = 1.0f;
+	r->embed_flags = AW_PROTO_EMBED_NORMALIZE;
+}
+
+/* PROMPT is written unless MESSAGES replaces it; TOOL_CHOICE and EMBED_OPTS
+ * only when they differ from their defaults */
+static int has_prompt(const struct aw_proto_req *r)
+{
+	return r->prompt.p || !r->messages.len;
+}
+
+static int has_tool_choice(const struct aw_proto_req *r)
+{
+	return r->tool_choice != AW_PROTO_TOOLS_AUTO;
+}
+
+static int has_embed_opts(const struct aw_proto_req *r)
+{
+	return r->pooling != AW_PROTO_POOL_MEAN || r->embed_flags != AW_PROTO_EMBED_NORMALIZE;
 }
 
 #define TLV_HDR 8u
@@ -347,9 +367,13 @@ static size_t tlv_size(const struct aw_proto_str *s)
 
 size_t aw_proto_req_size(const struct aw_proto_req *r)
 {
-	size_t n = AW_PROTO_REQ_FIXED_LEN + tlv_size(&r->prompt);
+	size_t n = AW_PROTO_REQ_FIXED_LEN + (has_prompt(r) ? tlv_size(&r->prompt) : 0);
 	uint32_t i;
 
+	if (has_tool_choice(r))
+		n += TLV_HDR + 1 + (r->tool_choice == AW_PROTO_TOOLS_NAMED ? r->tool_name.len : 0);
+	if (has_embed_opts(r))
+		n += TLV_HDR + AW_PROTO_EMBED_OPTS_LEN;
 	for (i = 0; i < r->n_stop && i < AW_PROTO_MAX_STOP; i++)
 		n += tlv_size(&r->stop[i]);
 	for (i = 0; i < r->n_labels && i < AW_PROTO_MAX_LABELS; i++)
@@ -379,7 +403,10 @@ int aw_proto_req_build(const struct aw_proto_req *r, void *buf, size_t cap)
 	size_t n;
 	uint32_t i;
 
-	if (r->n_stop > AW_PROTO_MAX_STOP || r->n_labels > AW_PROTO_MAX_LABELS)
+	if (r->n_stop > AW_PROTO_MAX_STOP || r->n_labels > AW_PROTO_MAX_LABELS ||
+	    r->tool_choice >= AW_PROTO_TOOLS_MAX_ || r->pooling >= AW_PROTO_POOL_MAX_ ||
+	    (r->tool_choice == AW_PROTO_TOOLS_NAMED &&
+	     (r->tool_name.len == 0 || r->tool_name.len > AW_PROTO_MAX_TOOL_NAME)))
 		return -EINVAL;
 	n = aw_proto_req_size(r);
 	if (n > cap)
@@ -398,7 +425,8 @@ int aw_proto_req_build(const struct aw_proto_req *r, void *buf, size_t cap)
 	wr32(p + 28, r->deadline_us);
 	wr64(p + 32, r->seed);
 	p += AW_PROTO_REQ_FIXED_LEN;
-	p = put_tlv(p, AW_PROTO_TAG_PROMPT, &r->prompt);
+	if (has_prompt(r))
+		p = put_tlv(p, AW_PROTO_TAG_PROMPT, &r->prompt);
 	for (i = 0; i < r->n_stop; i++)
 		p = put_tlv(p, AW_PROTO_TAG_STOP, &r->stop[i]);
 	for (i = 0; i < r->n_labels; i++)
@@ -409,6 +437,25 @@ int aw_proto_req_build(const struct aw_proto_req *r, void *buf, size_t cap)
 		p = put_tlv(p, AW_PROTO_TAG_TOOLS, &r->tools);
 	if (r->response_format.len)
 		p = put_tlv(p, AW_PROTO_TAG_RESPONSE_FORMAT, &r->response_format);
+	if (has_tool_choice(r)) {
+		const uint32_t nl = r->tool_choice == AW_PROTO_TOOLS_NAMED ? r->tool_name.len : 0;
+		wr16(p, AW_PROTO_TAG_TOOL_CHOICE);
+		wr16(p + 2, 0);
+		wr32(p + 4, 1 + nl);
+		p[TLV_HDR] = r->tool_choice;
+		if (nl)
+			memcpy(p + TLV_HDR + 1, r->tool_name.p, nl);
+		p += TLV_HDR + 1 + nl;
+	}
+	if (has_embed_opts(r)) {
+		wr16(p, AW_PROTO_TAG_EMBED_OPTS);
+		wr16(p + 2, 0);
+		wr32(p + 4, AW_PROTO_EMBED_OPTS_LEN);
+		p[TLV_HDR] = r->pooling;
+		p[TLV_HDR + 1] = r->embed_flags;
+		wr16(p + TLV_HDR + 2, 0);
+		p += TLV_HDR + AW_PROTO_EMBED_OPTS_LEN;
+	}
 	return (int)n;
 }
 
@@ -430,7 +477,7 @@ int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_pro
 	const uint8_t *p = buf;
 	struct aw_proto_req r;
 	size_t off, fixed;
-	int rc;
+	int rc, seen_choice = 0, seen_embed = 0;
 
 	if (type != AW_PROTO_GENERATE && type != AW_PROTO_CLASSIFY && type != AW_PROTO_EMBED)
 		return fail(e, EBADMSG, AW_PROTO_FAULT_TYPE, AW_PROTO_ERR_BAD_REQUEST,
@@ -446,6 +493,7 @@ int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_pro
 	if (fixed > len)
 		return BODY_FAIL("fixed_len %zu beyond the %zu-byte body", fixed, len);
 	memset(&r, 0, sizeof(r));
+	r.embed_flags = AW_PROTO_EMBED_NORMALIZE;
 	r.priority = p[2];
 	r.req_flags = p[3];
 	r.max_new_tokens = rd32(p + 4);
@@ -520,6 +568,39 @@ int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_pro
 					   e)) < 0)
 				return rc;
 			break;
+		case AW_PROTO_TAG_TOOL_CHOICE:
+			if (seen_choice++)
+				return BODY_FAIL("TOOL_CHOICE TLV at offset %zu repeated", off);
+			if (vlen < 1 || v[0] >= AW_PROTO_TOOLS_MAX_)
+				return BODY_FAIL("TOOL_CHOICE mode %d unknown (0 auto, 1 none, 2 "
+						 "required, 3 named)",
+						 vlen ? v[0] : -1);
+			r.tool_choice = v[0];
+			if ((v[0] == AW_PROTO_TOOLS_NAMED) !=
+				    (vlen > 1 && vlen - 1 <= AW_PROTO_MAX_TOOL_NAME) ||
+			    (v[0] != AW_PROTO_TOOLS_NAMED && vlen != 1))
+				return BODY_FAIL(
+					"TOOL_CHOICE %s with a %u-byte name (named: 1..%u)",
+					v[0] == AW_PROTO_TOOLS_NAMED ? "named" : "mode", vlen - 1,
+					AW_PROTO_MAX_TOOL_NAME);
+			r.tool_name.p = vlen > 1 ? (const char *)v + 1 : NULL;
+			r.tool_name.len = vlen - 1;
+			break;
+		case AW_PROTO_TAG_EMBED_OPTS:
+			if (seen_embed++)
+				return BODY_FAIL("EMBED_OPTS TLV at offset %zu repeated", off);
+			if (vlen != AW_PROTO_EMBED_OPTS_LEN)
+				return BODY_FAIL("EMBED_OPTS of %u bytes, need %u", vlen,
+						 AW_PROTO_EMBED_OPTS_LEN);
+			if (v[0] >= AW_PROTO_POOL_MAX_)
+				return BODY_FAIL(
+					"EMBED_OPTS pooling %u unknown (0 mean, 1 cls, 2 last)",
+					v[0]);
+			if (v[1] & ~AW_PROTO_EMBED_NORMALIZE)
+				return BODY_FAIL("EMBED_OPTS flags 0x%02x unknown", v[1]);
+			r.pooling = v[0];
+			r.embed_flags = v[1];
+			break;
 		default:
 			if (tag & AW_PROTO_TAG_CRITICAL)
 				return BODY_FAIL("unknown critical TLV 0x%04x at offset %zu", tag,
@@ -528,8 +609,20 @@ int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_pro
 		}
 		off += TLV_HDR + vlen;
 	}
-	if (!r.prompt.p)
+	if (!r.prompt.p && !r.messages.p)
 		return BODY_FAIL("%s without a PROMPT", aw_proto_type_name(type));
+	if (r.prompt.p && r.messages.p)
+		return BODY_FAIL("%s with both PROMPT and MESSAGES", aw_proto_type_name(type));
+	if (r.tools.p && !r.messages.p)
+		return BODY_FAIL("TOOLS without MESSAGES");
+	if (seen_choice && !r.tools.p)
+		return BODY_FAIL("TOOL_CHOICE without TOOLS");
+	if (r.response_format.p && type != AW_PROTO_GENERATE)
+		return BODY_FAIL("RESPONSE_FORMAT in a %s request", aw_proto_type_name(type));
+	if (r.tools.p && type != AW_PROTO_GENERATE)
+		return BODY_FAIL("TOOLS in a %s request", aw_proto_type_name(type));
+	if (seen_embed && type != AW_PROTO_EMBED)
+		return BODY_FAIL("EMBED_OPTS in a %s request", aw_proto_type_name(type));
 	if (type == AW_PROTO_CLASSIFY && r.n_labels == 0)
 		return BODY_FAIL("CLASSIFY without a LABEL");
 	if (type != AW_PROTO_CLASSIFY && r.n_labels)
@@ -675,5 +768,48 @@ int aw_proto_progress_parse(const void *buf, size_t len, struct aw_proto_progres
 			    len);
 	ret->n_sent = rd32(buf);
 	ret->state = rd32((const uint8_t *)buf + 4);
+	return 0;
+}
+
+int aw_proto_tool_call_build(void *buf, size_t cap, const struct aw_proto_tool_call *c)
+{
+	uint8_t *p = buf;
+	const size_t n = AW_PROTO_TOOL_CALL_HDR_LEN + (size_t)c->name.len + c->args.len;
+
+	if (c->name.len == 0 || c->name.len > AW_PROTO_MAX_TOOL_NAME)
+		return -EINVAL;
+	if (cap < n || n > 65535u)
+		return -ENOSPC;
+	wr32(p, c->n_tokens);
+	wr16(p + 4, c->index);
+	wr16(p + 6, (uint16_t)c->name.len);
+	wr32(p + 8, c->args.len);
+	memcpy(p + AW_PROTO_TOOL_CALL_HDR_LEN, c->name.p, c->name.len);
+	if (c->args.len)
+		memcpy(p + AW_PROTO_TOOL_CALL_HDR_LEN + c->name.len, c->args.p, c->args.len);
+	return (int)n;
+}
+
+int aw_proto_tool_call_parse(const void *buf, size_t len, struct aw_proto_tool_call *ret,
+			     struct aw_proto_err *e)
+{
+	const uint8_t *p = buf;
+	struct aw_proto_tool_call c;
+
+	if (len < AW_PROTO_TOOL_CALL_HDR_LEN)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0, "TOOL_CALL payload of %zu bytes",
+			    len);
+	c.n_tokens = rd32(p);
+	c.index = rd16(p + 4);
+	c.name.len = rd16(p + 6);
+	c.args.len = rd32(p + 8);
+	if (c.name.len == 0 || c.name.len > AW_PROTO_MAX_TOOL_NAME ||
+	    len != AW_PROTO_TOOL_CALL_HDR_LEN + (size_t)c.name.len + c.args.len)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0,
+			    "TOOL_CALL with a %u-byte name and %u-byte arguments in %zu bytes",
+			    c.name.len, c.args.len, len);
+	c.name.p = (const char *)p + AW_PROTO_TOOL_CALL_HDR_LEN;
+	c.args.p = c.name.p + c.name.len;
+	*ret = c;
 	return 0;
 }

@@ -70,6 +70,7 @@ enum aw_proto_type {
 	AW_PROTO_ERROR = 0x83,
 	AW_PROTO_PONG = 0x84,
 	AW_PROTO_PROGRESS = 0x85,
+	AW_PROTO_TOOL_CALL = 0x86, /* a parsed tool call, in the sequenced stream */
 };
 
 /* Wire error codes (ERROR payload). */
@@ -94,7 +95,8 @@ enum aw_proto_finish {
 	AW_PROTO_FINISH_DEADLINE = 2,
 	AW_PROTO_FINISH_CANCELLED = 3,
 	AW_PROTO_FINISH_ERROR = 4,
-	AW_PROTO_FINISH_MAX_ = 5,
+	AW_PROTO_FINISH_TOOL_CALLS = 5, /* the answer is the TOOL_CALLs sent */
+	AW_PROTO_FINISH_MAX_ = 6,
 };
 
 /* Which rule a parser found broken; one value per malformed shape. */
@@ -206,8 +208,30 @@ enum aw_proto_tag {
 	AW_PROTO_TAG_MESSAGES = 4,
 	AW_PROTO_TAG_TOOLS = 5,
 	AW_PROTO_TAG_RESPONSE_FORMAT = 6,
+	AW_PROTO_TAG_TOOL_CHOICE = 7,
+	AW_PROTO_TAG_EMBED_OPTS = 8,
 	AW_PROTO_TAG_CRITICAL = 0x8000,
 };
+
+/* TOOL_CHOICE modes (u8, then the tool's name for NAMED). */
+enum aw_proto_tool_choice {
+	AW_PROTO_TOOLS_AUTO = 0,     /* the model decides (the default with TOOLS) */
+	AW_PROTO_TOOLS_NONE = 1,     /* tools are shown but never called */
+	AW_PROTO_TOOLS_REQUIRED = 2, /* at least one call */
+	AW_PROTO_TOOLS_NAMED = 3,    /* a call of the named tool */
+	AW_PROTO_TOOLS_MAX_ = 4,
+};
+
+/* EMBED_OPTS: u8 pooling, u8 flags, u16 reserved (0). */
+enum aw_proto_pooling {
+	AW_PROTO_POOL_MEAN = 0,
+	AW_PROTO_POOL_CLS = 1,
+	AW_PROTO_POOL_LAST = 2,
+	AW_PROTO_POOL_MAX_ = 3,
+};
+#define AW_PROTO_EMBED_NORMALIZE 0x01u /* divide by the L2 norm (the default) */
+#define AW_PROTO_EMBED_OPTS_LEN	 4u
+#define AW_PROTO_MAX_TOOL_NAME	 64u
 
 /* A decoded request body. Strings point into the parsed buffer, which must
  * outlive the struct. aw_proto_req_init() sets the "off" defaults. */
@@ -227,9 +251,13 @@ struct aw_proto_req {
 	struct aw_proto_str stop[AW_PROTO_MAX_STOP];
 	uint32_t n_labels;
 	struct aw_proto_str labels[AW_PROTO_MAX_LABELS];
-	struct aw_proto_str messages;	     /* reserved (JSON), len 0 = absent */
-	struct aw_proto_str tools;	     /* reserved (JSON) */
-	struct aw_proto_str response_format; /* reserved */
+	struct aw_proto_str messages;	     /* MESSAGES: JSON array, len 0 = absent */
+	struct aw_proto_str tools;	     /* TOOLS: JSON array, len 0 = absent */
+	struct aw_proto_str response_format; /* RESPONSE_FORMAT: JSON schema, len 0 = absent */
+	uint8_t tool_choice;		     /* TOOL_CHOICE: enum aw_proto_tool_choice */
+	struct aw_proto_str tool_name;	     /* TOOL_CHOICE NAMED: the tool */
+	uint8_t pooling;		     /* EMBED_OPTS: enum aw_proto_pooling */
+	uint8_t embed_flags;		     /* EMBED_OPTS: AW_PROTO_EMBED_* */
 };
 
 void aw_proto_req_init(struct aw_proto_req *r);
@@ -243,7 +271,9 @@ int aw_proto_req_build(const struct aw_proto_req *r, void *buf, size_t cap);
 
 /* Decode and validate the body of a request of 'type' (GENERATE, CLASSIFY or
  * EMBED). Returns 0 and fills *ret (pointing into 'buf'), or -EBADMSG with
- * *e (fault EMPTY or BODY, code BAD_REQUEST). */
+ * *e (fault EMPTY or BODY, code BAD_REQUEST). The JSON in MESSAGES, TOOLS and
+ * RESPONSE_FORMAT is not parsed here (the server does, against its model's
+ * template): only which TLVs may appear together is checked. */
 int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_proto_req *ret,
 		       struct aw_proto_err *e);
 
@@ -280,6 +310,21 @@ struct aw_proto_progress {
 	uint32_t state;	 /* 1 queued, 2 running */
 };
 
+/* TOOL_CALL payload:
+ *   OFFSET SIZE DESCRIPTION
+ *      0     4  n_tokens: generated tokens the call took
+ *      4     2  index: calls of the response counted from 0
+ *      6     2  name_len (1..AW_PROTO_MAX_TOOL_NAME)
+ *      8     4  args_len
+ *     12     .  name bytes, then args_len bytes of JSON (the arguments object) */
+#define AW_PROTO_TOOL_CALL_HDR_LEN 12u
+struct aw_proto_tool_call {
+	uint32_t n_tokens;
+	uint16_t index;
+	struct aw_proto_str name;
+	struct aw_proto_str args;
+};
+
 /* DATA: u32 n_tokens + bytes. Build returns the payload length or -ENOSPC. */
 int aw_proto_data_build(void *buf, size_t cap, uint32_t n_tokens, const void *bytes, size_t len);
 int aw_proto_data_parse(const void *buf, size_t len, uint32_t *ret_n_tokens,
@@ -300,6 +345,12 @@ int aw_proto_error_parse(const void *buf, size_t len, struct aw_proto_error *ret
 			 struct aw_proto_err *e);
 
 int aw_proto_progress_build(void *buf, size_t cap, const struct aw_proto_progress *p);
+
+/* TOOL_CALL: build returns the payload length, -ENOSPC or -EINVAL (name
+ * empty or too long); parse points into 'buf'. */
+int aw_proto_tool_call_build(void *buf, size_t cap, const struct aw_proto_tool_call *c);
+int aw_proto_tool_call_parse(const void *buf, size_t len, struct aw_proto_tool_call *ret,
+			     struct aw_proto_err *e);
 int aw_proto_progress_parse(const void *buf, size_t len, struct aw_proto_progress *ret,
 			    struct aw_proto_err *e);
 

@@ -121,6 +121,27 @@ static int cmd_groups(const char *cmd, const char *params, struct rte_tel_data *
 		rte_tel_data_add_dict_u64(o, "tokens_in", gs.tokens_in);
 		rte_tel_data_add_dict_u64(o, "tokens_out", gs.tokens_out);
 		rte_tel_data_add_dict_u64(o, "busy_us", gs.busy_us);
+		/* worker groups: the scheduler's counters */
+		rte_tel_data_add_dict_int(o, "scheduler", gs.sched);
+		if (gs.sched) {
+			rte_tel_data_add_dict_u64(o, "pool_threads", gs.pool_threads);
+			rte_tel_data_add_dict_u64(o, "steps", gs.steps);
+			rte_tel_data_add_dict_u64(o, "prefill_tokens", gs.prefill_tokens);
+			rte_tel_data_add_dict_u64(o, "decode_tokens", gs.decode_tokens);
+			rte_tel_data_add_dict_u64(o, "cached_tokens", gs.cached_tokens);
+			rte_tel_data_add_dict_u64(o, "admitted", gs.admitted);
+			rte_tel_data_add_dict_u64(o, "preempted", gs.preempted);
+			rte_tel_data_add_dict_u64(o, "deferred", gs.deferred);
+			rte_tel_data_add_dict_u64(o, "cache_evicted", gs.cache_evicted);
+			rte_tel_data_add_dict_u64(o, "sessions_expired", gs.sessions_expired);
+			rte_tel_data_add_dict_u64(o, "sessions_evicted", gs.sessions_evicted);
+			rte_tel_data_add_dict_u64(o, "sched_running", gs.sched_running);
+			rte_tel_data_add_dict_u64(o, "sched_waiting", gs.sched_waiting);
+			rte_tel_data_add_dict_u64(o, "cache_blocks", gs.cache_blocks);
+			rte_tel_data_add_dict_u64(o, "sessions", gs.sessions);
+			rte_tel_data_add_dict_u64(o, "free_blocks", gs.free_blocks);
+			rte_tel_data_add_dict_u64(o, "n_blocks", gs.n_blocks);
+		}
 		snprintf(name, sizeof(name), "%u", g);
 		rte_tel_data_add_dict_container(d, name, o, 0);
 	}

@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "kern-int.h"
+#include "kern-kq-int.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -433,8 +434,8 @@ INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
-	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
-		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+	if (aw_kern_type_kq(w->type)) {
+		aw_kern_kq_matmul_avx2(w, in, y, ldy, r0, r1);
 		return;
 	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {
@@ -555,6 +556,140 @@ static void add(float *y, const float *a, const float *b, size_t n)
 		y[i] = a[i] + b[i];
 }
 
+/* ---- rope ---------------------------------------------------------------------------- */
+
+/* sin and cos of 4 angles in double, as sincos8 in kern-avx512.c: t = k pi/2
+ * + r, |r| <= pi/4, Taylor polynomials of degree 13 and 14 (truncation below
+ * 2.1e-14), quadrant k mod 4 by compares on k - 4 floor(k / 4). */
+INLINE void sincos4(__m256d t, __m256d *ret_s, __m256d *ret_c)
+{
+	const __m256d k = _mm256_round_pd(_mm256_mul_pd(t, _mm256_set1_pd(0.63661977236758134)),
+					  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(1.5707963267948966), t);
+
+	r = _mm256_fnmadd_pd(k, _mm256_set1_pd(6.123233995736766e-17), r);
+	const __m256d r2 = _mm256_mul_pd(r, r);
+	__m256d s = _mm256_set1_pd(1.0 / 6227020800.0);
+
+	s = _mm256_fmadd_pd(s, r2, _mm256_set1_pd(-1.0 / 39916800.0));
+	s = _mm256_fmadd_pd(s, r2, _mm256_set1_pd(1.0 / 362880.0));
+	s = _mm256_fmadd_pd(s, r2, _mm256_set1_pd(-1.0 / 5040.0));
+	s = _mm256_fmadd_pd(s, r2, _mm256_set1_pd(1.0 / 120.0));
+	s = _mm256_fmadd_pd(s, r2, _mm256_set1_pd(-1.0 / 6.0));
+	s = _mm256_fmadd_pd(_mm256_mul_pd(s, r2), r, r);
+	__m256d c = _mm256_set1_pd(1.0 / 87178291200.0);
+
+	c = _mm256_fmadd_pd(c, r2, _mm256_set1_pd(-1.0 / 479001600.0));
+	c = _mm256_fmadd_pd(c, r2, _mm256_set1_pd(1.0 / 3628800.0));
+	c = _mm256_fmadd_pd(c, r2, _mm256_set1_pd(-1.0 / 40320.0));
+	c = _mm256_fmadd_pd(c, r2, _mm256_set1_pd(1.0 / 720.0));
+	c = _mm256_fmadd_pd(c, r2, _mm256_set1_pd(-1.0 / 24.0));
+	c = _mm256_fmadd_pd(c, r2, _mm256_set1_pd(0.5));
+	c = _mm256_fnmadd_pd(c, r2, _mm256_set1_pd(1.0));
+	/* q = k mod 4 in 0..3 (exact: k is an integer below 2^52) */
+	const __m256d q = _mm256_fnmadd_pd(_mm256_floor_pd(_mm256_mul_pd(k, _mm256_set1_pd(0.25))),
+					   _mm256_set1_pd(4.0), k);
+	const __m256d one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0),
+		      three = _mm256_set1_pd(3.0), sign = _mm256_set1_pd(-0.0);
+	const __m256d odd = _mm256_or_pd(_mm256_cmp_pd(q, one, _CMP_EQ_OQ),
+					 _mm256_cmp_pd(q, three, _CMP_EQ_OQ));
+	const __m256d sneg = _mm256_cmp_pd(q, two, _CMP_GE_OQ);
+	const __m256d cneg =
+		_mm256_or_pd(_mm256_cmp_pd(q, one, _CMP_EQ_OQ), _mm256_cmp_pd(q, two, _CMP_EQ_OQ));
+
+	*ret_s = _mm256_xor_pd(_mm256_blendv_pd(s, c, odd), _mm256_and_pd(sneg, sign));
+	*ret_c = _mm256_xor_pd(_mm256_blendv_pd(c, s, odd), _mm256_and_pd(cneg, sign));
+}
+
+/* Tables and rotation as rope() in kern-avx512.c (NORM: c2 = (c0, c0, c1,
+ * c1, ...), s2 = (-s0, s0, ...); NEOX: c2 = (c0, c1, ...), s2 = (s0, ...)),
+ * 8 lanes, scalar tails reading the same tables. */
+static void rope(float *x, size_t ldx, uint32_t n_tok, const int32_t *pos, uint32_t n_heads,
+		 const struct aw_kern_rope *rope)
+{
+	double freq[520] __attribute__((aligned(32)));
+	float c2[1024 + 16] __attribute__((aligned(32))),
+		s2[1024 + 16] __attribute__((aligned(32)));
+	const uint32_t n_rot = rope->n_rot, half = n_rot / 2;
+	const int neox = rope->mode == AW_KERN_ROPE_NEOX;
+	const __m256i dup = _mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0);
+	const __m256 even_neg = _mm256_castsi256_ps(
+		_mm256_set_epi32(0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN));
+
+	assert(n_rot <= 1024 && n_rot <= rope->head_dim);
+	aw_kern_rope_freqs_fast(freq, rope);
+	for (uint32_t t = 0; t < n_tok; t++) {
+		if (t == 0 || pos[t] != pos[t - 1]) {
+			const __m256d p = _mm256_set1_pd((double)pos[t]);
+
+			for (uint32_t i = 0; i < half; i += 4) {
+				__m256d sd, cd;
+
+				sincos4(_mm256_mul_pd(p, _mm256_load_pd(freq + i)), &sd, &cd);
+				const __m128 cf = _mm256_cvtpd_ps(cd), sf = _mm256_cvtpd_ps(sd);
+
+				if (neox) {
+					_mm_storeu_ps(c2 + i, cf);
+					_mm_storeu_ps(s2 + i, sf);
+				} else {
+					_mm256_storeu_ps(c2 + 2 * i,
+							 _mm256_permutevar8x32_ps(
+								 _mm256_castps128_ps256(cf), dup));
+					_mm256_storeu_ps(
+						s2 + 2 * i,
+						_mm256_xor_ps(
+							_mm256_permutevar8x32_ps(
+								_mm256_castps128_ps256(sf), dup),
+							even_neg));
+				}
+			}
+		}
+		for (uint32_t h = 0; h < n_heads; h++) {
+			float *xh = x + t * ldx + (size_t)h * rope->head_dim;
+			uint32_t i = 0;
+
+			if (neox) {
+				for (; i + 8 <= half; i += 8) {
+					const __m256 a = _mm256_loadu_ps(xh + i);
+					const __m256 b = _mm256_loadu_ps(xh + half + i);
+					const __m256 c = _mm256_loadu_ps(c2 + i);
+					const __m256 s = _mm256_loadu_ps(s2 + i);
+
+					_mm256_storeu_ps(
+						xh + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+					_mm256_storeu_ps(
+						xh + half + i,
+						_mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+				}
+				for (; i < half; i++) {
+					const float a = xh[i], b = xh[half + i];
+
+					xh[i] = a * c2[i] - b * s2[i];
+					xh[half + i] = a * s2[i] + b * c2[i];
+				}
+			} else {
+				for (; i + 8 <= n_rot; i += 8) {
+					const __m256 v = _mm256_loadu_ps(xh + i);
+					const __m256 sw = _mm256_permute_ps(v, 0xb1);
+
+					_mm256_storeu_ps(
+						xh + i,
+						_mm256_fmadd_ps(
+							v, _mm256_loadu_ps(c2 + i),
+							_mm256_mul_ps(sw,
+								      _mm256_loadu_ps(s2 + i))));
+				}
+				for (; i < n_rot; i += 2) {
+					const float a = xh[i], b = xh[i + 1];
+
+					xh[i] = a * c2[i] + b * s2[i];
+					xh[i + 1] = b * c2[i + 1] + a * s2[i + 1];
+				}
+			}
+		}
+	}
+}
+
 /* ---- attention ------------------------------------------------------------------------ */
 
 #define ATTN_CHUNK 64
@@ -592,9 +727,12 @@ static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_
 	}
 	for (uint32_t c0 = 0; c0 < n_kv; c0 += ATTN_CHUNK) {
 		const uint32_t cn = n_kv - c0 < ATTN_CHUNK ? n_kv - c0 : ATTN_CHUNK;
+		const void *krow[ATTN_CHUNK], *vrow[ATTN_CHUNK];
 
+		aw_kern_kv_rows(k, c0, cn, krow);
+		aw_kern_kv_rows(v, c0, cn, vrow);
 		for (uint32_t i = 0; i < cn; i++) {
-			const void *kr = aw_kern_kv_row(k, c0 + i);
+			const void *kr = krow[i];
 
 			for (uint32_t h = 0; h < n_q; h++) {
 				__m256 acc = _mm256_setzero_ps();
@@ -636,7 +774,7 @@ static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_
 								      _mm256_set1_ps(alpha)));
 		}
 		for (uint32_t i = 0; i < cn; i++) {
-			const void *vr = aw_kern_kv_row(v, c0 + i);
+			const void *vr = vrow[i];
 
 			for (uint32_t j = 0; j < nv; j++) {
 				const __m256 vv = load_kv(v->type, vr, 8 * j);
@@ -663,7 +801,7 @@ const struct aw_kern aw_kern_avx2 = {
 	.quant_q8a = quant_q8a,
 	.matmul = matmul,
 	.rmsnorm = rmsnorm,
-	.rope = aw_kern_ref_rope,
+	.rope = rope,
 	.softmax = softmax,
 	.attn = attn,
 	.silu_mul = silu_mul,

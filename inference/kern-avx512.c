@@ -20,15 +20,18 @@
 #include <math.h>
 
 #include "kern-int.h"
+#include "kern-kq-int.h"
 
 #if AW_KERN_VNNI
 #define NAME	  "avx512vnni"
 #define TABLE	  aw_kern_avx512vnni
 #define Q8_OFFSET 128
+#define KQ_MATMUL aw_kern_kq_matmul_avx512vnni
 #else
 #define NAME	  "avx512"
 #define TABLE	  aw_kern_avx512
 #define Q8_OFFSET 0
+#define KQ_MATMUL aw_kern_kq_matmul_avx512
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
@@ -190,7 +193,7 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
  * prefetch was tried and made batch 1 slower. */
 INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		     uint32_t g, uint32_t t0, const int R, const int T, const int q4, uint32_t lo,
-		     uint32_t hi)
+		     uint32_t hi, uint32_t pf_n, uint32_t pf_every, uint32_t pf_phase)
 {
 	const uint32_t nb = w->cols / AW_KERN_QK;
 	const size_t gbytes = aw_kern_x16_group_bytes(w->type, nb);
@@ -205,8 +208,20 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 		for (int t = 0; t < T; t++)
 			facc[r][t] = _mm512_setzero_ps();
 
-	for (uint32_t b = 0; b < nb; b++) {
+	for (uint32_t b = 0, pc = pf_phase; b < nb; b++) {
 		__m512i iacc[8][4];
+
+		/* the next stripe's block b into L2 (see X16_TILES) */
+		if (pf_n && pc-- == 0) {
+			pc = pf_every - 1;
+			for (uint32_t r = 0; r < pf_n; r++) {
+				const uint8_t *p = gq + (size_t)(R + r) * gbytes;
+
+				for (size_t l = 0; l < qb; l += 64)
+					_mm_prefetch((const char *)p + b * qb + l, _MM_HINT_T1);
+				_mm_prefetch((const char *)p + nb * qb + 32 * b, _MM_HINT_T1);
+			}
+		}
 
 		for (int t = 0; t < T; t++) {
 			/* -off * sum, built in vector registers from a broadcast load (an
@@ -318,30 +333,43 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 	}
 }
 
+/* Tiles of one stripe of R groups over all tokens. The stripe's weights come
+ * from memory during its first token tile and from L2 during the others
+ * (3 groups × 2048 columns of Q8_0 are 104 KiB), which are compute-bound;
+ * so with two or more token tiles, tile j prefetches blocks j, j + tiles, ...
+ * of the next stripe into L2, and batch 8-32 no longer waits for memory once
+ * per stripe (measured +10-25 % at batch 8 and 16, Q8_0 and Q4_0; with a
+ * single tile, batch <= 4, it made no difference and is off). */
 #define X16_TILES(q4)                                                                              \
 	static void x16_tiles_##q4(const struct aw_kern_mat *w, const struct aw_kern_in *in,       \
 				   float *y, size_t ldy, uint32_t g, int R, uint32_t lo,           \
-				   uint32_t hi)                                                    \
+				   uint32_t hi, uint32_t g1)                                       \
 	{                                                                                          \
 		uint32_t t = 0;                                                                    \
 		if (R == R1) {                                                                     \
 			for (; t < in->n_tok; t++)                                                 \
-				x16_tile(w, in, y, ldy, g, t, R1, 1, q4, lo, hi);                  \
+				x16_tile(w, in, y, ldy, g, t, R1, 1, q4, lo, hi, 0, 1, 0);         \
 			return;                                                                    \
 		}                                                                                  \
 		if (R == 3) {                                                                      \
-			for (; t + 4 <= in->n_tok; t += 4)                                         \
-				x16_tile(w, in, y, ldy, g, t, 3, 4, q4, lo, hi);                   \
-			for (; t + 2 <= in->n_tok; t += 2)                                         \
-				x16_tile(w, in, y, ldy, g, t, 3, 2, q4, lo, hi);                   \
-			for (; t < in->n_tok; t++)                                                 \
-				x16_tile(w, in, y, ldy, g, t, 3, 1, q4, lo, hi);                   \
+			const uint32_t n = in->n_tok;                                              \
+			const uint32_t tiles = n / 4 + n % 4 / 2 + n % 2;                          \
+			const uint32_t left = g1 - g - 3;                                          \
+			const uint32_t pf_n = tiles > 1 ? (left < 3 ? left : 3) : 0;               \
+			const uint32_t every = tiles;                                              \
+			uint32_t j = 0;                                                            \
+			for (; t + 4 <= n; t += 4, j++)                                            \
+				x16_tile(w, in, y, ldy, g, t, 3, 4, q4, lo, hi, pf_n, every, j);   \
+			for (; t + 2 <= n; t += 2, j++)                                            \
+				x16_tile(w, in, y, ldy, g, t, 3, 2, q4, lo, hi, pf_n, every, j);   \
+			for (; t < n; t++, j++)                                                    \
+				x16_tile(w, in, y, ldy, g, t, 3, 1, q4, lo, hi, pf_n, every, j);   \
 			return;                                                                    \
 		}                                                                                  \
 		for (; t + 4 <= in->n_tok; t += 4)                                                 \
-			x16_tile(w, in, y, ldy, g, t, 1, 4, q4, lo, hi);                           \
+			x16_tile(w, in, y, ldy, g, t, 1, 4, q4, lo, hi, 0, 1, 0);                  \
 		for (; t < in->n_tok; t++)                                                         \
-			x16_tile(w, in, y, ldy, g, t, 1, 1, q4, lo, hi);                           \
+			x16_tile(w, in, y, ldy, g, t, 1, 1, q4, lo, hi, 0, 1, 0);                  \
 	}
 
 X16_TILES(0)
@@ -357,9 +385,9 @@ static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in,
 		const int R = in->n_tok == 1 && g + R1 <= g1 ? R1 : g + 3 <= g1 ? 3 : 1;
 
 		if (q4)
-			x16_tiles_1(w, in, y, ldy, g, R, r0, r1);
+			x16_tiles_1(w, in, y, ldy, g, R, r0, r1, g1);
 		else
-			x16_tiles_0(w, in, y, ldy, g, R, r0, r1);
+			x16_tiles_0(w, in, y, ldy, g, R, r0, r1, g1);
 		g += (uint32_t)R;
 	}
 }
@@ -544,8 +572,8 @@ INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
-	if (aw_kern_type_kq(w->type)) { /* no vector version yet */
-		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+	if (aw_kern_type_kq(w->type)) {
+		KQ_MATMUL(w, in, y, ldy, r0, r1);
 		return;
 	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {
@@ -650,6 +678,132 @@ static void add(float *y, const float *a, const float *b, size_t n)
 	}
 }
 
+/* ---- rope ---------------------------------------------------------------------------- */
+
+/* sin and cos of 8 angles in double: t = k pi/2 + r with pi/2 in two parts
+ * (r exact to ~1e-16 |t|), |r| <= pi/4, Taylor polynomials of degree 13 (sin,
+ * truncation < 2.1e-14) and 14 (cos, < 1.1e-15), then the quadrant k mod 4
+ * swaps and negates. Far below a float ulp once rounded. */
+INLINE void sincos8(__m512d t, __m512d *ret_s, __m512d *ret_c)
+{
+	const __m512d k =
+		_mm512_roundscale_pd(_mm512_mul_pd(t, _mm512_set1_pd(0.63661977236758134)),
+				     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.5707963267948966), t);
+
+	r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.123233995736766e-17), r);
+	const __m512d r2 = _mm512_mul_pd(r, r);
+	__m512d s = _mm512_set1_pd(1.0 / 6227020800.0);
+
+	s = _mm512_fmadd_pd(s, r2, _mm512_set1_pd(-1.0 / 39916800.0));
+	s = _mm512_fmadd_pd(s, r2, _mm512_set1_pd(1.0 / 362880.0));
+	s = _mm512_fmadd_pd(s, r2, _mm512_set1_pd(-1.0 / 5040.0));
+	s = _mm512_fmadd_pd(s, r2, _mm512_set1_pd(1.0 / 120.0));
+	s = _mm512_fmadd_pd(s, r2, _mm512_set1_pd(-1.0 / 6.0));
+	s = _mm512_fmadd_pd(_mm512_mul_pd(s, r2), r, r);
+	__m512d c = _mm512_set1_pd(1.0 / 87178291200.0);
+
+	c = _mm512_fmadd_pd(c, r2, _mm512_set1_pd(-1.0 / 479001600.0));
+	c = _mm512_fmadd_pd(c, r2, _mm512_set1_pd(1.0 / 3628800.0));
+	c = _mm512_fmadd_pd(c, r2, _mm512_set1_pd(-1.0 / 40320.0));
+	c = _mm512_fmadd_pd(c, r2, _mm512_set1_pd(1.0 / 720.0));
+	c = _mm512_fmadd_pd(c, r2, _mm512_set1_pd(-1.0 / 24.0));
+	c = _mm512_fmadd_pd(c, r2, _mm512_set1_pd(0.5));
+	c = _mm512_fnmadd_pd(c, r2, _mm512_set1_pd(1.0));
+	/* quadrant q: sin = (s, c, -s, -c)[q], cos = (c, -s, -c, s)[q] */
+	const __m512i q = _mm512_cvtpd_epi64(k);
+	const __mmask8 odd = _mm512_test_epi64_mask(q, _mm512_set1_epi64(1));
+	const __mmask8 sneg = _mm512_test_epi64_mask(q, _mm512_set1_epi64(2));
+	const __mmask8 cneg = _mm512_test_epi64_mask(_mm512_add_epi64(q, _mm512_set1_epi64(1)),
+						     _mm512_set1_epi64(2));
+	const __m512d sv = _mm512_mask_blend_pd(odd, s, c);
+	const __m512d cv = _mm512_mask_blend_pd(odd, c, s);
+
+	*ret_s = _mm512_mask_sub_pd(sv, sneg, _mm512_setzero_pd(), sv);
+	*ret_c = _mm512_mask_sub_pd(cv, cneg, _mm512_setzero_pd(), cv);
+}
+
+/* Angles per token (recomputed only when the position changes) as float
+ * tables in the shape the rotation reads: NORM, pairs (x[2i], x[2i+1]):
+ * c2 = (c0, c0, c1, c1, ...), s2 = (-s0, s0, -s1, s1, ...), so that
+ * x' = x c2 + swap_pairs(x) s2; NEOX, halves: c2 = (c0, c1, ...), s2 = (s0, ...). */
+static void rope(float *x, size_t ldx, uint32_t n_tok, const int32_t *pos, uint32_t n_heads,
+		 const struct aw_kern_rope *rope)
+{
+	double freq[520] __attribute__((aligned(64)));
+	float c2[1024 + 16] __attribute__((aligned(64))),
+		s2[1024 + 16] __attribute__((aligned(64)));
+	const uint32_t n_rot = rope->n_rot, half = n_rot / 2;
+	const int neox = rope->mode == AW_KERN_ROPE_NEOX;
+	const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+	const __m512 even_neg = _mm512_castsi512_ps(
+		_mm512_set_epi32(0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0,
+				 INT32_MIN, 0, INT32_MIN, 0, INT32_MIN, 0, INT32_MIN));
+
+	assert(n_rot <= 1024 && n_rot <= rope->head_dim);
+	aw_kern_rope_freqs_fast(freq, rope);
+	for (uint32_t t = 0; t < n_tok; t++) {
+		if (t == 0 || pos[t] != pos[t - 1]) {
+			const __m512d p = _mm512_set1_pd((double)pos[t]);
+
+			for (uint32_t i = 0; i < half; i += 8) {
+				__m512d sd, cd;
+
+				sincos8(_mm512_mul_pd(p, _mm512_load_pd(freq + i)), &sd, &cd);
+				const __m256 cf = _mm512_cvtpd_ps(cd), sf = _mm512_cvtpd_ps(sd);
+
+				if (neox) {
+					_mm256_storeu_ps(c2 + i, cf);
+					_mm256_storeu_ps(s2 + i, sf);
+				} else {
+					_mm512_storeu_ps(c2 + 2 * i,
+							 _mm512_permutexvar_ps(
+								 dup, _mm512_castps256_ps512(cf)));
+					_mm512_storeu_ps(
+						s2 + 2 * i,
+						_mm512_xor_ps(
+							_mm512_permutexvar_ps(
+								dup, _mm512_castps256_ps512(sf)),
+							even_neg));
+				}
+			}
+		}
+		for (uint32_t h = 0; h < n_heads; h++) {
+			float *xh = x + t * ldx + (size_t)h * rope->head_dim;
+
+			if (neox) {
+				for (uint32_t i = 0; i < half; i += 16) {
+					const __mmask16 m = tail_mask(half - i);
+					const __m512 a = _mm512_maskz_loadu_ps(m, xh + i);
+					const __m512 b = _mm512_maskz_loadu_ps(m, xh + half + i);
+					const __m512 c = _mm512_maskz_loadu_ps(m, c2 + i);
+					const __m512 s = _mm512_maskz_loadu_ps(m, s2 + i);
+
+					_mm512_mask_storeu_ps(
+						xh + i, m,
+						_mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
+					_mm512_mask_storeu_ps(
+						xh + half + i, m,
+						_mm512_fmadd_ps(a, s, _mm512_mul_ps(b, c)));
+				}
+			} else {
+				for (uint32_t i = 0; i < n_rot; i += 16) {
+					const __mmask16 m = tail_mask(n_rot - i);
+					const __m512 v = _mm512_maskz_loadu_ps(m, xh + i);
+					const __m512 sw = _mm512_permute_ps(v, 0xb1);
+
+					_mm512_mask_storeu_ps(
+						xh + i, m,
+						_mm512_fmadd_ps(
+							v, _mm512_loadu_ps(c2 + i),
+							_mm512_mul_ps(sw,
+								      _mm512_loadu_ps(s2 + i))));
+				}
+			}
+		}
+	}
+}
+
 /* ---- attention ------------------------------------------------------------------------ */
 
 #define ATTN_CHUNK 64
@@ -666,7 +820,7 @@ INLINE __m512 load_kv(uint32_t type, const void *row, uint32_t d, __mmask16 m)
 /* Online softmax over chunks of 64 positions: scores of the chunk for all
  * heads, then the running max m, sum l and output o rescaled by exp(m_old -
  * m_new) before the chunk's weighted V rows are added. Any head_dim (masked
- * tails); attn() below is the fast path for head_dim 64 and 128. */
+ * tails); attn() below is the fast path for head_dim a multiple of 16 up to 128. */
 static void attn_generic(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
 			 const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
 			 uint32_t head_dim, float scale)
@@ -689,9 +843,13 @@ static void attn_generic(float *out, size_t ldo, const float *q, size_t ldq, uin
 	for (uint32_t c0 = 0; c0 < n_kv; c0 += ATTN_CHUNK) {
 		const uint32_t cn = n_kv - c0 < ATTN_CHUNK ? n_kv - c0 : ATTN_CHUNK;
 
+		const void *krow[ATTN_CHUNK], *vrow[ATTN_CHUNK];
+
+		aw_kern_kv_rows(k, c0, cn, krow);
+		aw_kern_kv_rows(v, c0, cn, vrow);
 		/* scores */
 		for (uint32_t i = 0; i < cn; i++) {
-			const void *kr = aw_kern_kv_row(k, c0 + i);
+			const void *kr = krow[i];
 
 			for (uint32_t h = 0; h < n_q; h++) {
 				__m512 acc = _mm512_setzero_ps();
@@ -735,7 +893,7 @@ static void attn_generic(float *out, size_t ldo, const float *q, size_t ldq, uin
 		}
 		/* weighted V */
 		for (uint32_t i = 0; i < cn; i++) {
-			const void *vr = aw_kern_kv_row(v, c0 + i);
+			const void *vr = vrow[i];
 
 			for (uint32_t j = 0; j < nv; j++) {
 				const __m512 vv =
@@ -785,10 +943,8 @@ INLINE void attn_nv(float *out, size_t ldo, const float *q, size_t ldq, uint32_t
 	for (uint32_t c0 = 0; c0 < n_kv; c0 += NV_CHUNK) {
 		const uint32_t cn = n_kv - c0 < NV_CHUNK ? n_kv - c0 : NV_CHUNK;
 
-		for (uint32_t i = 0; i < cn; i++) {
-			kr[i] = aw_kern_kv_row(k, c0 + i);
-			vr[i] = aw_kern_kv_row(v, c0 + i);
-		}
+		aw_kern_kv_rows(k, c0, cn, kr);
+		aw_kern_kv_rows(v, c0, cn, vr);
 		for (uint32_t h = 0; h < n_q; h++) {
 			__m512 qv[8];
 
@@ -884,18 +1040,30 @@ static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_
 {
 	const int f16 = k->type == AW_TYPE_F16;
 
-	if (n_q > ATTN_MAXQ || k->type != v->type)
+	if (n_q > ATTN_MAXQ || k->type != v->type || head_dim % 16 || head_dim > 128) {
 		attn_generic(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
-	else if (head_dim == 64 && f16)
-		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 4, AW_TYPE_F16);
-	else if (head_dim == 64)
-		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 4, AW_TYPE_F32);
-	else if (head_dim == 128 && f16)
-		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 8, AW_TYPE_F16);
-	else if (head_dim == 128)
-		attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, 8, AW_TYPE_F32);
-	else
-		attn_generic(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
+		return;
+	}
+	/* head_dim 16 NV: one instance per NV and KV type (48: stories15m, 64:
+	 * SmolLM2 and the llama presets, 128: Llama 3) */
+#define ATTN_NV(nv)                                                                                \
+	case nv:                                                                                   \
+		if (f16)                                                                           \
+			attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, nv, AW_TYPE_F16);        \
+		else                                                                               \
+			attn_nv(out, ldo, q, ldq, n_q, k, v, n_kv, scale, nv, AW_TYPE_F32);        \
+		break;
+	switch (head_dim / 16) {
+		ATTN_NV(1)
+		ATTN_NV(2)
+		ATTN_NV(3)
+		ATTN_NV(4)
+		ATTN_NV(5)
+		ATTN_NV(6)
+		ATTN_NV(7)
+		ATTN_NV(8)
+	}
+#undef ATTN_NV
 }
 
 const struct aw_kern TABLE = {
@@ -903,7 +1071,7 @@ const struct aw_kern TABLE = {
 	.quant_q8a = quant_q8a,
 	.matmul = matmul,
 	.rmsnorm = rmsnorm,
-	.rope = aw_kern_ref_rope,
+	.rope = rope,
 	.softmax = softmax,
 	.attn = attn,
 	.silu_mul = silu_mul,

@@ -199,47 +199,58 @@ int aw_kern_repack(const struct aw_kern_mat *src, void *dst, struct aw_kern_mat 
 	const uint32_t nb = src->cols / AW_KERN_QK;
 	const uint32_t groups = (src->rows + 15) / 16;
 	const size_t qbytes = aw_kern_x16_qbytes(src->type);
+	const size_t gbytes = aw_kern_x16_group_bytes(src->type, nb);
 
 	if (size == 0 || src->layout != AW_KERN_LAYOUT_ROWS)
 		return -EINVAL;
-	memset(dst, 0, size);
+	/* Both layouts move quants in 4-byte runs (four consecutive quants of
+	 * one row): copy them as 32-bit words. The load is the cost of a cold
+	 * start, so this loop runs at memory speed rather than byte by byte. */
 	for (uint32_t g = 0; g < groups; g++) {
-		uint8_t *gq = (uint8_t *)dst + g * aw_kern_x16_group_bytes(src->type, nb);
+		uint8_t *gq = (uint8_t *)dst + g * gbytes;
 		aw_fp16 *gd = (aw_fp16 *)(gq + nb * qbytes);
 
+		if (g * 16 + 16 > src->rows)
+			memset(gq, 0, gbytes); /* a padded last group */
 		for (uint32_t rr = 0; rr < 16; rr++) {
 			const uint32_t r = g * 16 + rr;
+			uint32_t w;
 
 			if (r >= src->rows) {
 				/* padding rows: scale 0; Q8_0 quant 0 is stored as 0x80 */
 				if (src->type == AW_TYPE_Q8_0)
 					for (uint32_t b = 0; b < nb; b++)
-						for (uint32_t j = 0; j < 32; j++)
-							gq[b * qbytes + (j / 4) * 64 + rr * 4 +
-							   j % 4] = 0x80;
+						for (uint32_t k = 0; k < 8; k++)
+							memset(gq + b * qbytes + k * 64 + rr * 4,
+							       0x80, 4);
 				continue;
 			}
 			const uint8_t *row = (const uint8_t *)src->data + (size_t)r * src->row_size;
 
 			for (uint32_t b = 0; b < nb; b++) {
-				uint8_t *q = gq + b * qbytes;
+				uint8_t *q = gq + b * qbytes + rr * 4;
 
 				if (src->type == AW_TYPE_Q8_0) {
 					const struct aw_block_q8_0 *blk =
 						(const struct aw_block_q8_0 *)row + b;
 
 					gd[16 * b + rr] = blk->d;
-					for (uint32_t j = 0; j < 32; j++)
-						q[(j / 4) * 64 + rr * 4 + j % 4] =
-							(uint8_t)blk->qs[j] ^ 0x80;
+					/* word k of the row's block: quants 4k..4k+3, unsigned */
+					for (uint32_t k = 0; k < 8; k++) {
+						memcpy(&w, blk->qs + 4 * k, 4);
+						w ^= 0x80808080u;
+						memcpy(q + k * 64, &w, 4);
+					}
 				} else {
 					const struct aw_block_q4_0 *blk =
 						(const struct aw_block_q4_0 *)row + b;
 
 					gd[16 * b + rr] = blk->d;
 					/* GGML's byte e holds elements e and e+16, as ours do */
-					for (uint32_t e = 0; e < 16; e++)
-						q[(e / 4) * 64 + rr * 4 + e % 4] = blk->qs[e];
+					for (uint32_t v = 0; v < 4; v++) {
+						memcpy(&w, blk->qs + 4 * v, 4);
+						memcpy(q + v * 64, &w, 4);
+					}
 				}
 			}
 		}

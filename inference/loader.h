@@ -119,6 +119,15 @@ struct aw_weights;
  * return cancels the load (-ECANCELED). */
 typedef int aw_load_tensor_fn(void *ctx, uint32_t idx, const void *data, uint64_t size);
 
+/* Like aw_load_tensor_fn, with the tensor's address in every replica
+ * (data[r], r < n_replicas), writable: the callback may rewrite the tensor
+ * in place (repack it into the kernels' layout) while later reads are in
+ * flight. No later read or replica copy touches these bytes again. Only for
+ * the uring and read methods (the mmap method's replica 0 is the read-only
+ * file mapping: -EINVAL). A non-zero return cancels the load (-ECANCELED). */
+typedef int aw_load_tensor_rw_fn(void *ctx, uint32_t idx, void *const *data, unsigned n_replicas,
+				 uint64_t size);
+
 /* Called on the loading thread at most every 'progress_ms' and once with
  * done = 1. A non-zero return cancels the load. */
 typedef int aw_load_progress_fn(void *ctx, const struct aw_load_progress *p);
@@ -154,8 +163,10 @@ struct aw_load_opts {
 
 	aw_load_tensor_fn *on_tensor;
 	aw_load_progress_fn *on_progress;
-	void *ctx;	      /* passed to on_tensor / on_progress */
-	unsigned progress_ms; /* 0 = 200 */
+	void *ctx;			    /* passed to on_tensor / on_progress */
+	aw_load_tensor_rw_fn *on_tensor_rw; /* after on_tensor, for the same tensor */
+	void *tensor_ctx;		    /* passed to on_tensor_rw */
+	unsigned progress_ms;		    /* 0 = 200 */
 
 	aw_log_sink_fn *log; /* warnings, one line each; NULL = aw_log at debug */
 	void *log_ctx;
@@ -242,6 +253,21 @@ const void *aw_weights_data(const struct aw_weights *w, unsigned r);
 const void *aw_weights_data_node(const struct aw_weights *w, int node);
 
 const struct aw_weights_info *aw_weights_info(const struct aw_weights *w);
+
+/* Memory for weights a program writes itself (e.g. matrices repacked at
+ * load), from the loader's allocator: 'len' bytes bound to NUMA node 'node'
+ * (-1: not bound), hugetlb pages per 'mode' (AUTO: 1 GiB or 2 MiB pages
+ * where available, else ordinary pages with THP advice), zero-filled.
+ * Returns the address and fills *ret_m (what was granted; pass it to
+ * aw_loader_mem_free), or NULL with errno set (ENOMEM, EINVAL). */
+struct aw_load_mem {
+	size_t map_len;	  /* bytes mapped */
+	size_t page_size; /* hugetlb page size, or the base page size */
+	int hugetlb;	  /* 1 when hugetlb pages back it */
+};
+void *aw_loader_mem_alloc(size_t len, int node, enum aw_load_hugepages mode,
+			  struct aw_load_mem *ret_m);
+void aw_loader_mem_free(void *p, const struct aw_load_mem *m);
 
 /* "uring", "read", "mmap"; aw_loader_parse_method returns the method or -EINVAL. */
 const char *aw_loader_method_name(enum aw_load_method m);

@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gguf.h"
 #include "kern.h"
 #include "kv.h"
+#include "loader.h"
 #include "pool.h"
 #include "quant.h"
 
@@ -33,6 +35,7 @@ struct layer {
 	struct aw_kern_mat down;	  /* (dim, ffn_dim) */
 	float *attn_norm;		  /* (dim) */
 	float *ffn_norm;		  /* (dim) */
+	float *bq, *bk, *bv;		  /* (q_dim), (kv_dim), (kv_dim) or NULL: qwen2 */
 	bool q_attn, q_wo, q_ffn, q_down; /* inputs read as Q8A blocks */
 };
 
@@ -48,8 +51,14 @@ struct aw_model {
 	struct layer *layers; /* (n_layer) */
 	bool q_out;	      /* the output projection reads Q8A */
 	uint64_t weight_bytes, decode_bytes, owned_bytes;
-	void **owned; /* repacked matrices */
+	uint64_t repacked_bytes; /* matrices in the X16 layout: owned or prepacked */
+	void **owned;		 /* repacked matrices (when the arena could not be had) */
 	int n_owned;
+	/* repacked matrices, one mapping: hugetlb pages where available (a
+	 * matrix in 4 KiB pages measured ~20 % slower to decode), else THP advice */
+	uint8_t *arena;
+	struct aw_load_mem arena_mem;
+	size_t arena_used;
 
 	/* scratch for max_batch tokens */
 	float *x;		 /* (T, dim) residual stream */
@@ -63,7 +72,9 @@ struct aw_model {
 	struct aw_block_q8a *xq; /* (T, max(dim, q_dim)/32) */
 	struct aw_block_q8a *hq; /* (T, ffn_dim/32): written while other threads
 				  * still read xq in the same step */
-	int32_t *out_rows;	 /* (T) tokens whose logits are wanted */
+	int32_t *out_rows;	 /* (2, T) tokens whose output is wanted (logit rows
+				  * first), then each one's row in 'hidden' or -1 */
+	float *row_y;		 /* (n_vocab) scratch of aw_model_logits_rows(), on use */
 	/* sized for the KV cache on first use (once per cache shape) */
 	const void **blk; /* (nth, 2, max_blocks_per_seq) block pointers */
 	size_t blk_cap;
@@ -71,14 +82,44 @@ struct aw_model {
 	int32_t seq_cap;
 };
 
+/* --- architectures (qwen2 and the llama family's variants) ----------------------- */
+
+/* What differs between the architectures this forward pass runs. Llama 2/3,
+ * Llama 3.2, TinyLlama, Mistral and SmolLM/SmolLM2 are all "llama" in GGUF
+ * (tied output and rope_freqs.weight are optional tensors there); "qwen2"
+ * adds biases to the Q, K and V projections and rotates in NEOX mode, as
+ * llama.cpp's converter leaves Qwen's Q/K rows unpermuted. */
+struct arch {
+	const char *name;   /* general.architecture, and the metadata key prefix */
+	uint32_t rope_mode; /* enum aw_kern_rope_mode */
+	bool qkv_bias;	    /* blk.N.attn_{q,k,v}.bias required */
+};
+
+static const struct arch archs[] = {
+	{"llama", AW_KERN_ROPE_NORM, false},
+	{"qwen2", AW_KERN_ROPE_NEOX, true},
+};
+
+static const struct arch *arch_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
+		if (strlen(archs[i].name) == len && memcmp(archs[i].name, name, len) == 0)
+			return &archs[i];
+	return NULL;
+}
+
 /* --- loading -------------------------------------------------------------------- */
 
 struct loadctx {
 	const struct aw_gguf *g;
 	const uint8_t *data;
 	size_t size;
+	const uint8_t *prepacked; /* per tensor: already in X16 layout */
 	struct aw_err *err;
 	struct aw_model *m;
+	bool check;		 /* run aw_model_check_tensor() on each tensor */
+	const struct arch *arch; /* from general.architecture */
+	char key[128];		 /* akey()'s buffer */
 };
 
 static bool quantized(uint32_t t)
@@ -133,9 +174,11 @@ static const struct aw_gguf_tensor *find(struct loadctx *c, const char *name, ui
 		return NULL;
 	}
 	if (!supported_type(t->type)) {
-		*ret = aw_err_set(c->err, EINVAL,
-				  "tensor '%s': type %s not supported (f32, f16, bf16, q8_0, q4_0)",
-				  name, aw_type_name(t->type));
+		*ret = aw_err_set(
+			c->err, EINVAL,
+			"tensor '%s': type %s not supported (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 "
+			"q5_1 q4_k q5_k q6_k)",
+			name, aw_type_name(t->type));
 		return NULL;
 	}
 	if (t->offset > c->size || t->size > c->size - t->offset) {
@@ -150,6 +193,12 @@ static const struct aw_gguf_tensor *find(struct loadctx *c, const char *name, ui
 	if ((uintptr_t)(c->data + t->offset) % align) {
 		*ret = aw_err_set(c->err, EINVAL, "tensor '%s': data not aligned to %zu bytes",
 				  name, align);
+		return NULL;
+	}
+	/* a prepacked tensor was checked by the repacker before it rewrote it */
+	if (c->check && !(c->prepacked && c->prepacked[i]) &&
+	    aw_model_check_tensor(c->g, (uint64_t)i, c->data + t->offset, c->err) < 0) {
+		*ret = -EINVAL;
 		return NULL;
 	}
 	c->m->weight_bytes += t->size;
@@ -170,6 +219,12 @@ static int load_mat(struct loadctx *c, const char *name, uint64_t cols, uint64_t
 	    0)
 		return aw_err_set(c->err, EINVAL, "tensor '%s': %s rows of %llu not supported",
 				  name, aw_type_name(t->type), (unsigned long long)cols);
+	if (c->prepacked && c->prepacked[aw_gguf_find_tensor(c->g, name)]) {
+		/* repacked in place while loading (aw_model_repacker_tensor) */
+		ret_m->layout = AW_KERN_LAYOUT_X16;
+		ret_m->row_size = 0;
+		c->m->repacked_bytes += t->size;
+	}
 	c->m->decode_bytes += t->size;
 	return 0;
 }
@@ -193,6 +248,13 @@ static int load_vec(struct loadctx *c, const char *name, uint64_t n, bool option
 	c->m->decode_bytes += t->size;
 	*ret_v = v;
 	return 0;
+}
+
+/* "<arch>.<suffix>": the metadata key of the file's architecture. */
+static const char *akey(struct loadctx *c, const char *suffix)
+{
+	snprintf(c->key, sizeof(c->key), "%s.%s", c->arch->name, suffix);
+	return c->key;
 }
 
 static int get_u32(struct loadctx *c, const char *key, uint32_t def, bool required, uint32_t lo,
@@ -238,17 +300,20 @@ static int read_hparams(struct loadctx *c, struct aw_model_hparams *hp)
 	r = aw_gguf_get_str(c->g, "general.architecture", &arch, &len);
 	if (r < 0)
 		return aw_err_set(c->err, EINVAL, "missing key 'general.architecture'");
-	if (len != 5 || memcmp(arch, "llama", 5) != 0)
+	c->arch = arch_find(arch, len);
+	if (!c->arch)
 		return aw_err_set(c->err, EINVAL,
-				  "architecture '%.*s' not supported (only 'llama')",
+				  "architecture '%.*s' not supported (llama, qwen2)",
 				  (int)(len > 64 ? 64 : len), arch);
-	if ((r = get_u32(c, "llama.embedding_length", 0, true, 1, 1 << 16, &hp->dim)) < 0 ||
-	    (r = get_u32(c, "llama.block_count", 0, true, 1, 1024, &hp->n_layer)) < 0 ||
-	    (r = get_u32(c, "llama.feed_forward_length", 0, true, 1, 1 << 18, &hp->ffn_dim)) < 0 ||
-	    (r = get_u32(c, "llama.attention.head_count", 0, true, 1, 1024, &hp->n_head)) < 0 ||
-	    (r = get_u32(c, "llama.attention.head_count_kv", (uint32_t)hp->n_head, false, 1, 1024,
-			 &hp->n_head_kv)) < 0 ||
-	    (r = get_u32(c, "llama.context_length", 2048, false, 1, 1 << 24, &hp->n_ctx)) < 0)
+	hp->arch = c->arch->name;
+	if ((r = get_u32(c, akey(c, "embedding_length"), 0, true, 1, 1 << 16, &hp->dim)) < 0 ||
+	    (r = get_u32(c, akey(c, "block_count"), 0, true, 1, 1024, &hp->n_layer)) < 0 ||
+	    (r = get_u32(c, akey(c, "feed_forward_length"), 0, true, 1, 1 << 18, &hp->ffn_dim)) <
+		    0 ||
+	    (r = get_u32(c, akey(c, "attention.head_count"), 0, true, 1, 1024, &hp->n_head)) < 0 ||
+	    (r = get_u32(c, akey(c, "attention.head_count_kv"), (uint32_t)hp->n_head, false, 1,
+			 1024, &hp->n_head_kv)) < 0 ||
+	    (r = get_u32(c, akey(c, "context_length"), 2048, false, 1, 1 << 24, &hp->n_ctx)) < 0)
 		return r;
 	if (hp->dim % hp->n_head)
 		return aw_err_set(c->err, EINVAL,
@@ -260,15 +325,15 @@ static int read_hparams(struct loadctx *c, struct aw_model_hparams *hp)
 				  hp->n_head_kv);
 	hp->head_dim = hp->dim / hp->n_head;
 	int32_t kl;
-	if ((r = get_u32(c, "llama.attention.key_length", (uint32_t)hp->head_dim, false, 1, 1 << 16,
-			 &kl)) < 0)
+	if ((r = get_u32(c, akey(c, "attention.key_length"), (uint32_t)hp->head_dim, false, 1,
+			 1 << 16, &kl)) < 0)
 		return r;
 	if (kl != hp->head_dim)
 		return aw_err_set(c->err, EINVAL,
 				  "key_length %d differs from embedding_length/head_count %d "
 				  "(not supported)",
 				  kl, hp->head_dim);
-	if ((r = get_u32(c, "llama.attention.value_length", (uint32_t)hp->head_dim, false, 1,
+	if ((r = get_u32(c, akey(c, "attention.value_length"), (uint32_t)hp->head_dim, false, 1,
 			 1 << 16, &kl)) < 0)
 		return r;
 	if (kl != hp->head_dim)
@@ -276,19 +341,19 @@ static int read_hparams(struct loadctx *c, struct aw_model_hparams *hp)
 				  "value_length %d differs from embedding_length/head_count %d "
 				  "(not supported)",
 				  kl, hp->head_dim);
-	if ((r = get_u32(c, "llama.rope.dimension_count", (uint32_t)hp->head_dim, false, 2,
+	if ((r = get_u32(c, akey(c, "rope.dimension_count"), (uint32_t)hp->head_dim, false, 2,
 			 (uint32_t)hp->head_dim, &hp->n_rot)) < 0)
 		return r;
 	if (hp->n_rot % 2)
 		return aw_err_set(c->err, EINVAL, "rope.dimension_count %d is odd", hp->n_rot);
-	if ((r = get_f32(c, "llama.attention.layer_norm_rms_epsilon", 1e-5f, 0.0f, 1.0f,
+	if ((r = get_f32(c, akey(c, "attention.layer_norm_rms_epsilon"), 1e-5f, 0.0f, 1.0f,
 			 &hp->rms_eps)) < 0 ||
-	    (r = get_f32(c, "llama.rope.freq_base", 10000.0f, 1.0f, 1e12f, &hp->rope_base)) < 0)
+	    (r = get_f32(c, akey(c, "rope.freq_base"), 10000.0f, 1.0f, 1e12f, &hp->rope_base)) < 0)
 		return r;
 	/* the vocabulary: from the key, else from token_embd's rows */
 	int ti = aw_gguf_find_tensor(c->g, "token_embd.weight");
 	uint32_t nv;
-	r = aw_gguf_get_u32(c->g, "llama.vocab_size", &nv);
+	r = aw_gguf_get_u32(c->g, akey(c, "vocab_size"), &nv);
 	if (r == 0) {
 		hp->n_vocab = (int32_t)nv;
 	} else if (ti >= 0) {
@@ -299,7 +364,28 @@ static int read_hparams(struct loadctx *c, struct aw_model_hparams *hp)
 	}
 	if (hp->n_vocab <= 0 || hp->n_vocab > (1 << 24))
 		return aw_err_set(c->err, EINVAL, "vocabulary size %d out of range", hp->n_vocab);
+	/* the tokenizer's ids index the embedding: the counts must agree */
+	uint32_t et;
+	uint64_t n_tok;
+	if (aw_gguf_get_arr(c->g, "tokenizer.ggml.tokens", &et, &n_tok) == 0 &&
+	    n_tok != (uint64_t)hp->n_vocab)
+		return aw_err_set(
+			c->err, EINVAL,
+			"tokenizer.ggml.tokens has %llu tokens but the model's vocabulary "
+			"is %d",
+			(unsigned long long)n_tok, hp->n_vocab);
 	return 0;
+}
+
+/* Bytes repack() takes for 'w' (aligned), 0 when it leaves it alone. */
+static size_t repack_bytes(const struct aw_kern_mat *w)
+{
+	size_t sz;
+
+	if (w->layout != AW_KERN_LAYOUT_ROWS || !quantized(w->type))
+		return 0;
+	sz = aw_kern_repack_size(w->type, w->rows, w->cols);
+	return (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
 }
 
 static int repack(struct loadctx *c, struct aw_kern_mat *w)
@@ -313,14 +399,124 @@ static int repack(struct loadctx *c, struct aw_kern_mat *w)
 	sz = aw_kern_repack_size(w->type, w->rows, w->cols);
 	if (sz == 0)
 		return 0;
-	dst = aligned_alloc(AW_KERN_ALIGN, (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
-	if (!dst)
-		return aw_err_set(c->err, ENOMEM, "out of memory repacking weights");
-	m->owned[m->n_owned++] = dst;
+	const size_t asz = (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
+	if (m->arena && m->arena_mem.map_len - m->arena_used >= asz) {
+		dst = m->arena + m->arena_used;
+		m->arena_used += asz;
+	} else {
+		dst = aligned_alloc(AW_KERN_ALIGN, asz);
+		if (!dst)
+			return aw_err_set(c->err, ENOMEM, "out of memory repacking weights");
+		m->owned[m->n_owned++] = dst;
+	}
 	if (aw_kern_repack(w, dst, w) < 0)
 		return aw_err_set(c->err, EINVAL, "repacking a %s matrix failed",
 				  aw_type_name(w->type));
 	m->owned_bytes += sz;
+	m->repacked_bytes += sz;
+	return 0;
+}
+
+/* --- repacking in place while loading ------------------------------------------------- */
+
+/* The matrices aw_model_load() repacks: the layers' seven and output.weight
+ * (present only when not tied). */
+static bool repack_name(const char *name)
+{
+	static const char *const sfx[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+					  "ffn_gate", "ffn_up", "ffn_down"};
+	char s[32];
+	int n = 0;
+	unsigned l;
+
+	if (strcmp(name, "output.weight") == 0)
+		return true;
+	if (sscanf(name, "blk.%u.%31[a-z_].weight%n", &l, s, &n) != 2 || name[n] != '\0')
+		return false;
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++)
+		if (strcmp(s, sfx[i]) == 0)
+			return true;
+	return false;
+}
+
+int aw_model_repacker_init(struct aw_model_repacker *rp, const struct aw_gguf *g)
+{
+	uint64_t n = aw_gguf_n_tensors(g);
+
+	memset(rp, 0, sizeof(*rp));
+	rp->g = g;
+	rp->done = calloc(n ? n : 1, 1);
+	return rp->done ? 0 : -ENOMEM;
+}
+
+void aw_model_repacker_fini(struct aw_model_repacker *rp)
+{
+	free(rp->done);
+	rp->done = NULL;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int aw_model_repacker_tensor(void *ctx, uint32_t idx, void *const *data, unsigned n_replicas,
+			     uint64_t size)
+{
+	struct aw_model_repacker *rp = ctx;
+	const struct aw_gguf_tensor *t = aw_gguf_tensor_at(rp->g, idx);
+	struct aw_kern_mat src, dst;
+	double t0 = mono_s();
+
+	if (!t) {
+		rp->rc = -EINVAL;
+		return 1;
+	}
+	if (!repack_name(t->name) || t->ne[2] != 1 || t->ne[3] != 1 || t->ne[1] == 0 ||
+	    t->ne[1] % 16 || t->ne[0] > UINT32_MAX || t->ne[1] > UINT32_MAX || t->size != size ||
+	    n_replicas == 0)
+		return 0;
+	const uint32_t rows = (uint32_t)t->ne[1], cols = (uint32_t)t->ne[0];
+	/* in place only where the interleaved layout has the file layout's size,
+	 * group g of 16 rows landing where those rows were */
+	if (aw_kern_mat_init(t->type, rows, cols, data[0], &src) < 0 ||
+	    aw_kern_repack_size(t->type, rows, cols) != size ||
+	    aw_kern_repack_size(t->type, 16, cols) != 16 * src.row_size)
+		return 0;
+	/* the model skips its scale check for prepacked tensors: do it here,
+	 * on the file layout */
+	struct aw_err cerr;
+	if (aw_model_check_tensor(rp->g, idx, data[0], &cerr) < 0) {
+		snprintf(rp->msg, sizeof(rp->msg), "%s", cerr.msg);
+		rp->rc = -EINVAL;
+		return 1;
+	}
+	const size_t gbytes = 16 * src.row_size;
+	void *tmp = aligned_alloc(AW_KERN_ALIGN,
+				  (gbytes + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
+	if (!tmp) {
+		rp->rc = -ENOMEM;
+		return 1;
+	}
+	for (uint32_t g0 = 0; g0 < rows; g0 += 16) {
+		uint8_t *grp = (uint8_t *)data[0] + (size_t)g0 * src.row_size;
+		struct aw_kern_mat sub;
+
+		aw_kern_mat_init(t->type, 16, cols, grp, &sub);
+		aw_kern_repack(&sub, tmp, &dst);
+		memcpy(grp, tmp, gbytes);
+	}
+	free(tmp);
+	/* the other replicas: a copy is cheaper than repacking again */
+	for (unsigned r = 1; r < n_replicas; r++)
+		memcpy(data[r], data[0], size);
+	rp->done[idx] = 1;
+	rp->n_done++;
+	rp->bytes_done += size;
+	rp->seconds += mono_s() - t0;
 	return 0;
 }
 
@@ -331,11 +527,68 @@ static void *scratch(size_t n, size_t elem)
 	return aligned_alloc(AW_KERN_ALIGN, bytes ? bytes : AW_KERN_ALIGN);
 }
 
+/* --- load-time checks and the float-activation reference (qwen2 helper) -------- */
+
+int aw_model_check_tensor(const struct aw_gguf *g, uint64_t idx, const void *data,
+			  struct aw_err *err)
+{
+	const struct aw_gguf_tensor *t = aw_gguf_tensor_at(g, idx);
+	size_t blk;
+
+	if (!t)
+		return aw_err_set(err, EINVAL, "tensor %llu not in the file",
+				  (unsigned long long)idx);
+	const uint64_t n = t->n_elements;
+	int r = aw_quant_check_row(t->type, data, (size_t)n, &blk);
+	if (r == -ERANGE) {
+		const struct aw_type_info *ti = aw_type_info(t->type);
+		const uint64_t per_row = t->ne[0] / ti->block;
+		return aw_err_set(err, EINVAL,
+				  "tensor '%s': %s block %zu (row %llu) has a NaN or infinite "
+				  "scale",
+				  t->name, aw_type_name(t->type), blk,
+				  (unsigned long long)(blk / per_row));
+	}
+	if (r < 0)
+		return aw_err_set(err, EINVAL, "tensor '%s': type %s cannot be checked", t->name,
+				  aw_type_name(t->type));
+	return 0;
+}
+
+/* Replace a quantized matrix by its F32 widening (params.dequant). */
+static int widen(struct loadctx *c, struct aw_kern_mat *w)
+{
+	struct aw_model *m = c->m;
+
+	if (!quantized(w->type))
+		return 0;
+	const size_t rb = aw_type_row_size(w->type, w->cols);
+	const size_t sz = (size_t)w->rows * w->cols * sizeof(float);
+	float *dst = aligned_alloc(AW_KERN_ALIGN,
+				   (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
+	if (!dst)
+		return aw_err_set(c->err, ENOMEM, "out of memory widening weights to f32");
+	m->owned[m->n_owned++] = dst;
+	for (uint32_t r = 0; r < w->rows; r++)
+		if (aw_dequant_row(w->type, (const uint8_t *)w->data + r * rb,
+				   dst + (size_t)r * w->cols, w->cols) < 0)
+			return aw_err_set(c->err, EINVAL, "cannot widen a %s matrix",
+					  aw_type_name(w->type));
+	if (aw_kern_mat_init(AW_TYPE_F32, w->rows, w->cols, dst, w) < 0)
+		return aw_err_set(c->err, EINVAL, "cannot describe a widened matrix");
+	m->owned_bytes += sz;
+	return 0;
+}
+
 int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 		  const struct aw_model_params *p, struct aw_model **ret_m, struct aw_err *err)
 {
 	struct aw_model *m;
-	struct loadctx c = {.g = g, .data = data, .size = size, .err = err};
+	struct loadctx c = {.g = g,
+			    .data = data,
+			    .size = size,
+			    .prepacked = p && p->repack ? p->prepacked : NULL,
+			    .err = err};
 	char name[96];
 	int r;
 
@@ -343,6 +596,11 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 	if (!m)
 		return aw_err_set(err, ENOMEM, "out of memory");
 	c.m = m;
+	c.check = !(p && p->scales_checked);
+	if (c.prepacked && p->dequant) {
+		r = aw_err_set(err, EINVAL, "prepacked weights cannot be widened (dequant)");
+		goto fail;
+	}
 	m->k = p && p->kern ? p->kern : aw_kern_select(NULL);
 	if (!m->k) {
 		r = aw_err_set(err, ENODEV, "no kernel table for this CPU");
@@ -380,7 +638,7 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 	    0)
 		goto fail;
 	hp->rope_factors = m->rope_freqs != NULL;
-	m->rope = (struct aw_kern_rope){.mode = AW_KERN_ROPE_NORM,
+	m->rope = (struct aw_kern_rope){.mode = c.arch->rope_mode,
 					.head_dim = (uint32_t)hp->head_dim,
 					.n_rot = (uint32_t)hp->n_rot,
 					.freq_base = hp->rope_base,
@@ -417,15 +675,59 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 		snprintf(name, sizeof(name), "blk.%d.ffn_norm.weight", l);
 		if ((r = load_vec(&c, name, dim, false, &L->ffn_norm)) < 0)
 			goto fail;
+		/* Q/K/V biases: required by qwen2, optional in llama files (as llama.cpp) */
+		const struct {
+			const char *suffix;
+			uint64_t n;
+			float **v;
+		} biases[] = {{"attn_q", q_dim, &L->bq},
+			      {"attn_k", kv_dim, &L->bk},
+			      {"attn_v", kv_dim, &L->bv}};
+		for (size_t i = 0; i < 3; i++) {
+			snprintf(name, sizeof(name), "blk.%d.%s.bias", l, biases[i].suffix);
+			if ((r = load_vec(&c, name, biases[i].n, !c.arch->qkv_bias, biases[i].v)) <
+			    0)
+				goto fail;
+		}
+		if (L->bq || L->bk || L->bv)
+			hp->qkv_bias = 1;
 		L->q_attn = quantized(L->wq.type) || quantized(L->wk.type) || quantized(L->wv.type);
 		L->q_wo = quantized(L->wo.type);
 		L->q_ffn = quantized(L->gate.type) || quantized(L->up.type);
 		L->q_down = quantized(L->down.type);
 	}
+	/* the float-activation reference: every matrix widened to F32 (the
+	 * output separately when tied: the embedding lookup stays as stored) */
+	if (p && p->dequant) {
+		for (int32_t l = 0; l < hp->n_layer; l++) {
+			struct layer *L = &m->layers[l];
+			struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,
+						    &L->gate, &L->up, &L->down};
+			for (size_t i = 0; i < 7; i++)
+				if ((r = widen(&c, ms[i])) < 0)
+					goto fail;
+			L->q_attn = L->q_wo = L->q_ffn = L->q_down = false;
+		}
+		if ((r = widen(&c, &m->output)) < 0)
+			goto fail;
+	}
 	m->q_out = quantized(m->output.type);
 
 	/* repack the matrices the kernels read faster interleaved */
-	if (p && p->repack) {
+	if (p && p->repack && !p->dequant) {
+		/* one arena for every matrix repacked here */
+		size_t total = 0;
+		for (int32_t l = 0; l < hp->n_layer; l++) {
+			const struct layer *L = &m->layers[l];
+			const struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,
+							  &L->gate, &L->up, &L->down};
+			for (size_t i = 0; i < 7; i++)
+				total += repack_bytes(ms[i]);
+		}
+		if (!hp->tied)
+			total += repack_bytes(&m->output);
+		if (total)
+			m->arena = aw_loader_mem_alloc(total, -1, AW_LOAD_HUGE_AUTO, &m->arena_mem);
 		for (int32_t l = 0; l < hp->n_layer; l++) {
 			struct layer *L = &m->layers[l];
 			struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,
@@ -451,7 +753,7 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 	m->hb2 = scratch(T * ffn, sizeof(float));
 	m->xq = scratch(T * (widest / AW_KERN_QK + 1), sizeof(struct aw_block_q8a));
 	m->hq = scratch(T * (ffn / AW_KERN_QK + 1), sizeof(struct aw_block_q8a));
-	m->out_rows = scratch(T, sizeof(int32_t));
+	m->out_rows = scratch(2 * T, sizeof(int32_t)); /* rows, then hidden indices */
 	if (!m->x || !m->xb || !m->xb2 || !m->q || !m->kk || !m->vv || !m->hb || !m->hb2 ||
 	    !m->xq || !m->hq || !m->out_rows) {
 		r = aw_err_set(err, ENOMEM, "out of memory for %zu-token scratch", T);
@@ -472,10 +774,14 @@ void aw_model_free(struct aw_model *m)
 		for (int32_t l = 0; l < m->hp.n_layer; l++) {
 			free(m->layers[l].attn_norm);
 			free(m->layers[l].ffn_norm);
+			free(m->layers[l].bq);
+			free(m->layers[l].bk);
+			free(m->layers[l].bv);
 		}
 	}
 	for (int i = 0; i < m->n_owned; i++)
 		free(m->owned[i]);
+	aw_loader_mem_free(m->arena, &m->arena_mem);
 	free(m->owned);
 	free(m->layers);
 	free(m->out_norm);
@@ -491,6 +797,7 @@ void aw_model_free(struct aw_model *m)
 	free(m->xq);
 	free(m->hq);
 	free(m->out_rows);
+	free(m->row_y);
 	free(m->blk);
 	free(m->seq_next);
 	free(m);
@@ -521,6 +828,16 @@ uint64_t aw_model_decode_bytes(const struct aw_model *m)
 	return m->decode_bytes;
 }
 
+int aw_model_repack_hugetlb(const struct aw_model *m)
+{
+	return m->arena && m->arena_mem.hugetlb && m->n_owned == 0;
+}
+
+uint64_t aw_model_repacked_bytes(const struct aw_model *m)
+{
+	return m->repacked_bytes;
+}
+
 uint64_t aw_model_owned_bytes(const struct aw_model *m)
 {
 	return m->owned_bytes;
@@ -538,8 +855,10 @@ struct fwd {
 	struct aw_kv *kv;
 	const struct aw_batch *b;
 	struct aw_pool *pool;
-	int32_t n_out;
+	int32_t n_out;	 /* rows normed at the end (logit rows first) */
+	int32_t n_logit; /* of those, rows projected to logits */
 	float *logits;
+	float *hidden;	       /* (n_hidden, dim) normed hidden states, or NULL */
 	size_t blk_per_thread; /* block pointers per thread (K and V) */
 };
 
@@ -625,7 +944,16 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 		mm(k, &L->wv, &in, m->vv, kv_dim, ith, nth);
 		barrier(f, nth);
 
-		/* RoPE on Q and K at each token's position; K and V into the cache */
+		/* Q/K/V biases (qwen2), then RoPE on Q and K at each token's
+		 * position; K and V into the cache */
+		for (uint32_t t = t0; t < t1; t++) {
+			if (L->bq)
+				k->add(m->q + t * q_dim, m->q + t * q_dim, L->bq, q_dim);
+			if (L->bk)
+				k->add(m->kk + t * kv_dim, m->kk + t * kv_dim, L->bk, kv_dim);
+			if (L->bv)
+				k->add(m->vv + t * kv_dim, m->vv + t * kv_dim, L->bv, kv_dim);
+		}
 		if (t1 > t0) {
 			k->rope(m->q + t0 * q_dim, q_dim, t1 - t0, b->pos + t0,
 				(uint32_t)hp->n_head, &m->rope);
@@ -728,10 +1056,18 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 		k->rmsnorm(m->xb + o * dim, m->x + (size_t)m->out_rows[o] * dim, m->out_norm, dim,
 			   hp->rms_eps);
 	if (m->q_out)
-		quant_rows(k, m->xb, m->xq, dim, o0, o1);
+		quant_rows(k, m->xb, m->xq, dim, o0,
+			   o1 < (uint32_t)f->n_logit ? o1 : (uint32_t)f->n_logit);
+	if (f->hidden)
+		for (uint32_t o = o0; o < o1; o++)
+			if (m->out_rows[m->max_batch + o] >= 0)
+				memcpy(f->hidden + (size_t)m->out_rows[m->max_batch + o] * dim,
+				       m->xb + o * dim, dim * sizeof(float));
 	barrier(f, nth);
-	struct aw_kern_in in = {(uint32_t)f->n_out, (uint32_t)dim, m->xb, m->xq};
-	mm(k, &m->output, &in, f->logits, (size_t)hp->n_vocab, ith, nth);
+	if (f->n_logit > 0) {
+		struct aw_kern_in in = {(uint32_t)f->n_logit, (uint32_t)dim, m->xb, m->xq};
+		mm(k, &m->output, &in, f->logits, (size_t)hp->n_vocab, ith, nth);
+	}
 }
 
 static void forward_one(void *ctx, unsigned ith, unsigned nth)
@@ -742,8 +1078,25 @@ static void forward_one(void *ctx, unsigned ith, unsigned nth)
 int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
 		     struct aw_pool *pool, float *logits)
 {
+	return aw_model_forward_ex(m, kv, b, pool, logits, NULL);
+}
+
+/* what token i of 'b' asks for (AW_MODEL_OUT_* bits); without 'hidden' any
+ * nonzero flag means logits, as aw_model_forward() documents */
+static int out_kind(const struct aw_batch *b, int32_t i, const float *hidden)
+{
+	if (!b->logits)
+		return i == b->n - 1 ? AW_MODEL_OUT_LOGITS : 0;
+	if (!hidden)
+		return b->logits[i] ? AW_MODEL_OUT_LOGITS : 0;
+	return b->logits[i] & (AW_MODEL_OUT_LOGITS | AW_MODEL_OUT_HIDDEN);
+}
+
+int aw_model_forward_ex(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+			struct aw_pool *pool, float *logits, float *hidden)
+{
 	const unsigned nth = pool ? aw_pool_size(pool) : 1;
-	int32_t n_out = 0;
+	int32_t n_out = 0, n_logit = 0, n_hidden = 0;
 	int r;
 
 	if (!b || b->n <= 0 || b->n > m->max_batch || !b->token || !b->pos || !b->seq)
@@ -781,9 +1134,25 @@ int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch
 		if (b->pos[i] >= kv->c.max_seq_len)
 			return -ERANGE;
 		m->seq_next[b->seq[i]]++;
-		if (b->logits ? b->logits[i] != 0 : i == b->n - 1)
-			m->out_rows[n_out++] = i;
+		if (out_kind(b, i, hidden) & AW_MODEL_OUT_LOGITS)
+			n_logit++;
 	}
+	/* output rows: logit rows first (the projection reads them contiguous),
+	 * then rows that want only their hidden state; hidden rows in batch order */
+	int32_t *hid = m->out_rows + m->max_batch;
+	int32_t o_l = 0, o_h = n_logit;
+	for (int32_t i = 0; i < b->n; i++) {
+		const int kind = out_kind(b, i, hidden);
+		int32_t o;
+		if (!kind)
+			continue;
+		o = (kind & AW_MODEL_OUT_LOGITS) ? o_l++ : o_h++;
+		m->out_rows[o] = i;
+		hid[o] = (kind & AW_MODEL_OUT_HIDDEN) ? n_hidden++ : -1;
+	}
+	n_out = o_h;
+	if (n_logit > 0 && !logits)
+		return -EINVAL;
 	/* reserve each sequence's blocks once (the first token of it) */
 	for (int32_t i = 0; i < b->n; i++) {
 		const int32_t s = b->seq[i];
@@ -792,7 +1161,7 @@ int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch
 			return r;
 	}
 
-	struct fwd f = {m, kv, b, pool, n_out, logits, per_thread};
+	struct fwd f = {m, kv, b, pool, n_out, n_logit, logits, hidden, per_thread};
 	if (nth > 1)
 		aw_pool_run(pool, forward_one, &f);
 	else
@@ -800,5 +1169,36 @@ int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch
 
 	for (int32_t i = 0; i < b->n; i++)
 		aw_kv_seq_set_len(kv, b->seq[i], m->seq_next[b->seq[i]]);
-	return n_out;
+	return n_logit;
+}
+
+int aw_model_logits_rows(struct aw_model *m, const float *hidden, const int32_t *rows,
+			 int32_t n_rows, float *out)
+{
+	const struct aw_kern *k = m->k;
+	const size_t dim = (size_t)m->hp.dim;
+
+	for (int32_t i = 0; i < n_rows; i++)
+		if (rows[i] < 0 || rows[i] >= m->hp.n_vocab)
+			return -EINVAL;
+	if (!m->row_y) {
+		m->row_y = malloc(sizeof(float) * (size_t)m->hp.n_vocab);
+		if (!m->row_y)
+			return -ENOMEM;
+	}
+	/* the same activation rounding as the forward pass's projection */
+	memcpy(m->xb, hidden, dim * sizeof(float));
+	if (m->q_out)
+		quant_rows(k, m->xb, m->xq, dim, 0, 1);
+	const struct aw_kern_in in = {1, (uint32_t)dim, m->xb, m->xq};
+	for (int32_t i = 0; i < n_rows; i++) {
+		/* the kernels compute whole tiles of AW_KERN_TILE rows */
+		const uint32_t r0 = (uint32_t)rows[i] / AW_KERN_TILE * AW_KERN_TILE;
+		uint32_t r1 = r0 + AW_KERN_TILE;
+		if (r1 > m->output.rows)
+			r1 = m->output.rows;
+		k->matmul(&m->output, &in, m->row_y, (size_t)m->hp.n_vocab, r0, r1);
+		out[i] = m->row_y[rows[i]];
+	}
+	return 0;
 }

@@ -27,6 +27,7 @@
 #include "kv.h"
 #include "model.h"
 #include "quant.h"
+#include "score.h"
 #include "tok.h"
 
 enum { MSG_REQ = 0, MSG_CANCEL = 1 };
@@ -58,7 +59,20 @@ struct rq {
 	uint64_t t_arrive, t_admit, t_first;
 	struct aw_sampler *smp;
 	struct aw_tok_stream ts;
+	/* agent operations (enum aw_sched_kind) */
+	int op;
+	int32_t n_labels;
+	int32_t *lab_tok; /* labels' tokens, concatenated */
+	int32_t *lab_off; /* (n_labels + 1) offsets into lab_tok */
+	int multi;	  /* CLASSIFY: some label has several tokens */
+	int pooling, normalize;
+	float *vals; /* result: probabilities or the embedding */
+	double *lp;  /* CLASSIFY: (n_labels) label log-probabilities so far */
+	int32_t n_vals;
+	int32_t n_pooled; /* EMBED: hidden states summed into vals */
 };
+
+struct lane;
 
 struct session {
 	uint64_t id; /* 0: free slot */
@@ -105,6 +119,13 @@ struct aw_sched {
 	struct rq **b_rq; /* (max_batch) sequences in the batch, in order */
 	int32_t *b_cnt;	  /* tokens of each */
 	float *logits;	  /* (max_batch, n_vocab) */
+	/* agent operations */
+	float *hidden;	      /* (max_batch_tokens, dim) hidden states */
+	int32_t *b_nl, *b_nh; /* (max_batch) logit / hidden rows of each sequence */
+	struct rq **pend;     /* (max_batch) CLASSIFY requests awaiting their label pass */
+	int32_t n_pend;
+	struct lane *lanes; /* (max_batch) label-pass lanes */
+	int32_t dim;
 	char *piece;
 	size_t piece_cap;
 
@@ -183,6 +204,10 @@ static void rq_free(struct rq *r)
 		return;
 	aw_sample_free(r->smp);
 	free(r->tok);
+	free(r->lab_tok);
+	free(r->lab_off);
+	free(r->vals);
+	free(r->lp);
 	free(r);
 }
 
@@ -217,6 +242,10 @@ static void emit_end(struct aw_sched *s, struct rq *r, enum aw_sched_finish f, i
 		.gen_tokens = (uint32_t)r->n_gen,
 		.preemptions = r->preemptions,
 	};
+	if (r->op != AW_SCHED_GENERATE && f == AW_SCHED_FINISH_STOP) {
+		ev.values = r->vals;
+		ev.n_values = r->n_vals;
+	}
 	if (r->started) {
 		ev.queue_us = r->t_admit - r->t_arrive;
 		if (r->t_first) {
@@ -598,6 +627,10 @@ static void preempt(struct aw_sched *s, struct rq *r)
 	r->parent = 0;
 	r->preemptions++;
 	s->st.preempted++;
+	if (r->op == AW_SCHED_EMBED) {
+		memset(r->vals, 0, sizeof(float) * (size_t)r->n_vals);
+		r->n_pooled = 0;
+	}
 	wq_push_front(s, r);
 }
 
@@ -688,7 +721,9 @@ static int admit(struct aw_sched *s, struct rq *r, int32_t budget, int32_t *ret_
 		ret = aw_kv_seq_attach(s->kv, slot, x->blocks, x->n_blocks, x->kv_len);
 		n_pos = x->kv_len;
 	} else {
-		k = cache_match(s, r->tok, r->n_tok, blocks, &h, &parent);
+		/* mean/cls embeddings need every pooled position's hidden state */
+		if (!(r->op == AW_SCHED_EMBED && r->pooling != AW_SCORE_POOL_LAST))
+			k = cache_match(s, r->tok, r->n_tok, blocks, &h, &parent);
 		n_pos = k * s->B;
 		if (n_pos >= r->n_tok)
 			n_pos = r->n_tok - 1; /* recompute the last position for its logits */
@@ -885,17 +920,44 @@ static struct rq *pick(struct aw_sched *s, struct rq **ret_prev, const uint8_t *
 	return cand[p];
 }
 
+/* What position 'pos' of 'r' asks of the forward pass (AW_MODEL_OUT_*). */
+static int8_t out_flag(const struct rq *r, int32_t pos)
+{
+	const int last = pos == r->n_tok - 1;
+
+	switch (r->op) {
+	case AW_SCHED_EMBED:
+		if (r->pooling == AW_SCORE_POOL_MEAN ||
+		    (r->pooling == AW_SCORE_POOL_CLS ? pos == 0 : last))
+			return AW_MODEL_OUT_HIDDEN;
+		return 0;
+	case AW_SCHED_CLASSIFY:
+		if (!last)
+			return 0;
+		return r->multi ? AW_MODEL_OUT_LOGITS : AW_MODEL_OUT_HIDDEN;
+	default:
+		return last ? AW_MODEL_OUT_LOGITS : 0;
+	}
+}
+
 static void plan_add(struct aw_sched *s, struct rq *r, int32_t chunk, int32_t *n, int32_t *n_seq)
 {
+	int32_t nl = 0, nh = 0;
+
 	for (int32_t j = 0; j < chunk; j++) {
+		const int8_t f = out_flag(r, r->n_done + j);
 		s->b_tok[*n] = r->tok[r->n_done + j];
 		s->b_pos[*n] = r->n_done + j;
 		s->b_seq[*n] = r->slot;
-		s->b_logits[*n] = (int8_t)(r->n_done + j == r->n_tok - 1);
+		s->b_logits[*n] = f;
+		nl += (f & AW_MODEL_OUT_LOGITS) != 0;
+		nh += (f & AW_MODEL_OUT_HIDDEN) != 0;
 		(*n)++;
 	}
 	s->b_rq[*n_seq] = r;
 	s->b_cnt[*n_seq] = chunk;
+	s->b_nl[*n_seq] = nl;
+	s->b_nh[*n_seq] = nh;
 	(*n_seq)++;
 }
 
@@ -925,6 +987,16 @@ static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64
 	r->tok[r->n_tok++] = t;
 	if (f == AW_SAMPLE_CONTINUE && r->n_tok >= s->c.ctx)
 		f = AW_SAMPLE_LENGTH;
+	char tail[1024];
+	size_t k = 0;
+	if (s->tok && (f == AW_SAMPLE_EOS || f == AW_SAMPLE_LENGTH) && len + 16 <= sizeof(tail) &&
+	    aw_tok_stream_flush(&r->ts, tail + len, sizeof(tail) - len, &k) == 0 && k) {
+		/* an incomplete character held back at the end comes out as U+FFFD
+		 * (as aw-infer prints it) */
+		memcpy(tail, text, len);
+		text = tail;
+		len += k;
+	}
 	if (f != AW_SAMPLE_CONTINUE) {
 		run_remove(s, r);
 		finish_running(
@@ -935,6 +1007,195 @@ static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64
 	struct aw_sched_event ev = {
 		.id = r->id, .user = r->user, .token = t, .text = text, .len = len};
 	s->fn(s->fn_ctx, &ev);
+}
+
+/* --- agent operations: CLASSIFY and EMBED --------------------------------------- */
+
+/* One lane of the label pass: a KV sequence extending the prompt with one
+ * label's tokens. */
+struct lane {
+	int32_t slot;  /* KV sequence */
+	int32_t label; /* label index */
+	int32_t done;  /* label tokens fed so far (of len - 1) */
+	int own;       /* the request's own sequence (dropped back, not freed) */
+};
+
+/* End lane 'l' of request 'r': forks go back to the free slots; the
+ * request's own sequence drops the label positions. */
+static void lane_end(struct aw_sched *s, struct rq *r, struct lane *l)
+{
+	if (l->own) {
+		aw_kv_seq_drop(s->kv, l->slot, aw_kv_seq_len(s->kv, l->slot) - r->n_tok);
+	} else {
+		aw_kv_seq_clear(s->kv, l->slot);
+		s->free_slots[s->n_free_slots++] = l->slot;
+	}
+	l->slot = -1;
+}
+
+/* Add the log-probabilities of the non-first tokens of every multi-token
+ * label to lp[]: lanes forked from the prompt, as many at once as there are
+ * sequence slots and batch rows, each label's tokens l_0..l_{L-2} with
+ * logits on. Returns 0 or -errno. */
+static int classify_labels(struct aw_sched *s, struct rq *r, double *lp)
+{
+	const int32_t cap =
+		s->c.max_batch_tokens < s->c.max_batch ? s->c.max_batch_tokens : s->c.max_batch;
+	struct lane *lanes = s->lanes;
+	const int32_t max_lanes = s->c.max_batch;
+	int32_t next = 0, n_lanes = 0, own_used = 0;
+	int ret = 0;
+
+	for (;;) {
+		/* open lanes for pending labels while sequences are free */
+		while (next < r->n_labels && n_lanes < max_lanes) {
+			const int32_t L = r->lab_off[next + 1] - r->lab_off[next];
+			struct lane *l = &lanes[n_lanes];
+			if (L < 2) {
+				next++;
+				continue;
+			}
+			if (!own_used) {
+				*l = (struct lane){r->slot, next, 0, 1};
+				own_used = 1;
+			} else if (s->n_free_slots > 0) {
+				const int32_t d = s->free_slots[--s->n_free_slots];
+				if (aw_kv_seq_fork(s->kv, r->slot, d, r->n_tok) < 0) {
+					s->free_slots[s->n_free_slots++] = d;
+					break;
+				}
+				*l = (struct lane){d, next, 0, 0};
+			} else {
+				break;
+			}
+			n_lanes++;
+			next++;
+		}
+		if (n_lanes == 0)
+			break;
+		/* one forward pass: a chunk of each lane's label tokens */
+		int32_t n = 0;
+		for (int32_t i = 0; i < n_lanes && n < cap; i++) {
+			struct lane *l = &lanes[i];
+			const int32_t *t = r->lab_tok + r->lab_off[l->label];
+			const int32_t L = r->lab_off[l->label + 1] - r->lab_off[l->label];
+			const int32_t at = r->n_tok + l->done;
+			int32_t k = L - 1 - l->done;
+			if (k > cap - n)
+				k = cap - n;
+			if (reserve(s, l->slot, at + k) < 0) {
+				if (n > 0)
+					break; /* this lane waits for the next pass */
+				ret = -ENOSPC;
+				goto out;
+			}
+			for (int32_t j = 0; j < k; j++) {
+				s->b_tok[n] = t[l->done + j];
+				s->b_pos[n] = at + j;
+				s->b_seq[n] = l->slot;
+				s->b_logits[n] = AW_MODEL_OUT_LOGITS;
+				n++;
+			}
+		}
+		struct aw_batch b = {n, s->b_tok, s->b_pos, s->b_seq, s->b_logits};
+		if ((ret = aw_model_forward(s->m, s->kv, &b, s->pool, s->logits)) < 0)
+			goto out;
+		ret = 0;
+		s->st.prefill_tokens += (uint64_t)n;
+		/* score the rows in batch order; close finished lanes */
+		const float *lg = s->logits;
+		int32_t row = 0;
+		for (int32_t i = 0; i < n_lanes && row < n; i++) {
+			struct lane *l = &lanes[i];
+			const int32_t *t = r->lab_tok + r->lab_off[l->label];
+			const int32_t L = r->lab_off[l->label + 1] - r->lab_off[l->label];
+			while (row < n && s->b_seq[row] == l->slot) {
+				lp[l->label] += aw_score_logprob(lg, s->n_vocab, t[l->done + 1]);
+				l->done++;
+				lg += s->n_vocab;
+				row++;
+			}
+			if (l->done == L - 1)
+				lane_end(s, r, l);
+		}
+		int32_t k = 0;
+		for (int32_t i = 0; i < n_lanes; i++)
+			if (lanes[i].slot >= 0)
+				lanes[k++] = lanes[i];
+		n_lanes = k;
+		own_used = 0;
+		for (int32_t i = 0; i < n_lanes; i++)
+			own_used |= lanes[i].own;
+	}
+out:
+	for (int32_t i = 0; i < n_lanes; i++)
+		if (lanes[i].slot >= 0)
+			lane_end(s, r, &lanes[i]);
+	return ret;
+}
+
+/* End 'r' (CLASSIFY or EMBED, removed from the running set here) with its
+ * result, or with ERROR when 'ret' < 0. */
+static void agent_finish(struct aw_sched *s, struct rq *r, int ret, uint64_t now)
+{
+	if (ret == 0 && r->op == AW_SCHED_CLASSIFY)
+		aw_score_normalize(r->lp, r->n_labels, r->vals);
+	r->t_first = aw_sched_now_us();
+	run_remove(s, r);
+	finish_running(s, r, ret == 0 ? AW_SCHED_FINISH_STOP : AW_SCHED_FINISH_ERROR, -1, NULL, 0,
+		       r->t_first > now ? r->t_first : now);
+}
+
+/* After a forward pass that computed 'r's positions: pool EMBED states
+ * ('nh' rows at 'hd'), and when the prompt is complete, finish with the
+ * result. CLASSIFY's last prompt position left its logits at 'lg' (some
+ * label of several tokens: the label pass runs after this step's results
+ * are all read, from agent_flush()) or its hidden state at 'hd'. */
+static void agent_step(struct aw_sched *s, struct rq *r, const float *lg, const float *hd,
+		       int32_t nh, uint64_t now)
+{
+	int ret = 0;
+
+	if (r->op == AW_SCHED_EMBED) {
+		for (int32_t t = 0; t < nh; t++)
+			for (int32_t i = 0; i < s->dim; i++)
+				r->vals[i] += hd[(size_t)t * (size_t)s->dim + (size_t)i];
+		r->n_pooled += nh;
+	}
+	if (r->n_done < r->n_tok)
+		return;
+	if (r->op == AW_SCHED_EMBED) {
+		aw_score_embed_finish(r->vals, s->dim, (enum aw_score_pool)r->pooling, r->n_pooled,
+				      r->normalize);
+		agent_finish(s, r, 0, now);
+		return;
+	}
+	float row[AW_SCHED_MAX_LABELS];
+	int32_t first[AW_SCHED_MAX_LABELS];
+
+	for (int32_t j = 0; j < r->n_labels; j++)
+		first[j] = r->lab_tok[r->lab_off[j]];
+	if (!r->multi) {
+		/* only the labels' rows of the output matrix */
+		ret = aw_model_logits_rows(s->m, hd, first, r->n_labels, row);
+		for (int32_t j = 0; j < r->n_labels; j++)
+			r->lp[j] = row[j];
+		agent_finish(s, r, ret, now);
+		return;
+	}
+	for (int32_t j = 0; j < r->n_labels; j++)
+		r->lp[j] = aw_score_logprob(lg, s->n_vocab, first[j]);
+	s->pend[s->n_pend++] = r; /* still running: its sequence holds the prompt */
+}
+
+/* Run the label passes of the CLASSIFY requests agent_step() left pending. */
+static void agent_flush(struct aw_sched *s, uint64_t now)
+{
+	for (int32_t i = 0; i < s->n_pend; i++) {
+		struct rq *r = s->pend[i];
+		agent_finish(s, r, classify_labels(s, r, r->lp), now);
+	}
+	s->n_pend = 0;
 }
 
 int aw_sched_step(struct aw_sched *s, uint64_t now)
@@ -1010,7 +1271,7 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 	if (n > 0) {
 		struct aw_batch b = {n, s->b_tok, s->b_pos, s->b_seq, s->b_logits};
 		const uint64_t t0 = aw_sched_now_us();
-		int ret = aw_model_forward(s->m, s->kv, &b, s->pool, s->logits);
+		int ret = aw_model_forward_ex(s->m, s->kv, &b, s->pool, s->logits, s->hidden);
 		const uint64_t t1 = aw_sched_now_us();
 		int32_t n_pre = 0;
 
@@ -1026,7 +1287,7 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 						   : dt / n;
 		s->st.prefill_tokens += (uint64_t)n_pre;
 		s->st.decode_tokens += (uint64_t)(n - n_pre);
-		const float *lg = s->logits;
+		const float *lg = s->logits, *hd = s->hidden;
 		for (int32_t i = 0; i < n_seq; i++) {
 			struct rq *r = s->b_rq[i];
 			if (ret < 0) {
@@ -1036,11 +1297,14 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 			}
 			r->n_done += s->b_cnt[i];
 			cache_offer(s, r);
-			if (r->n_done == r->n_tok) {
+			if (r->op != AW_SCHED_GENERATE)
+				agent_step(s, r, lg, hd, s->b_nh[i], now);
+			else if (r->n_done == r->n_tok)
 				sample_one(s, r, lg, now);
-				lg += s->n_vocab;
-			}
+			lg += (size_t)s->b_nl[i] * (size_t)s->n_vocab;
+			hd += (size_t)s->b_nh[i] * (size_t)s->dim;
 		}
+		agent_flush(s, now);
 	}
 	s->st.steps++;
 	return s->n_run + s->n_waiting;
@@ -1119,6 +1383,12 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	s->b_logits = malloc(T);
 	s->b_rq = malloc(sizeof(*s->b_rq) * S);
 	s->b_cnt = malloc(sizeof(int32_t) * (S + (size_t)s->kv->max_blocks_per_seq));
+	s->dim = hp->dim;
+	s->hidden = malloc(sizeof(float) * T * (size_t)hp->dim);
+	s->b_nl = malloc(sizeof(int32_t) * S);
+	s->b_nh = malloc(sizeof(int32_t) * S);
+	s->pend = malloc(sizeof(*s->pend) * S);
+	s->lanes = malloc(sizeof(*s->lanes) * S);
 	s->logits = malloc(sizeof(float) * (size_t)s->n_vocab * (T < S ? T : S));
 	s->run = malloc(sizeof(*s->run) * S);
 	s->free_slots = malloc(sizeof(int32_t) * S);
@@ -1144,7 +1414,8 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	if (!s->cells || !s->b_tok || !s->b_pos || !s->b_seq || !s->b_logits || !s->b_rq ||
 	    !s->b_cnt || !s->logits || !s->run || !s->free_slots || !s->c_hash || !s->c_serial ||
 	    !s->c_parent || !s->c_tok || !s->c_next || !s->c_prev_lru || !s->c_next_lru ||
-	    !s->bucket || !s->sess || !s->piece) {
+	    !s->bucket || !s->sess || !s->piece || !s->hidden || !s->b_nl || !s->b_nh || !s->pend ||
+	    !s->lanes) {
 		aw_sched_free(s);
 		return -ENOMEM;
 	}
@@ -1172,6 +1443,27 @@ void aw_sched_flush(struct aw_sched *s)
 			sess_drop(s, &s->sess[i]);
 	while (s->lru_head >= 0)
 		cache_remove(s, s->lru_head);
+}
+
+/* --- live model swap (loader) --- */
+int aw_sched_set_model(struct aw_sched *s, struct aw_model *m, const struct aw_tok *tok)
+{
+	const struct aw_model_hparams *hp = aw_model_hparams(m), *old = aw_model_hparams(s->m);
+
+	if (s->n_run || s->n_waiting)
+		return -EBUSY;
+	if (hp->n_layer != old->n_layer || aw_model_kv_dim(m) != aw_model_kv_dim(s->m) ||
+	    hp->n_vocab != s->n_vocab || hp->dim != s->dim ||
+	    aw_model_max_batch(m) < s->c.max_batch_tokens)
+		return -EINVAL;
+	for (int32_t i = 0; i < s->c.max_sessions; i++)
+		if (s->sess[i].id)
+			sess_drop(s, &s->sess[i]);
+	while (s->lru_head >= 0)
+		cache_remove(s, s->lru_head);
+	s->m = m;
+	s->tok = tok;
+	return 0;
 }
 
 void aw_sched_free(struct aw_sched *s)
@@ -1222,6 +1514,11 @@ void aw_sched_free(struct aw_sched *s)
 	free(s->run);
 	free(s->logits);
 	free(s->b_cnt);
+	free(s->hidden);
+	free(s->b_nl);
+	free(s->b_nh);
+	free(s->pend);
+	free(s->lanes);
 	free(s->b_rq);
 	free(s->b_logits);
 	free(s->b_seq);
@@ -1231,6 +1528,57 @@ void aw_sched_free(struct aw_sched *s)
 	free(s->piece);
 	aw_kv_free(s->kv);
 	free(s);
+}
+
+/* Check and copy the CLASSIFY / EMBED part of 'q' into 'r'. */
+static int agent_submit(struct aw_sched *s, struct rq *r, const struct aw_sched_req *q)
+{
+	int32_t total = 0, longest = 0;
+
+	r->op = q->kind;
+	if (q->kind == AW_SCHED_GENERATE)
+		return 0;
+	if (q->session || (q->kind != AW_SCHED_CLASSIFY && q->kind != AW_SCHED_EMBED))
+		return -EINVAL;
+	if (q->kind == AW_SCHED_EMBED) {
+		if (q->pooling < 0 || q->pooling >= AW_SCORE_POOL_MAX_)
+			return -EINVAL;
+		r->pooling = q->pooling;
+		r->normalize = q->normalize != 0;
+		r->n_vals = s->dim;
+		r->vals = calloc((size_t)s->dim, sizeof(float));
+		return r->vals ? 0 : -ENOMEM;
+	}
+	if (q->n_labels < 1 || q->n_labels > AW_SCHED_MAX_LABELS || !q->labels || !q->label_lens)
+		return -EINVAL;
+	for (int32_t j = 0; j < q->n_labels; j++) {
+		if (q->label_lens[j] < 1 || !q->labels[j] || q->label_lens[j] > s->c.ctx)
+			return -EINVAL;
+		for (int32_t i = 0; i < q->label_lens[j]; i++)
+			if (q->labels[j][i] < 0 || q->labels[j][i] >= s->n_vocab)
+				return -EINVAL;
+		total += q->label_lens[j];
+		if (q->label_lens[j] > longest)
+			longest = q->label_lens[j];
+	}
+	if (q->n_tokens + longest > s->c.ctx)
+		return -E2BIG;
+	r->n_labels = q->n_labels;
+	r->n_vals = q->n_labels;
+	r->multi = longest > 1;
+	r->lab_tok = malloc(sizeof(int32_t) * (size_t)total);
+	r->lab_off = malloc(sizeof(int32_t) * (size_t)(q->n_labels + 1));
+	r->vals = calloc((size_t)q->n_labels, sizeof(float));
+	r->lp = calloc((size_t)q->n_labels, sizeof(double));
+	if (!r->lab_tok || !r->lab_off || !r->vals || !r->lp)
+		return -ENOMEM;
+	r->lab_off[0] = 0;
+	for (int32_t j = 0; j < q->n_labels; j++) {
+		memcpy(r->lab_tok + r->lab_off[j], q->labels[j],
+		       sizeof(int32_t) * (size_t)q->label_lens[j]);
+		r->lab_off[j + 1] = r->lab_off[j] + q->label_lens[j];
+	}
+	return 0;
 }
 
 int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
@@ -1249,6 +1597,10 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 	if (!r)
 		return -ENOMEM;
 	r->kind = MSG_REQ;
+	if ((ret = agent_submit(s, r, q)) < 0) {
+		rq_free(r);
+		return ret;
+	}
 	r->id = q->id;
 	r->user = q->user;
 	r->session = q->session;
@@ -1256,15 +1608,18 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 	r->deadline = q->deadline_us;
 	r->slot = -1;
 	r->t_arrive = aw_sched_now_us();
+	struct aw_sample_params dflt;
+	aw_sample_params_default(&dflt); /* CLASSIFY/EMBED sample nothing */
 	if ((ret = rq_reserve(r, q->n_tokens + 1)) < 0 ||
-	    (ret = aw_sample_new(&q->sample, s->n_vocab, &r->smp)) < 0) {
+	    (ret = aw_sample_new(r->op == AW_SCHED_GENERATE ? &q->sample : &dflt, s->n_vocab,
+				 &r->smp)) < 0) {
 		rq_free(r);
 		return ret;
 	}
 	memcpy(r->tok, q->tokens, sizeof(int32_t) * (size_t)q->n_tokens);
 	r->n_tok = r->n_new = q->n_tokens;
 	if (s->tok)
-		aw_tok_stream_init(&r->ts, s->tok, 0);
+		aw_tok_stream_init(&r->ts, s->tok, AW_TOK_KEEP_SPACE); /* a continuation */
 	if ((ret = q_push(s, r)) < 0) {
 		rq_free(r);
 		return ret;
@@ -1308,4 +1663,14 @@ int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, 
 	const uint64_t n = per ? bytes / per : 0;
 
 	return n > INT32_MAX ? INT32_MAX : (int32_t)n;
+}
+
+/* --- for the dataplane's worker groups --- */
+
+int aw_sched_has_session(const struct aw_sched *s, uint64_t id)
+{
+	for (int32_t i = 0; id && i < s->c.max_sessions; i++)
+		if (s->sess[i].id == id)
+			return 1;
+	return 0;
 }

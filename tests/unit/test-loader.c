@@ -28,8 +28,12 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "kern.h"
+#include "kv.h"
 #include "loader.h"
+#include "model.h"
 #include "quant.h"
+#include "tiny-llama.h"
 
 static char tmpdir[256];
 
@@ -1012,6 +1016,148 @@ static void test_gguf(void **state)
 	unlink(path);
 }
 
+/* Repacking in place from the writable tensor callback: a tiny model with
+ * Q8_0 and Q4_0 matrices (rows multiples of 16, except an untied output of
+ * 100 rows that the model repacks the usual way), loaded into two replicas by
+ * both replication modes and both real methods. Every matrix the repacker
+ * took must equal aw_kern_repack() of the file's bytes in both replicas, the
+ * others must be the file's bytes, and the model built on the loaded replica
+ * must give the logits, bit for bit, of the model that repacks at load. */
+static void repack_case(const char *path, const struct aw_gguf *g, enum aw_load_method m,
+			enum aw_load_replicate rep)
+{
+	static const int nodes[2] = {0, 0};
+	struct aw_load_opts o = {.method = m,
+				 .request_size = 8192,
+				 .queue_depth = 3,
+				 .nodes = nodes,
+				 .n_nodes = 2,
+				 .replicate = rep,
+				 .on_tensor_rw = aw_model_repacker_tensor};
+	struct aw_model_repacker rp;
+	struct aw_weights *w;
+	struct aw_err err;
+	uint64_t expect = 0;
+
+	(void)path;
+	assert_int_equal(aw_model_repacker_init(&rp, g), 0);
+	o.tensor_ctx = &rp;
+	assert_int_equal(aw_loader_load_gguf(g, &o, &w, &err), 0);
+	assert_int_equal(rp.rc, 0);
+	for (uint64_t i = 0; i < aw_gguf_n_tensors(g); i++) {
+		const struct aw_gguf_tensor *t = aw_gguf_tensor_at(g, i);
+		const void *file = aw_gguf_tensor_data(g, t);
+		const bool mat = strncmp(t->name, "blk.", 4) == 0 && t->ne[1] > 1 &&
+				 (t->type == AW_TYPE_Q8_0 || t->type == AW_TYPE_Q4_0);
+
+		if (mat)
+			expect++;
+		assert_int_equal(rp.done[i], mat);
+		for (unsigned r = 0; r < 2; r++) {
+			const uint8_t *got = (const uint8_t *)aw_weights_data(w, r) + t->offset;
+
+			if (!rp.done[i]) {
+				assert_memory_equal(got, file, t->size);
+				continue;
+			}
+			struct aw_kern_mat src, dst;
+			void *want = malloc(t->size);
+
+			assert_non_null(want);
+			assert_int_equal(aw_kern_mat_init(t->type, (uint32_t)t->ne[1],
+							  (uint32_t)t->ne[0], file, &src),
+					 0);
+			assert_int_equal(aw_kern_repack(&src, want, &dst), 0);
+			assert_memory_equal(got, want, t->size);
+			free(want);
+		}
+	}
+	assert_true(expect > 0);
+	assert_int_equal(rp.n_done, expect);
+
+	/* the model on the repacked replica against the model repacking at load */
+	struct aw_model *ma, *mb;
+	struct aw_model_params pa = {.max_batch = 8, .repack = 1};
+	struct aw_model_params pb = {.max_batch = 8, .repack = 1, .prepacked = rp.done};
+	struct aw_kv *ka, *kb;
+
+	assert_int_equal(aw_model_load(g, aw_gguf_data(g), aw_gguf_data_size(g), &pa, &ma, &err),
+			 0);
+	assert_int_equal(
+		aw_model_load(g, aw_weights_data(w, 1), aw_weights_info(w)->size, &pb, &mb, &err),
+		0);
+	assert_true(aw_model_owned_bytes(mb) < aw_model_owned_bytes(ma));
+	const struct aw_model_hparams *hp = aw_model_hparams(ma);
+	struct aw_kv_config kc = {.n_layer = hp->n_layer,
+				  .kv_dim = aw_model_kv_dim(ma),
+				  .block_size = 8,
+				  .max_seqs = 1,
+				  .max_seq_len = 32,
+				  .type = AW_TYPE_F32};
+	assert_int_equal(aw_kv_new(&kc, &ka), 0);
+	assert_int_equal(aw_kv_new(&kc, &kb), 0);
+	float *la = malloc(sizeof(float) * 4 * (size_t)hp->n_vocab);
+	float *lb = malloc(sizeof(float) * 4 * (size_t)hp->n_vocab);
+	assert_non_null(la);
+	assert_non_null(lb);
+	const int32_t tok[4] = {5, 17, 3, 42}, pos[4] = {0, 1, 2, 3}, seq[4] = {0};
+	const int8_t want[4] = {1, 1, 1, 1};
+	struct aw_batch b = {4, tok, pos, seq, want};
+	assert_int_equal(aw_model_forward(ma, ka, &b, NULL, la), 4);
+	assert_int_equal(aw_model_forward(mb, kb, &b, NULL, lb), 4);
+	assert_memory_equal(la, lb, sizeof(float) * 4 * (size_t)hp->n_vocab);
+	free(la);
+	free(lb);
+	aw_kv_free(ka);
+	aw_kv_free(kb);
+	aw_model_free(ma);
+	aw_model_free(mb);
+	aw_model_repacker_fini(&rp);
+	aw_weights_put(w);
+}
+
+static void test_repack_inplace(void **state)
+{
+	char path[512];
+	struct tiny_cfg c;
+	struct aw_gguf *g;
+	struct aw_err err;
+	void *buf = NULL;
+	size_t len;
+
+	(void)state;
+	tiny_default(&c);
+	c.vocab = 100; /* output.weight: 100 rows, not repacked in place */
+	c.type = AW_TYPE_Q8_0;
+	c.embd_type = AW_TYPE_Q8_0;
+	c.mixed = 1; /* Q8_0, Q4_0 and float matrices */
+	c.n_layer = 3;
+	snprintf(path, sizeof(path), "%s/repack.gguf", tmpdir);
+	assert_int_equal(tiny_write(&c, path, &buf, &len), 0);
+	free(buf);
+	assert_int_equal(aw_gguf_open(path, &g, &err), 0);
+	repack_case(path, g, AW_LOAD_URING, AW_LOAD_REPL_COPY);
+	repack_case(path, g, AW_LOAD_URING, AW_LOAD_REPL_READ);
+	repack_case(path, g, AW_LOAD_READ, AW_LOAD_REPL_COPY);
+
+	/* the mmap method's replica 0 is read-only: refused */
+	{
+		struct aw_model_repacker rp;
+		struct aw_load_opts o = {.method = AW_LOAD_MMAP,
+					 .on_tensor_rw = aw_model_repacker_tensor,
+					 .tensor_ctx = &rp};
+		struct aw_weights *w = NULL;
+
+		assert_int_equal(aw_model_repacker_init(&rp, g), 0);
+		assert_int_equal(aw_loader_load_gguf(g, &o, &w, &err), -EINVAL);
+		assert_null(w);
+		assert_non_null(strstr(err.msg, "writable"));
+		aw_model_repacker_fini(&rp);
+	}
+	aw_gguf_close(g);
+	unlink(path);
+}
+
 static int setup(void **state)
 {
 	const char *t = getenv("TMPDIR");
@@ -1042,7 +1188,7 @@ int main(void)
 		cmocka_unit_test(test_direct_refused), cmocka_unit_test(test_degrade),
 		cmocka_unit_test(test_tmpfs),	       cmocka_unit_test(test_hugepages),
 		cmocka_unit_test(test_refcount),       cmocka_unit_test(test_names),
-		cmocka_unit_test(test_gguf),
+		cmocka_unit_test(test_gguf),	       cmocka_unit_test(test_repack_inplace),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -42,16 +42,27 @@ struct fixture {
 	struct aw_kv *kv;
 };
 
-static int open_model(struct fixture *f, const struct tiny_cfg *c, const struct aw_kern *k,
-		      int repack, struct aw_err *err)
+/* 'corrupt', if set, runs on the parsed image before the model loads. */
+static int open_model_p(struct fixture *f, const struct tiny_cfg *c,
+			const struct aw_model_params *p, void (*corrupt)(struct aw_gguf *g),
+			struct aw_err *err)
 {
 	size_t len;
-	struct aw_model_params p = {.kern = k, .max_batch = 32, .repack = repack};
 
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(tiny_write(c, NULL, &f->buf, &len), 0);
 	assert_int_equal(aw_gguf_parse(f->buf, len, &f->g, err), 0);
-	return aw_model_load(f->g, aw_gguf_data(f->g), aw_gguf_data_size(f->g), &p, &f->m, err);
+	if (corrupt)
+		corrupt(f->g);
+	return aw_model_load(f->g, aw_gguf_data(f->g), aw_gguf_data_size(f->g), p, &f->m, err);
+}
+
+static int open_model(struct fixture *f, const struct tiny_cfg *c, const struct aw_kern *k,
+		      int repack, struct aw_err *err)
+{
+	struct aw_model_params p = {.kern = k, .max_batch = 32, .repack = repack};
+
+	return open_model_p(f, c, &p, NULL, err);
 }
 
 static void new_kv_type(struct fixture *f, int32_t max_seqs, int32_t ctx, uint32_t type)
@@ -139,14 +150,19 @@ static void naive_mv(float *y, const float *w, const float *x, int rows, int col
 	}
 }
 
-static void naive_rope(float *x, int n_heads, int hd, int pos, const float *ff)
+/* llama: pairs (2i, 2i+1), base 10000; qwen2 (neox): pairs (i, i + hd/2), base 1e6 */
+static void naive_rope(float *x, int n_heads, int hd, int pos, const float *ff, int neox)
 {
+	const double base = neox ? 1e6 : 10000.0;
+
 	for (int h = 0; h < n_heads; h++)
 		for (int i = 0; i < hd / 2; i++) {
-			double th = pos * pow(10000.0, -2.0 * i / hd) / (ff ? ff[i] : 1.0);
-			float a = x[h * hd + 2 * i], b = x[h * hd + 2 * i + 1];
-			x[h * hd + 2 * i] = (float)(a * cos(th) - b * sin(th));
-			x[h * hd + 2 * i + 1] = (float)(a * sin(th) + b * cos(th));
+			double th = pos * pow(base, -2.0 * i / hd) / (ff ? ff[i] : 1.0);
+			const int ia = h * hd + (neox ? i : 2 * i),
+				  ib = h * hd + (neox ? i + hd / 2 : 2 * i + 1);
+			float a = x[ia], b = x[ib];
+			x[ia] = (float)(a * cos(th) - b * sin(th));
+			x[ib] = (float)(a * sin(th) + b * cos(th));
 		}
 }
 
@@ -176,18 +192,30 @@ static void naive_forward(const struct aw_gguf *g, const struct tiny_cfg *c, con
 		      *wo = W("attn_output", D * D), *wg = W("ffn_gate", F * D),
 		      *wu = W("ffn_up", F * D), *wd = W("ffn_down", D * F);
 #undef W
+#define B(s, cnt) (snprintf(nm, sizeof(nm), "blk.%d." s ".bias", l), deq(g, nm, (cnt)))
+		float *bq = c->qkv_bias ? B("attn_q", D) : NULL,
+		      *bk = c->qkv_bias ? B("attn_k", KD) : NULL,
+		      *bv = c->qkv_bias ? B("attn_v", KD) : NULL;
+#undef B
+		const int neox = tiny_is_qwen2(c);
 		/* K and V of every position first (causal: row t only reads 0..t) */
 		for (int t = 0; t < n; t++) {
 			naive_rmsnorm(xb, x + (size_t)t * D, an, D);
 			naive_mv(kc + (size_t)t * KD, wk, xb, KD, D);
 			naive_mv(vc + (size_t)t * KD, wv, xb, KD, D);
-			naive_rope(kc + (size_t)t * KD, KH, hd, t, ff);
+			for (int i = 0; bk && i < KD; i++) {
+				kc[(size_t)t * KD + i] += bk[i];
+				vc[(size_t)t * KD + i] += bv[i];
+			}
+			naive_rope(kc + (size_t)t * KD, KH, hd, t, ff, neox);
 		}
 		for (int t = 0; t < n; t++) {
 			float *xt = x + (size_t)t * D;
 			naive_rmsnorm(xb, xt, an, D);
 			naive_mv(q, wq, xb, D, D);
-			naive_rope(q, H, hd, t, ff);
+			for (int i = 0; bq && i < D; i++)
+				q[i] += bq[i];
+			naive_rope(q, H, hd, t, ff, neox);
 			for (int h = 0; h < H; h++) {
 				const int kh = h / (H / KH);
 				float mx = -INFINITY, sum = 0;
@@ -222,7 +250,7 @@ static void naive_forward(const struct aw_gguf *g, const struct tiny_cfg *c, con
 				xt[i] += xb[i];
 		}
 		free(an), free(fn), free(wq), free(wk), free(wv), free(wo), free(wg), free(wu),
-			free(wd);
+			free(wd), free(bq), free(bk), free(bv);
 	}
 	for (int t = 0; t < n; t++) {
 		naive_rmsnorm(xb, x + (size_t)t * D, onorm, D);
@@ -256,15 +284,16 @@ static const int32_t PROMPT[12] = {5, 17, 3, 90, 42, 42, 7, 1, 64, 33, 12, 80};
  * Both compute in float with different summation orders (the naive one in
  * double); over 2 layers of dot products of length <= 96 the difference
  * stays within a few thousand ulps of the logits' magnitude: 1e-4 relative. */
-static void check_naive(const struct tiny_cfg *c)
+static void check_naive_p(const struct tiny_cfg *c, int dequant)
 {
 	struct fixture f;
 	struct aw_err err;
 	const int n = 12;
 	const size_t V = c->vocab;
 	float *got = malloc(sizeof(float) * n * V), *want = malloc(sizeof(float) * n * V);
+	struct aw_model_params p = {.kern = &aw_kern_ref, .max_batch = 32, .dequant = dequant};
 
-	assert_int_equal(open_model(&f, c, &aw_kern_ref, 0, &err), 0);
+	assert_int_equal(open_model_p(&f, c, &p, NULL, &err), 0);
 	new_kv(&f, 1, 64);
 	run_seq(&f, 0, PROMPT, n, 0, NULL, got);
 	naive_forward(f.g, c, PROMPT, n, want);
@@ -275,6 +304,11 @@ static void check_naive(const struct tiny_cfg *c)
 	close_model(&f);
 	free(got);
 	free(want);
+}
+
+static void check_naive(const struct tiny_cfg *c)
+{
+	check_naive_p(c, 0);
 }
 
 static void test_naive_reference(void **state)
@@ -293,6 +327,111 @@ static void test_naive_reference(void **state)
 	check_naive(&c);
 	c.n_head_kv = 1; /* multi-query */
 	check_naive(&c);
+}
+
+/* qwen2: Q/K/V biases, NEOX rotation, base 1e6, keys under "qwen2."; tied
+ * (Qwen2.5-0.5B) and untied; a llama file may carry the biases too. */
+static void test_qwen2(void **state)
+{
+	struct tiny_cfg c;
+
+	(void)state;
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	check_naive(&c);
+	c.tied = 1;
+	c.seed = 3;
+	c.n_head_kv = 1;
+	check_naive(&c);
+	tiny_default(&c);
+	c.qkv_bias = 1; /* llama with optional biases */
+	check_naive(&c);
+}
+
+/* --dequant: quantized weights widened to F32 give the naive forward's
+ * float-activation result to the same 1e-4 as F32 files, for every block
+ * type (the naive reference dequantizes the same way). */
+static void test_dequant(void **state)
+{
+	static const uint32_t types[] = {AW_TYPE_Q8_0, AW_TYPE_Q4_0, AW_TYPE_Q5_0, AW_TYPE_Q4_K,
+					 AW_TYPE_Q6_K};
+	struct tiny_cfg c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		tiny_default(&c);
+		c.dim = 256; /* K-quant rows */
+		c.ffn = 256;
+		c.n_layer = 1;
+		c.type = c.embd_type = types[i];
+		c.tied = i % 2;
+		c.arch = i == 2 ? "qwen2" : NULL;
+		c.qkv_bias = i == 2;
+		check_naive_p(&c, 1);
+	}
+}
+
+/* NaN/Inf block scales are refused at load with the tensor, row and block;
+ * params.scales_checked skips the pass (the loader ran it). */
+static const char *bad_tensor = "blk.1.ffn_gate.weight";
+static size_t bad_off; /* byte offset of the scale in the tensor */
+static uint16_t bad_bits;
+
+static void corrupt_scale(struct aw_gguf *g)
+{
+	const struct aw_gguf_tensor *t =
+		aw_gguf_tensor_at(g, (uint64_t)aw_gguf_find_tensor(g, bad_tensor));
+	uint8_t *d = (uint8_t *)aw_gguf_tensor_data(g, t);
+
+	memcpy(d + bad_off, &bad_bits, 2);
+}
+
+static void test_bad_scales(void **state)
+{
+	static const struct {
+		uint32_t type;
+		size_t off; /* scale's offset in block 3 */
+		const char *msg;
+	} cases[] = {
+		{AW_TYPE_Q8_0, 3 * 34, "q8_0 block 3 (row 0)"},
+		{AW_TYPE_Q4_0, 3 * 18, "q4_0 block 3 (row 0)"},
+		{AW_TYPE_Q4_1, 3 * 20 + 2, "q4_1 block 3 (row 0)"},
+		{AW_TYPE_Q4_K, 3 * 144 + 2, "q4_k block 3 (row 3)"}, /* dmin */
+		{AW_TYPE_Q6_K, 3 * 210 + 208, "q6_k block 3 (row 3)"},
+	};
+	struct tiny_cfg c;
+	struct fixture f;
+	struct aw_err err = {0};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int nan = 0; nan < 2; nan++) {
+			tiny_default(&c);
+			c.dim = 256;
+			c.ffn = 256;
+			c.type = cases[i].type;
+			bad_off = cases[i].off;
+			bad_bits = nan ? 0xfe00 : 0x7c00; /* -NaN, +Inf */
+			struct aw_model_params p = {.kern = &aw_kern_ref, .max_batch = 8};
+			assert_int_equal(open_model_p(&f, &c, &p, corrupt_scale, &err), -EINVAL);
+			if (!strstr(err.msg, bad_tensor) || !strstr(err.msg, cases[i].msg) ||
+			    !strstr(err.msg, "NaN or infinite"))
+				fail_msg("case %zu: '%s'", i, err.msg);
+			assert_null(f.m);
+			/* the same tensor through the public check */
+			int idx = aw_gguf_find_tensor(f.g, bad_tensor);
+			const struct aw_gguf_tensor *t = aw_gguf_tensor_at(f.g, (uint64_t)idx);
+			assert_int_equal(aw_model_check_tensor(f.g, (uint64_t)idx,
+							       aw_gguf_tensor_data(f.g, t), &err),
+					 -EINVAL);
+			close_model(&f);
+			/* already checked by the caller: loads */
+			p.scales_checked = 1;
+			assert_int_equal(open_model_p(&f, &c, &p, corrupt_scale, &err), 0);
+			close_model(&f);
+		}
+	}
 }
 
 /* A batch of N tokens of one sequence equals N single steps. The same
@@ -459,8 +598,10 @@ static void test_threads(void **state)
  * steps to be such clear decisions. */
 static void test_variants(void **state)
 {
-	static const uint32_t types[] = {AW_TYPE_F32,  AW_TYPE_F16,  AW_TYPE_BF16,
-					 AW_TYPE_Q8_0, AW_TYPE_Q4_0, 1000 /* mixed */};
+	/* 1001: qwen2 (biases, NEOX, tied, Q8_0, one KV head); 1002: Llama 3.2
+	 * shape (tied, rope_freqs, Q4_0) */
+	static const uint32_t types[] = {AW_TYPE_F32,  AW_TYPE_F16,	 AW_TYPE_BF16, AW_TYPE_Q8_0,
+					 AW_TYPE_Q4_0, 1000 /* mixed */, 1001,	       1002};
 	int supported, tested = 0;
 
 	(void)state;
@@ -476,13 +617,22 @@ static void test_variants(void **state)
 			struct fixture fr, fv;
 			struct aw_err err;
 			const bool q = types[ti] == AW_TYPE_Q8_0 || types[ti] == AW_TYPE_Q4_0 ||
-				       types[ti] == 1000;
+				       types[ti] >= 1000;
 
 			tiny_default(&c);
-			if (types[ti] == 1000)
+			if (types[ti] == 1000) {
 				c.mixed = 1;
-			else
+			} else if (types[ti] == 1001) {
+				c.arch = "qwen2";
+				c.qkv_bias = c.tied = 1;
+				c.n_head_kv = 1;
+				c.type = c.embd_type = AW_TYPE_Q8_0;
+			} else if (types[ti] == 1002) {
+				c.tied = c.rope_freqs = 1;
+				c.type = c.embd_type = AW_TYPE_Q4_0;
+			} else {
 				c.type = c.embd_type = types[ti];
+			}
 			assert_int_equal(open_model(&fr, &c, &aw_kern_ref, 0, &err), 0);
 			assert_int_equal(open_model(&fv, &c, k, 1, &err), 0);
 			const size_t V = c.vocab;
@@ -494,12 +644,15 @@ static void test_variants(void **state)
 			run_seq(&fv, 0, PROMPT, 12, 0, NULL, b);
 			const float scale = max_abs(a, 12 * V), tol = (q ? 1e-2f : 1e-4f) * scale;
 			const float d = max_abs_diff(a, b, 12 * V);
+			const char *what = types[ti] == 1000   ? "mixed"
+					   : types[ti] == 1001 ? "qwen2"
+					   : types[ti] == 1002 ? "llama3.2"
+							       : aw_type_name(types[ti]);
 			print_message("# %s %s: max |delta| %.3g (scale %.3g, tol %.3g)\n", k->name,
-				      c.mixed ? "mixed" : aw_type_name(types[ti]), (double)d,
-				      (double)scale, (double)tol);
+				      what, (double)d, (double)scale, (double)tol);
 			if (d > tol)
-				fail_msg("%s on %s: max |delta| %g > %g", k->name,
-					 aw_type_name(types[ti]), (double)d, (double)tol);
+				fail_msg("%s on %s: max |delta| %g > %g", k->name, what, (double)d,
+					 (double)tol);
 
 			/* greedy decode 16 tokens from the prompt's last logits */
 			int clear = 0;
@@ -557,6 +710,29 @@ static void test_refusals(void **state)
 	tiny_default(&c);
 	c.arch = "gpt2";
 	expect_refusal(&c, "architecture 'gpt2'");
+	tiny_default(&c);
+	c.arch = "qwen2"; /* without its biases */
+	expect_refusal(&c, "missing tensor 'blk.0.attn_q.bias'");
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	c.omit = "blk.1.attn_v.bias";
+	expect_refusal(&c, "missing tensor 'blk.1.attn_v.bias'");
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	c.reshape = "blk.0.attn_k.bias";
+	expect_refusal(&c, "'blk.0.attn_k.bias': shape [64");
+	tiny_default(&c);
+	c.arch = "qwen2";
+	c.qkv_bias = 1;
+	c.omit_key = "llama.embedding_length"; /* i.e. qwen2.embedding_length */
+	expect_refusal(&c, "missing key 'qwen2.embedding_length'");
+	tiny_default(&c);
+	c.with_tokenizer = 1;
+	c.vocab = 96;
+	c.tok_extra = 1; /* tokenizer one token longer than the embedding */
+	expect_refusal(&c, "tokenizer.ggml.tokens has 97 tokens");
 	tiny_default(&c);
 	c.omit = "blk.1.ffn_up.weight";
 	expect_refusal(&c, "missing tensor 'blk.1.ffn_up.weight'");
@@ -656,6 +832,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_naive_reference),
+		cmocka_unit_test(test_qwen2),
+		cmocka_unit_test(test_dequant),
+		cmocka_unit_test(test_bad_scales),
 		cmocka_unit_test(test_prefill_equals_decode),
 		cmocka_unit_test(test_multi_sequence_batch),
 		cmocka_unit_test(test_kv_f16),

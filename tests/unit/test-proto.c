@@ -131,7 +131,7 @@ static void test_malformed_headers(void **state)
 	expect_fault(buf, n, -EBADMSG, AW_PROTO_FAULT_TYPE);
 	buf[3] = 0x00;
 	expect_fault(buf, n, -EBADMSG, AW_PROTO_FAULT_TYPE);
-	buf[3] = 0x86;
+	buf[3] = 0x87;
 	expect_fault(buf, n, -EBADMSG, AW_PROTO_FAULT_TYPE);
 	/* payload_len larger than the datagram */
 	n = ping(buf, 8);
@@ -283,8 +283,7 @@ test_request_round_trip(void **state)
 			r.n_stop = 2;
 			r.stop[0] = S("\n\n");
 			r.stop[1] = S("</tool>");
-			r.messages = S("[{\"role\":\"user\"}]");
-			r.tools = S("[{\"name\":\"weather\"}]");
+			/* (MESSAGES and TOOLS replace PROMPT: test_agent_tlvs) */
 			r.response_format = S("{\"type\":\"json\"}");
 		}
 		if (types[t] == AW_PROTO_CLASSIFY) {
@@ -561,6 +560,170 @@ static void test_reply_payloads(void **state)
 	}
 }
 
+/* MESSAGES / TOOLS / TOOL_CHOICE / EMBED_OPTS / TOOL_CALL (agent operations) */
+static void agent_bad(unsigned type, const struct aw_proto_req *r, const char *why)
+{
+	static uint8_t buf[4096];
+	struct aw_proto_req g;
+	struct aw_proto_err e;
+	int n = aw_proto_req_build(r, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(aw_proto_req_parse(type, buf, (size_t)n, &g, &e), -EBADMSG);
+	assert_int_equal(e.code, AW_PROTO_ERR_BAD_REQUEST);
+	assert_non_null(strstr(e.err.msg, why));
+}
+
+/* a TLV appended by hand to a valid body */
+static void agent_bad_tlv(unsigned type, uint16_t tag, const void *v, uint32_t vlen,
+			  const char *why)
+{
+	static uint8_t buf[4096];
+	struct aw_proto_req r, g;
+	struct aw_proto_err e;
+
+	aw_proto_req_init(&r);
+	r.prompt = S("hi");
+	if (type == AW_PROTO_CLASSIFY) {
+		r.n_labels = 1;
+		r.labels[0] = S("a");
+	}
+	int n = aw_proto_req_build(&r, buf, sizeof(buf));
+	assert_true(n > 0);
+	buf[n] = (uint8_t)tag;
+	buf[n + 1] = (uint8_t)(tag >> 8);
+	buf[n + 2] = buf[n + 3] = 0;
+	memcpy(buf + n + 4, &vlen, 4);
+	memcpy(buf + n + 8, v, vlen);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(aw_proto_req_parse(type, buf, (size_t)n + 8 + vlen, &g, &e), -EBADMSG);
+	assert_non_null(strstr(e.err.msg, why));
+}
+
+static void test_agent_tlvs(void **state)
+{
+	static uint8_t buf[4096];
+	struct aw_proto_req r, g;
+	struct aw_proto_err e;
+	int n;
+
+	(void)state;
+	/* messages + tools + a named tool choice instead of a prompt */
+	aw_proto_req_init(&r);
+	r.prompt.p = NULL;
+	r.messages = S("[{\"role\":\"user\",\"content\":\"weather in Paris?\"}]");
+	r.tools = S("[{\"type\":\"function\",\"function\":{\"name\":\"weather\"}}]");
+	r.tool_choice = AW_PROTO_TOOLS_NAMED;
+	r.tool_name = S("weather");
+	r.response_format = S("{\"type\":\"object\"}");
+	n = aw_proto_req_build(&r, buf, sizeof(buf));
+	assert_int_equal(n, (int)aw_proto_req_size(&r));
+	assert_int_equal(aw_proto_req_parse(AW_PROTO_GENERATE, buf, (size_t)n, &g, &e), 0);
+	assert_null(g.prompt.p);
+	assert_int_equal(g.messages.len, r.messages.len);
+	assert_memory_equal(g.messages.p, r.messages.p, r.messages.len);
+	assert_memory_equal(g.tools.p, r.tools.p, r.tools.len);
+	assert_int_equal(g.tool_choice, AW_PROTO_TOOLS_NAMED);
+	assert_int_equal(g.tool_name.len, 7);
+	assert_memory_equal(g.tool_name.p, "weather", 7);
+	assert_int_equal(g.embed_flags, AW_PROTO_EMBED_NORMALIZE); /* the default */
+	/* every mode round-trips */
+	for (uint8_t m = 0; m < AW_PROTO_TOOLS_NAMED; m++) {
+		r.tool_choice = m;
+		n = aw_proto_req_build(&r, buf, sizeof(buf));
+		assert_int_equal(aw_proto_req_parse(AW_PROTO_GENERATE, buf, (size_t)n, &g, &e), 0);
+		assert_int_equal(g.tool_choice, m);
+		assert_int_equal(g.tool_name.len, 0);
+	}
+	/* embed options */
+	aw_proto_req_init(&r);
+	r.prompt = S("query: pasta");
+	r.pooling = AW_PROTO_POOL_LAST;
+	r.embed_flags = 0;
+	n = aw_proto_req_build(&r, buf, sizeof(buf));
+	assert_int_equal(n, (int)aw_proto_req_size(&r));
+	assert_int_equal(aw_proto_req_parse(AW_PROTO_EMBED, buf, (size_t)n, &g, &e), 0);
+	assert_int_equal(g.pooling, AW_PROTO_POOL_LAST);
+	assert_int_equal(g.embed_flags, 0);
+	/* defaults are not written: an old body parses to mean + normalised */
+	r.pooling = AW_PROTO_POOL_MEAN;
+	r.embed_flags = AW_PROTO_EMBED_NORMALIZE;
+	assert_int_equal(aw_proto_req_size(&r), AW_PROTO_REQ_FIXED_LEN + 8 + 12);
+
+	/* what may not go together */
+	aw_proto_req_init(&r);
+	r.prompt = S("hi");
+	r.messages = S("[]");
+	agent_bad(AW_PROTO_GENERATE, &r, "both PROMPT and MESSAGES");
+	aw_proto_req_init(&r);
+	r.prompt = S("hi");
+	r.tools = S("[]");
+	agent_bad(AW_PROTO_GENERATE, &r, "TOOLS without MESSAGES");
+	aw_proto_req_init(&r);
+	r.prompt.p = NULL;
+	r.messages = S("[]");
+	r.tool_choice = AW_PROTO_TOOLS_REQUIRED;
+	agent_bad(AW_PROTO_GENERATE, &r, "TOOL_CHOICE without TOOLS");
+	r.tool_choice = AW_PROTO_TOOLS_AUTO;
+	r.tools = S("[]");
+	agent_bad(AW_PROTO_EMBED, &r, "TOOLS in a EMBED");
+	aw_proto_req_init(&r);
+	r.prompt = S("hi");
+	r.response_format = S("{}");
+	agent_bad(AW_PROTO_EMBED, &r, "RESPONSE_FORMAT in a EMBED");
+	aw_proto_req_init(&r);
+	r.prompt = S("hi");
+	r.pooling = AW_PROTO_POOL_CLS;
+	agent_bad(AW_PROTO_GENERATE, &r, "EMBED_OPTS in a GENERATE");
+	/* the builder refuses what it cannot write */
+	aw_proto_req_init(&r);
+	r.prompt = S("hi");
+	r.tool_choice = AW_PROTO_TOOLS_NAMED;
+	assert_int_equal(aw_proto_req_build(&r, buf, sizeof(buf)), -EINVAL);
+	r.tool_choice = 9;
+	assert_int_equal(aw_proto_req_build(&r, buf, sizeof(buf)), -EINVAL);
+	r.tool_choice = 0;
+	r.pooling = 3;
+	assert_int_equal(aw_proto_req_build(&r, buf, sizeof(buf)), -EINVAL);
+	/* hand-made bad TLVs */
+	const uint8_t opts_badpool[4] = {3, 1, 0, 0}, opts_badflag[4] = {0, 0x80, 0, 0};
+	agent_bad_tlv(AW_PROTO_EMBED, AW_PROTO_TAG_EMBED_OPTS, opts_badpool, 4, "pooling 3");
+	agent_bad_tlv(AW_PROTO_EMBED, AW_PROTO_TAG_EMBED_OPTS, opts_badflag, 4, "flags 0x80");
+	agent_bad_tlv(AW_PROTO_EMBED, AW_PROTO_TAG_EMBED_OPTS, opts_badpool, 3, "of 3 bytes");
+	const uint8_t mode9[1] = {9}, named_empty[1] = {3}, auto_name[3] = {0, 'x', 'y'};
+	agent_bad_tlv(AW_PROTO_GENERATE, AW_PROTO_TAG_TOOL_CHOICE, mode9, 1, "mode 9");
+	agent_bad_tlv(AW_PROTO_GENERATE, AW_PROTO_TAG_TOOL_CHOICE, mode9, 0, "mode -1");
+	agent_bad_tlv(AW_PROTO_GENERATE, AW_PROTO_TAG_TOOL_CHOICE, named_empty, 1, "0-byte name");
+	agent_bad_tlv(AW_PROTO_GENERATE, AW_PROTO_TAG_TOOL_CHOICE, auto_name, 3, "2-byte name");
+	uint8_t longname[70] = {3};
+	memset(longname + 1, 'n', 69);
+	agent_bad_tlv(AW_PROTO_GENERATE, AW_PROTO_TAG_TOOL_CHOICE, longname, 66, "65-byte name");
+
+	/* TOOL_CALL replies */
+	struct aw_proto_tool_call c = {.n_tokens = 17,
+				       .index = 2,
+				       .name = S("get_weather"),
+				       .args = S("{\"city\": \"Paris\"}")},
+				  d;
+	n = aw_proto_tool_call_build(buf, sizeof(buf), &c);
+	assert_int_equal(n, 12 + 11 + 17);
+	assert_int_equal(aw_proto_tool_call_parse(buf, (size_t)n, &d, &e), 0);
+	assert_int_equal(d.n_tokens, 17);
+	assert_int_equal(d.index, 2);
+	assert_memory_equal(d.name.p, "get_weather", 11);
+	assert_int_equal(d.args.len, 17);
+	assert_memory_equal(d.args.p, c.args.p, 17);
+	for (int l = 0; l < n; l++)
+		assert_int_equal(aw_proto_tool_call_parse(buf, (size_t)l, &d, &e), -EBADMSG);
+	assert_int_equal(aw_proto_tool_call_build(buf, 20, &c), -ENOSPC);
+	c.name.len = 0;
+	assert_int_equal(aw_proto_tool_call_build(buf, sizeof(buf), &c), -EINVAL);
+	assert_string_equal(aw_proto_type_name(AW_PROTO_TOOL_CALL), "TOOL_CALL");
+	assert_int_equal(aw_proto_type_kind(AW_PROTO_TOOL_CALL), 2);
+	assert_string_equal(aw_proto_finish_name(AW_PROTO_FINISH_TOOL_CALLS), "tool_calls");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -571,6 +734,7 @@ int main(void)
 		cmocka_unit_test(test_request_round_trip),
 		cmocka_unit_test(test_request_malformed),
 		cmocka_unit_test(test_reply_payloads),
+		cmocka_unit_test(test_agent_tlvs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

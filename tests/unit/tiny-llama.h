@@ -25,13 +25,22 @@ struct tiny_cfg {
 	int tied;	    /* no output.weight */
 	int rope_freqs;	    /* add rope_freqs.weight */
 	uint64_t seed;
-	const char *arch;     /* "llama" unless set */
-	const char *omit;     /* tensor name to leave out */
-	const char *reshape;  /* tensor name to give a wrong shape */
-	const char *retype;   /* tensor name to store as Q8_1 (unsupported) */
-	const char *omit_key; /* metadata key to leave out */
-	int with_tokenizer;   /* add a small "llama" vocabulary */
+	const char *arch;      /* "llama" unless set */
+	const char *omit;      /* tensor name to leave out */
+	const char *reshape;   /* tensor name to give a wrong shape */
+	const char *retype;    /* tensor name to store as Q8_1 (unsupported) */
+	const char *omit_key;  /* metadata key to leave out */
+	int with_tokenizer;    /* add a small "llama" vocabulary */
+	int qkv_bias;	       /* add blk.N.attn_{q,k,v}.bias (qwen2 writes them) */
+	uint32_t tok_extra;    /* tokenizer tokens beyond vocab (must be refused) */
+	const char *nan_scale; /* tensor whose block 1 gets a NaN fp16 scale */
 };
+
+/* qwen2 files: biases on Q/K/V, keys under "qwen2.", NEOX RoPE */
+static inline int tiny_is_qwen2(const struct tiny_cfg *c)
+{
+	return c->arch && strcmp(c->arch, "qwen2") == 0;
+}
 
 static inline void tiny_default(struct tiny_cfg *c)
 {
@@ -64,7 +73,7 @@ static inline float tiny_uniform(uint64_t *s, float a)
 
 struct tiny_img {
 	struct aw_gguf_writer *w;
-	void *bufs[64]; /* tensor bytes, kept until the write */
+	void *bufs[128]; /* tensor bytes, kept until the write */
 	int n;
 };
 
@@ -86,11 +95,13 @@ static inline int tiny_add(struct tiny_img *im, const struct tiny_cfg *c, uint64
 	void *q = calloc(1, size);
 	if (!f || !q)
 		return -1;
-	/* norms near 1, rope factors in [1, 4], matrices scaled by 1/sqrt(cols) */
+	/* norms near 1, rope factors in [1, 4], matrices scaled by 1/sqrt(cols),
+	 * biases (is_norm 3) uniform in [-0.5, 0.5) */
 	const float a = 1.7f / sqrtf((float)ne[0]);
 	for (uint64_t i = 0; i < n; i++)
 		f[i] = is_norm == 1   ? 1.0f + tiny_uniform(rs, 0.2f)
 		       : is_norm == 2 ? 1.0f + (float)(i % 4)
+		       : is_norm == 3 ? tiny_uniform(rs, 0.5f)
 				      : tiny_uniform(rs, a);
 	if (type == AW_TYPE_Q8_1) {
 		/* not quantizable here: any bytes do, the loader must refuse it */
@@ -99,26 +110,45 @@ static inline int tiny_add(struct tiny_img *im, const struct tiny_cfg *c, uint64
 			aw_quant_row(type, f + r * ne[0],
 				     (uint8_t *)q + r * aw_type_row_size(type, ne[0]), ne[0]);
 	}
+	if (c->nan_scale && strcmp(c->nan_scale, name) == 0 && aw_type_info(type)->block > 1) {
+		const uint16_t nan = 0x7e00; /* block 1's d (the first field of the legacy types) */
+		memcpy((uint8_t *)q + aw_type_info(type)->size, &nan, 2);
+	}
 	free(f);
 	im->bufs[im->n++] = q;
 	return aw_gguf_writer_add_tensor(im->w, name, type, nd, ne, q, size);
 }
 
+/* 'k' is "llama.<suffix>": written under the file's architecture's prefix
+ * (omit_key names the llama spelling whatever the architecture). */
 static inline void tiny_key_u32(struct tiny_img *im, const struct tiny_cfg *c, const char *k,
 				uint32_t v)
 {
+	char key[96];
+
+	snprintf(key, sizeof(key), "%s%s", c->arch ? c->arch : "llama", strchr(k, '.'));
 	if (!c->omit_key || strcmp(c->omit_key, k) != 0)
-		aw_gguf_writer_set_u32(im->w, k, v);
+		aw_gguf_writer_set_u32(im->w, key, v);
+}
+
+static inline void tiny_key_f32(struct tiny_img *im, const struct tiny_cfg *c, const char *k,
+				float v)
+{
+	char key[96];
+
+	snprintf(key, sizeof(key), "%s%s", c->arch ? c->arch : "llama", strchr(k, '.'));
+	aw_gguf_writer_set_f32(im->w, key, v);
 }
 
 /* A small SentencePiece-style vocabulary: <unk> <s> </s>, 32 byte tokens
  * (<0x20>..), then words; filled up to c->vocab with "tN". */
 static inline void tiny_tokenizer(struct tiny_img *im, const struct tiny_cfg *c)
 {
-	const char **toks = calloc(c->vocab, sizeof(char *));
-	float *scores = calloc(c->vocab, sizeof(float));
-	int32_t *types = calloc(c->vocab, sizeof(int32_t));
-	char(*names)[16] = calloc(c->vocab, 16);
+	const uint32_t nv = c->vocab + c->tok_extra;
+	const char **toks = calloc(nv, sizeof(char *));
+	float *scores = calloc(nv, sizeof(float));
+	int32_t *types = calloc(nv, sizeof(int32_t));
+	char(*names)[16] = calloc(nv, 16);
 	static const char *words[] = {"\xe2\x96\x81",
 				      "a",
 				      "b",
@@ -137,23 +167,21 @@ static inline void tiny_tokenizer(struct tiny_img *im, const struct tiny_cfg *c)
 	toks[i] = "<unk>", types[i++] = 2;
 	toks[i] = "<s>", types[i++] = 3;
 	toks[i] = "</s>", types[i++] = 3;
-	for (uint32_t b = 0; b < 256 && i < c->vocab - 20; b += 8) {
+	for (uint32_t b = 0; b < 256 && i < nv - 20; b += 8) {
 		snprintf(names[i], 16, "<0x%02X>", b);
 		toks[i] = names[i], types[i++] = 6;
 	}
-	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && i < c->vocab; w++) {
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && i < nv; w++) {
 		toks[i] = words[w], scores[i] = -(float)w, types[i++] = 1;
 	}
-	for (; i < c->vocab; i++) {
+	for (; i < nv; i++) {
 		snprintf(names[i], 16, "t%u", i);
 		toks[i] = names[i], scores[i] = -100.0f - (float)i, types[i] = 1;
 	}
 	aw_gguf_writer_set_str(im->w, "tokenizer.ggml.model", "llama");
-	aw_gguf_writer_set_arr_str(im->w, "tokenizer.ggml.tokens", c->vocab, toks, NULL);
-	aw_gguf_writer_set_arr(im->w, "tokenizer.ggml.scores", AW_GGUF_TYPE_FLOAT32, c->vocab,
-			       scores);
-	aw_gguf_writer_set_arr(im->w, "tokenizer.ggml.token_type", AW_GGUF_TYPE_INT32, c->vocab,
-			       types);
+	aw_gguf_writer_set_arr_str(im->w, "tokenizer.ggml.tokens", nv, toks, NULL);
+	aw_gguf_writer_set_arr(im->w, "tokenizer.ggml.scores", AW_GGUF_TYPE_FLOAT32, nv, scores);
+	aw_gguf_writer_set_arr(im->w, "tokenizer.ggml.token_type", AW_GGUF_TYPE_INT32, nv, types);
 	aw_gguf_writer_set_u32(im->w, "tokenizer.ggml.bos_token_id", 1);
 	aw_gguf_writer_set_u32(im->w, "tokenizer.ggml.eos_token_id", 2);
 	aw_gguf_writer_set_u32(im->w, "tokenizer.ggml.unknown_token_id", 0);
@@ -187,8 +215,8 @@ static inline int tiny_write(const struct tiny_cfg *c, const char *path, void **
 	tiny_key_u32(&im, c, "llama.attention.head_count", c->n_head);
 	tiny_key_u32(&im, c, "llama.attention.head_count_kv", c->n_head_kv);
 	tiny_key_u32(&im, c, "llama.rope.dimension_count", hd);
-	aw_gguf_writer_set_f32(im.w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-	aw_gguf_writer_set_f32(im.w, "llama.rope.freq_base", 10000.0f);
+	tiny_key_f32(&im, c, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+	tiny_key_f32(&im, c, "llama.rope.freq_base", tiny_is_qwen2(c) ? 1e6f : 10000.0f);
 	if (c->with_tokenizer)
 		tiny_tokenizer(&im, c);
 
@@ -220,6 +248,11 @@ static inline int tiny_write(const struct tiny_cfg *c, const char *path, void **
 			snprintf(name, sizeof(name), "blk.%u.%s.weight", l, t[i].s);
 			r |= tiny_add(&im, c, &rs, name, c->mixed ? cycle[k++ % 5] : c->type,
 				      t[i].ne0, t[i].ne1, 0);
+		}
+		for (size_t i = 0; c->qkv_bias && i < 3; i++) {
+			/* biases of the order of the products (|x| ~ 1): 3 (1.7/sqrt(n)) */
+			snprintf(name, sizeof(name), "blk.%u.%s.bias", l, t[i].s);
+			r |= tiny_add(&im, c, &rs, name, AW_TYPE_F32, t[i].ne1, 0, 3);
 		}
 	}
 	if (r == 0) {

@@ -5,6 +5,8 @@
  *   aw-infer -m MODEL --bench [-p 512] [-n 128] [-t T]
  *   aw-infer -m MODEL --prompt-ids "..." --logits
  *   aw-infer -m MODEL --load uring --load-only
+ *   aw-infer -m MODEL -p TEXT --embed mean|cls|last [--no-normalize]
+ *   aw-infer -m MODEL -p TEXT --label A --label B ...   (CLASSIFY)
  *
  * It opens the file with the GGUF reader, gets the tensor bytes from the
  * file mapping or from the weight loader (--load), builds the model on the
@@ -38,11 +40,14 @@
 #include "pool.h"
 #include "quant.h"
 #include "sample.h"
+#include "score.h"
 #include "tok.h"
 
+#include "infer-grammar.h"
 #include "infer-tok.h"
 
-#define MAX_CPUS 256
+#define MAX_CPUS		  256
+#define AW_SCHED_MAX_LABELS_INFER 256 /* --label flags */
 
 struct opts {
 	const char *model;
@@ -64,8 +69,16 @@ struct opts {
 	long batch;
 	int reps;
 	bool no_repack;
+	bool dequant;	  /* --dequant: F32 weights, unquantized activations */
 	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
+	/* agent operations (inference/score.h) */
+	int embed;	   /* --embed POOL: enum aw_score_pool + 1; 0 = off */
+	bool no_normalize; /* --no-normalize */
+	const char *labels[AW_SCHED_MAX_LABELS_INFER]; /* --label TEXT (CLASSIFY) */
+	int n_labels;
+	const char *json_schema;   /* --json-schema FILE */
+	const char *grammar_bench; /* --grammar-bench FILE.jsonl */
 };
 
 static void infer_usage(FILE *f)
@@ -98,6 +111,8 @@ static void infer_usage(FILE *f)
 		"  -c, --ctx N             context length (default: the model's, at most 4096)\n"
 		"  -b, --batch N           most tokens per forward pass (default 512)\n"
 		"      --no-repack         read quantized weights in file layout\n"
+		"      --dequant           widen quantized weights to f32 at load (products with\n"
+		"                          unquantized activations: a reference, 4 B/weight)\n"
 		"      --kv-type TYPE      KV cache rows: f16 (default) or f32\n"
 		"      --load METHOD       mmap | read | uring: copy the weights with the loader\n"
 		"                          (default: use the GGUF reader's file mapping)\n"
@@ -105,6 +120,11 @@ static void infer_usage(FILE *f)
 		"      --ids               print generated token ids, not text\n"
 		"      --info              print metadata, sizes and kernels, then exit\n"
 		"      --logits            print the prompt's last logits, one per line\n"
+		"      --embed POOL        print the prompt's embedding (mean | cls | last\n"
+		"                          pooling of the final hidden states), one float a line\n"
+		"      --no-normalize      with --embed: no L2 normalisation\n"
+		"      --label TEXT        CLASSIFY (repeat, up to 256): print each label's\n"
+		"                          probability given the prompt, one \"P<TAB>LABEL\" line"
 		"      --bench             prefill and decode speed as one JSON line\n"
 		"      --reps N            benchmark repetitions, best kept (default 3)\n"
 		"      --tokenize TEXT|-   print TEXT's token ids on one line (- reads all of\n"
@@ -113,6 +133,11 @@ static void infer_usage(FILE *f)
 		"      --bos               --tokenize: add BOS (if the vocabulary has one)\n"
 		"      --special           parse special-token text in --tokenize and -p\n"
 		"                          (and print control tokens in --detokenize)\n"
+		"      --json-schema FILE  constrain the answer to JSON valid for this schema\n"
+		"                          (default -n 1024)\n"
+		"      --grammar-bench F   compile each {\"name\", \"schema\"} line of F, run one\n"
+		"                          constrained generation each, print JSON lines\n"
+		"                          (-p optional; default -n 256)\n"
 		"  -v, --verbose           more messages on standard error\n"
 		"  -h, --help              this text\n");
 }
@@ -159,18 +184,24 @@ enum {
 	OPT_CPUS,
 	OPT_KERNELS,
 	OPT_NO_REPACK,
+	OPT_DEQUANT,
 	OPT_KV_TYPE,
 	OPT_LOAD,
 	OPT_LOAD_ONLY,
 	OPT_IDS,
 	OPT_INFO,
 	OPT_LOGITS,
+	OPT_EMBED,
+	OPT_NO_NORMALIZE,
+	OPT_LABEL,
 	OPT_BENCH,
 	OPT_REPS,
 	OPT_TOKENIZE,
 	OPT_DETOKENIZE,
 	OPT_BOS,
 	OPT_SPECIAL,
+	OPT_JSON_SCHEMA,
+	OPT_GRAMMAR_BENCH,
 };
 
 static bool ignore_eos;
@@ -200,18 +231,24 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"ctx", required_argument, NULL, 'c'},
 		{"batch", required_argument, NULL, 'b'},
 		{"no-repack", no_argument, NULL, OPT_NO_REPACK},
+		{"dequant", no_argument, NULL, OPT_DEQUANT},
 		{"kv-type", required_argument, NULL, OPT_KV_TYPE},
 		{"load", required_argument, NULL, OPT_LOAD},
 		{"load-only", no_argument, NULL, OPT_LOAD_ONLY},
 		{"ids", no_argument, NULL, OPT_IDS},
 		{"info", no_argument, NULL, OPT_INFO},
 		{"logits", no_argument, NULL, OPT_LOGITS},
+		{"embed", required_argument, NULL, OPT_EMBED},
+		{"no-normalize", no_argument, NULL, OPT_NO_NORMALIZE},
+		{"label", required_argument, NULL, OPT_LABEL},
 		{"bench", no_argument, NULL, OPT_BENCH},
 		{"reps", required_argument, NULL, OPT_REPS},
 		{"tokenize", required_argument, NULL, OPT_TOKENIZE},
 		{"detokenize", required_argument, NULL, OPT_DETOKENIZE},
 		{"bos", no_argument, NULL, OPT_BOS},
 		{"special", no_argument, NULL, OPT_SPECIAL},
+		{"json-schema", required_argument, NULL, OPT_JSON_SCHEMA},
+		{"grammar-bench", required_argument, NULL, OPT_GRAMMAR_BENCH},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -332,6 +369,9 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		case OPT_NO_REPACK:
 			o->no_repack = true;
 			break;
+		case OPT_DEQUANT:
+			o->dequant = true;
+			break;
 		case OPT_KV_TYPE:
 			if (strcasecmp(optarg, "f16") == 0)
 				o->kv_type = AW_TYPE_F16;
@@ -358,6 +398,26 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		case OPT_LOGITS:
 			o->logits = true;
 			break;
+		case OPT_EMBED: {
+			int p = aw_score_pool_parse(optarg);
+			if (p < 0) {
+				fprintf(stderr, "aw-infer: --embed: mean, cls or last (got '%s')\n",
+					optarg);
+				return 2;
+			}
+			o->embed = p + 1;
+			break;
+		}
+		case OPT_NO_NORMALIZE:
+			o->no_normalize = true;
+			break;
+		case OPT_LABEL:
+			if (o->n_labels >= AW_SCHED_MAX_LABELS_INFER || !optarg[0]) {
+				fprintf(stderr, "aw-infer: --label: 1..256 non-empty labels\n");
+				return 2;
+			}
+			o->labels[o->n_labels++] = optarg;
+			break;
 		case OPT_BENCH:
 			o->bench = true;
 			break;
@@ -377,6 +437,12 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_SPECIAL:
 			o->special = true;
+			break;
+		case OPT_JSON_SCHEMA:
+			o->json_schema = optarg;
+			break;
+		case OPT_GRAMMAR_BENCH:
+			o->grammar_bench = optarg;
 			break;
 		case 'v':
 			o->verbose++;
@@ -417,10 +483,19 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			return 2;
 		}
 	}
-	int modes = o->info + o->bench + o->logits + o->load_only;
+	int modes =
+		o->info + o->bench + o->logits + o->load_only + (o->embed > 0) + (o->n_labels > 0);
 	if (modes > 1) {
-		fprintf(stderr, "aw-infer: --info, --bench, --logits and --load-only exclude "
-				"each other\n");
+		fprintf(stderr, "aw-infer: --info, --bench, --logits, --load-only, --embed and "
+				"--label exclude each other\n");
+		return 2;
+	}
+	if (o->no_normalize && !o->embed) {
+		fprintf(stderr, "aw-infer: --no-normalize goes with --embed\n");
+		return 2;
+	}
+	if (o->n_labels && !o->prompt) {
+		fprintf(stderr, "aw-infer: --label needs -p (the labels are text)\n");
 		return 2;
 	}
 	if (o->tokenize && o->detokenize) {
@@ -437,8 +512,15 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				"says)\n");
 		return 2;
 	}
+	if ((o->json_schema || o->grammar_bench) &&
+	    (modes || o->tokenize || o->detokenize || o->ids ||
+	     (o->json_schema && o->grammar_bench))) {
+		fprintf(stderr, "aw-infer: --json-schema and --grammar-bench run alone (with a "
+				"prompt and sampling options)\n");
+		return 2;
+	}
 	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids &&
-	    !o->tokenize && !o->detokenize) {
+	    !o->tokenize && !o->detokenize && !o->grammar_bench) {
 		fprintf(stderr, "aw-infer: give a prompt (-p or --prompt-ids)\n");
 		return 2;
 	}
@@ -610,7 +692,9 @@ static void print_info(struct run *r)
 	}
 	printf("weight bytes:    %" PRIu64 "\n", aw_model_weight_bytes(r->m));
 	printf("decode bytes:    %" PRIu64 " per token\n", aw_model_decode_bytes(r->m));
-	printf("repacked bytes:  %" PRIu64 "\n", aw_model_owned_bytes(r->m));
+	printf("repacked bytes:  %" PRIu64 " (%" PRIu64 " in place in the loaded weights)\n",
+	       aw_model_repacked_bytes(r->m),
+	       aw_model_repacked_bytes(r->m) - aw_model_owned_bytes(r->m));
 	printf("kv cache bytes:  %zu (%s rows)\n", aw_kv_bytes(r->kv), aw_type_name(r->kv->c.type));
 	printf("kernels:         %s (compiled:", aw_model_kern(r->m)->name);
 	for (unsigned i = 0; (k = aw_kern_variant(i, &supported)); i++)
@@ -680,7 +764,7 @@ static int bench(struct run *r, long n_prompt, long n_gen)
 	       o->model, aw_model_kern(r->m)->name, r->pool ? aw_pool_size(r->pool) : 1,
 	       aw_model_max_batch(r->m), n_prompt, best_pp, pp, n_gen, best_tg, tg,
 	       aw_model_weight_bytes(r->m), db, (double)db * tg / 1e9, o->reps,
-	       aw_model_owned_bytes(r->m) ? "true" : "false");
+	       aw_model_repacked_bytes(r->m) ? "true" : "false");
 out:
 	free(tok);
 	return ret;
@@ -780,6 +864,135 @@ out:
 	return ret;
 }
 
+/* The model as infer-grammar.c sees it. */
+static int im_forward(void *ctx, const int32_t *tok, int32_t n, int32_t pos0)
+{
+	return prefill(ctx, 0, tok, n, pos0);
+}
+
+static void im_clear(void *ctx)
+{
+	struct run *r = ctx;
+	aw_kv_seq_clear(r->kv, 0);
+}
+
+static int run_grammar(struct run *r, const int32_t *prompt, int32_t n_prompt)
+{
+	struct opts *o = r->o;
+	struct aw_err err = {0};
+	int32_t bos;
+	struct infer_model im = {r,	     im_forward, im_clear,  r->logits,
+				 r->n_vocab, r->ctx,	 o->verbose};
+
+	if (!r->tok && aw_tok_new_from_gguf(r->g, &r->tok, &err) < 0) {
+		fprintf(stderr, "aw-infer: %s: no tokenizer: %s\n", o->model, err.msg);
+		return 1;
+	}
+	if (aw_tok_n_tokens(r->tok) > (uint32_t)r->n_vocab) {
+		fprintf(stderr, "aw-infer: the vocabulary is larger than the model's output\n");
+		return 1;
+	}
+	if (!n_prompt) {
+		/* --grammar-bench without -p: start from BOS (or token 0) */
+		bos = aw_tok_bos(r->tok) >= 0 ? aw_tok_bos(r->tok) : 0;
+		prompt = &bos;
+		n_prompt = 1;
+	}
+	if (o->json_schema)
+		return infer_grammar_schema(&im, r->tok, &o->sp, o->json_schema, prompt, n_prompt,
+					    o->n > 0 ? o->n : 1024);
+	return infer_grammar_bench(&im, r->tok, &o->sp, o->grammar_bench, prompt, n_prompt,
+				   o->n > 0 ? o->n : 256);
+}
+
+/* The loader's on_tensor: check each tensor's block scales as it lands. */
+struct check_ctx {
+	const struct aw_gguf *g;
+	struct aw_err *err;
+	FILE *progress; /* aw_loader_print_progress's sink, or NULL */
+	bool failed;
+};
+
+static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size)
+{
+	struct check_ctx *cc = ctx;
+
+	(void)size;
+	if (aw_model_check_tensor(cc->g, idx, data, cc->err) < 0) {
+		cc->failed = true;
+		return 1; /* cancels the load */
+	}
+	return 0;
+}
+
+/* The loader's progress: on a terminal one line rewritten in place
+ * (cc->progress = stderr), otherwise a log line about once a second (-v). */
+static int progress(void *ctx, const struct aw_load_progress *p)
+{
+	struct check_ctx *cc = ctx;
+	char line[128];
+
+	if (cc->progress)
+		return aw_loader_print_progress(cc->progress, p);
+	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	return 0;
+}
+
+/* --embed / --label: the direct CLASSIFY and EMBED of inference/score.h.
+ * Returns the exit status. */
+static int agent_op(struct run *r, const int32_t *prompt, int32_t n_prompt)
+{
+	const struct opts *o = r->o;
+	int ret, status = 1;
+
+	if (o->embed) {
+		const int32_t dim = aw_model_hparams(r->m)->dim;
+		float *v = malloc(sizeof(float) * (size_t)dim);
+		if (!v)
+			return 1;
+		ret = aw_score_embed(r->m, r->kv, r->pool, prompt, n_prompt,
+				     (enum aw_score_pool)(o->embed - 1), !o->no_normalize, v);
+		if (ret < 0) {
+			fprintf(stderr, "aw-infer: embed: %s\n", forward_error(ret));
+		} else {
+			for (int32_t i = 0; i < dim; i++)
+				printf("%.9g\n", (double)v[i]);
+			status = 0;
+		}
+		free(v);
+		return status;
+	}
+	int32_t *lab[AW_SCHED_MAX_LABELS_INFER] = {0}, len[AW_SCHED_MAX_LABELS_INFER];
+	float probs[AW_SCHED_MAX_LABELS_INFER];
+	int n = 0;
+	for (; n < o->n_labels; n++) {
+		size_t k = 0;
+		if (aw_tok_encode_alloc(r->tok, o->labels[n], strlen(o->labels[n]), 0, &lab[n],
+					&k) < 0 ||
+		    k == 0 || (long)k + n_prompt > r->ctx) {
+			fprintf(stderr, "aw-infer: --label '%s': %s\n", o->labels[n],
+				k == 0 ? "tokenizes to nothing" : "too long for the context");
+			free(lab[n]);
+			status = 2;
+			goto out;
+		}
+		len[n] = (int32_t)k;
+	}
+	ret = aw_score_classify(r->m, r->kv, r->pool, prompt, n_prompt, (const int32_t *const *)lab,
+				len, n, probs, NULL);
+	if (ret < 0) {
+		fprintf(stderr, "aw-infer: classify: %s\n", forward_error(ret));
+	} else {
+		for (int i = 0; i < n; i++)
+			printf("%.6f\t%s\n", (double)probs[i], o->labels[i]);
+		status = 0;
+	}
+out:
+	for (int i = 0; i < n; i++)
+		free(lab[i]);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -815,16 +1028,46 @@ int main(int argc, char **argv)
 
 	const void *data = aw_gguf_data(r.g);
 	size_t size = aw_gguf_data_size(r.g);
+	bool scales_checked = false;
+	struct aw_err cerr = {0};
+	struct check_ctx cc = {.g = r.g, .err = &cerr};
+	struct aw_model_repacker rp = {0};
+	bool repack_inplace = false;
 	if (o.load >= 0) {
-		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load};
-		if (o.verbose) {
-			lo.on_progress = aw_loader_print_progress;
-			lo.ctx = stderr;
+		/* block scales are checked as each tensor lands, while later
+		 * reads are in flight (the model then skips its own pass) */
+		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load,
+					  .on_tensor = check_tensor,
+					  .ctx = &cc};
+		/* a progress line on a terminal, log lines (-v) otherwise */
+		const bool tty = isatty(STDERR_FILENO);
+		lo.on_progress = progress;
+		cc.progress = tty ? stderr : NULL;
+		lo.progress_ms = tty ? 100 : 1000;
+		/* repack each matrix in place as it lands, while later reads are in
+		 * flight: the repacked weights stay in the loader's hugepages */
+		repack_inplace =
+			!o.no_repack && !o.dequant && !o.load_only && o.load != AW_LOAD_MMAP;
+		if (repack_inplace) {
+			if (aw_model_repacker_init(&rp, r.g) < 0) {
+				fprintf(stderr, "aw-infer: out of memory\n");
+				goto out;
+			}
+			lo.on_tensor_rw = aw_model_repacker_tensor;
+			lo.tensor_ctx = &rp;
 		}
 		ret = aw_loader_load_gguf(r.g, &lo, &r.w, &err);
+		if (ret < 0 && cc.failed) {
+			fprintf(stderr, "aw-infer: %s: %s\n", o.model, cerr.msg);
+			aw_model_repacker_fini(&rp);
+			goto out;
+		}
 		if (ret < 0) {
 			fprintf(stderr, "aw-infer: loading %s: %s\n", o.model,
-				err.msg[0] ? err.msg : strerror(-ret));
+				rp.rc	     ? (rp.msg[0] ? rp.msg : strerror(-rp.rc))
+				: err.msg[0] ? err.msg
+					     : strerror(-ret));
+			aw_model_repacker_fini(&rp);
 			goto out;
 		}
 		if (o.load_only) {
@@ -833,18 +1076,37 @@ int main(int argc, char **argv)
 			status = 0;
 			goto out;
 		}
+		if (repack_inplace)
+			aw_log(AW_LOG_INFO, "load",
+			       "repacked %" PRIu64
+			       " matrices (%.2f GB) in place while loading, %.2f s",
+			       rp.n_done, rp.bytes_done / 1e9, rp.seconds);
 		data = aw_weights_data(r.w, 0);
 		size = aw_weights_info(r.w)->size;
+		scales_checked = true;
 	}
 
-	struct aw_model_params mp = {
-		.kern = kern, .max_batch = (int32_t)o.batch, .repack = !o.no_repack};
+	struct aw_model_params mp = {.kern = kern,
+				     .max_batch = (int32_t)o.batch,
+				     .repack = !o.no_repack,
+				     .dequant = o.dequant,
+				     .scales_checked = scales_checked,
+				     .prepacked = repack_inplace ? rp.done : NULL};
 	ret = aw_model_load(r.g, data, size, &mp, &r.m, &err);
+	aw_model_repacker_fini(&rp);
 	if (ret < 0) {
 		fprintf(stderr, "aw-infer: %s: %s\n", o.model,
 			err.msg[0] ? err.msg : strerror(-ret));
 		goto out;
 	}
+	if (aw_model_owned_bytes(r.m))
+		aw_log(AW_LOG_INFO, "load", "repacked %.2f GB at load into %s (%s)",
+		       aw_model_owned_bytes(r.m) / 1e9,
+		       aw_model_repack_hugetlb(r.m) ? "hugetlb pages"
+						    : "ordinary pages with THP advice",
+		       aw_model_repack_hugetlb(r.m)
+			       ? "as the kernels want"
+			       : "no hugetlb pages: see /proc/sys/vm/nr_hugepages");
 	const struct aw_model_hparams *hp = aw_model_hparams(r.m);
 	r.n_vocab = hp->n_vocab;
 
@@ -943,12 +1205,16 @@ int main(int argc, char **argv)
 	if (o.info) {
 		print_info(&r);
 		status = 0;
+	} else if (o.json_schema || o.grammar_bench) {
+		status = run_grammar(&r, prompt, (int32_t)n_prompt);
 	} else if (o.bench) {
 		ret = bench(&r, n_prompt, n_gen);
 		if (ret < 0)
 			fprintf(stderr, "aw-infer: bench: %s\n", forward_error(ret));
 		else
 			status = 0;
+	} else if (o.embed || o.n_labels) {
+		status = agent_op(&r, prompt, (int32_t)n_prompt);
 	} else if (o.logits) {
 		ret = prefill(&r, 0, prompt, (int32_t)n_prompt, 0);
 		if (ret < 0) {

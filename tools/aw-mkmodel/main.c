@@ -1,13 +1,18 @@
-/* aw-mkmodel — write a llama-architecture GGUF model with seeded random
- * weights and a synthetic (or copied) SentencePiece tokenizer.
+/* aw-mkmodel — write a llama- or qwen2-architecture GGUF model with seeded
+ * random weights and a synthetic (or copied) tokenizer.
  *
- *   aw-mkmodel --out F [--preset tiny|stories15m|stories110m|tinyllama-1.1b]
- *              [--dim N --layers N --heads N --kv-heads N --ffn N --vocab N
- *               --ctx N --rope-base X --norm-eps X] [--type T] [--embd-type T]
- *              [--output-type T] [--tied] [--seed N] [--tokenizer-from F.gguf]
+ *   aw-mkmodel --out F [--preset tiny|stories15m|stories110m|tinyllama-1.1b|
+ *                        qwen2.5-0.5b|llama-3.2-1b|smollm2-135m]
+ *              [--arch llama|qwen2] [--dim N --layers N --heads N --kv-heads N
+ *               --ffn N --vocab N --ctx N --rope-base X --norm-eps X]
+ *              [--rope-scaling llama3|none] [--type T] [--embd-type T]
+ *              [--output-type T] [--tied|--untied] [--seed N]
+ *              [--tokenizer-from F.gguf]
  *
  * The file carries exactly the metadata and tensor names llama.cpp's "llama"
- * architecture loads, so the same file runs in agentwire and in the peer.
+ * and "qwen2" architectures load, so the same file runs in agentwire and in
+ * the peer. qwen2 adds blk.N.attn_{q,k,v}.bias; --rope-scaling llama3 adds
+ * rope_freqs.weight, the frequency divisors Llama 3.1/3.2 files carry.
  * Every tensor is generated from (seed, tensor name) alone, at write time and
  * one tensor at a time (the writer's fill callback): the output is a pure
  * function of the arguments, and a 1.1B-parameter file needs only its
@@ -33,14 +38,23 @@ struct preset {
 	const char *name;
 	uint32_t dim, layers, heads, kv_heads, ffn, vocab, ctx;
 	float rope_base, norm_eps;
+	const char *arch; /* general.architecture */
+	bool tied;	  /* no output.weight */
+	bool llama3_rope; /* rope_freqs.weight from Llama 3's rope scaling */
 };
 
 static const struct preset presets[] = {
 	/* every row length (dim, ffn) a multiple of 32, so every type applies */
-	{"tiny", 64, 2, 4, 2, 192, 512, 256, 10000.0f, 1e-5f},
-	{"stories15m", 288, 6, 6, 6, 768, 32000, 256, 10000.0f, 1e-5f},
-	{"stories110m", 768, 12, 12, 12, 2048, 32000, 1024, 10000.0f, 1e-5f},
-	{"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f},
+	{"tiny", 64, 2, 4, 2, 192, 512, 256, 10000.0f, 1e-5f, "llama", false, false},
+	{"stories15m", 288, 6, 6, 6, 768, 32000, 256, 10000.0f, 1e-5f, "llama", false, false},
+	{"stories110m", 768, 12, 12, 12, 2048, 32000, 1024, 10000.0f, 1e-5f, "llama", false, false},
+	{"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f, "llama", false,
+	 false},
+	/* the shapes of the small models agents download (their config.json) */
+	{"qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 32768, 1e6f, 1e-6f, "qwen2", true, false},
+	{"llama-3.2-1b", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, "llama", true,
+	 true},
+	{"smollm2-135m", 576, 30, 9, 3, 1536, 49152, 8192, 100000.0f, 1e-5f, "llama", true, false},
 };
 
 struct opts {
@@ -50,26 +64,30 @@ struct opts {
 	uint32_t type, embd_type, output_type;
 	bool mix; /* --type q4_k_m / q5_k_m: llama.cpp's _M tensor mix */
 	bool embd_type_set, output_type_set, vocab_set, tied;
+	bool untied_set; /* --untied: force output.weight on a tied preset */
 	uint64_t seed;
 	uint32_t alignment; /* general.alignment */
 };
 
 /* One tensor to generate: everything the fill callback needs. */
 struct spec {
-	uint64_t seed; /* seed ^ hash(name) */
-	uint32_t type; /* output type */
-	uint64_t ne0;  /* row length */
-	uint64_t rows; /* number of rows */
-	bool norm;     /* 1 +- 0.05 instead of +-a */
-	float a;       /* half-width of the uniform distribution */
-	float *row;    /* scratch row of ne0 floats, shared */
+	uint64_t seed;	    /* seed ^ hash(name) */
+	uint32_t type;	    /* output type */
+	uint64_t ne0;	    /* row length */
+	uint64_t rows;	    /* number of rows */
+	bool norm;	    /* 1 +- 0.05 instead of +-a */
+	float a;	    /* half-width of the uniform distribution */
+	const float *fixed; /* when set: these ne0 values (rope factors) */
+	float *row;	    /* scratch row of ne0 floats, shared */
 };
 
 static void mkmodel_usage(FILE *f, const char *prog)
 {
 	fprintf(f,
 		"usage: %s --out FILE [options]\n"
-		"  --preset NAME         tiny (default), stories15m, stories110m, tinyllama-1.1b\n"
+		"  --preset NAME         tiny (default), stories15m, stories110m, tinyllama-1.1b,\n"
+		"                        qwen2.5-0.5b, llama-3.2-1b, smollm2-135m\n"
+		"  --arch A              llama or qwen2 (default: the preset's)\n"
 		"  --dim N               embedding length (1..65536)\n"
 		"  --layers N            transformer blocks (1..1024)\n"
 		"  --heads N             attention heads (dim %% heads == 0, head dim even)\n"
@@ -80,11 +98,15 @@ static void mkmodel_usage(FILE *f, const char *prog)
 		"  --ctx N               context length (1..1048576)\n"
 		"  --rope-base X         RoPE frequency base (> 0)\n"
 		"  --norm-eps X          RMS-norm epsilon (0 < X < 1)\n"
+		"  --rope-scaling S      llama3 (rope_freqs.weight as Llama 3.1/3.2: factor 32,\n"
+		"                        8192 original context) or none (default: the preset's)\n"
 		"  --type T              2D weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1\n"
 		"                        q4_k q5_k q6_k, or the mixes q4_k_m q5_k_m (default f32)\n"
 		"  --embd-type T         token_embd.weight type (default: --type)\n"
 		"  --output-type T       output.weight type (default: --type)\n"
-		"  --tied                no output.weight (tied to token_embd)\n"
+		"  --tied                no output.weight (tied to token_embd; the default of\n"
+		"                        qwen2.5-0.5b, llama-3.2-1b, smollm2-135m)\n"
+		"  --untied              write output.weight even for a tied preset\n"
 		"  --seed N              random seed (default 1)\n"
 		"  --alignment N         general.alignment: tensor data alignment in bytes, a\n"
 		"                        power of two in 32..1048576 (default 32)\n"
@@ -161,6 +183,9 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		O_SEED,
 		O_TOK,
 		O_ALIGN,
+		O_ARCH,
+		O_ROPE_SCALING,
+		O_UNTIED,
 		O_HELP,
 	};
 	static const struct option lopts[] = {
@@ -182,6 +207,9 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		{"seed", required_argument, NULL, O_SEED},
 		{"tokenizer-from", required_argument, NULL, O_TOK},
 		{"alignment", required_argument, NULL, O_ALIGN},
+		{"arch", required_argument, NULL, O_ARCH},
+		{"rope-scaling", required_argument, NULL, O_ROPE_SCALING},
+		{"untied", no_argument, NULL, O_UNTIED},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -194,6 +222,11 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		bool set;
 		float v;
 	} rope = {0}, eps = {0};
+	struct {
+		bool set;
+		bool v;
+	} scaling = {0};
+	const char *arch = NULL;
 	const char *prog = argv[0];
 	int c;
 
@@ -291,6 +324,22 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		case O_TIED:
 			o->tied = true;
 			break;
+		case O_UNTIED:
+			o->untied_set = true;
+			break;
+		case O_ARCH:
+			if (strcmp(optarg, "llama") == 0 || strcmp(optarg, "qwen2") == 0)
+				arch = strcmp(optarg, "llama") == 0 ? "llama" : "qwen2";
+			else
+				bad = "--arch: expected llama or qwen2";
+			break;
+		case O_ROPE_SCALING:
+			scaling.set = true;
+			if (strcmp(optarg, "llama3") == 0 || strcmp(optarg, "none") == 0)
+				scaling.v = optarg[0] == 'l';
+			else
+				bad = "--rope-scaling: expected llama3 or none";
+			break;
 		case O_SEED: {
 			char *end;
 
@@ -342,6 +391,16 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 	}
 
 	/* explicit values over the preset */
+	if (arch)
+		o->p.arch = arch;
+	if (scaling.set)
+		o->p.llama3_rope = scaling.v;
+	if (o->tied && o->untied_set) {
+		fprintf(stderr, "%s: --tied and --untied exclude each other\n", prog);
+		mkmodel_usage(stderr, prog);
+		return 2;
+	}
+	o->tied = (o->tied || o->p.tied) && !o->untied_set;
 	if (dim.set)
 		o->p.dim = dim.v;
 	if (layers.set)
@@ -391,7 +450,8 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		else if (aw_type_info(o->output_type)->block > 1 && o->p.dim % 32)
 			bad = "dim must be a multiple of 32 for a block-quantized output";
 		else if (o->tied && o->output_type_set)
-			bad = "--tied has no output.weight: --output-type does not apply";
+			bad = "a tied model has no output.weight: --output-type does not apply "
+			      "(--untied)";
 		if (bad) {
 			fprintf(stderr, "%s: %s\n", prog, bad);
 			mkmodel_usage(stderr, prog);
@@ -440,7 +500,9 @@ static int fill_tensor(void *ctx, const char *name, void *buf, size_t size)
 		return -EINVAL;
 	for (uint64_t r = 0; r < sp->rows; r++) {
 		for (uint64_t i = 0; i < sp->ne0; i++)
-			sp->row[i] = sp->norm ? 1.0f + 0.05f * uniform(&st) : sp->a * uniform(&st);
+			sp->row[i] = sp->fixed	? sp->fixed[i]
+				     : sp->norm ? 1.0f + 0.05f * uniform(&st)
+						: sp->a * uniform(&st);
 		if (aw_quant_row(sp->type, sp->row, (uint8_t *)buf + r * rs, sp->ne0) < 0)
 			return -EINVAL;
 	}
@@ -690,8 +752,31 @@ static uint32_t file_type(const struct opts *o)
 	}
 }
 
+/* Llama 3's rope scaling (factor 32, low/high frequency factors 1 and 4,
+ * original context 8192) as frequency divisors, one per rotated pair:
+ * wavelengths shorter than 8192/4 keep their frequency, longer than 8192
+ * are divided by 32, and in between the divisor blends smoothly. */
+static void llama3_rope_factors(float base, uint32_t head_dim, float *ret)
+{
+	const double factor = 32.0, lo = 1.0, hi = 4.0, ctx = 8192.0, pi = 3.14159265358979323846;
+
+	for (uint32_t i = 0; i < head_dim / 2; i++) {
+		const double freq = pow((double)base, -2.0 * i / head_dim), wl = 2.0 * pi / freq;
+
+		if (wl < ctx / hi)
+			ret[i] = 1.0f;
+		else if (wl > ctx / lo)
+			ret[i] = (float)factor;
+		else {
+			const double smooth = (ctx / wl - lo) / (hi - lo);
+			ret[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	static float rope_factors[65536 / 2];
 	struct opts o;
 	struct aw_gguf_writer *w = NULL;
 	struct aw_gguf *tok = NULL;
@@ -707,6 +792,8 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	kv_dim = o.p.dim / o.p.heads * o.p.kv_heads;
+	if (o.p.llama3_rope)
+		llama3_rope_factors(o.p.rope_base, o.p.dim / o.p.heads, rope_factors);
 
 	if (aw_gguf_writer_new(&w) < 0)
 		goto oom;
@@ -728,28 +815,32 @@ int main(int argc, char **argv)
 		o.p.vocab = (uint32_t)n;
 	}
 
-	/* metadata, in the order llama.cpp's converter writes it */
+	/* metadata, in the order llama.cpp's converter writes it, under the
+	 * architecture's prefix */
 	{
 		char gname[64];
+		const char *a = o.p.arch;
+#define K(suffix) (snprintf(key, sizeof(key), "%s.%s", a, (suffix)), key)
+		char key[96];
 
-		snprintf(gname, sizeof(gname), "agentwire-random-%ux%u", o.p.dim, o.p.layers);
-		if (aw_gguf_writer_set_str(w, "general.architecture", "llama") < 0 ||
+		snprintf(gname, sizeof(gname), "agentwire-random-%s-%ux%u", a, o.p.dim, o.p.layers);
+		if (aw_gguf_writer_set_str(w, "general.architecture", a) < 0 ||
 		    aw_gguf_writer_set_str(w, "general.name", gname) < 0 ||
 		    aw_gguf_writer_set_u32(w, "general.alignment", o.alignment) < 0 ||
 		    aw_gguf_writer_set_u32(w, "general.file_type", file_type(&o)) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.vocab_size", o.p.vocab) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.context_length", o.p.ctx) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.embedding_length", o.p.dim) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.block_count", o.p.layers) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.feed_forward_length", o.p.ffn) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.rope.dimension_count", o.p.dim / o.p.heads) <
-			    0 ||
-		    aw_gguf_writer_set_f32(w, "llama.rope.freq_base", o.p.rope_base) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.attention.head_count", o.p.heads) < 0 ||
-		    aw_gguf_writer_set_u32(w, "llama.attention.head_count_kv", o.p.kv_heads) < 0 ||
-		    aw_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon",
-					   o.p.norm_eps) < 0)
+		    aw_gguf_writer_set_u32(w, K("vocab_size"), o.p.vocab) < 0 ||
+		    aw_gguf_writer_set_u32(w, K("context_length"), o.p.ctx) < 0 ||
+		    aw_gguf_writer_set_u32(w, K("embedding_length"), o.p.dim) < 0 ||
+		    aw_gguf_writer_set_u32(w, K("block_count"), o.p.layers) < 0 ||
+		    aw_gguf_writer_set_u32(w, K("feed_forward_length"), o.p.ffn) < 0 ||
+		    aw_gguf_writer_set_u32(w, K("rope.dimension_count"), o.p.dim / o.p.heads) < 0 ||
+		    aw_gguf_writer_set_f32(w, K("rope.freq_base"), o.p.rope_base) < 0 ||
+		    aw_gguf_writer_set_u32(w, K("attention.head_count"), o.p.heads) < 0 ||
+		    aw_gguf_writer_set_u32(w, K("attention.head_count_kv"), o.p.kv_heads) < 0 ||
+		    aw_gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), o.p.norm_eps) <
+			    0)
 			goto oom;
+#undef K
 	}
 	if (tok) {
 		r = aw_gguf_writer_copy_kvs(w, tok, "tokenizer.");
@@ -767,7 +858,7 @@ int main(int argc, char **argv)
 	}
 
 	/* tensors: specs first (the writer keeps pointers to them) */
-	max_specs = 3 + 9 * (size_t)o.p.layers;
+	max_specs = 4 + 12 * (size_t)o.p.layers;
 	specs = calloc(max_specs, sizeof(*specs));
 	row = malloc(sizeof(float) * (o.p.dim > o.p.ffn ? o.p.dim : o.p.ffn));
 	if (!specs || !row)
@@ -784,7 +875,8 @@ int main(int argc, char **argv)
 		sp->norm = (norm_);                                                                \
 		sp->a = (a_);                                                                      \
 		sp->row = row;                                                                     \
-		r = aw_gguf_writer_add_tensor_fill(w, (nm), sp->type, (norm_) ? 1 : 2, ne_,        \
+		sp->fixed = NULL;                                                                  \
+		r = aw_gguf_writer_add_tensor_fill(w, (nm), sp->type, (rows_) == 1 ? 1 : 2, ne_,   \
 						   fill_tensor, sp);                               \
 		if (r < 0) {                                                                       \
 			fprintf(stderr, "aw-mkmodel: tensor %s: %s\n", (nm), strerror(-r));        \
@@ -798,12 +890,20 @@ int main(int argc, char **argv)
 
 		const uint32_t nl = o.p.layers;
 #define TT(t_, more_, ne0_) tensor_type(&o, (t_), (more_), (ne0_))
+		/* tied: the table is also the output matrix, so it takes the
+		 * output's scale (logits of unit scale, as trained models have);
+		 * the first RMS norm makes the layers indifferent to it */
 		ADD("token_embd.weight", TT(o.embd_type, false, o.p.dim), o.p.dim, o.p.vocab, false,
-		    sqrtf(3.0f));
+		    o.tied ? a_dim : sqrtf(3.0f));
 		ADD("output_norm.weight", AW_TYPE_F32, o.p.dim, 1, true, 0.0f);
 		if (!o.tied)
 			ADD("output.weight", TT(o.output_type, false, o.p.dim), o.p.dim, o.p.vocab,
 			    false, a_dim);
+		if (o.p.llama3_rope) {
+			ADD("rope_freqs.weight", AW_TYPE_F32, o.p.dim / o.p.heads / 2, 1, false,
+			    0.0f);
+			specs[n_specs - 1].fixed = rope_factors;
+		}
 		for (uint32_t l = 0; l < o.p.layers; l++) {
 			snprintf(name, sizeof(name), "blk.%u.attn_norm.weight", l);
 			ADD(name, AW_TYPE_F32, o.p.dim, 1, true, 0.0f);
@@ -825,6 +925,16 @@ int main(int argc, char **argv)
 			    a_ffn);
 			snprintf(name, sizeof(name), "blk.%u.ffn_up.weight", l);
 			ADD(name, TT(o.type, false, o.p.dim), o.p.dim, o.p.ffn, false, a_dim);
+			if (strcmp(o.p.arch, "qwen2") == 0) {
+				/* biases of the order of the products they add to (sd 1/2;
+				 * Qwen's K biases are larger still) */
+				static const char *const b[] = {"attn_q", "attn_k", "attn_v"};
+				const uint32_t n[] = {o.p.dim, kv_dim, kv_dim};
+				for (int i = 0; i < 3; i++) {
+					snprintf(name, sizeof(name), "blk.%u.%s.bias", l, b[i]);
+					ADD(name, AW_TYPE_F32, n[i], 1, false, 0.866f);
+				}
+			}
 		}
 	}
 #undef TT

@@ -1,0 +1,299 @@
+/* kern-kq-x86.c — Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K matmuls on x86-64
+ * (the form is described in kern-kq-int.h). Built once per x86 table with that
+ * table's flags: AW_KQ_ISA 0 = avx2, 1 = avx512, 2 = avx512vnni.
+ *
+ * 256-bit vectors in every build: one 32-element block is one ymm of weight
+ * quants and one of activations. The integer dot product of a block is
+ * vpdpbusd (avx512vnni: u8 weights × s8 activations, 4 products per int32
+ * lane) or vpmaddubsw + vpmaddwd by ones (avx2, avx512): with weights of at
+ * most 32 in magnitude a pair sum stays far below the int16 saturation
+ * (32 * 127 * 2). The 8 blocks' lane vectors are folded by a tree of
+ * vphaddd into one vector with one exact sum per block (lane i = block i),
+ * which meets the 8 block scales in a single fma.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kern-kq-int.h"
+
+#if AW_KQ_ISA == 2
+#define FN   aw_kern_kq_matmul_avx512vnni
+#define VNNI 1
+#elif AW_KQ_ISA == 1
+#define FN   aw_kern_kq_matmul_avx512
+#define VNNI 0
+#else
+#define FN   aw_kern_kq_matmul_avx2
+#define VNNI 0
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* int32 lanes: sums of 4 (VNNI) or 2+2 products u[j] * s[j] */
+INLINE __m256i dot(__m256i u, __m256i s)
+{
+#if VNNI
+	return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* v[i] holds 8 partial sums of block i, lanes 0-3 over its elements 0-15 and
+ * lanes 4-7 over 16-31. Returns in *lo lane i the sum of block i's first
+ * half and in *hi of its second half. */
+INLINE void fold8(const __m256i v[8], __m256i *lo, __m256i *hi)
+{
+	const __m256i a =
+		_mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+	const __m256i b =
+		_mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+
+	*lo = _mm256_permute2x128_si256(a, b, 0x20);
+	*hi = _mm256_permute2x128_si256(a, b, 0x31);
+}
+
+INLINE float hsum(__m256 v)
+{
+	const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	const __m128 h2 = _mm_add_ps(h, _mm_movehl_ps(h, h));
+
+	return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+}
+
+/* 16 nibbles -> 32 bytes: low nibbles (elements 0-15), then high (16-31) */
+INLINE __m256i nibbles32(const uint8_t *p)
+{
+	const __m128i raw = _mm_loadu_si128((const __m128i *)p);
+	const __m128i m = _mm_set1_epi8(0x0f);
+
+	return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(raw, m)),
+				       _mm_and_si128(_mm_srli_epi16(raw, 4), m), 1);
+}
+
+/* 32 bits -> 32 bytes: byte j = 16 if bit j is set, else 0 */
+INLINE __m256i bits32(const uint8_t *p)
+{
+	uint32_t h;
+
+	memcpy(&h, p, 4);
+	const __m256i v = _mm256_shuffle_epi8(
+		_mm256_set1_epi32((int)h),
+		_mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+
+	return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit),
+				_mm256_set1_epi8(16));
+}
+
+/* One group of 8 blocks of one row, decoded: the quants to multiply (u,
+ * unsigned), the signs to move onto the activations (sgn, signed types
+ * only), and the per-block float factors: lane i of fa = a of block i (Q6_K:
+ * fa for the first halves, fb for the second ones), fm = bias. */
+struct grp {
+	__m256i u[8], sgn[8];
+	__m256 fa, fb, fm;
+};
+
+/* Scales of legacy blocks i < n of the group at p (block stride 'stride'):
+ * lane i of *d = the fp16 at offset 0 of block i, of *m the one at 2. */
+INLINE void legacy_scales(const uint8_t *p, int stride, int n, __m256 *d, __m256 *m)
+{
+	const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
+	const __m256i g = _mm256_mask_i32gather_epi32(
+		_mm256_setzero_si256(), (const int *)p,
+		_mm256_mullo_epi32(lane, _mm256_set1_epi32(stride)), valid, 1);
+	/* [d0..d3 m0..m3 | d4..d7 m4..m7] -> [d0..d7 | m0..m7] */
+	const __m256i pk = _mm256_permute4x64_epi64(
+		_mm256_packus_epi32(_mm256_and_si256(g, _mm256_set1_epi32(0xffff)),
+				    _mm256_srli_epi32(g, 16)),
+		0xd8);
+
+	*d = _mm256_cvtph_ps(_mm256_castsi256_si128(pk));
+	*m = _mm256_cvtph_ps(_mm256_extracti128_si256(pk, 1));
+}
+
+/* Decode group g (blocks 8g .. 8g+n-1, n <= 8) of a row of 'type'. */
+INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, struct grp *o)
+{
+	const __m256i lo4 = _mm256_set1_epi8(0x0f);
+
+	switch (type) {
+	case AW_TYPE_Q4_K:
+	case AW_TYPE_Q5_K: {
+		const int five = type == AW_TYPE_Q5_K;
+		const uint8_t *blk = row + (size_t)g * (five ? 176 : 144);
+		const uint8_t *qs = blk + (five ? 48 : 16);
+		uint64_t sc, mn;
+
+		aw_kern_kq_scales(blk + 4, &sc, &mn);
+		aw_fp16 d, dmin;
+
+		memcpy(&d, blk, 2);
+		memcpy(&dmin, blk + 2, 2);
+		o->fa = _mm256_mul_ps(
+			_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))),
+			_mm256_set1_ps(_cvtsh_ss(d)));
+		o->fm = _mm256_mul_ps(
+			_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))),
+			_mm256_set1_ps(-_cvtsh_ss(dmin)));
+		const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16))
+					: _mm256_setzero_si256();
+		for (int c = 0; c < 4; c++) {
+			const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+
+			o->u[2 * c] = _mm256_and_si256(raw, lo4);
+			o->u[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+		}
+		if (five)
+			for (int s = 0; s < 8; s++) {
+				const __m256i bit = _mm256_set1_epi8((char)(1 << s));
+				const __m256i h = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+
+				o->u[s] = _mm256_or_si256(
+					o->u[s], _mm256_and_si256(h, _mm256_set1_epi8(16)));
+			}
+		return;
+	}
+	case AW_TYPE_Q6_K: {
+		const uint8_t *blk = row + (size_t)g * 210;
+		const __m256i hi2 = _mm256_set1_epi8(0x30);
+		aw_fp16 d;
+
+		memcpy(&d, blk + 208, 2);
+		for (int h = 0; h < 2; h++) {
+			const __m256i qa = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
+			const __m256i qb = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
+			const __m256i qh =
+				_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+			/* element 128h + 32k + l: nibble k/2 of ql[64h + 32(k&1) + l],
+			 * 2-bit field k of qh[32h + l] (quant.h) */
+			__m256i q[4];
+
+			q[0] = _mm256_or_si256(_mm256_and_si256(qa, lo4),
+					       _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2));
+			q[1] = _mm256_or_si256(_mm256_and_si256(qb, lo4),
+					       _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2));
+			q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), lo4),
+					       _mm256_and_si256(qh, hi2));
+			q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), lo4),
+					       _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2));
+			for (int k = 0; k < 4; k++) {
+				const __m256i s = _mm256_sub_epi8(q[k], _mm256_set1_epi8(32));
+
+				o->sgn[4 * h + k] = s;
+				o->u[4 * h + k] = _mm256_abs_epi8(s);
+			}
+		}
+		/* scales: even ones (first halves) and odd ones (second halves) */
+		const __m128i sc = _mm_loadu_si128((const __m128i *)(blk + 192));
+		const __m128i ev = _mm_shuffle_epi8(
+			sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+		const __m256 vd = _mm256_set1_ps(_cvtsh_ss(d));
+
+		o->fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ev)), vd);
+		o->fb = _mm256_mul_ps(
+			_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ev, 8))), vd);
+		return;
+	}
+	case AW_TYPE_Q4_1: {
+		const uint8_t *blk = row + (size_t)g * 8 * 20;
+
+		legacy_scales(blk, 20, n, &o->fa, &o->fm);
+		for (int i = 0; i < n; i++)
+			o->u[i] = nibbles32(blk + 20 * i + 4);
+		return;
+	}
+	case AW_TYPE_Q5_1: {
+		const uint8_t *blk = row + (size_t)g * 8 * 24;
+
+		legacy_scales(blk, 24, n, &o->fa, &o->fm);
+		for (int i = 0; i < n; i++)
+			o->u[i] = _mm256_or_si256(nibbles32(blk + 24 * i + 8),
+						  bits32(blk + 24 * i + 4));
+		return;
+	}
+	default: { /* Q5_0: q - 16, signed */
+		const uint8_t *blk = row + (size_t)g * 8 * 22;
+		__m256 unused;
+
+		legacy_scales(blk, 22, n, &o->fa, &unused);
+		for (int i = 0; i < n; i++) {
+			const __m256i s =
+				_mm256_sub_epi8(_mm256_or_si256(nibbles32(blk + 22 * i + 6),
+								bits32(blk + 22 * i + 2)),
+						_mm256_set1_epi8(16));
+
+			o->sgn[i] = s;
+			o->u[i] = _mm256_abs_epi8(s);
+		}
+		return;
+	}
+	}
+}
+
+/* acc += the group's contribution for one token (blocks i < n; xb = the
+ * token's activation block 8g, dx/xs its tables at 8g) */
+INLINE __m256 group_token(const struct grp *o, const struct aw_block_q8a *xb, const float *dx,
+			  const float *xs, int n, const uint32_t type, __m256 acc)
+{
+	const int sgn = type == AW_TYPE_Q5_0 || type == AW_TYPE_Q6_K;
+	__m256i v[8], lo, hi;
+
+	for (int i = 0; i < 8; i++) {
+		if (i >= n) {
+			v[i] = _mm256_setzero_si256();
+			continue;
+		}
+		__m256i x = _mm256_loadu_si256((const __m256i *)xb[i].qs);
+
+		if (sgn)
+			x = _mm256_sign_epi8(x, o->sgn[i]);
+		v[i] = dot(o->u[i], x);
+	}
+	fold8(v, &lo, &hi);
+	const __m256 vdx = _mm256_loadu_ps(dx);
+
+	if (type == AW_TYPE_Q6_K) {
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(o->fa, vdx), acc);
+		return _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(o->fb, vdx), acc);
+	}
+	acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)),
+			      _mm256_mul_ps(o->fa, vdx), acc);
+	if (type != AW_TYPE_Q5_0)
+		acc = _mm256_fmadd_ps(o->fm, _mm256_loadu_ps(xs), acc);
+	return acc;
+}
+
+INLINE void tile(const struct aw_kern_mat *w, const struct aw_block_q8a *xq, const float *dx,
+		 const float *xs, uint32_t nbp, uint32_t r, float *y, size_t ldy, const int T,
+		 const uint32_t type)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m256 acc[4];
+	struct grp o;
+	uint32_t g;
+
+	for (int t = 0; t < T; t++)
+		acc[t] = _mm256_setzero_ps();
+	for (g = 0; 8 * g + 8 <= nb; g++) {
+		decode(row, g, 8, type, &o);
+		for (int t = 0; t < T; t++)
+			acc[t] = group_token(&o, xq + (size_t)t * nb + 8 * g, dx + t * nbp + 8 * g,
+					     xs + t * nbp + 8 * g, 8, type, acc[t]);
+	}
+	if (8 * g < nb) { /* legacy types: the last 1..7 blocks */
+		const int n = (int)(nb - 8 * g);
+
+		decode(row, g, n, type, &o);
+		for (int t = 0; t < T; t++)
+			acc[t] = group_token(&o, xq + (size_t)t * nb + 8 * g, dx + t * nbp + 8 * g,
+					     xs + t * nbp + 8 * g, n, type, acc[t]);
+	}
+	for (int t = 0; t < T; t++)
+		y[(size_t)t * ldy + r] = hsum(acc[t]);
+}
+
+AW_KERN_KQ_MATMUL(FN)

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""dp-tap-sched — the worker group's scheduler (continuous batching) end to
+end: the real daemon on net_tap with a tiny aw-mkmodel model.
+
+  - many concurrent greedy GENERATE requests (mixed prompt lengths, sent at
+    once so they share forward passes) each give exactly the text aw-infer
+    gives for that prompt offline;
+  - a deadline that cannot be met ends with finish = deadline;
+  - CANCEL ends a long generation with finish = cancelled and frees its
+    sequence: afterwards every KV block is free or held by the prefix cache;
+  - a repeated system prompt hits the prefix cache (the group's
+    cached_tokens counter in telemetry grows) and the answer still equals
+    aw-infer's;
+  - a session's second turn reuses the first turn's KV (cached_tokens grows
+    by at least the first turn's prompt).
+
+Uses its own tap (awg0, 10.97.0.0/24), so it does not collide with a
+daemon on aw0."""
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import awtest as aw
+
+aw.TAP_IF, aw.HOST_IP = 'awg0', '10.97.0.1'
+SRV = '10.97.0.2'
+F_KEEP_SESSION = 0x01
+
+exe, conf = aw.need_root_and_build(sys.argv)
+
+
+def model_4k():
+    """The tiny preset with a 4096-position context (long generations)."""
+    import atexit
+    import os
+    path = '/tmp/aw-it-sched-%d.gguf' % os.getpid()
+    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    subprocess.run([aw.TOOLS['mkmodel'], '--out', path, '--preset', 'tiny', '--seed', '7',
+                    '--ctx', '4096'], check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def body(prompt, max_new_tokens=0, deadline_us=0, priority=0, flags=0):
+    fixed = struct.pack('<HBBIfIfffIQ', 40, priority, flags, max_new_tokens, 0.0, 0, 1.0, 0.0,
+                        1.0, deadline_us, 0)
+    p = prompt.encode()
+    return fixed + struct.pack('<HHI', 1, 0, len(p)) + p
+
+
+def group0(d):
+    return d.telemetry('/agentwire/groups')['0']
+
+
+model = model_4k()
+N_NEW = 16
+words = ('agent tool call route ticket weather json schema answer plan search fetch '
+         'summarize classify label reply').split()
+prompts = []
+for i in range(24):
+    n = 1 + (i * 7) % 60  # 1..60 words: prompts of very different lengths
+    prompts.append(' '.join(words[(i + k) % len(words)] for k in range(n)) + ' %d' % i)
+expected = {p: aw.expect_generate(model, p, N_NEW) for p in prompts}
+if any(v is None for v in expected.values()):
+    aw.skip('aw-infer cannot run text prompts here')
+
+d = aw.Daemon(exe, conf, sets=['model.path=' + model, 'limits.queue_depth=256',
+                               'limits.max_new_tokens=4096', 'group.0.kv_cache=32M',
+                               'group.0.max_batch=16', 'port.0.device=net_tap0,iface=awg0',
+                               'port.0.address=10.97.0.2/24'])
+ok = False
+try:
+    g = group0(d)
+    assert g.get('scheduler') == 1, g
+
+    # 1. concurrent greedy requests == aw-infer, one by one
+    results, errors = {}, []
+    lock = threading.Lock()
+    start = threading.Barrier(len(prompts))
+
+    def agent(p):
+        try:
+            c = aw.Client(host=SRV, timeout=1.0)
+            start.wait()
+            t, data, _ = c.call(aw.GENERATE, body(p, N_NEW), tries=200)
+            assert t['type'] == aw.END, (t, t['payload'])
+            s = aw.summary(t['payload'])
+            with lock:
+                results[p] = (data, s)
+        except Exception as e:  # reported below
+            with lock:
+                errors.append('%r: %r' % (p[:20], e))
+
+    ts = [threading.Thread(target=agent, args=(p,)) for p in prompts]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    for p in prompts:
+        data, s = results[p]
+        assert data == expected[p], (p, data, expected[p])
+        assert s['finish'] in (0, 1) and 1 <= s['gen_tokens'] <= N_NEW, s  # EOS or length
+    g = group0(d)
+    steps, toks = g['steps'], g['prefill_tokens'] + g['decode_tokens']
+    print('%d concurrent requests == aw-infer; %d steps for %d tokens (%.1f per step)'
+          % (len(prompts), steps, toks, toks / max(steps, 1)))
+
+    c = aw.Client(host=SRV, timeout=1.0)
+    # 2. a deadline that cannot be met
+    t, data, _ = c.call(aw.GENERATE, body('route this ticket', 8, deadline_us=1))
+    assert t['type'] == aw.END and aw.summary(t['payload'])['finish'] == 2, t
+    assert data == b''
+    print('deadline 1 us: finish deadline')
+
+    # 3. CANCEL a long generation after its first token
+    rid = c.rid()
+    c.send(aw.hdr(aw.GENERATE, rid, body('tell me a story', 4000)))
+    got, term = 0, None
+    deadline = time.time() + 30
+    while term is None and time.time() < deadline:
+        r = c.recv(0.5)
+        if not r or r['request_id'] != rid:
+            if got:
+                c.send(aw.hdr(aw.CANCEL, rid))
+            continue
+        if r['type'] == aw.DATA:
+            got += 1
+            if got == 1:
+                c.send(aw.hdr(aw.CANCEL, rid))
+        elif r['type'] in (aw.END, aw.ERROR):
+            term = r
+    assert term is not None and term['type'] == aw.END, term
+    s = aw.summary(term['payload'])
+    assert s['finish'] == 3 and s['gen_tokens'] < 4000, s
+    c.send(aw.hdr(aw.ACK, rid))
+    time.sleep(0.2)
+    g = group0(d)
+    assert g['running'] == 0 and g['sched_running'] == 0, g
+    assert g['free_blocks'] + g['cache_blocks'] == g['n_blocks'], g
+    print('CANCEL after %d tokens: finish cancelled; KV: %d free + %d cached of %d'
+          % (s['gen_tokens'], g['free_blocks'], g['cache_blocks'], g['n_blocks']))
+
+    # 4. a repeated system prompt hits the prefix cache
+    system = ('You are a router. Tools: ' + ' '.join(words * 4) + '. Answer with one tool.')
+    before = group0(d)['cached_tokens']
+    for q in (' Question: weather in Paris?', ' Question: open a ticket'):
+        t, data, _ = c.call(aw.GENERATE, body(system + q, 8))
+        assert t['type'] == aw.END, t
+        exp = aw.expect_generate(model, system + q, 8)
+        assert data == exp, (data, exp)
+    hit = group0(d)['cached_tokens'] - before
+    assert hit >= 48, hit
+    print('repeated system prompt: %d tokens from the prefix cache, answers == aw-infer' % hit)
+
+    # 5. a session's second turn continues its KV
+    sid = 0x5e55
+    rid = c.rid()
+    c.send(aw.hdr(aw.GENERATE, rid, body('Hello, I need a flight to Rome.', 8,
+                                         flags=F_KEEP_SESSION), session_id=sid))
+    s1 = None
+    while s1 is None:
+        r = c.recv(2.0)
+        assert r is not None, 'no answer to turn 1'
+        if r['request_id'] == rid and r['type'] == aw.END:
+            s1 = aw.summary(r['payload'])
+    c.send(aw.hdr(aw.ACK, rid))
+    g = group0(d)
+    assert g['sessions'] >= 1, g
+    before = g['cached_tokens']
+    rid = c.rid()
+    c.send(aw.hdr(aw.GENERATE, rid, body(' And a hotel.', 8, flags=F_KEEP_SESSION),
+                  session_id=sid))
+    s2 = None
+    while s2 is None:
+        r = c.recv(2.0)
+        assert r is not None, 'no answer to turn 2'
+        if r['request_id'] == rid and r['type'] == aw.END:
+            s2 = aw.summary(r['payload'])
+    c.send(aw.hdr(aw.ACK, rid))
+    assert s2['finish'] in (0, 1), s2
+    reused = group0(d)['cached_tokens'] - before
+    assert reused >= s1['prompt_tokens'], (reused, s1)
+    assert s2['prompt_tokens'] > s1['prompt_tokens'] + s1['gen_tokens'] - 1, (s1, s2)
+    print('session turn 2: %d prompt tokens, %d reused from turn 1'
+          % (s2['prompt_tokens'], reused))
+    ok = True
+finally:
+    rc = d.stop()
+    out = d.output()
+    if not ok:
+        print(out)
+assert rc == 0, 'daemon exit %d\n%s' % (rc, out)
+assert 'every mbuf returned to its pool' in out, out
+print('ok')
