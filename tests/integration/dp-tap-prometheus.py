@@ -183,6 +183,15 @@ try:
     gen_tokens = query(api, 'sum(agentwire_tokens_total{kind="generated"})')
     assert okn <= gen_tokens <= 6 * okn, (gen_tokens, okn)
     assert query(api, 'sum(agentwire_requests_rejected_total)') == 0
+    # the scheduler's side: forward passes observed, a KV pool, prompt tokens looked up
+    steps = query(api, 'sum(agentwire_batch_tokens_count)')
+    positions = query(api, 'sum(agentwire_batch_tokens_sum)')
+    prompt = query(api, 'sum(agentwire_tokens_total{kind="prompt"})')
+    assert steps > 0 and positions >= prompt + gen_tokens - okn, (steps, positions, prompt)
+    assert query(api, 'sum(agentwire_kv_blocks)') > 0
+    assert query(api, 'sum(agentwire_prefix_cache_lookup_tokens_total)') == prompt
+    print('prometheus: %d forward passes, %d positions, mean batch %.1f tokens'
+          % (steps, positions, positions / steps))
     p99 = query(api, 'histogram_quantile(0.99, sum by (le) '
                      '(agentwire_request_duration_seconds_bucket))')
     assert 0 < p99 < 60, p99
