@@ -1550,12 +1550,45 @@ struct aw_grammar_vocab {
 	char *blob;	/* token bytes */
 	uint32_t *off;	/* (n_vocab + 1) into blob; control tokens empty */
 	int32_t *same;	/* (n_vocab) next token with identical bytes, -1 */
-	struct ftrie all, quote;
+	struct ftrie all;
+	struct ftrie quote; /* tokens with a backslash (or too long): walked */
+	/* tokens "content, then a closing quote, then a suffix": grouped by
+	 * suffix; qt[grp[g]..grp[g+1]) sorted by k (characters before the quote) */
+	struct ftrie sfx; /* distinct non-empty suffixes; tok[] = group */
+	uint32_t *grp;
+	struct qtok *qt;
+	uint32_t ngrp, g_empty; /* g_empty: the empty suffix's group or UINT32_MAX */
 	int32_t *eog;
 	uint32_t neog;
 	uint8_t maxdepth;
 	uint64_t *le; /* (PURE_MAX + 1, words): pure tokens of <= k characters */
 };
+
+struct qtok {
+	uint32_t k; /* characters before the quote */
+	int32_t id;
+};
+
+struct sref {
+	const char *s; /* suffix */
+	uint32_t len;
+	uint32_t k;
+	int32_t id;
+};
+
+static int sref_cmp(const void *a, const void *b)
+{
+	const struct sref *x = a, *y = b;
+	uint32_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->s, y->s, n);
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	if (x->k != y->k)
+		return x->k < y->k ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
 
 struct tokref {
 	const char *s;
@@ -1610,7 +1643,7 @@ static int ftrie_build(struct ftrie *f, struct aw_grammar_vocab *v, struct tokre
 			       prev->s[common] == t->s[common])
 				common++;
 		}
-		if (prev && common == t->len && common == prev->len) {
+		if (prev && common == t->len && common == prev->len && v) {
 			/* identical bytes: chain */
 			int32_t last = f->tok[stk[common - 1]];
 			while (v->same[last] >= 0)
@@ -1640,7 +1673,8 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 {
 	struct aw_grammar_vocab *v = calloc(1, sizeof(*v));
 	struct tokref *r = NULL, *q = NULL;
-	uint32_t n = aw_tok_n_tokens(t), nr = 0, nq = 0;
+	struct sref *sq = NULL;
+	uint32_t n = aw_tok_n_tokens(t), nr = 0, nq = 0, nsq = 0;
 	size_t total = 0;
 
 	pthread_once(&fs_once, fs_init);
@@ -1654,8 +1688,9 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 	v->eog = malloc(n * sizeof(*v->eog));
 	r = malloc(n * sizeof(*r));
 	q = malloc(n * sizeof(*q));
+	sq = malloc(n * sizeof(*sq));
 	v->le = calloc((size_t)(PURE_MAX + 1) * v->words, sizeof(uint64_t));
-	if (!v->off || !v->same || !v->eog || !r || !q || !v->le)
+	if (!v->off || !v->same || !v->eog || !r || !q || !sq || !v->le)
 		goto nomem;
 	for (uint32_t i = 0; i < n; i++) {
 		size_t len;
@@ -1687,10 +1722,17 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 		if (len > v->maxdepth)
 			v->maxdepth = (uint8_t)len;
 		/* classify from the start of free string content */
-		int s = FS_BASE, chars = 0, cls = 0; /* 0 pure, 1 quote trie, 2 never */
+		int s = FS_BASE, chars = 0, cls = 0; /* 0 pure, 1 walked, 2 never, 3 quote+suffix */
 		for (size_t k = 0; k < len; k++) {
 			uint8_t b = (uint8_t)p[k];
-			if (s == FS_BASE && (b == '"' || b == '\\')) {
+			if (s == FS_BASE && b == '"') {
+				cls = 3;
+				sq[nsq++] = (struct sref){v->blob + total - len + k + 1,
+							  (uint32_t)(len - k - 1), (uint32_t)chars,
+							  (int32_t)i};
+				break;
+			}
+			if (s == FS_BASE && b == '\\') {
 				cls = 1;
 				break;
 			}
@@ -1728,13 +1770,41 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 	}
 	if (ftrie_build(&v->quote, v, q, nq) < 0)
 		goto nomem;
+	/* quote tokens grouped by suffix */
+	qsort(sq, nsq, sizeof(*sq), sref_cmp);
+	v->qt = malloc((nsq + 1) * sizeof(*v->qt));
+	v->grp = malloc((nsq + 2) * sizeof(*v->grp));
+	v->g_empty = UINT32_MAX;
+	if (!v->qt || !v->grp)
+		goto nomem;
+	{
+		uint32_t ns = 0;
+		for (uint32_t i = 0; i < nsq; i++) {
+			if (!i || sq[i].len != sq[i - 1].len ||
+			    memcmp(sq[i].s, sq[i - 1].s, sq[i].len)) {
+				v->grp[v->ngrp] = i;
+				if (sq[i].len)
+					r[ns++] = (struct tokref){sq[i].s, sq[i].len,
+								  (int32_t)v->ngrp};
+				else
+					v->g_empty = v->ngrp;
+				v->ngrp++;
+			}
+			v->qt[i] = (struct qtok){sq[i].k, sq[i].id};
+		}
+		v->grp[v->ngrp] = nsq;
+		if (ftrie_build(&v->sfx, NULL, r, ns) < 0)
+			goto nomem;
+	}
 	free(r);
 	free(q);
+	free(sq);
 	*ret = v;
 	return 0;
 nomem:
 	free(r);
 	free(q);
+	free(sq);
 	aw_grammar_vocab_free(v);
 	return -ENOMEM;
 }
@@ -1745,6 +1815,9 @@ void aw_grammar_vocab_free(struct aw_grammar_vocab *v)
 		return;
 	ftrie_free(&v->all);
 	ftrie_free(&v->quote);
+	ftrie_free(&v->sfx);
+	free(v->qt);
+	free(v->grp);
 	free(v->blob);
 	free(v->off);
 	free(v->same);
@@ -2576,14 +2649,39 @@ struct lvl {
 };
 
 /* Walk trie 'f' from state out[0..n0): set the bits of tokens that survive. */
-static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n0, uint64_t *mask,
-		 int *count)
+struct qrange {
+	uint32_t kmin, kmax; /* characters before the quote allowed */
+};
+
+static void set_group(const struct aw_grammar_vocab *v, uint32_t g, const struct qrange *q,
+		      uint64_t *mask, int *count)
+{
+	for (uint32_t i = v->grp[g]; i < v->grp[g + 1]; i++) {
+		uint32_t k = v->qt[i].k;
+		if (k < q->kmin)
+			continue;
+		if (k > q->kmax)
+			break;
+		int32_t t = v->qt[i].id;
+		uint64_t bit = 1ull << (t & 63);
+		if (!(mask[t >> 6] & bit)) {
+			mask[t >> 6] |= bit;
+			(*count)++;
+		}
+	}
+}
+
+/* Walk trie 'f' from state out[0..n0): set the bits of tokens that survive
+ * (with 'q': f's payloads are suffix groups, filtered by q). */
+static void walk_range(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t i0,
+		       uint32_t i1, uint32_t dbase, uint32_t s0, uint32_t n0, uint64_t *mask,
+		       int *count, const struct qrange *q)
 {
 	struct lvl lv[257];
 	const struct aw_grammar_vocab *v = m->v;
-	lv[0] = (struct lvl){0, n0, m->nscr};
-	for (uint32_t i = 0; i < f->n;) {
-		uint32_t d = f->depth[i];
+	lv[0] = (struct lvl){s0, n0, m->nscr};
+	for (uint32_t i = i0; i < i1;) {
+		uint32_t d = f->depth[i] - dbase;
 		const struct lvl *p = &lv[d - 1];
 		m->nout = p->start + p->n;
 		m->nscr = p->scr;
@@ -2601,6 +2699,12 @@ static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n
 			alive = MAX_STACKS;
 		}
 		lv[d] = (struct lvl){from, alive, m->nscr};
+		if (q) {
+			if (f->tok[i] >= 0)
+				set_group(v, (uint32_t)f->tok[i], q, mask, count);
+			i++;
+			continue;
+		}
 		for (int32_t t = f->tok[i]; t >= 0; t = v->same[t]) {
 			uint64_t bit = 1ull << (t & 63);
 			if (!(mask[t >> 6] & bit)) {
@@ -2608,6 +2712,66 @@ static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n
 				(*count)++;
 			}
 		}
+		i++;
+	}
+}
+
+static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n0, uint64_t *mask,
+		 int *count, const struct qrange *q)
+{
+	walk_range(m, f, 0, f->n, 0, 0, n0, mask, count, q);
+}
+
+static inline void set_tok(const struct aw_grammar_vocab *v, int32_t t, uint64_t *mask, int *count)
+{
+	for (; t >= 0; t = v->same[t]) {
+		uint64_t bit = 1ull << (t & 63);
+		if (!(mask[t >> 6] & bit)) {
+			mask[t >> 6] |= bit;
+			(*count)++;
+		}
+	}
+}
+
+/* The state is one stack whose top is inside a pattern string: step the
+ * DFA inline (one table lookup per trie edge, no frames) and go back to
+ * the general walk only below a closing quote. */
+static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *top, uint64_t *mask,
+		     int *count)
+{
+	const struct aw_grammar_vocab *v = m->v;
+	const struct ftrie *f = &v->all;
+	const struct aw_gdfa *d = &m->g->dfas[m->g->nodes[top->node].dfa];
+	uint32_t st[257];
+	st[0] = top->a;
+	for (uint32_t i = 0; i < f->n;) {
+		uint32_t dep = f->depth[i], s = st[dep - 1];
+		int c = f->byte[i];
+		if (c == '"') {
+			if (d->accept[s]) {
+				/* the string closes here; the parent takes the rest */
+				struct frame t = *top;
+				t.a = s;
+				m->nout = 0;
+				m->nscr = 0;
+				done(m, &t, -1);
+				uint32_t n0 = m->nout;
+				if (n0) {
+					set_tok(v, f->tok[i], mask, count);
+					walk_range(m, f, i + 1, f->end[i], dep, 0, n0, mask, count,
+						   NULL);
+				}
+			}
+			i = f->end[i];
+			continue;
+		}
+		int32_t ns = d->next[(size_t)s * 256 + c];
+		if (ns < 0 || (m->finish && d->dist[ns] >= d->dist[s])) {
+			i = f->end[i];
+			continue;
+		}
+		st[dep] = (uint32_t)ns;
+		set_tok(v, f->tok[i], mask, count);
 		i++;
 	}
 }
@@ -2674,8 +2838,13 @@ static uint32_t state_key(struct aw_grammar_matcher *m, uint64_t *ret_hash)
 				/* the count matters only against the bounds */
 				const struct gnode *n =
 					f->node == UINT32_MAX ? NULL : &m->g->nodes[f->node];
-				if (!n || (n->dfa < 0 && n->hi == UINT32_MAX))
-					b = n && b > n->lo ? n->lo : (n ? b : 0);
+				/* free text: the count matters against lo, and against hi
+				 * only within reach of one token (<= 255 bytes) */
+				if (!n)
+					b = 0;
+				else if (n->dfa < 0 && b >= n->lo &&
+					 (n->hi == UINT32_MAX || n->hi - b > 256))
+					b = n->lo;
 			}
 			memcpy(p, &f->node, 4);
 			p[4] = f->ph;
@@ -2837,9 +3006,31 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 			for (uint32_t w = 0; w < v->words; w++)
 				count += __builtin_popcountll(le[w]);
 		}
-		walk(m, &v->quote, h->n, allowed, &count);
+		walk(m, &v->quote, h->n, allowed, &count, NULL);
+		/* content, closing quote, suffix: the suffix is checked once per
+		 * distinct suffix from the state after the string closed */
+		struct qrange q = {top->b < lo ? lo - top->b : 0,
+				   hi == UINT32_MAX ? UINT32_MAX : hi - top->b};
+		if (m->finish) {
+			uint32_t lim = top->b < lo ? lo - top->b : 0;
+			if (lim < q.kmax)
+				q.kmax = lim;
+		}
+		if (q.kmin <= q.kmax) {
+			m->nout = 0;
+			m->nscr = 0;
+			done(m, top, -1);
+			uint32_t n0 = m->nout;
+			if (n0 && v->g_empty != UINT32_MAX)
+				set_group(v, v->g_empty, &q, allowed, &count);
+			if (n0)
+				walk(m, &v->sfx, n0, allowed, &count, &q);
+		}
+	} else if (top && top->ph == P_SBODY && top->node != UINT32_MAX &&
+		   m->g->nodes[top->node].dfa >= 0) {
+		walk_dfa(m, top, allowed, &count);
 	} else {
-		walk(m, &v->all, h->n, allowed, &count);
+		walk(m, &v->all, h->n, allowed, &count, NULL);
 	}
 	if (state_can_end(m))
 		for (uint32_t i = 0; i < v->neog; i++) {
