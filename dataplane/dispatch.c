@@ -609,28 +609,33 @@ static int sched_swap(struct group *g)
 {
 	const struct aw_engine *en = g->d->engine;
 	const unsigned old = g->gen;
+	const uint64_t t0 = aw_dp_now_us();
 	struct aw_err e = {0};
 	int rc;
 
-	aw_sched_free(g->s);
-	g->s = NULL;
-	aw_pool_free(g->threads);
-	g->threads = NULL;
-	free(g->ids);
-	g->ids = NULL;
-	if (en->ops->group_release)
-		en->ops->group_release(en->state, g->idx);
+	/* the new model first, the old one released once the scheduler no
+	 * longer points at it (the engine keeps both meanwhile) */
 	rc = group_take_model(g, en, (int32_t)(g->p.max_batch_tokens ? g->p.max_batch_tokens : 512),
 			      &e);
-	if (rc == 0)
+	if (rc == 0 && aw_sched_set_model(g->s, g->m, g->tok) < 0) {
+		/* another shape: a new scheduler (and KV pool) */
+		aw_sched_free(g->s);
+		g->s = NULL;
+		aw_pool_free(g->threads);
+		g->threads = NULL;
+		free(g->ids);
+		g->ids = NULL;
 		rc = sched_start(g);
+	}
+	if (rc == 0 && en->ops->group_release)
+		en->ops->group_release(en->state, g->idx); /* freed later by the main loop */
 	if (rc < 0) {
 		aw_log(AW_LOG_ERR, "dispatch", "group %u: new model: %s", g->idx,
 		       e.msg[0] ? e.msg : strerror(-rc));
 		return rc;
 	}
-	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u", g->idx, old,
-	       g->gen);
+	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u in %lu us", g->idx,
+	       old, g->gen, (unsigned long)(aw_dp_now_us() - t0));
 	return 0;
 }
 /* --- */
