@@ -338,8 +338,7 @@ static struct aw_proto_hdr collect(uint64_t rid, char *text, size_t *tlen, uint8
 	}
 }
 
-static void send_generate_session(uint64_t rid, uint64_t sid, const char *prompt,
-				  uint32_t max_new)
+static void send_generate_session(uint64_t rid, uint64_t sid, const char *prompt, uint32_t max_new)
 {
 	struct aw_proto_req q;
 	struct aw_proto_hdr h = {0};
