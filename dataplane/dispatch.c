@@ -914,7 +914,7 @@ int aw_dispatch_start(struct aw_dispatch *d)
 	}
 	/* groups with a scheduler set it up on their lcore: wait for them */
 	for (unsigned i = 0; i < d->p.n_groups; i++) {
-		int rc;
+		int rc = 0;
 
 		while (d->g[i].m &&
 		       (rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
