@@ -914,12 +914,13 @@ int aw_dispatch_start(struct aw_dispatch *d)
 	}
 	/* groups with a scheduler set it up on their lcore: wait for them */
 	for (unsigned i = 0; i < d->p.n_groups; i++) {
-		int rc = 0;
+		int rc = 1;
 
-		while (d->g[i].m &&
-		       (rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
+		if (!d->g[i].m)
+			continue;
+		while ((rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
 			usleep(1000);
-		if (d->g[i].m && rc < 0) {
+		if (rc < 0) {
 			aw_dispatch_stop(d);
 			return rc;
 		}
