@@ -12,7 +12,9 @@ end: the real daemon on net_tap with a tiny aw-mkmodel model.
     cached_tokens counter in telemetry grows) and the answer still equals
     aw-infer's;
   - a session's second turn reuses the first turn's KV (cached_tokens grows
-    by at least the first turn's prompt).
+    by at least the first turn's prompt);
+  - with every sequence slot busy, a high-priority request starts before
+    normal requests that were waiting before it came.
 
 Uses its own tap (awg0, 10.97.0.0/24), so it does not collide with a
 daemon on aw0."""
@@ -185,6 +187,41 @@ try:
     assert s2['prompt_tokens'] > s1['prompt_tokens'] + s1['gen_tokens'] - 1, (s1, s2)
     print('session turn 2: %d prompt tokens, %d reused from turn 1'
           % (s2['prompt_tokens'], reused))
+    # 6. priority: with every slot (max_batch 16) taken by long generations,
+    # a high-priority request overtakes normal ones that wait; prompts whose
+    # greedy output runs 300 tokens without EOS (checked with aw-infer), so
+    # no slot frees early
+    longp = []
+    for i in range(1, 60):
+        p = 'story number %d begins' % i
+        out = subprocess.run([aw.TOOLS['infer'], '-m', model, '-p', p, '-n', '300', '--temp',
+                              '0', '--ids'], capture_output=True, text=True).stdout.split()
+        if len(out) == 300:
+            longp.append(p)
+        if len(longp) == 18:
+            break
+    assert len(longp) == 18, longp
+    pc = aw.Client(host=SRV, timeout=2.0)
+    rids = [pc.rid() for _ in range(19)]
+    for rid, p in zip(rids, longp):
+        pc.send(aw.hdr(aw.GENERATE, rid, body(p, 300)))
+    pc.send(aw.hdr(aw.GENERATE, rids[18], body('urgent: pick a tool', 4, priority=1)))
+    first, ends = {}, set()
+    n_dgram = 0
+    while len(ends) < 19:
+        r = pc.recv(5.0)
+        assert r is not None, 'priority: stalled (%d ended)' % len(ends)
+        n_dgram += 1
+        if r['type'] == aw.DATA and r['request_id'] not in first:
+            first[r['request_id']] = n_dgram
+        if r['type'] in (aw.END, aw.ERROR):
+            assert r['type'] == aw.END, r
+            ends.add(r['request_id'])
+            pc.send(aw.hdr(aw.ACK, r['request_id']))
+    hi = first[rids[18]]
+    assert hi < first[rids[16]] and hi < first[rids[17]], (hi, first[rids[16]],
+                                                           first[rids[17]])
+    print('priority: the high-priority request started before the 2 waiting normal ones')
     ok = True
 finally:
     rc = d.stop()
