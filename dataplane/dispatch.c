@@ -54,6 +54,8 @@ struct run {
 	int lost;	     /* the reply path refused (shutdown) */
 	uint32_t pending;    /* scheduler: tokens sampled whose text is not sent yet */
 	uint64_t wait_us;    /* scheduler: receipt to submit */
+	unsigned op;	     /* index in obs.done (AW_DISPATCH_OPS) */
+	uint64_t last_us;    /* when the previous token was sent (0: none yet) */
 };
 
 /* One request, copied once from the dataplane lcore's reassembly buffer. */
@@ -76,6 +78,8 @@ struct group {
 	uint64_t keys[CANCEL_KEYS]; /* cancel keys seen by the worker (ring buffer) */
 	unsigned n_keys;
 	struct aw_dispatch_group_stats st; /* written by the worker (and submit: enqueued) */
+	struct aw_dispatch_group_obs obs;  /* written by the worker only (hist.h) */
+	uint64_t obs_pos, obs_done;	   /* scheduler totals at the previous step */
 	uint32_t running;		   /* atomic */
 	uint64_t heartbeat; /* atomic: +1 per loop iteration and per emitted token (watchdog) */
 	/* scheduler (NULL m: one request at a time through the engine) */
@@ -100,6 +104,8 @@ struct aw_dispatch {
 };
 
 #define GST_ADD(g, f, n) __atomic_fetch_add(&(g)->st.f, (n), __ATOMIC_RELAXED)
+/* only the group's worker writes its observations */
+#define OBS_INC(g, field) __atomic_store_n(&(g)->obs.field, (g)->obs.field + 1, __ATOMIC_RELAXED)
 /* only the group's worker writes its heartbeat */
 #define HEARTBEAT(g) __atomic_store_n(&(g)->heartbeat, (g)->heartbeat + 1, __ATOMIC_RELAXED)
 
@@ -189,6 +195,49 @@ static int is_cancelled(struct group *g, uint64_t key)
 	return 0;
 }
 
+/* Index of the request's kind in obs.done. */
+static unsigned req_op(const struct aw_req *r)
+{
+	return r->type >= AW_PROTO_GENERATE && r->type < AW_PROTO_GENERATE + AW_DISPATCH_OPS
+		       ? (unsigned)(r->type - AW_PROTO_GENERATE)
+		       : 0;
+}
+
+/* The terminal of request 'x' leaves now: outcome and end-to-end latency. */
+static void observe_end(struct run *x, enum aw_dispatch_outcome o)
+{
+	struct group *g = x->g;
+
+	OBS_INC(g, done[x->op][o]);
+	aw_hist_observe(&g->obs.e2e_us, &aw_hist_latency_us, aw_dp_now_us() - x->r->recv_us);
+}
+
+static enum aw_dispatch_outcome error_outcome(uint16_t code)
+{
+	switch (code) {
+	case AW_PROTO_ERR_BAD_REQUEST:
+	case AW_PROTO_ERR_TOO_LONG:
+		return AW_DISPATCH_OUT_BAD_REQUEST;
+	case AW_PROTO_ERR_UNSUPPORTED:
+		return AW_DISPATCH_OUT_UNSUPPORTED;
+	case AW_PROTO_ERR_INTERNAL:
+		return AW_DISPATCH_OUT_INTERNAL;
+	case AW_PROTO_ERR_DEADLINE:
+		return AW_DISPATCH_OUT_DEADLINE;
+	default:
+		return AW_DISPATCH_OUT_ERROR;
+	}
+}
+
+const char *aw_dispatch_outcome_name(enum aw_dispatch_outcome o)
+{
+	static const char *const names[AW_DISPATCH_OUT__COUNT] = {
+		"stop",	 "length",	"deadline",    "cancelled",
+		"error", "bad_request", "unsupported", "internal"};
+
+	return (unsigned)o < AW_DISPATCH_OUT__COUNT ? names[o] : "unknown";
+}
+
 static int send_reply(struct run *x, uint8_t type, const void *payload, size_t len, int terminal)
 {
 	int rc = aw_dp_reply(x->g->d->dp, &x->r->flow, type, x->seq, payload, len, terminal);
@@ -207,6 +256,7 @@ static void send_error(struct run *x, uint16_t code, const char *msg)
 
 	if (n >= 0)
 		send_reply(x, AW_PROTO_ERROR, b, (size_t)n, 1);
+	observe_end(x, error_outcome(code));
 }
 
 /* The engine's emit callback: one DATA datagram per call (split when the
@@ -229,6 +279,18 @@ static int send_data(struct run *x, const char *text, size_t len, uint32_t n_tok
 	} while (off < len);
 	x->data_bytes += len;
 	GST_ADD(x->g, tokens_out, n_tokens);
+	if (n_tokens) {
+		uint64_t now = aw_dp_now_us();
+
+		if (!x->last_us)
+			aw_hist_observe(&x->g->obs.ttft_us, &aw_hist_latency_us,
+					now - x->r->recv_us);
+		else
+			for (uint32_t i = 0; i < n_tokens; i++)
+				aw_hist_observe(&x->g->obs.itl_us, &aw_hist_latency_us,
+						(now - x->last_us) / n_tokens);
+		x->last_us = now;
+	}
 	HEARTBEAT(x->g);
 	return 0;
 }
@@ -273,6 +335,8 @@ static void send_end(struct run *x, uint8_t finish, const struct aw_engine_resul
 	n = aw_proto_summary_build(b, sizeof(b), &s, NULL);
 	if (n >= 0)
 		send_reply(x, AW_PROTO_END, b, (size_t)n, 1);
+	observe_end(x, finish < AW_PROTO_FINISH_MAX_ ? (enum aw_dispatch_outcome)finish
+						     : AW_DISPATCH_OUT_ERROR);
 	if (finish == AW_PROTO_FINISH_CANCELLED)
 		GST_ADD(x->g, cancelled, 1);
 	else if (finish == AW_PROTO_FINISH_DEADLINE)
@@ -289,6 +353,8 @@ static void run_request(struct group *g, struct aw_req *r)
 	struct aw_proto_err e;
 	int rc;
 
+	x.op = req_op(r);
+	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, queue_us);
 	take_cancels(g);
 	if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || is_cancelled(g, x.key)) {
 		send_end(&x, AW_PROTO_FINISH_CANCELLED, NULL, queue_us);
@@ -365,6 +431,11 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	res.prefill_us = ev->prefill_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->prefill_us;
 	res.decode_us = ev->decode_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->decode_us;
 	GST_ADD(g, tokens_in, ev->prompt_tokens);
+	__atomic_store_n(&g->obs.prefix_lookup_tokens,
+			 g->obs.prefix_lookup_tokens + ev->prompt_tokens, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->obs.prefix_hit_tokens, g->obs.prefix_hit_tokens + ev->cached_tokens,
+			 __ATOMIC_RELAXED);
+	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, x->wait_us + ev->queue_us);
 	if (!x->lost)
 		send_end(x, (uint8_t)ev->finish, &res, x->wait_us + ev->queue_us);
 	GST_ADD(g, completed, 1);
@@ -408,6 +479,7 @@ static void sched_submit(struct group *g, struct aw_req *r)
 	r->x.g = g;
 	r->x.r = r;
 	r->x.key = flow_key(&r->flow);
+	r->x.op = req_op(r);
 	if (is_cancelled(g, r->x.key))
 		return end_now(g, r, AW_PROTO_FINISH_CANCELLED, now);
 	if (aw_proto_req_parse(r->type, r->data, r->len, &body, &e) < 0)
@@ -504,8 +576,24 @@ static void sched_take_cancels(struct group *g)
 static void publish_stats(struct group *g)
 {
 	struct aw_sched_stats st;
+	uint64_t done = 0, pos;
 
 	aw_sched_get_stats(g->s, &st);
+	/* /metrics: the step's batch (positions computed, sequences in it: those
+	 * still running plus those it finished) and the KV pool's state */
+	for (unsigned i = 0; i < sizeof(st.finished) / sizeof(st.finished[0]); i++)
+		done += st.finished[i];
+	pos = st.prefill_tokens + st.decode_tokens;
+	if (st.steps > g->sst.steps && pos > g->obs_pos) {
+		aw_hist_observe(&g->obs.batch_tokens, &aw_hist_size, pos - g->obs_pos);
+		aw_hist_observe(&g->obs.batch_seqs, &aw_hist_size,
+				(uint64_t)(st.running > 0 ? st.running : 0) + done - g->obs_done);
+	}
+	g->obs_pos = pos;
+	g->obs_done = done;
+	__atomic_store_n(&g->obs.kv_blocks_total, (uint64_t)st.n_blocks, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->obs.kv_blocks_used, (uint64_t)(st.n_blocks - st.free_blocks),
+			 __ATOMIC_RELAXED);
 	SST_SET(g, steps, st.steps);
 	SST_SET(g, prefill_tokens, st.prefill_tokens);
 	SST_SET(g, decode_tokens, st.decode_tokens);
@@ -609,28 +697,33 @@ static int sched_swap(struct group *g)
 {
 	const struct aw_engine *en = g->d->engine;
 	const unsigned old = g->gen;
+	const uint64_t t0 = aw_dp_now_us();
 	struct aw_err e = {0};
 	int rc;
 
-	aw_sched_free(g->s);
-	g->s = NULL;
-	aw_pool_free(g->threads);
-	g->threads = NULL;
-	free(g->ids);
-	g->ids = NULL;
-	if (en->ops->group_release)
-		en->ops->group_release(en->state, g->idx);
+	/* the new model first, the old one released once the scheduler no
+	 * longer points at it (the engine keeps both meanwhile) */
 	rc = group_take_model(g, en, (int32_t)(g->p.max_batch_tokens ? g->p.max_batch_tokens : 512),
 			      &e);
-	if (rc == 0)
+	if (rc == 0 && aw_sched_set_model(g->s, g->m, g->tok) < 0) {
+		/* another shape: a new scheduler (and KV pool) */
+		aw_sched_free(g->s);
+		g->s = NULL;
+		aw_pool_free(g->threads);
+		g->threads = NULL;
+		free(g->ids);
+		g->ids = NULL;
 		rc = sched_start(g);
+	}
+	if (rc == 0 && en->ops->group_release)
+		en->ops->group_release(en->state, g->idx); /* freed later by the main loop */
 	if (rc < 0) {
 		aw_log(AW_LOG_ERR, "dispatch", "group %u: new model: %s", g->idx,
 		       e.msg[0] ? e.msg : strerror(-rc));
 		return rc;
 	}
-	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u", g->idx, old,
-	       g->gen);
+	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u in %lu us", g->idx,
+	       old, g->gen, (unsigned long)(aw_dp_now_us() - t0));
 	return 0;
 }
 /* --- */
@@ -689,6 +782,7 @@ static int sched_main(struct group *g)
 		memset(&r->x, 0, sizeof(r->x));
 		r->x.g = g;
 		r->x.r = r;
+		r->x.op = req_op(r);
 		end_now(g, r, AW_PROTO_FINISH_CANCELLED, aw_dp_now_us());
 	}
 	aw_sched_free(g->s);
@@ -820,12 +914,13 @@ int aw_dispatch_start(struct aw_dispatch *d)
 	}
 	/* groups with a scheduler set it up on their lcore: wait for them */
 	for (unsigned i = 0; i < d->p.n_groups; i++) {
-		int rc;
+		int rc = 1;
 
-		while (d->g[i].m &&
-		       (rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
+		if (!d->g[i].m)
+			continue;
+		while ((rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
 			usleep(1000);
-		if (d->g[i].m && rc < 0) {
+		if (rc < 0) {
 			aw_dispatch_stop(d);
 			return rc;
 		}
@@ -914,6 +1009,26 @@ void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 	SST_GET(n_blocks);
 #undef SST_GET
 	ret->pool_threads = x->p.n_cpus > 1 ? x->p.n_cpus : 1;
+}
+
+void aw_dispatch_group_obs(const struct aw_dispatch *d, unsigned g,
+			   struct aw_dispatch_group_obs *ret)
+{
+	const struct aw_dispatch_group_obs *o = &d->g[g].obs;
+
+	aw_hist_read(&o->queue_us, &ret->queue_us);
+	aw_hist_read(&o->ttft_us, &ret->ttft_us);
+	aw_hist_read(&o->itl_us, &ret->itl_us);
+	aw_hist_read(&o->e2e_us, &ret->e2e_us);
+	aw_hist_read(&o->batch_tokens, &ret->batch_tokens);
+	aw_hist_read(&o->batch_seqs, &ret->batch_seqs);
+	for (unsigned i = 0; i < AW_DISPATCH_OPS; i++)
+		for (unsigned j = 0; j < AW_DISPATCH_OUT__COUNT; j++)
+			ret->done[i][j] = __atomic_load_n(&o->done[i][j], __ATOMIC_RELAXED);
+	ret->kv_blocks_used = __atomic_load_n(&o->kv_blocks_used, __ATOMIC_RELAXED);
+	ret->kv_blocks_total = __atomic_load_n(&o->kv_blocks_total, __ATOMIC_RELAXED);
+	ret->prefix_lookup_tokens = __atomic_load_n(&o->prefix_lookup_tokens, __ATOMIC_RELAXED);
+	ret->prefix_hit_tokens = __atomic_load_n(&o->prefix_hit_tokens, __ATOMIC_RELAXED);
 }
 
 const struct aw_dispatch_group_params *aw_dispatch_group_params(const struct aw_dispatch *d,

@@ -336,6 +336,7 @@ struct holder {
 	struct model_engine *retired;		       /* swapped out, freed when refs reach 0 */
 	unsigned gen;				       /* read without the lock by the groups */
 	struct model_engine *group_inst[GROUP_MODELS]; /* the instance each group runs */
+	struct model_engine *group_prev[GROUP_MODELS]; /* the one before, until released */
 };
 
 static struct model_engine *acquire(struct holder *h)
@@ -390,9 +391,6 @@ static void model_free(void *state)
 
 	if (!h)
 		return;
-	for (unsigned i = 0; i < GROUP_MODELS; i++)
-		if (h->group_inst[i] && h->group_inst[i] != h->cur)
-			release(h->group_inst[i]); /* on a retired one: freed below */
 	instance_free(h->cur);
 	while (h->retired) {
 		struct model_engine *n = h->retired->next;
@@ -440,22 +438,26 @@ static int model_group_model(void *state, unsigned group, int32_t max_batch,
 			}
 		}
 	}
-	if (h->group_inst[group])
-		release(h->group_inst[group]);
+	if (h->group_inst[group]) { /* a swap: kept until model_group_release() */
+		if (h->group_prev[group])
+			release(h->group_prev[group]);
+		h->group_prev[group] = h->group_inst[group];
+	}
 	h->group_inst[group] = e;
 	*ret_m = e->gm[group];
 	*ret_tok = e->tok;
 	return 0;
 }
 
-/* The group is done with its model (live swap: it moves to the new one). */
+/* The group is done with the model it had before its last group_model()
+ * (live swap: its scheduler runs on the new one now). */
 static void model_group_release(void *state, unsigned group)
 {
 	struct holder *h = state;
 
-	if (group < GROUP_MODELS && h->group_inst[group]) {
-		release(h->group_inst[group]);
-		h->group_inst[group] = NULL;
+	if (group < GROUP_MODELS && h->group_prev[group]) {
+		release(h->group_prev[group]);
+		h->group_prev[group] = NULL;
 	}
 }
 

@@ -62,9 +62,10 @@ struct aw_engine_ops {
 	/* --- live model swap (optional; the model engine has them) ---
 	 * generation: +1 each time a new model becomes current (cheap: read by
 	 * the group leaders between steps). When it moves, a group finishes its
-	 * running requests, calls group_release() (the old model is freed once
-	 * no group and no request holds it) and group_model() again, from its
-	 * leader lcore, to get a model over the new weights. */
+	 * running requests, calls group_model() again, from its leader lcore,
+	 * to get a model over the new weights, moves its scheduler to it, then
+	 * group_release(): the engine drops the group's hold on the model it
+	 * had before (freed once no group and no request holds it). */
 	unsigned (*generation)(void *state);
 	void (*group_release)(void *state, unsigned group);
 };

@@ -35,6 +35,9 @@
 #include <string.h>
 #include <time.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "chat.h"
 #include "grammar-int.h"
 #include "grammar.h"
@@ -66,8 +69,9 @@ struct gnode {
 };
 
 struct gprop {
-	int32_t node;	   /* value schema */
-	uint32_t req_next; /* first required property index >= this one (n: none) */
+	int32_t node;	     /* value schema */
+	uint32_t req_next;   /* first required property index >= this one (n: none) */
+	uint32_t koff, klen; /* the serialised key ("name", quotes included) in kblob */
 };
 
 /* Byte trie node: children at tkid[kid..kid+nkid) sorted by tbyte. */
@@ -96,6 +100,8 @@ struct aw_grammar {
 	uint32_t ntleaf, captleaf;
 	struct aw_gdfa *dfas;
 	uint32_t ndfas, capdfas;
+	char *kblob; /* serialised property keys */
+	uint32_t nkblob, capkblob;
 	uint32_t root;
 	int any_all; /* aw_grammar_new_any(): every token, always */
 	char comma[3], colon[3];
@@ -238,6 +244,10 @@ struct comp {
 	uint32_t ticks;
 	/* literal serialisation buffer */
 	struct aw_chat_buf buf;
+	/* schema objects made by merging (anyOf siblings into alternatives):
+	 * shallow, freed after the compile */
+	struct aw_json **tmp;
+	uint32_t ntmp, captmp;
 };
 
 static int over_budget(struct comp *c)
@@ -440,33 +450,6 @@ out:
 
 static int64_t compile(struct comp *c, const struct aw_json *s);
 
-static int is_annotation(const char *k)
-{
-	static const char *const ann[] = {
-		"title",
-		"description",
-		"default",
-		"examples",
-		"$id",
-		"id",
-		"$schema",
-		"$comment",
-		"readOnly",
-		"writeOnly",
-		"deprecated",
-		"definitions",
-		"$defs",
-		"example",
-		"$anchor",
-		"contentMediaType",
-		"contentEncoding",
-	};
-	for (size_t i = 0; i < sizeof(ann) / sizeof(ann[0]); i++)
-		if (!strcmp(k, ann[i]))
-			return 1;
-	return 0;
-}
-
 /* Standard keywords this compiler does not implement: refused by name. */
 static int is_unsupported(const char *k)
 {
@@ -478,7 +461,6 @@ static int is_unsupported(const char *k)
 		"dependencies",
 		"dependentRequired",
 		"dependentSchemas",
-		"patternProperties",
 		"propertyNames",
 		"contains",
 		"minContains",
@@ -514,8 +496,8 @@ static int uint_of(const struct aw_json *j, uint32_t *ret)
 	return 0;
 }
 
-static const char *const kw_object[] = {"properties", "required", "additionalProperties",
-					"minProperties", "maxProperties"};
+static const char *const kw_object[] = {"properties",	 "required",	  "additionalProperties",
+					"minProperties", "maxProperties", "patternProperties"};
 static const char *const kw_array[] = {"items",	   "prefixItems", "additionalItems",
 				       "minItems", "maxItems",	  "uniqueItems"};
 static const char *const kw_string[] = {"minLength", "maxLength", "pattern", "format"};
@@ -632,6 +614,37 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 			goto out;
 		}
 	}
+	const struct aw_json *pp = aw_json_get(s, "patternProperties");
+	if (pp) {
+		/* it constrains the members whose names match; none of the
+		 * declared names may match (undeclared ones are not generated) */
+		if (pp->type != AW_JSON_OBJECT || (map && pp->len)) {
+			r = cerr(c, ENOTSUP, "keyword '%s' on a map", "patternProperties");
+			goto out;
+		}
+		for (size_t k = 0; k < pp->len && r >= 0; k++) {
+			int e;
+			PCRE2_SIZE eo;
+			pcre2_code *re = pcre2_compile((PCRE2_SPTR)pp->keys[k], pp->key_lens[k],
+						       PCRE2_UTF, &e, &eo, NULL);
+			pcre2_match_data *md =
+				re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+			if (!re || !md)
+				r = cerr(c, ENOTSUP,
+					 "keyword '%s' with a pattern this engine refuses",
+					 "patternProperties");
+			for (size_t i = 0; i < n && r >= 0; i++)
+				if (pcre2_match(re, (PCRE2_SPTR)names[i], nlens[i], 0, 0, md,
+						NULL) >= 0)
+					r = cerr(c, ENOTSUP,
+						 "keyword '%s' matching property '%.40s'",
+						 "patternProperties", names[i]);
+			pcre2_match_data_free(md);
+			pcre2_code_free(re);
+		}
+		if (r < 0)
+			goto out;
+	}
 	if (map) {
 		/* a map: any keys, values from additionalProperties (or any value) */
 		int64_t v;
@@ -681,7 +694,7 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 	for (size_t i = n; i-- > 0;) {
 		if (isreq[i])
 			nextreq = (uint32_t)i;
-		g->props[g->nprops + i] = (struct gprop){vals[i], nextreq};
+		g->props[g->nprops + i] = (struct gprop){vals[i], nextreq, 0, 0};
 	}
 	g->nprops += (uint32_t)n;
 	size_t nk = 0;
@@ -691,6 +704,17 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 			goto out;
 	}
 	koff[n] = kb.len;
+	if (grow((void **)&g->kblob, &g->capkblob, g->nkblob + (uint32_t)kb.len + 1, 1) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (kb.len)
+		memcpy(g->kblob + g->nkblob, kb.p, kb.len);
+	for (size_t i = 0; i < n; i++) {
+		g->props[nd.off + i].koff = g->nkblob + (uint32_t)koff[i];
+		g->props[nd.off + i].klen = (uint32_t)(koff[i + 1] - koff[i]);
+	}
+	g->nkblob += (uint32_t)kb.len;
 	for (size_t i = 0; i < n; i++)
 		if (vals[i] >= 0)
 			ts[nk++] = (struct tstr){(const uint8_t *)kb.p + koff[i],
@@ -812,6 +836,21 @@ static const struct {
 	{"ipv6", "[0-9a-f]{1,4}(:[0-9a-f]{1,4}){7}"},
 	{"hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
 	{"uri", "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	/* a URI is also a URI reference, an IRI, a template without variables */
+	{"uri-reference",
+	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	{"iri", "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	{"iri-reference",
+	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	{"uri-template",
+	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	{"idn-email", "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}@[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,"
+		      "2}\\.[a-z]{2,6}"},
+	{"idn-hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
+	{"json-pointer", "(/[a-z0-9]{1,10}){0,5}"},
+	{"relative-json-pointer", "[1-9]?[0-9](/[a-z0-9]{1,10}){0,5}"},
+	{"regex", "[a-z0-9]{1,20}"},
+	{"duration", "P[1-9][0-9]{0,2}D"},
 };
 
 static int64_t c_string(struct comp *c, const struct aw_json *s)
@@ -843,12 +882,14 @@ static int64_t c_string(struct comp *c, const struct aw_json *s)
 		for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
 			if (!strcmp(fmt->str, formats[i].name))
 				break;
-		if (i == sizeof(formats) / sizeof(formats[0]))
-			return cerr(c, ENOTSUP, "format '%.60s'", fmt->str);
-		if (re)
-			return cerr(c, ENOTSUP, "'%s' together with 'format'", "pattern");
-		re = formats[i].re;
-		relen = strlen(re);
+		if (i < sizeof(formats) / sizeof(formats[0])) {
+			if (re)
+				return cerr(c, ENOTSUP, "'%s' together with 'format'", "pattern");
+			re = formats[i].re;
+			relen = strlen(re);
+		}
+		/* other names are no format JSON Schema defines: validators
+		 * treat them as annotations, and so does this compiler */
 	}
 	if (re) {
 		struct aw_grammar *g = c->g;
@@ -1043,6 +1084,35 @@ static int lit_disjoint(const struct aw_grammar *g, uint32_t a, uint32_t b)
 }
 
 /* oneOf alternatives i and j can never both match what the grammar emits. */
+/* Declared property of object node y with serialised key k, or -1. */
+static int32_t prop_find(const struct aw_grammar *g, const struct gnode *y, const char *k,
+			 uint32_t kl)
+{
+	int32_t t = (int32_t)y->trie;
+	for (uint32_t i = 0; i < kl && t >= 0; i++)
+		t = trie_kid(g, (uint32_t)t, (uint8_t)k[i]);
+	return t >= 0 ? g->tn[t].leaf : -1;
+}
+
+/* Does object x reject every object object y generates? Yes when x
+ * requires a member y never writes, or one whose literal values y's never
+ * equal. */
+static int rejects(const struct aw_grammar *g, const struct gnode *x, const struct gnode *y)
+{
+	for (uint32_t i = 0; i < x->n; i++) {
+		const struct gprop *p = &g->props[x->off + i];
+		if (p->req_next != i || p->node < 0)
+			continue;
+		int32_t j = prop_find(g, y, g->kblob + p->koff, p->klen);
+		if (j < 0)
+			return 1;
+		const struct gprop *q = &g->props[y->off + (uint32_t)j];
+		if (q->node >= 0 && lit_disjoint(g, (uint32_t)p->node, (uint32_t)q->node))
+			return 1;
+	}
+	return 0;
+}
+
 static int disjoint(const struct aw_grammar *g, uint32_t a, uint32_t b)
 {
 	uint64_t fa[4] = {0}, fb[4] = {0};
@@ -1052,7 +1122,159 @@ static int disjoint(const struct aw_grammar *g, uint32_t a, uint32_t b)
 		return 1;
 	if (lit_disjoint(g, a, b))
 		return 1;
+	const struct gnode *x = &g->nodes[a], *y = &g->nodes[b];
+	if (x->kind == GK_OBJECT && y->kind == GK_OBJECT && x->sub < 0 && y->sub < 0)
+		return rejects(g, x, y) && rejects(g, y, x);
 	return 0;
+}
+
+static const struct aw_json *resolve(struct comp *c, const char *ref);
+
+/* A shallow JSON object or array (keys and values borrowed), owned by c. */
+static struct aw_json *tmp_new(struct comp *c, enum aw_json_type type, size_t cap)
+{
+	struct aw_json *j = calloc(1, sizeof(*j));
+	if (!j || grow((void **)&c->tmp, &c->captmp, c->ntmp + 1, sizeof(*c->tmp)) < 0) {
+		free(j);
+		return NULL;
+	}
+	c->tmp[c->ntmp++] = j;
+	j->type = type;
+	j->items = calloc(cap + 1, sizeof(*j->items));
+	j->keys = calloc(cap + 1, sizeof(*j->keys));
+	j->key_lens = calloc(cap + 1, sizeof(*j->key_lens));
+	return j->items && j->keys && j->key_lens ? j : NULL;
+}
+
+static void tmp_free(struct comp *c)
+{
+	for (uint32_t i = 0; i < c->ntmp; i++) {
+		free(c->tmp[i]->items);
+		free(c->tmp[i]->keys);
+		free(c->tmp[i]->key_lens);
+		free(c->tmp[i]);
+	}
+	free(c->tmp);
+}
+
+static int json_same(struct comp *c, const struct aw_json *a, const struct aw_json *b)
+{
+	struct aw_chat_buf x = {0}, y = {0};
+	int same = a == b ||
+		   (!ser(c, a, &x) && !ser(c, b, &y) && x.len == y.len && !memcmp(x.p, y.p, x.len));
+	free(x.p);
+	free(y.p);
+	return same;
+}
+
+/* The schema "a and b" for the keywords this compiler merges: properties
+ * (by name, recursively), required (union), equal values of anything
+ * else; a $ref-only side is resolved first. 'skip' (the combinator being
+ * expanded) is left out of a. Returns the merged object or NULL with the
+ * error in *ret_err. */
+static const struct aw_json *merge(struct comp *c, const struct aw_json *a, const char *skip,
+				   const struct aw_json *b, int depth, int *ret_err)
+{
+	for (int k = 0; k < 8 && b->type == AW_JSON_OBJECT && aw_json_get(b, "$ref"); k++) {
+		const struct aw_json *ref = aw_json_get(b, "$ref");
+		for (size_t i = 0; i < b->len; i++)
+			if (strcmp(b->keys[i], "$ref") && is_constraint(b->keys[i]))
+				goto nomerge;
+		const struct aw_json *t = ref->type == AW_JSON_STRING ? resolve(c, ref->str) : NULL;
+		if (!t)
+			goto nomerge;
+		b = t;
+	}
+	if (b->type == AW_JSON_TRUE) {
+		b = NULL;
+	} else if (b->type != AW_JSON_OBJECT || depth > 16) {
+		goto nomerge;
+	}
+	struct aw_json *m = tmp_new(c, AW_JSON_OBJECT, a->len + (b ? b->len : 0));
+	if (!m) {
+		*ret_err = -ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < a->len; i++) {
+		if (skip && !strcmp(a->keys[i], skip))
+			continue;
+		m->keys[m->len] = a->keys[i];
+		m->key_lens[m->len] = a->key_lens[i];
+		m->items[m->len++] = a->items[i];
+	}
+	for (size_t i = 0; b && i < b->len; i++) {
+		size_t k;
+		for (k = 0; k < m->len; k++)
+			if (!strcmp(m->keys[k], b->keys[i]))
+				break;
+		if (k == m->len) {
+			m->keys[m->len] = b->keys[i];
+			m->key_lens[m->len] = b->key_lens[i];
+			m->items[m->len++] = b->items[i];
+			continue;
+		}
+		const struct aw_json *x = m->items[k], *y = b->items[i];
+		const char *kw = b->keys[i];
+		if (!strcmp(kw, "properties") && x->type == AW_JSON_OBJECT &&
+		    y->type == AW_JSON_OBJECT) {
+			struct aw_json *pm = tmp_new(c, AW_JSON_OBJECT, x->len + y->len);
+			if (!pm) {
+				*ret_err = -ENOMEM;
+				return NULL;
+			}
+			for (size_t p = 0; p < x->len; p++) {
+				pm->keys[pm->len] = x->keys[p];
+				pm->key_lens[pm->len] = x->key_lens[p];
+				pm->items[pm->len++] = x->items[p];
+			}
+			for (size_t p = 0; p < y->len; p++) {
+				size_t q;
+				for (q = 0; q < pm->len; q++)
+					if (pm->key_lens[q] == y->key_lens[p] &&
+					    !memcmp(pm->keys[q], y->keys[p], y->key_lens[p]))
+						break;
+				if (q == pm->len) {
+					pm->keys[pm->len] = y->keys[p];
+					pm->key_lens[pm->len] = y->key_lens[p];
+					pm->items[pm->len++] = y->items[p];
+				} else if (pm->items[q]->type == AW_JSON_OBJECT) {
+					const struct aw_json *sub =
+						merge(c, pm->items[q], NULL, y->items[p], depth + 1,
+						      ret_err);
+					if (!sub)
+						return NULL;
+					pm->items[q] = (struct aw_json *)(uintptr_t)sub;
+				} else if (pm->items[q]->type != AW_JSON_TRUE ||
+					   y->items[p]->type != AW_JSON_TRUE) {
+					goto nomerge;
+				}
+			}
+			m->items[k] = pm;
+		} else if (!strcmp(kw, "required") && x->type == AW_JSON_ARRAY &&
+			   y->type == AW_JSON_ARRAY) {
+			struct aw_json *rq = tmp_new(c, AW_JSON_ARRAY, x->len + y->len);
+			if (!rq) {
+				*ret_err = -ENOMEM;
+				return NULL;
+			}
+			for (size_t p = 0; p < x->len; p++)
+				rq->items[rq->len++] = x->items[p];
+			for (size_t p = 0; p < y->len; p++)
+				rq->items[rq->len++] = y->items[p];
+			m->items[k] = rq;
+		} else if (is_constraint(kw) || !strcmp(kw, "type") || !strcmp(kw, "enum") ||
+			   !strcmp(kw, "const")) {
+			if (!json_same(c, x, y)) {
+				*ret_err = cerr(c, ENOTSUP,
+						"'%s' both beside and inside anyOf/oneOf", kw);
+				return NULL;
+			}
+		}
+	}
+	return m;
+nomerge:
+	*ret_err = cerr(c, ENOTSUP, "%s", "anyOf/oneOf beside constraints it cannot merge");
+	return NULL;
 }
 
 static int64_t c_combo(struct comp *c, const struct aw_json *s, const char *kw)
@@ -1060,24 +1282,46 @@ static int64_t c_combo(struct comp *c, const struct aw_json *s, const char *kw)
 	const struct aw_json *l = aw_json_get(s, kw);
 	if (!l || l->type != AW_JSON_ARRAY || l->len == 0)
 		return cerr(c, ENOTSUP, "'%s' is not a non-empty list", kw);
+	int siblings = 0;
 	for (size_t k = 0; k < s->len; k++)
-		if (strcmp(s->keys[k], kw) && !is_annotation(s->keys[k]) &&
-		    strcmp(s->keys[k], "type"))
-			return cerr(c, ENOTSUP, "'%s' beside anyOf/oneOf/allOf", s->keys[k]);
+		if (strcmp(s->keys[k], kw) &&
+		    (is_constraint(s->keys[k]) || !strcmp(s->keys[k], "type")))
+			siblings = 1;
 	int32_t *v = malloc(l->len * sizeof(*v));
 	uint32_t n = 0;
 	if (!v)
 		return -ENOMEM;
-	if (!strcmp(kw, "allOf") && l->len != 1) {
+	if (!strcmp(kw, "allOf")) {
+		/* one schema that has every keyword of every part (and of the siblings) */
 		free(v);
-		return cerr(c, ENOTSUP, "keyword '%s' with more than one schema", kw);
+		const struct aw_json *m = s;
+		const char *skip = kw;
+		for (size_t i = 0; i < l->len; i++) {
+			int e = 0;
+			m = merge(c, m, skip, l->items[i], 0, &e);
+			if (!m)
+				return e;
+			skip = NULL;
+		}
+		return compile(c, m);
 	}
 	int64_t r = 0;
 	for (size_t i = 0; i < l->len; i++) {
 		char seg[32];
 		snprintf(seg, sizeof(seg), "%s/%zu", kw, i);
 		size_t old = path_push(c, seg);
-		r = compile(c, l->items[i]);
+		const struct aw_json *alt = l->items[i];
+		if (siblings) {
+			/* the keywords beside the combinator apply to every alternative */
+			int e = 0;
+			alt = merge(c, s, kw, alt, 0, &e);
+			if (!alt) {
+				path_pop(c, old);
+				free(v);
+				return e;
+			}
+		}
+		r = compile(c, alt);
 		path_pop(c, old);
 		if (r == -EINVAL && strcmp(kw, "allOf")) {
 			r = 0;
@@ -1092,11 +1336,6 @@ static int64_t c_combo(struct comp *c, const struct aw_json *s, const char *kw)
 	if (!n) {
 		free(v);
 		return cerr(c, EINVAL, "no alternative of '%s' is satisfiable", kw);
-	}
-	if (aw_json_get(s, "type")) {
-		/* a type beside the alternatives: keep it simple, it must agree */
-		free(v);
-		return cerr(c, ENOTSUP, "'%s' beside anyOf/oneOf/allOf", "type");
 	}
 	if (!strcmp(kw, "oneOf"))
 		for (uint32_t i = 0; i < n; i++)
@@ -1160,7 +1399,9 @@ static int64_t c_ref(struct comp *c, const struct aw_json *s)
 	if (ref->type != AW_JSON_STRING)
 		return cerr(c, ENOTSUP, "'%s' is not a string", "$ref");
 	for (size_t k = 0; k < s->len; k++)
-		if (strcmp(s->keys[k], "$ref") && !is_annotation(s->keys[k]))
+		if (strcmp(s->keys[k], "$ref") &&
+		    (is_constraint(s->keys[k]) || !strcmp(s->keys[k], "type") ||
+		     !strcmp(s->keys[k], "enum") || !strcmp(s->keys[k], "const")))
 			return cerr(c, ENOTSUP, "'%s' beside $ref", s->keys[k]);
 	const struct aw_json *t = resolve(c, ref->str);
 	if (!t)
@@ -1418,12 +1659,14 @@ int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_gramma
 		goto fail;
 	c.g->root = (uint32_t)r;
 	free(c.memo);
+	tmp_free(&c);
 	*ret = c.g;
 	return 0;
 fail:
 	if (r == -ENOMEM)
 		aw_err_set(err, ENOMEM, "out of memory");
 	free(c.memo);
+	tmp_free(&c);
 	aw_grammar_free(c.g);
 	return (int)r;
 }
@@ -1479,6 +1722,7 @@ void aw_grammar_free(struct aw_grammar *g)
 	free(g->tbyte);
 	free(g->tkid);
 	free(g->tleaf);
+	free(g->kblob);
 	free(g);
 }
 

@@ -28,6 +28,7 @@ packages=(
 	clang-14 libclang-rt-14-dev
 	iproute2 iputils-ping arping tcpdump fio
 	python3-jinja2 python3-jsonschema gnuplot-nox
+	libmicrohttpd-dev prometheus
 )
 
 # arm64 multiarch -dev packages for the cross build (Debian's arm64

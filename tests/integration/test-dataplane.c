@@ -338,7 +338,7 @@ static struct aw_proto_hdr collect(uint64_t rid, char *text, size_t *tlen, uint8
 	}
 }
 
-static void send_generate(uint64_t rid, const char *prompt, uint32_t max_new)
+static void send_generate_session(uint64_t rid, uint64_t sid, const char *prompt, uint32_t max_new)
 {
 	struct aw_proto_req q;
 	struct aw_proto_hdr h = {0};
@@ -353,7 +353,13 @@ static void send_generate(uint64_t rid, const char *prompt, uint32_t max_new)
 	assert_true(n > 0);
 	h.type = AW_PROTO_GENERATE;
 	h.request_id = rid;
+	h.session_id = sid;
 	send_dgram(&h, body, (size_t)n);
+}
+
+static void send_generate(uint64_t rid, const char *prompt, uint32_t max_new)
+{
+	send_generate_session(rid, 0, prompt, max_new);
 }
 
 static void test_generate(void **state)
@@ -620,6 +626,45 @@ static void test_two_groups(void **state)
 	stop();
 }
 
+/* groups: requests of one session all go to one group (the group that holds
+ * its KV), whatever the load; the session id is echoed in every reply. */
+static void test_session_affinity(void **state)
+{
+	struct aw_dispatch_group_stats g0, g1;
+	struct aw_proto_hdr r;
+	uint8_t pl[2048];
+	size_t n;
+	unsigned ended = 0;
+
+	(void)state;
+	n_groups = 2;
+	start(8, 2000);
+	n_groups = 1;
+	for (uint64_t sid = 0x51; sid <= 0x52; sid++) {
+		uint64_t e0, e1;
+
+		aw_dispatch_group_stats(disp, 0, &g0);
+		aw_dispatch_group_stats(disp, 1, &g1);
+		e0 = g0.enqueued;
+		e1 = g1.enqueued;
+		ended = 0;
+		for (uint64_t i = 1; i <= 5; i++)
+			send_generate_session(sid * 100 + i, sid, "x y", 2);
+		while (ended < 5 && next_reply(&r, pl, &n) == 0) {
+			assert_int_equal(r.session_id, sid);
+			assert_int_not_equal(r.type, AW_PROTO_ERROR);
+			ended += r.type == AW_PROTO_END;
+		}
+		assert_int_equal(ended, 5);
+		aw_dispatch_group_stats(disp, 0, &g0);
+		aw_dispatch_group_stats(disp, 1, &g1);
+		/* all five in one group although the other one was idle */
+		assert_true((g0.enqueued - e0 == 5 && g1.enqueued == e1) ||
+			    (g1.enqueued - e1 == 5 && g0.enqueued == e0));
+	}
+	stop();
+}
+
 /* Two dataplane lcores, two queue pairs: each lcore answers on the TX queue
  * of the RX queue it polls, GENERATE replies included (the response ring of
  * the lcore that owns the flow). */
@@ -796,6 +841,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_malformed, teardown),
 		cmocka_unit_test_teardown(test_overload_and_shutdown, teardown),
 		cmocka_unit_test_teardown(test_two_groups, teardown),
+		cmocka_unit_test_teardown(test_session_affinity, teardown),
 		cmocka_unit_test_teardown(test_two_queues, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -208,7 +208,10 @@ static void test_refusals(void **state)
 	(void)state;
 	refuse("{\"type\": \"object\", \"not\": {}}", ENOTSUP, "'not'");
 	refuse("{\"properties\": {\"a\": {\"if\": {}}}}", ENOTSUP, "/properties/a");
-	refuse("{\"type\": \"string\", \"format\": \"bogus\"}", ENOTSUP, "bogus");
+	refuse("{\"properties\": {\"ab\": {}}, \"patternProperties\": {\"^a\": {}}}", ENOTSUP,
+	       "patternProperties");
+	refuse("{\"additionalProperties\": {}, \"patternProperties\": {\"^a\": {}}}", ENOTSUP,
+	       "patternProperties");
 	refuse("{\"$ref\": \"http://example.com/s.json\"}", ENOTSUP, "$ref");
 	refuse("{\"type\": \"integer\", \"minimum\": 5, \"maximum\": 3}", EINVAL, NULL);
 	refuse("{\"type\": \"string\", \"minLength\": 5, \"maxLength\": 3}", EINVAL, NULL);
@@ -270,6 +273,14 @@ static const char *const schemas[] = {
 	"{\"type\": \"array\", \"items\": [{\"type\": \"string\"}, {\"type\": \"integer\"}],"
 	" \"minItems\": 2}",
 	"{\"oneOf\": [{\"type\": \"string\"}, {\"type\": \"integer\"}, {\"const\": true}]}",
+	"{\"properties\": {\"x\": {\"type\": \"string\", \"format\": \"topic\"}}, "
+	"\"patternProperties\": {\"^z\": {}}, \"required\": [\"x\"]}",
+	"{\"type\": \"object\", \"properties\": {\"k\": {\"type\": \"string\"}}, \"oneOf\": "
+	"[{\"properties\": {\"k\": {\"enum\": [\"a\"]}}, \"required\": [\"k\"]}, "
+	"{\"properties\": {\"k\": {\"enum\": [\"b\"]}, \"n\": {\"type\": \"integer\"}}, "
+	"\"required\": [\"n\"]}]}",
+	"{\"allOf\": [{\"properties\": {\"a\": {\"type\": \"integer\"}}}, {\"required\": "
+	"[\"a\"]}]}",
 };
 
 static void test_masks_match_brute_force(void **state)

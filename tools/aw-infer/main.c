@@ -663,7 +663,7 @@ static void print_info(struct run *r)
 	aw_gguf_get_str(r->g, "general.name", &name, &nlen);
 	printf("file:            %s\n", r->o->model);
 	printf("name:            %.*s\n", (int)nlen, name);
-	printf("architecture:    llama\n");
+	printf("architecture:    %s%s\n", hp->arch, hp->qkv_bias ? " (Q/K/V biases)" : "");
 	printf("gguf version:    %u, %" PRIu64 " tensors, %" PRIu64 " keys\n",
 	       aw_gguf_version(r->g), aw_gguf_n_tensors(r->g), aw_gguf_n_kv(r->g));
 	printf("vocabulary:      %d\n", hp->n_vocab);
@@ -673,8 +673,9 @@ static void print_info(struct run *r)
 	       hp->head_dim);
 	printf("ffn:             %d\n", hp->ffn_dim);
 	printf("context:         %d (training), %d (this run)\n", hp->n_ctx, r->ctx);
-	printf("rope:            base %g, %d dims%s\n", (double)hp->rope_base, hp->n_rot,
-	       hp->rope_factors ? ", frequency factors" : "");
+	printf("rope:            base %g, %d dims%s%s\n", (double)hp->rope_base, hp->n_rot,
+	       hp->rope_factors ? ", frequency factors" : "",
+	       strcmp(hp->arch, "qwen2") == 0 ? ", neox pairs" : "");
 	printf("rms eps:         %g\n", (double)hp->rms_eps);
 	printf("output:          %s\n", hp->tied ? "tied to token_embd" : "output.weight");
 	printf("types:          ");
