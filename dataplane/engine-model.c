@@ -461,6 +461,19 @@ static void model_group_release(void *state, unsigned group)
 	}
 }
 
+/* --- agent operations: the chat template of a group's instance --- */
+static int model_group_template(void *state, unsigned group, const char **ret, size_t *ret_len)
+{
+	struct holder *h = state;
+
+	if (group >= GROUP_MODELS || !h->group_inst[group])
+		return -ENOENT;
+	return aw_gguf_get_str(h->group_inst[group]->g, "tokenizer.chat_template", ret, ret_len) < 0
+		       ? -ENOENT
+		       : 0;
+}
+/* --- */
+
 static unsigned model_generation(void *state)
 {
 	struct holder *h = state;
@@ -476,6 +489,7 @@ static const struct aw_engine_ops model_ops = {
 	.group_model = model_group_model,
 	.group_release = model_group_release,
 	.generation = model_generation,
+	.group_template = model_group_template,
 };
 
 int aw_engine_model_open(const char *path, const struct aw_engine_model_opts *o,

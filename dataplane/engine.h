@@ -68,6 +68,11 @@ struct aw_engine_ops {
 	 * had before (freed once no group and no request holds it). */
 	unsigned (*generation)(void *state);
 	void (*group_release)(void *state, unsigned group);
+	/* --- agent operations (optional) ---
+	 * The tokenizer.chat_template of the model group 'group' holds (sets
+	 * *ret, not NUL-terminated, and *ret_len; valid until the group's
+	 * group_release()). Returns 0, or -ENOENT when the file has none. */
+	int (*group_template)(void *state, unsigned group, const char **ret, size_t *ret_len);
 };
 
 struct aw_engine {
