@@ -12,7 +12,7 @@
 # `tests/run.sh --deps-only` only installs the packages.
 #   build-arm64/  aarch64 cross build (tools/cross/aarch64-linux-gnu.ini): the
 #                 unit suite under qemu-user, then the engine's tests once per
-#                 forced kernel level
+#                 forced kernel level and once with 64 KiB pages
 # Environment: AW_FUZZ_SECONDS (default 60), AW_SKIP_DEPS=1 (no apt),
 # AW_SKIP_ASAN=1, AW_SKIP_FUZZ=1, AW_SKIP_ARM64=1 (quicker local runs).
 set -euo pipefail
@@ -170,6 +170,15 @@ if [ "${AW_SKIP_ARM64:-0}" != 1 ]; then
 				--timeout-multiplier 10 --logbase "testlog-$isa" "${arm_tests[@]}" || true
 			logs+=("$dir/meson-logs/testlog-$isa.json")
 		done
+		# Pass 3: 64 KiB pages, as on Arm servers that run 64 KiB-page kernels:
+		# qemu-user reports them (sysconf, AT_PAGESZ) with QEMU_PAGESIZE;
+		# test-pagesize applies a 64 KiB kernel's mmap alignment rules and
+		# fails if the emulation did not take effect (AW_EXPECT_PAGESIZE).
+		read -r -a arm_p64 <<<"${AW_ARM64_P64_TESTS:-pagesize gguf kv pool model sched aw-infer}"
+		QEMU_PAGESIZE=65536 AW_EXPECT_PAGESIZE=65536 meson test -C "$dir" --print-errorlogs \
+			--num-processes "$jobs" --timeout-multiplier 10 --logbase testlog-p64k \
+			"${arm_p64[@]}" || true
+		logs+=("$dir/meson-logs/testlog-p64k.json")
 	else
 		echo "run.sh: arm64 cross packages unavailable: aarch64 stage not run" >&2
 		logs+=("build-arm64/meson-logs/missing.json")

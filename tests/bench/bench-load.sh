@@ -3,6 +3,7 @@
 #
 #   sudo tests/bench/bench-load.sh [-b BUILD] [-f FILE.gguf] [-l LLAMA_BIN_DIR]
 #                                  [-r REPS] [--qd N] [--rs SIZE] [--sweep] [--no-ttft]
+#                                  [--no-bw] [--decode]
 #
 # In one run, with the page cache dropped before every measurement
 # (echo 3 > /proc/sys/vm/drop_caches), interleaved REPS times (median kept):
@@ -14,6 +15,11 @@
 #              (with and without --no-repack), and llama.cpp's llama-bench
 #              (-p 4 -n 0) on the same file (skipped without -l)
 # --sweep also runs fio and the loader over queue depths and request sizes.
+# --no-bw skips the bandwidth table. --decode adds decode speed by where the
+# repacked weights live (aw-infer --bench, 1 thread, REPS interleaved runs):
+# repacked in place in the loader's hugetlb pages, repacked at load into the
+# model's arena with the hugetlb pool present and with it emptied (ordinary
+# pages + THP advice), and the file layout (no repack) in hugetlb pages.
 #
 # FILE defaults to a tinyllama-1.1b Q8_0 file written by aw-mkmodel in
 # $AW_BENCH_DIR (default /var/tmp/aw-bench). The loader uses 2 MiB hugetlb
@@ -31,6 +37,8 @@ qd=32
 rs=8M
 sweep=0
 ttft=1
+bw=1
+decode=0
 usage() {
 	sed -n '2,20p' "$0" >&2
 	exit 2
@@ -45,6 +53,8 @@ while [ $# -gt 0 ]; do
 	--rs) rs=$2; shift 2 ;;
 	--sweep) sweep=1; shift ;;
 	--no-ttft) ttft=0; shift ;;
+	--no-bw) bw=0; shift ;;
+	--decode) decode=1; shift ;;
 	-h | --help) usage ;;
 	*) usage ;;
 	esac
@@ -103,7 +113,8 @@ echo "# bench-load: $(basename "$file") ($size bytes), qd $qd x $rs, $reps reps,
 echo "# hugetlb pool: $got x 2 MiB (was $old_huge)"
 "$bl" "$file" --gguf --nodes 0,0 --verbose 2>&1 >/dev/null | sed "s/^/# /" # untimed: touches the pool once
 
-declare -A res
+declare -A res med
+if [ "$bw" = 1 ]; then
 names=(fio fio_fixedbufs uring uring_thp uring_4k uring_fixedbufs uring_prefault read mmap repl_copy repl_read)
 for ((i = 0; i < reps; i++)); do
 	res[fio]+="$(fio_gbps "$qd" "$rs") "
@@ -118,7 +129,6 @@ for ((i = 0; i < reps; i++)); do
 	res[repl_copy]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes 0,0 --replicate copy) "
 	res[repl_read]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes 0,0 --replicate read) "
 done
-declare -A med
 printf '%-18s %10s   %s\n' "config" "GB/s(med)" "runs"
 for n in "${names[@]}"; do
 	med[$n]=$(echo "${res[$n]}" | tr ' ' '\n' | grep . | median)
@@ -127,6 +137,7 @@ done
 limit=$(printf '%s\n%s\n' "${med[fio]}" "${med[fio_fixedbufs]}" | sort -g | tail -1)
 awk -v l="$limit" -v u="${med[uring]}" -v m="${med[mmap]}" -v r="${med[read]}" 'BEGIN {
 	printf "loader/fio(best) = %.2f   loader/mmap = %.2f   loader/read = %.2f\n", u / l, u / m, u / r }'
+fi
 
 if [ "$sweep" = 1 ]; then
 	echo "# sweep: GB/s, fio --fixedbufs / fio / loader, 1 run each"
@@ -141,6 +152,28 @@ if [ "$sweep" = 1 ]; then
 		done
 		echo
 	done
+fi
+
+if [ "$decode" = 1 ]; then
+	# decode tok/s by where the kernels' (repacked) weights live
+	dec() { "$infer" -m "$file" "$@" --bench -p 16 -n 32 -t 1 --reps 1 2>/dev/null |
+		grep -o '"decode_tok_s":[0-9.]*' | cut -d: -f2; }
+	declare -A dd
+	for ((i = 0; i < reps; i++)); do
+		dd[inplace_hugetlb]+="$(dec --load uring) "
+		dd[arena_hugetlb]+="$(dec) "
+		echo 0 >/proc/sys/vm/nr_hugepages
+		dd[arena_4k_thp]+="$(dec) "
+		echo "$got" >/proc/sys/vm/nr_hugepages
+		dd[norepack_hugetlb]+="$(dec --load uring --no-repack) "
+	done
+	echo "# decode tok/s, 1 thread, 16-token prompt, 32 tokens (median of $reps)"
+	for n in inplace_hugetlb arena_hugetlb arena_4k_thp norepack_hugetlb; do
+		med[$n]=$(echo "${dd[$n]}" | tr ' ' '\n' | grep . | median)
+		printf '%-24s %8s   %s\n' "$n" "${med[$n]}" "${dd[$n]}"
+	done
+	awk -v a="${med[inplace_hugetlb]}" -v b="${med[arena_4k_thp]}" -v c="${med[arena_hugetlb]}" \
+		'BEGIN { printf "in place (hugetlb) / arena in 4 KiB+THP = %.2f   / arena hugetlb = %.2f\n", a / b, a / c }'
 fi
 
 if [ "$ttft" = 1 ]; then
@@ -160,6 +193,8 @@ if [ "$ttft" = 1 ]; then
 		tt[aw_uring_norepack_warm]+="$(wall "$infer" -m "$file" --load uring --no-repack "${ids[@]}") "
 		drop
 		tt[aw_mmap_norepack_cold]+="$(wall "$infer" -m "$file" --no-repack "${ids[@]}") "
+		drop
+		tt[aw_mmap_repack_cold]+="$(wall "$infer" -m "$file" "${ids[@]}") "
 		if [ -n "$llama" ] && [ -x "$llama/llama-bench" ]; then
 			drop
 			tt[llama_cold]+="$(wall "$llama/llama-bench" -m "$file" -p 4 -n 0 -r 1 --no-warmup -t "$t") "
@@ -168,6 +203,7 @@ if [ "$ttft" = 1 ]; then
 	done
 	echo "# time to first token from process start, seconds (median of $reps)"
 	for n in aw_uring_cold aw_uring_norepack_cold aw_uring_norepack_warm aw_mmap_norepack_cold \
+		aw_mmap_repack_cold \
 		llama_cold llama_warm; do
 		[ -n "${tt[$n]:-}" ] || continue
 		med[$n]=$(echo "${tt[$n]}" | tr ' ' '\n' | grep . | median)
