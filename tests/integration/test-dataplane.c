@@ -758,15 +758,16 @@ static void test_group_threads(void **state)
 	assert_int_equal(tiny_write(&c, path, NULL, NULL), 0);
 	use_model = path;
 	serve_four(1, one, l1);
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_ISSET(0, &set) &&
-	    CPU_ISSET(1, &set)) {
+	/* the process may use CPUs 0 and 1 (the EAL pinned this thread to one) */
+	if (sched_getaffinity(getpid(), sizeof(set), &set) == 0 &&
+	    sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
 		serve_four(2, two, l2);
 		for (unsigned i = 0; i < 4; i++) {
 			assert_int_equal(l1[i], l2[i]);
 			assert_memory_equal(one[i], two[i], l1[i]);
 		}
 	} else {
-		printf("# CPUs 0 and 1 not both allowed: two-thread group not run\n");
+		printf("# one CPU: two-thread group not run\n");
 	}
 	use_model = NULL;
 	unlink(path);
