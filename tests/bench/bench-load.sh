@@ -3,14 +3,15 @@
 #
 #   sudo tests/bench/bench-load.sh [-b BUILD] [-f FILE.gguf] [-l LLAMA_BIN_DIR]
 #                                  [-r REPS] [--qd N] [--rs SIZE] [--sweep] [--no-ttft]
-#                                  [--no-bw] [--decode]
+#                                  [--no-bw] [--decode] [--nodes LIST]
 #
 # In one run, with the page cache dropped before every measurement
 # (echo 3 > /proc/sys/vm/drop_caches), interleaved REPS times (median kept):
 #   fio        --ioengine=io_uring --direct=1, same file, request size and depth
 #              (plain and --fixedbufs; the better one is the device limit)
 #   loader     bench-load --method uring (the defaults), read, and mmap + touch
-#   replicas   two replicas on node 0 (--nodes 0,0), copied vs read twice
+#   replicas   two replicas (--nodes LIST, default 0,0: both on node 0 on a
+#              one-node machine; 0,1 on a two-node one), copied vs read twice
 #   TTFT       aw-infer --load uring from process start to the first token
 #              (with and without --no-repack), and llama.cpp's llama-bench
 #              (-p 4 -n 0) on the same file (skipped without -l)
@@ -39,6 +40,7 @@ sweep=0
 ttft=1
 bw=1
 decode=0
+nodes=0,0
 usage() {
 	sed -n '2,20p' "$0" >&2
 	exit 2
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--no-ttft) ttft=0; shift ;;
 	--no-bw) bw=0; shift ;;
 	--decode) decode=1; shift ;;
+	--nodes) nodes=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) usage ;;
 	esac
@@ -111,7 +114,7 @@ load_gbps() { # args to bench-load
 
 echo "# bench-load: $(basename "$file") ($size bytes), qd $qd x $rs, $reps reps, $(nproc) CPUs, $(uname -r)"
 echo "# hugetlb pool: $got x 2 MiB (was $old_huge)"
-"$bl" "$file" --gguf --nodes 0,0 --verbose 2>&1 >/dev/null | sed "s/^/# /" # untimed: touches the pool once
+"$bl" "$file" --gguf --nodes "$nodes" --verbose 2>&1 >/dev/null | sed "s/^/# /" # untimed: touches the pool once
 
 declare -A res med
 if [ "$bw" = 1 ]; then
@@ -126,8 +129,8 @@ for ((i = 0; i < reps; i++)); do
 	res[uring_prefault]+="$(load_gbps --qd "$qd" --rs "$rs" --features-on prefault) "
 	res[read]+="$(load_gbps --method read --rs "$rs") "
 	res[mmap]+="$(load_gbps --method mmap) "
-	res[repl_copy]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes 0,0 --replicate copy) "
-	res[repl_read]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes 0,0 --replicate read) "
+	res[repl_copy]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes "$nodes" --replicate copy) "
+	res[repl_read]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes "$nodes" --replicate read) "
 done
 printf '%-18s %10s   %s\n' "config" "GB/s(med)" "runs"
 for n in "${names[@]}"; do
