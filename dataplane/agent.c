@@ -234,12 +234,20 @@ static int parse_tlv(const struct aw_proto_str *s, const char *what, struct aw_j
 
 static int buf_cat(struct aw_chat_buf *b, const char *s)
 {
+	/* the same growth rule as aw_json_dump(), which appends to this buffer too:
+	 * 'cap' is what is allocated */
 	const size_t n = strlen(s);
-	char *p = realloc(b->p, b->len + n + 1);
 
-	if (!p)
-		return -ENOMEM;
-	b->p = p;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
 	memcpy(b->p + b->len, s, n + 1);
 	b->len += n;
 	return 0;

@@ -616,6 +616,7 @@ struct agent_run {
 	/* constrained decoding: the sampler's mask hook drives the matcher */
 	int g_mode;   /* AW_AGENT_GRAMMAR_* */
 	int g_active; /* the mask applies now */
+	int g_stay;   /* a forced call: awake to the end (then only EOS) */
 	int32_t g_n;  /* tokens the grammar's vocabulary has */
 	struct aw_grammar *gr;
 	struct aw_grammar_matcher *gm;
@@ -713,6 +714,7 @@ static int agent_grammar(struct group *g, struct aw_req *r, const struct aw_agen
 		return rc;
 	a->g_mode = job->grammar;
 	/* awake from the start unless it waits for a call marker */
+	a->g_stay = job->forced;
 	if (job->grammar == AW_AGENT_GRAMMAR_ALWAYS || job->forced) {
 		if (job->g_forced &&
 		    aw_grammar_accept_bytes(a->gm, job->g_forced, strlen(job->g_forced)) < 0) {
@@ -738,8 +740,8 @@ static void agent_wake(struct agent_run *a)
 		const char *t = aw_toolcall_call_text(a->tc, &n);
 		aw_grammar_matcher_reset(a->gm);
 		a->g_active = aw_grammar_accept_bytes(a->gm, t, n) == 0;
-	} else if (!in && a->g_active) {
-		a->g_active = 0;
+	} else if (!in && a->g_active && !a->g_stay) {
+		a->g_active = 0; /* auto: free text (or another call) may follow */
 	}
 }
 
