@@ -1022,7 +1022,8 @@ static int group_take_model(struct group *g, const struct aw_engine *engine, int
 	int rc;
 
 	g->gen = engine->ops->generation ? engine->ops->generation(engine->state) : 0;
-	rc = engine->ops->group_model(engine->state, g->idx, max_batch, &g->m, &g->tok, e);
+	rc = engine->ops->group_model(engine->state, g->idx, g->p.socket, max_batch, &g->m, &g->tok,
+				      e);
 	if (rc < 0)
 		return rc;
 	g->n_vocab = aw_model_hparams(g->m)->n_vocab;

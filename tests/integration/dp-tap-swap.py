@@ -20,6 +20,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -73,8 +74,32 @@ def wait_log(d, needle, count=1, timeout=60):
     raise AssertionError('no %r in the log:\n%s' % (needle, d.output()))
 
 
+# systemd's status line (sd_notify STATUS=): the load's progress, when the
+# daemon has libsystemd
+notify_path = '/tmp/aw-swap-notify-%d.sock' % os.getpid()
+nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+nsock.bind(notify_path)
+status = []
+
+
+def notify_reader():
+    nsock.settimeout(0.2)
+    while True:
+        try:
+            status.extend(m for m in nsock.recv(4096).decode().split('\n')
+                          if m.startswith('STATUS='))
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+
+
+threading.Thread(target=notify_reader, daemon=True).start()
+has_systemd = 'libsystemd' in subprocess.run(['ldd', exe], capture_output=True,
+                                             text=True).stdout
+
 write_conf(model_a)
-d = aw.Daemon(exe, conf)
+d = aw.Daemon(exe, conf, env={'NOTIFY_SOCKET': notify_path})
 ok = False
 results = []  # (t_sent, t_done, terminal type, data, summary)
 lock = threading.Lock()
@@ -183,6 +208,13 @@ try:
           % (len(results), n_a, n_b))
     t, data, _ = c.call(aw.GENERATE, aw.gen_body(PROMPT, 0))
     assert t['type'] == aw.END and aw.summary(t['payload'])['gen_tokens'] <= 3
+    if has_systemd:  # phase, percent and GB/s of both loads
+        assert any(m.startswith('STATUS=loading model ' + model_a) and '100.0%' in m and
+                   'GB/s' in m for m in status), status
+        assert any(m.startswith('STATUS=serving; loading new model ' + model_b) and
+                   '100.0%' in m for m in status), status
+        assert any(m.startswith('STATUS=serving: model %s (generation 2)' % model_b)
+                   for m in status), status
     m = d.telemetry('/agentwire/model')
     if m is not None:  # telemetry on: the model it describes is the new one
         assert m['describe'].startswith('{"generation": 2,'), m
@@ -193,7 +225,8 @@ finally:
     out = d.output()
     if not ok:
         print(out)
-    for p in (conf, model_b, bad_model):
+    nsock.close()
+    for p in (conf, model_b, bad_model, notify_path):
         if os.path.exists(p):
             os.unlink(p)
 assert rc == 0, 'daemon exit %d\n%s' % (rc, out)
