@@ -15,6 +15,9 @@ file's [model] path at model B (seed 8) and sends SIGHUP. It checks that:
     change nothing (B keeps serving, the log says why), a changed limit
     applies in place and a changed restart-only key is named in the log;
   - the daemon stops cleanly (every mbuf returned).
+
+Uses its own tap (aws0, 10.95.0.0/24): other worktrees' suites may run the
+aw0 tests on this machine at the same time.
 """
 import json
 import os
@@ -30,6 +33,7 @@ import time
 import awtest as aw
 
 exe, base_conf = aw.need_root_and_build(sys.argv)
+aw.TAP_IF, aw.HOST_IP, aw.SRV_IP = 'aws0', '10.95.0.1', '10.95.0.2'
 if len(sys.argv) < 6:
     aw.skip('usage: dp-tap-swap.py AGENTWIRE CONFIG AW-MKMODEL AW-INFER AW-LOADGEN')
 loadgen = sys.argv[5]
@@ -56,6 +60,8 @@ os.close(conf_fd)
 
 def write_conf(model, extra='', max_new=None):
     text = re.sub(r'(?m)^path = .*$', 'path = ' + model, base)
+    text = text.replace('iface=aw0', 'iface=' + aw.TAP_IF)
+    text = text.replace('address = 10.99.0.2/24', 'address = %s/24' % aw.SRV_IP)
     text = text.replace('[limits]\n', '[limits]\n' + extra)
     if max_new is not None:
         text = re.sub(r'(?m)^max_new_tokens = .*$', 'max_new_tokens = %d' % max_new, text)
@@ -107,7 +113,7 @@ stop = threading.Event()
 
 
 def client_loop(seed):
-    c = aw.Client(seed=seed)
+    c = aw.Client(host=aw.SRV_IP, seed=seed)
     while not stop.is_set():
         t0 = time.time()
         t, data, _ = c.call(aw.GENERATE, aw.gen_body(PROMPT, N))
@@ -119,7 +125,7 @@ def client_loop(seed):
 
 try:
     # warm: model A answers
-    c = aw.Client()
+    c = aw.Client(host=aw.SRV_IP)
     t, data, _ = c.call(aw.GENERATE, aw.gen_body(PROMPT, N))
     assert t['type'] == aw.END and data == exp_a, (t, data, exp_a)
 
@@ -155,9 +161,14 @@ try:
     write_conf(bad_model)
     d.p.send_signal(signal.SIGHUP)
     wait_log(d, 'the old model keeps serving')
-    # a config with an error: nothing changes
+    # a config with an error: nothing changes (asked through telemetry when
+    # it is on, else SIGHUP)
     write_conf(model_b, 'no_such_key = 1\n')
-    d.p.send_signal(signal.SIGHUP)
+    rl = d.telemetry('/agentwire/reload')
+    if rl is None:
+        d.p.send_signal(signal.SIGHUP)
+    else:
+        assert rl['reload'] == 'requested', rl
     wait_log(d, 'unchanged', 2)
     # a limit in place, and a key that needs a restart
     write_conf(model_b, max_new=3)
