@@ -520,24 +520,37 @@ static void sched_submit(struct group *g, struct aw_req *r)
 		return end_now(g, r, AW_PROTO_FINISH_DEADLINE, now);
 	}
 
-	/* a session's next turn carries only its new text: no BOS then */
+	/* a session's next turn carries only its new text: no BOS then. With
+	 * CONTINUE the client says the prompt is such a turn: a session this
+	 * group does not hold is UNKNOWN_SESSION (the client then sends the
+	 * whole conversation) */
 	if ((body.req_flags & AW_PROTO_REQF_KEEP_SESSION) && d->p.max_sessions && !agent)
 		sess = r->flow.session_id;
+	const int held = sess && aw_sched_has_session(g->s, sess);
+	if ((body.req_flags & AW_PROTO_REQF_CONTINUE) && !agent && !held) {
+		snprintf(msg, sizeof(msg), "session %llx is not held here%s",
+			 (unsigned long long)r->flow.session_id,
+			 sess ? "" : " (CONTINUE needs a session id and KEEP_SESSION)");
+		return refuse(g, r, AW_PROTO_ERR_UNKNOWN_SESSION, msg);
+	}
 	rc = 0;
 	if (agent) /* tokenized by agent_prepare() */
 		n_ids = (size_t)job.n_tokens;
 	else
 		rc = aw_tok_encode(g->tok, body.prompt.p, body.prompt.len,
-				   sess && aw_sched_has_session(g->s, sess) ? 0
-									    : AW_TOK_ADD_SPECIAL,
-				   g->ids, d->p.max_prompt_tokens + 1, &n_ids);
+				   held ? 0 : AW_TOK_ADD_SPECIAL, g->ids,
+				   d->p.max_prompt_tokens + 1, &n_ids);
 	if (rc == -ENOSPC || n_ids > d->p.max_prompt_tokens) {
 		snprintf(msg, sizeof(msg), "prompt of %zu tokens: the limit is %u", n_ids,
 			 d->p.max_prompt_tokens);
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_TOO_LONG, msg);
 	}
 	if (rc < 0 || n_ids == 0) {
 		snprintf(msg, sizeof(msg), "prompt: %s", rc < 0 ? strerror(-rc) : "no tokens");
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
 	}
 
