@@ -32,7 +32,7 @@ import awtest as aw
 
 aw.TAP_IF, aw.HOST_IP = 'awg0', '10.97.0.1'
 SRV = '10.97.0.2'
-F_KEEP_SESSION = 0x01
+F_KEEP_SESSION, F_CONTINUE = 0x01, 0x02
 
 exe, conf = aw.need_root_and_build(sys.argv)
 
@@ -185,6 +185,29 @@ try:
             s2 = aw.summary(r['payload'])
     c.send(aw.hdr(aw.ACK, rid))
     assert s2['finish'] in (0, 1), s2
+    # CONTINUE: a turn of a session this server does not hold is refused
+    rid = c.rid()
+    c.send(aw.hdr(aw.GENERATE, rid, body(' And a car.', 8,
+                                         flags=F_KEEP_SESSION | F_CONTINUE),
+                  session_id=0xdead))
+    r = None
+    while r is None or r['request_id'] != rid:
+        r = c.recv(2.0)
+        assert r is not None, 'no answer to CONTINUE of an unknown session'
+    assert r['type'] == aw.ERROR and aw.error_of(r['payload'])[0] == 4, r  # UNKNOWN_SESSION
+    c.send(aw.hdr(aw.ACK, rid))
+    # ... and accepted for the session it holds
+    rid = c.rid()
+    c.send(aw.hdr(aw.GENERATE, rid, body(' And a car.', 8,
+                                         flags=F_KEEP_SESSION | F_CONTINUE),
+                  session_id=sid))
+    r = None
+    while r is None or r['request_id'] != rid or r['type'] == aw.DATA:
+        r = c.recv(2.0)
+        assert r is not None, 'no answer to CONTINUE of a held session'
+    assert r['type'] == aw.END, r
+    c.send(aw.hdr(aw.ACK, rid))
+    print('CONTINUE: UNKNOWN_SESSION for a session not held, served for one held')
     reused = group0(d)['cached_tokens'] - before
     assert reused >= s1['prompt_tokens'], (reused, s1)
     assert s2['prompt_tokens'] > s1['prompt_tokens'] + s1['gen_tokens'] - 1, (s1, s2)
