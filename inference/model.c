@@ -214,8 +214,7 @@ static int load_mat(struct loadctx *c, const char *name, uint64_t cols, uint64_t
 				  name, aw_type_name(t->type), (unsigned long long)cols);
 	if (c->prepacked && c->prepacked[aw_gguf_find_tensor(c->g, name)]) {
 		/* repacked in place while loading (aw_model_repacker_tensor) */
-		ret_m->layout = AW_KERN_LAYOUT_X16;
-		ret_m->row_size = 0;
+		aw_kern_mat_prepacked(ret_m, ret_m->data, ret_m);
 	}
 	c->m->decode_bytes += t->size;
 	return 0;
