@@ -180,6 +180,13 @@ const struct aw_conf_key aw_conf_keys[] = {
 	    "Period of the counter snapshot that telemetry and the log read; 0: only on request."),
 	KEY("telemetry", T, name, AW_CONF_T_STR, "", "/agentwire", 2, 63, NULL, 0,
 	    "Prefix of the telemetry commands (/agentwire/stats, ...); starts with '/'."),
+	KEY("telemetry", T, metrics, AW_CONF_T_BOOL, "", "true", 0, 0, NULL, 0,
+	    "Serve Prometheus metrics at http://metrics_address:metrics_port/metrics (a kernel TCP "
+	    "socket on the main lcore's CPU, never on the dataplane or worker lcores)."),
+	KEY("telemetry", T, metrics_address, AW_CONF_T_IPV4, "", "127.0.0.1", 0, 0, NULL, 0,
+	    "Address the metrics endpoint listens on; 0.0.0.0 for every interface."),
+	KEY("telemetry", T, metrics_port, AW_CONF_T_UINT, "", "9478", 1, 65535, NULL, 0,
+	    "TCP port of the metrics endpoint."),
 
 	/* [log] */
 	KEY("log", LG, level, AW_CONF_T_ENUM, "", "notice", 0, 0, "err|warning|notice|info|debug",

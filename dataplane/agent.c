@@ -38,14 +38,22 @@ void aw_agent_ctx_init(struct aw_agent_ctx *c, const struct aw_gguf *g, const st
 		       int32_t max_tokens)
 {
 	const char *tmpl = NULL;
-	size_t len = 0, n;
+	size_t len = 0;
+
+	if (g && aw_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &len) < 0)
+		tmpl = NULL;
+	aw_agent_ctx_init_template(c, tmpl, len, t, max_tokens);
+}
+
+void aw_agent_ctx_init_template(struct aw_agent_ctx *c, const char *tmpl, size_t len,
+				const struct aw_tok *t, int32_t max_tokens)
+{
+	size_t n;
 	const char *p;
 
 	memset(c, 0, sizeof(*c));
 	c->tok = t;
 	c->max_tokens = max_tokens;
-	if (g && aw_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &len) < 0)
-		tmpl = NULL;
 	c->family = aw_chat_detect(tmpl, tmpl ? len : 0);
 	if (t && aw_tok_bos(t) >= 0 && (p = aw_tok_text(t, aw_tok_bos(t), &n)) != NULL)
 		copy_text(c->bos, sizeof(c->bos), p, n);

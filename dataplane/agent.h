@@ -38,6 +38,10 @@ struct aw_agent_ctx {
 void aw_agent_ctx_init(struct aw_agent_ctx *c, const struct aw_gguf *g, const struct aw_tok *t,
 		       int32_t max_tokens);
 
+/* The same from the template's text ('tmpl' NULL: the generic family). */
+void aw_agent_ctx_init_template(struct aw_agent_ctx *c, const char *tmpl, size_t len,
+				const struct aw_tok *t, int32_t max_tokens);
+
 struct aw_agent_job {
 	int kind;	 /* enum aw_sched_kind */
 	int32_t *tokens; /* the prompt */

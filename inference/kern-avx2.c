@@ -727,9 +727,12 @@ static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_
 	}
 	for (uint32_t c0 = 0; c0 < n_kv; c0 += ATTN_CHUNK) {
 		const uint32_t cn = n_kv - c0 < ATTN_CHUNK ? n_kv - c0 : ATTN_CHUNK;
+		const void *krow[ATTN_CHUNK], *vrow[ATTN_CHUNK];
 
+		aw_kern_kv_rows(k, c0, cn, krow);
+		aw_kern_kv_rows(v, c0, cn, vrow);
 		for (uint32_t i = 0; i < cn; i++) {
-			const void *kr = aw_kern_kv_row(k, c0 + i);
+			const void *kr = krow[i];
 
 			for (uint32_t h = 0; h < n_q; h++) {
 				__m256 acc = _mm256_setzero_ps();
@@ -771,7 +774,7 @@ static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_
 								      _mm256_set1_ps(alpha)));
 		}
 		for (uint32_t i = 0; i < cn; i++) {
-			const void *vr = aw_kern_kv_row(v, c0 + i);
+			const void *vr = vrow[i];
 
 			for (uint32_t j = 0; j < nv; j++) {
 				const __m256 vv = load_kv(v->type, vr, 8 * j);

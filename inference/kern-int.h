@@ -66,6 +66,23 @@ static inline const void *aw_kern_kv_row(const struct aw_kern_kv *kv, uint32_t i
 	       (size_t)(i % kv->block_rows) * kv->row_stride + kv->offset;
 }
 
+/* Addresses of KV rows i0 .. i0+n-1 into rows[]: one division for the run
+ * instead of one per row (a division costs more than the row's dot product
+ * at head_dim 64). */
+static inline void aw_kern_kv_rows(const struct aw_kern_kv *kv, uint32_t i0, uint32_t n,
+				   const void **rows)
+{
+	uint32_t blk = i0 / kv->block_rows, in = i0 % kv->block_rows;
+
+	for (uint32_t j = 0; j < n; j++) {
+		rows[j] = (const char *)kv->blocks[blk] + (size_t)in * kv->row_stride + kv->offset;
+		if (++in == kv->block_rows) {
+			in = 0;
+			blk++;
+		}
+	}
+}
+
 #if defined(__x86_64__)
 extern const struct aw_kern aw_kern_avx2;
 extern const struct aw_kern aw_kern_avx512;

@@ -204,12 +204,12 @@ static int bind_node(void *p, size_t len, int node)
 	return 0;
 }
 
-/* Map 'len' bytes for one replica on 'node': hugetlb pages first (1 GiB when
- * rounding up to them wastes at most an eighth, then 2 MiB), else ordinary
- * pages with THP advice. *page_size and *hugetlb say what was granted; all replicas of one
- * load ask in the same order, so they normally agree. */
-static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node, size_t *page_size,
-			 int *hugetlb)
+/* Map 'len' bytes on 'node': hugetlb pages first (1 GiB when rounding up to
+ * them wastes at most an eighth, then 2 MiB), else ordinary pages with THP
+ * advice. Bound before the first touch: the pages are allocated by the
+ * reads (or the writes) that follow. */
+static int mem_map(size_t len, int node, enum aw_load_hugepages mode, void **ret_p,
+		   size_t *ret_maplen, size_t *page_size, int *hugetlb)
 {
 	static const struct {
 		size_t size;
@@ -220,9 +220,7 @@ static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node,
 	unsigned i;
 	int ret;
 
-	if (ld->o.fault_nomem)
-		return -ENOMEM;
-	if (ld->o.hugepages == AW_LOAD_HUGE_AUTO || ld->o.hugepages == AW_LOAD_HUGE_REQUIRE) {
+	if (mode == AW_LOAD_HUGE_AUTO || mode == AW_LOAD_HUGE_REQUIRE) {
 		for (i = 0; i < sizeof(huge) / sizeof(huge[0]) && p == MAP_FAILED; i++) {
 			/* 1 GiB pages only where rounding up wastes at most 1/8 */
 			if (huge[i].size == GiB && align_up(len, GiB) - len > len / 8)
@@ -235,7 +233,7 @@ static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node,
 				*hugetlb = 1;
 			}
 		}
-		if (p == MAP_FAILED && ld->o.hugepages == AW_LOAD_HUGE_REQUIRE)
+		if (p == MAP_FAILED && mode == AW_LOAD_HUGE_REQUIRE)
 			return -ENOMEM;
 	}
 	if (p == MAP_FAILED) {
@@ -243,21 +241,64 @@ static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node,
 		p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			return -errno;
-		if (ld->o.hugepages != AW_LOAD_HUGE_OFF)
+		if (mode != AW_LOAD_HUGE_OFF)
 			madvise(p, maplen, MADV_HUGEPAGE);
 		*page_size = (size_t)sysconf(_SC_PAGESIZE);
 		*hugetlb = 0;
 	}
-	/* bind before the first touch: the pages are allocated by the reads */
 	ret = bind_node(p, maplen, node);
 	if (ret < 0) {
 		munmap(p, maplen);
 		return ret;
 	}
+	*ret_p = p;
+	*ret_maplen = maplen;
+	return 0;
+}
+
+/* One replica on 'node'; *page_size and *hugetlb say what was granted (all
+ * replicas of one load ask in the same order, so they normally agree). */
+static int replica_alloc(struct ld *ld, struct replica *r, size_t len, int node, size_t *page_size,
+			 int *hugetlb)
+{
+	void *p;
+	size_t maplen;
+	int ret;
+
+	if (ld->o.fault_nomem)
+		return -ENOMEM;
+	ret = mem_map(len, node, ld->o.hugepages, &p, &maplen, page_size, hugetlb);
+	if (ret < 0)
+		return ret;
 	r->map = p;
 	r->map_len = maplen;
 	r->node = node;
 	return 0;
+}
+
+void *aw_loader_mem_alloc(size_t len, int node, enum aw_load_hugepages mode,
+			  struct aw_load_mem *ret_m)
+{
+	void *p;
+	int ret;
+
+	if (len == 0 || mode > AW_LOAD_HUGE_THP) {
+		errno = EINVAL;
+		return NULL;
+	}
+	memset(ret_m, 0, sizeof(*ret_m));
+	ret = mem_map(len, node, mode, &p, &ret_m->map_len, &ret_m->page_size, &ret_m->hugetlb);
+	if (ret < 0) {
+		errno = -ret;
+		return NULL;
+	}
+	return p;
+}
+
+void aw_loader_mem_free(void *p, const struct aw_load_mem *m)
+{
+	if (p)
+		munmap(p, m->map_len);
 }
 
 static int weights_alloc(struct ld *ld)

@@ -254,6 +254,21 @@ const void *aw_weights_data_node(const struct aw_weights *w, int node);
 
 const struct aw_weights_info *aw_weights_info(const struct aw_weights *w);
 
+/* Memory for weights a program writes itself (e.g. matrices repacked at
+ * load), from the loader's allocator: 'len' bytes bound to NUMA node 'node'
+ * (-1: not bound), hugetlb pages per 'mode' (AUTO: 1 GiB or 2 MiB pages
+ * where available, else ordinary pages with THP advice), zero-filled.
+ * Returns the address and fills *ret_m (what was granted; pass it to
+ * aw_loader_mem_free), or NULL with errno set (ENOMEM, EINVAL). */
+struct aw_load_mem {
+	size_t map_len;	  /* bytes mapped */
+	size_t page_size; /* hugetlb page size, or the base page size */
+	int hugetlb;	  /* 1 when hugetlb pages back it */
+};
+void *aw_loader_mem_alloc(size_t len, int node, enum aw_load_hugepages mode,
+			  struct aw_load_mem *ret_m);
+void aw_loader_mem_free(void *p, const struct aw_load_mem *m);
+
 /* "uring", "read", "mmap"; aw_loader_parse_method returns the method or -EINVAL. */
 const char *aw_loader_method_name(enum aw_load_method m);
 int aw_loader_parse_method(const char *s);

@@ -21,6 +21,7 @@
 #include "gguf.h"
 #include "kern.h"
 #include "kv.h"
+#include "loader.h"
 #include "pool.h"
 #include "quant.h"
 
@@ -50,8 +51,14 @@ struct aw_model {
 	struct layer *layers; /* (n_layer) */
 	bool q_out;	      /* the output projection reads Q8A */
 	uint64_t weight_bytes, decode_bytes, owned_bytes;
-	void **owned; /* repacked matrices */
+	uint64_t repacked_bytes; /* matrices in the X16 or KQ8 layout: owned or prepacked */
+	void **owned;		 /* repacked matrices (when the arena could not be had) */
 	int n_owned;
+	/* repacked matrices, one mapping: hugetlb pages where available (a
+	 * matrix in 4 KiB pages measured ~20 % slower to decode), else THP advice */
+	uint8_t *arena;
+	struct aw_load_mem arena_mem;
+	size_t arena_used;
 
 	/* scratch for max_batch tokens */
 	float *x;		 /* (T, dim) residual stream */
@@ -215,6 +222,7 @@ static int load_mat(struct loadctx *c, const char *name, uint64_t cols, uint64_t
 	if (c->prepacked && c->prepacked[aw_gguf_find_tensor(c->g, name)]) {
 		/* repacked in place while loading (aw_model_repacker_tensor) */
 		aw_kern_mat_prepacked(ret_m, ret_m->data, ret_m);
+		c->m->repacked_bytes += t->size;
 	}
 	c->m->decode_bytes += t->size;
 	return 0;
@@ -368,6 +376,17 @@ static int read_hparams(struct loadctx *c, struct aw_model_hparams *hp)
 	return 0;
 }
 
+/* Bytes repack() takes for 'w' (aligned), 0 when it leaves it alone. */
+static size_t repack_bytes(const struct aw_kern_mat *w)
+{
+	size_t sz;
+
+	if (w->layout != AW_KERN_LAYOUT_ROWS || !quantized(w->type))
+		return 0;
+	sz = aw_kern_repack_size(w->type, w->rows, w->cols);
+	return (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
+}
+
 static int repack(struct loadctx *c, struct aw_kern_mat *w)
 {
 	size_t sz;
@@ -379,14 +398,21 @@ static int repack(struct loadctx *c, struct aw_kern_mat *w)
 	sz = aw_kern_repack_size(w->type, w->rows, w->cols);
 	if (sz == 0)
 		return 0;
-	dst = aligned_alloc(AW_KERN_ALIGN, (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
-	if (!dst)
-		return aw_err_set(c->err, ENOMEM, "out of memory repacking weights");
-	m->owned[m->n_owned++] = dst;
+	const size_t asz = (sz + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1);
+	if (m->arena && m->arena_mem.map_len - m->arena_used >= asz) {
+		dst = m->arena + m->arena_used;
+		m->arena_used += asz;
+	} else {
+		dst = aligned_alloc(AW_KERN_ALIGN, asz);
+		if (!dst)
+			return aw_err_set(c->err, ENOMEM, "out of memory repacking weights");
+		m->owned[m->n_owned++] = dst;
+	}
 	if (aw_kern_repack(w, dst, w) < 0)
 		return aw_err_set(c->err, EINVAL, "repacking a %s matrix failed",
 				  aw_type_name(w->type));
 	m->owned_bytes += sz;
+	m->repacked_bytes += sz;
 	return 0;
 }
 
@@ -688,6 +714,19 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 
 	/* repack the matrices the kernels read faster interleaved */
 	if (p && p->repack && !p->dequant) {
+		/* one arena for every matrix repacked here */
+		size_t total = 0;
+		for (int32_t l = 0; l < hp->n_layer; l++) {
+			const struct layer *L = &m->layers[l];
+			const struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,
+							  &L->gate, &L->up, &L->down};
+			for (size_t i = 0; i < 7; i++)
+				total += repack_bytes(ms[i]);
+		}
+		if (!hp->tied)
+			total += repack_bytes(&m->output);
+		if (total)
+			m->arena = aw_loader_mem_alloc(total, -1, AW_LOAD_HUGE_AUTO, &m->arena_mem);
 		for (int32_t l = 0; l < hp->n_layer; l++) {
 			struct layer *L = &m->layers[l];
 			struct aw_kern_mat *ms[] = {&L->wq,   &L->wk, &L->wv,  &L->wo,
@@ -741,6 +780,7 @@ void aw_model_free(struct aw_model *m)
 	}
 	for (int i = 0; i < m->n_owned; i++)
 		free(m->owned[i]);
+	aw_loader_mem_free(m->arena, &m->arena_mem);
 	free(m->owned);
 	free(m->layers);
 	free(m->out_norm);
@@ -785,6 +825,16 @@ uint64_t aw_model_weight_bytes(const struct aw_model *m)
 uint64_t aw_model_decode_bytes(const struct aw_model *m)
 {
 	return m->decode_bytes;
+}
+
+int aw_model_repack_hugetlb(const struct aw_model *m)
+{
+	return m->arena && m->arena_mem.hugetlb && m->n_owned == 0;
+}
+
+uint64_t aw_model_repacked_bytes(const struct aw_model *m)
+{
+	return m->repacked_bytes;
 }
 
 uint64_t aw_model_owned_bytes(const struct aw_model *m)

@@ -189,6 +189,15 @@ uint64_t aw_model_weight_bytes(const struct aw_model *m);
  * output projection reads it). */
 uint64_t aw_model_decode_bytes(const struct aw_model *m);
 
+/* Bytes of matrices the kernels read in the interleaved layout: repacked at
+ * load (owned) or in place while loading (params.prepacked). */
+uint64_t aw_model_repacked_bytes(const struct aw_model *m);
+
+/* 1 when every matrix the model repacked itself (aw_model_owned_bytes) sits
+ * in hugetlb pages; 0 when they are in ordinary pages (THP advice only) or
+ * there are none. */
+int aw_model_repack_hugetlb(const struct aw_model *m);
+
 /* Bytes of repacked weights the model owns (0 without repacking). */
 uint64_t aw_model_owned_bytes(const struct aw_model *m);
 

@@ -509,6 +509,11 @@ static void test_bad_flags(void **state)
 		{"--alignment", "48", NULL},
 		{"--alignment", "16", NULL},
 		{"--alignment", "2097152", NULL},
+		{"--arch", "gpt2", NULL},
+		{"--arch", "", NULL},
+		{"--rope-scaling", "yarn", NULL},
+		{"--tied", "--untied", NULL},
+		{"--preset", "qwen2.5-0.5b", "--output-type", "f16", NULL},
 		{"extra", NULL},
 	};
 
@@ -533,13 +538,122 @@ static void test_bad_flags(void **state)
 	assert_int_equal(run("--help", NULL), 0);
 }
 
+static float f32_of(const struct aw_gguf *g, const char *key)
+{
+	float v = 0;
+
+	if (aw_gguf_get_f32(g, key, &v) != 0)
+		fail_msg("key %s missing or not a float", key);
+	return v;
+}
+
+/* The new presets at small dims (their shape flags override; the
+ * architecture features stay): qwen2 keys and biases, tied embeddings,
+ * Llama 3.2's rope_freqs, SmolLM2's tied llama. */
+static void test_arch_presets(void **state)
+{
+	const char *f = path("arch.gguf");
+	struct aw_gguf *g;
+	struct aw_err err;
+	const char *s;
+	size_t len;
+	double mean, sd;
+
+	(void)state;
+	/* qwen2.5-0.5b: qwen2.*, base 1e6, eps 1e-6, biases, tied, GQA */
+	assert_int_equal(run("--out", f, "--preset", "qwen2.5-0.5b", "--layers", "2", "--dim",
+			     "128", "--heads", "2", "--ffn", "256", "--vocab", "1000", "--type",
+			     "q8_0", NULL),
+			 0);
+	assert_int_equal(aw_gguf_open(f, &g, &err), 0);
+	assert_int_equal(aw_gguf_get_str(g, "general.architecture", &s, &len), 0);
+	assert_memory_equal(s, "qwen2", 5);
+	assert_int_equal(len, 5);
+	assert_int_equal(u32_of(g, "qwen2.embedding_length"), 128);
+	assert_int_equal(u32_of(g, "qwen2.attention.head_count"), 2);
+	/* the preset's 2 KV heads still divide --heads 2 */
+	assert_int_equal(u32_of(g, "qwen2.attention.head_count_kv"), 2);
+	assert_int_equal(u32_of(g, "qwen2.context_length"), 32768);
+	assert_true(f32_of(g, "qwen2.rope.freq_base") == 1e6f);
+	assert_true(f32_of(g, "qwen2.attention.layer_norm_rms_epsilon") == 1e-6f);
+	assert_true(aw_gguf_find_key(g, "llama.embedding_length") < 0);
+	assert_true(aw_gguf_find_tensor(g, "output.weight") < 0); /* tied */
+	assert_true(aw_gguf_find_tensor(g, "rope_freqs.weight") < 0);
+	check_shape(g, "blk.1.attn_q.bias", AW_TYPE_F32, 128, 1);
+	check_shape(g, "blk.1.attn_k.bias", AW_TYPE_F32, 128, 1);
+	check_shape(g, "blk.0.attn_v.bias", AW_TYPE_F32, 128, 1);
+	stats(g, "blk.0.attn_k.bias", &mean, &sd); /* sd 1/2 */
+	assert_true(fabs(sd - 0.5) < 0.1);
+	/* tied: the table takes the output's scale, sd 1/sqrt(dim) */
+	stats(g, "token_embd.weight", &mean, &sd);
+	assert_true(fabs(sd - 1.0 / sqrt(128.0)) < 0.05 / sqrt(128.0));
+	aw_gguf_close(g);
+
+	/* --untied brings output.weight back; --arch llama drops the biases */
+	assert_int_equal(run("--out", f, "--preset", "qwen2.5-0.5b", "--layers", "1", "--dim",
+			     "128", "--heads", "2", "--ffn", "256", "--vocab", "1000", "--untied",
+			     "--arch", "llama", NULL),
+			 0);
+	assert_int_equal(aw_gguf_open(f, &g, &err), 0);
+	assert_true(aw_gguf_find_tensor(g, "output.weight") >= 0);
+	assert_true(aw_gguf_find_tensor(g, "blk.0.attn_q.bias") < 0);
+	assert_int_equal(u32_of(g, "llama.embedding_length"), 128);
+	aw_gguf_close(g);
+
+	/* llama-3.2-1b: rope_freqs.weight from Llama 3's scaling (head 64,
+	 * base 500000): 1 for short wavelengths, 32 for long, smooth between */
+	assert_int_equal(run("--out", f, "--preset", "llama-3.2-1b", "--layers", "1", "--dim",
+			     "256", "--heads", "4", "--ffn", "256", "--vocab", "1000", NULL),
+			 0);
+	assert_int_equal(aw_gguf_open(f, &g, &err), 0);
+	assert_int_equal(u32_of(g, "llama.attention.head_count_kv"), 4);
+	assert_true(f32_of(g, "llama.rope.freq_base") == 500000.0f);
+	assert_true(aw_gguf_find_tensor(g, "output.weight") < 0);
+	check_shape(g, "rope_freqs.weight", AW_TYPE_F32, 32, 1);
+	{
+		const struct aw_gguf_tensor *t = tensor(g, "rope_freqs.weight");
+		float ff[32];
+		int ones = 0, max = 0;
+
+		memcpy(ff, aw_gguf_tensor_data(g, t), sizeof(ff));
+		for (int i = 0; i < 32; i++) {
+			const double wl = 2 * M_PI * pow(500000.0, 2.0 * i / 64);
+			assert_true(ff[i] >= 1.0f && ff[i] <= 32.0f);
+			if (i)
+				assert_true(ff[i] >= ff[i - 1]);
+			if (wl < 2048)
+				assert_true(ff[i] == 1.0f), ones++;
+			else if (wl > 8192)
+				assert_true(ff[i] == 32.0f), max++;
+			else /* 1 / ((1 - s) / 32 + s), s = (8192 / wl - 1) / 3 */
+				assert_float_equal(ff[i],
+						   1.0 / ((1 - (8192 / wl - 1) / 3) / 32 +
+							  (8192 / wl - 1) / 3),
+						   1e-5 * ff[i]);
+		}
+		assert_true(ones > 0 && max > 0);
+	}
+	aw_gguf_close(g);
+
+	/* smollm2-135m: a tied llama; its full shape (30 layers of 576) in the
+	 * metadata when not overridden */
+	assert_int_equal(run("--out", f, "--preset", "smollm2-135m", "--dim", "192", "--heads", "3",
+			     "--ffn", "256", "--vocab", "1000", "--layers", "1", NULL),
+			 0);
+	assert_int_equal(aw_gguf_open(f, &g, &err), 0);
+	assert_int_equal(u32_of(g, "llama.attention.head_count_kv"), 3);
+	assert_true(f32_of(g, "llama.rope.freq_base") == 100000.0f);
+	assert_true(aw_gguf_find_tensor(g, "output.weight") < 0);
+	aw_gguf_close(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tiny),	   cmocka_unit_test(test_deterministic),
 		cmocka_unit_test(test_types),	   cmocka_unit_test(test_tokenizer_from),
 		cmocka_unit_test(test_stories15m), cmocka_unit_test(test_alignment),
-		cmocka_unit_test(test_bad_flags),
+		cmocka_unit_test(test_bad_flags),  cmocka_unit_test(test_arch_presets),
 	};
 
 	if (!getenv("AW_MKMODEL")) {

@@ -598,8 +598,10 @@ static void test_threads(void **state)
  * steps to be such clear decisions. */
 static void test_variants(void **state)
 {
-	static const uint32_t types[] = {AW_TYPE_F32,  AW_TYPE_F16,  AW_TYPE_BF16,
-					 AW_TYPE_Q8_0, AW_TYPE_Q4_0, 1000 /* mixed */};
+	/* 1001: qwen2 (biases, NEOX, tied, Q8_0, one KV head); 1002: Llama 3.2
+	 * shape (tied, rope_freqs, Q4_0) */
+	static const uint32_t types[] = {AW_TYPE_F32,  AW_TYPE_F16,	 AW_TYPE_BF16, AW_TYPE_Q8_0,
+					 AW_TYPE_Q4_0, 1000 /* mixed */, 1001,	       1002};
 	int supported, tested = 0;
 
 	(void)state;
@@ -615,13 +617,22 @@ static void test_variants(void **state)
 			struct fixture fr, fv;
 			struct aw_err err;
 			const bool q = types[ti] == AW_TYPE_Q8_0 || types[ti] == AW_TYPE_Q4_0 ||
-				       types[ti] == 1000;
+				       types[ti] >= 1000;
 
 			tiny_default(&c);
-			if (types[ti] == 1000)
+			if (types[ti] == 1000) {
 				c.mixed = 1;
-			else
+			} else if (types[ti] == 1001) {
+				c.arch = "qwen2";
+				c.qkv_bias = c.tied = 1;
+				c.n_head_kv = 1;
+				c.type = c.embd_type = AW_TYPE_Q8_0;
+			} else if (types[ti] == 1002) {
+				c.tied = c.rope_freqs = 1;
+				c.type = c.embd_type = AW_TYPE_Q4_0;
+			} else {
 				c.type = c.embd_type = types[ti];
+			}
 			assert_int_equal(open_model(&fr, &c, &aw_kern_ref, 0, &err), 0);
 			assert_int_equal(open_model(&fv, &c, k, 1, &err), 0);
 			const size_t V = c.vocab;
@@ -633,12 +644,15 @@ static void test_variants(void **state)
 			run_seq(&fv, 0, PROMPT, 12, 0, NULL, b);
 			const float scale = max_abs(a, 12 * V), tol = (q ? 1e-2f : 1e-4f) * scale;
 			const float d = max_abs_diff(a, b, 12 * V);
+			const char *what = types[ti] == 1000   ? "mixed"
+					   : types[ti] == 1001 ? "qwen2"
+					   : types[ti] == 1002 ? "llama3.2"
+							       : aw_type_name(types[ti]);
 			print_message("# %s %s: max |delta| %.3g (scale %.3g, tol %.3g)\n", k->name,
-				      c.mixed ? "mixed" : aw_type_name(types[ti]), (double)d,
-				      (double)scale, (double)tol);
+				      what, (double)d, (double)scale, (double)tol);
 			if (d > tol)
-				fail_msg("%s on %s: max |delta| %g > %g", k->name,
-					 aw_type_name(types[ti]), (double)d, (double)tol);
+				fail_msg("%s on %s: max |delta| %g > %g", k->name, what, (double)d,
+					 (double)tol);
 
 			/* greedy decode 16 tokens from the prompt's last logits */
 			int clear = 0;

@@ -5,6 +5,8 @@
  *   aw-infer -m MODEL --bench [-p 512] [-n 128] [-t T]
  *   aw-infer -m MODEL --prompt-ids "..." --logits
  *   aw-infer -m MODEL --load uring --load-only
+ *   aw-infer -m MODEL -p TEXT --embed mean|cls|last [--no-normalize]
+ *   aw-infer -m MODEL -p TEXT --label A --label B ...   (CLASSIFY)
  *
  * It opens the file with the GGUF reader, gets the tensor bytes from the
  * file mapping or from the weight loader (--load), builds the model on the
@@ -38,11 +40,14 @@
 #include "pool.h"
 #include "quant.h"
 #include "sample.h"
+#include "score.h"
 #include "tok.h"
 
+#include "infer-grammar.h"
 #include "infer-tok.h"
 
-#define MAX_CPUS 256
+#define MAX_CPUS		  256
+#define AW_SCHED_MAX_LABELS_INFER 256 /* --label flags */
 
 struct opts {
 	const char *model;
@@ -67,6 +72,13 @@ struct opts {
 	bool dequant;	  /* --dequant: F32 weights, unquantized activations */
 	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
+	/* agent operations (inference/score.h) */
+	int embed;	   /* --embed POOL: enum aw_score_pool + 1; 0 = off */
+	bool no_normalize; /* --no-normalize */
+	const char *labels[AW_SCHED_MAX_LABELS_INFER]; /* --label TEXT (CLASSIFY) */
+	int n_labels;
+	const char *json_schema;   /* --json-schema FILE */
+	const char *grammar_bench; /* --grammar-bench FILE.jsonl */
 };
 
 static void infer_usage(FILE *f)
@@ -108,6 +120,11 @@ static void infer_usage(FILE *f)
 		"      --ids               print generated token ids, not text\n"
 		"      --info              print metadata, sizes and kernels, then exit\n"
 		"      --logits            print the prompt's last logits, one per line\n"
+		"      --embed POOL        print the prompt's embedding (mean | cls | last\n"
+		"                          pooling of the final hidden states), one float a line\n"
+		"      --no-normalize      with --embed: no L2 normalisation\n"
+		"      --label TEXT        CLASSIFY (repeat, up to 256): print each label's\n"
+		"                          probability given the prompt, one \"P<TAB>LABEL\" line"
 		"      --bench             prefill and decode speed as one JSON line\n"
 		"      --reps N            benchmark repetitions, best kept (default 3)\n"
 		"      --tokenize TEXT|-   print TEXT's token ids on one line (- reads all of\n"
@@ -116,6 +133,11 @@ static void infer_usage(FILE *f)
 		"      --bos               --tokenize: add BOS (if the vocabulary has one)\n"
 		"      --special           parse special-token text in --tokenize and -p\n"
 		"                          (and print control tokens in --detokenize)\n"
+		"      --json-schema FILE  constrain the answer to JSON valid for this schema\n"
+		"                          (default -n 1024)\n"
+		"      --grammar-bench F   compile each {\"name\", \"schema\"} line of F, run one\n"
+		"                          constrained generation each, print JSON lines\n"
+		"                          (-p optional; default -n 256)\n"
 		"  -v, --verbose           more messages on standard error\n"
 		"  -h, --help              this text\n");
 }
@@ -169,12 +191,17 @@ enum {
 	OPT_IDS,
 	OPT_INFO,
 	OPT_LOGITS,
+	OPT_EMBED,
+	OPT_NO_NORMALIZE,
+	OPT_LABEL,
 	OPT_BENCH,
 	OPT_REPS,
 	OPT_TOKENIZE,
 	OPT_DETOKENIZE,
 	OPT_BOS,
 	OPT_SPECIAL,
+	OPT_JSON_SCHEMA,
+	OPT_GRAMMAR_BENCH,
 };
 
 static bool ignore_eos;
@@ -211,12 +238,17 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"ids", no_argument, NULL, OPT_IDS},
 		{"info", no_argument, NULL, OPT_INFO},
 		{"logits", no_argument, NULL, OPT_LOGITS},
+		{"embed", required_argument, NULL, OPT_EMBED},
+		{"no-normalize", no_argument, NULL, OPT_NO_NORMALIZE},
+		{"label", required_argument, NULL, OPT_LABEL},
 		{"bench", no_argument, NULL, OPT_BENCH},
 		{"reps", required_argument, NULL, OPT_REPS},
 		{"tokenize", required_argument, NULL, OPT_TOKENIZE},
 		{"detokenize", required_argument, NULL, OPT_DETOKENIZE},
 		{"bos", no_argument, NULL, OPT_BOS},
 		{"special", no_argument, NULL, OPT_SPECIAL},
+		{"json-schema", required_argument, NULL, OPT_JSON_SCHEMA},
+		{"grammar-bench", required_argument, NULL, OPT_GRAMMAR_BENCH},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -366,6 +398,26 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		case OPT_LOGITS:
 			o->logits = true;
 			break;
+		case OPT_EMBED: {
+			int p = aw_score_pool_parse(optarg);
+			if (p < 0) {
+				fprintf(stderr, "aw-infer: --embed: mean, cls or last (got '%s')\n",
+					optarg);
+				return 2;
+			}
+			o->embed = p + 1;
+			break;
+		}
+		case OPT_NO_NORMALIZE:
+			o->no_normalize = true;
+			break;
+		case OPT_LABEL:
+			if (o->n_labels >= AW_SCHED_MAX_LABELS_INFER || !optarg[0]) {
+				fprintf(stderr, "aw-infer: --label: 1..256 non-empty labels\n");
+				return 2;
+			}
+			o->labels[o->n_labels++] = optarg;
+			break;
 		case OPT_BENCH:
 			o->bench = true;
 			break;
@@ -385,6 +437,12 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_SPECIAL:
 			o->special = true;
+			break;
+		case OPT_JSON_SCHEMA:
+			o->json_schema = optarg;
+			break;
+		case OPT_GRAMMAR_BENCH:
+			o->grammar_bench = optarg;
 			break;
 		case 'v':
 			o->verbose++;
@@ -425,10 +483,19 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			return 2;
 		}
 	}
-	int modes = o->info + o->bench + o->logits + o->load_only;
+	int modes =
+		o->info + o->bench + o->logits + o->load_only + (o->embed > 0) + (o->n_labels > 0);
 	if (modes > 1) {
-		fprintf(stderr, "aw-infer: --info, --bench, --logits and --load-only exclude "
-				"each other\n");
+		fprintf(stderr, "aw-infer: --info, --bench, --logits, --load-only, --embed and "
+				"--label exclude each other\n");
+		return 2;
+	}
+	if (o->no_normalize && !o->embed) {
+		fprintf(stderr, "aw-infer: --no-normalize goes with --embed\n");
+		return 2;
+	}
+	if (o->n_labels && !o->prompt) {
+		fprintf(stderr, "aw-infer: --label needs -p (the labels are text)\n");
 		return 2;
 	}
 	if (o->tokenize && o->detokenize) {
@@ -445,8 +512,15 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 				"says)\n");
 		return 2;
 	}
+	if ((o->json_schema || o->grammar_bench) &&
+	    (modes || o->tokenize || o->detokenize || o->ids ||
+	     (o->json_schema && o->grammar_bench))) {
+		fprintf(stderr, "aw-infer: --json-schema and --grammar-bench run alone (with a "
+				"prompt and sampling options)\n");
+		return 2;
+	}
 	if (!o->info && !o->bench && !o->load_only && !o->prompt && !o->prompt_ids &&
-	    !o->tokenize && !o->detokenize) {
+	    !o->tokenize && !o->detokenize && !o->grammar_bench) {
 		fprintf(stderr, "aw-infer: give a prompt (-p or --prompt-ids)\n");
 		return 2;
 	}
@@ -589,7 +663,7 @@ static void print_info(struct run *r)
 	aw_gguf_get_str(r->g, "general.name", &name, &nlen);
 	printf("file:            %s\n", r->o->model);
 	printf("name:            %.*s\n", (int)nlen, name);
-	printf("architecture:    llama\n");
+	printf("architecture:    %s%s\n", hp->arch, hp->qkv_bias ? " (Q/K/V biases)" : "");
 	printf("gguf version:    %u, %" PRIu64 " tensors, %" PRIu64 " keys\n",
 	       aw_gguf_version(r->g), aw_gguf_n_tensors(r->g), aw_gguf_n_kv(r->g));
 	printf("vocabulary:      %d\n", hp->n_vocab);
@@ -599,8 +673,9 @@ static void print_info(struct run *r)
 	       hp->head_dim);
 	printf("ffn:             %d\n", hp->ffn_dim);
 	printf("context:         %d (training), %d (this run)\n", hp->n_ctx, r->ctx);
-	printf("rope:            base %g, %d dims%s\n", (double)hp->rope_base, hp->n_rot,
-	       hp->rope_factors ? ", frequency factors" : "");
+	printf("rope:            base %g, %d dims%s%s\n", (double)hp->rope_base, hp->n_rot,
+	       hp->rope_factors ? ", frequency factors" : "",
+	       strcmp(hp->arch, "qwen2") == 0 ? ", neox pairs" : "");
 	printf("rms eps:         %g\n", (double)hp->rms_eps);
 	printf("output:          %s\n", hp->tied ? "tied to token_embd" : "output.weight");
 	printf("types:          ");
@@ -618,7 +693,9 @@ static void print_info(struct run *r)
 	}
 	printf("weight bytes:    %" PRIu64 "\n", aw_model_weight_bytes(r->m));
 	printf("decode bytes:    %" PRIu64 " per token\n", aw_model_decode_bytes(r->m));
-	printf("repacked bytes:  %" PRIu64 "\n", aw_model_owned_bytes(r->m));
+	printf("repacked bytes:  %" PRIu64 " (%" PRIu64 " in place in the loaded weights)\n",
+	       aw_model_repacked_bytes(r->m),
+	       aw_model_repacked_bytes(r->m) - aw_model_owned_bytes(r->m));
 	printf("kv cache bytes:  %zu (%s rows)\n", aw_kv_bytes(r->kv), aw_type_name(r->kv->c.type));
 	printf("kernels:         %s (compiled:", aw_model_kern(r->m)->name);
 	for (unsigned i = 0; (k = aw_kern_variant(i, &supported)); i++)
@@ -688,7 +765,7 @@ static int bench(struct run *r, long n_prompt, long n_gen)
 	       o->model, aw_model_kern(r->m)->name, r->pool ? aw_pool_size(r->pool) : 1,
 	       aw_model_max_batch(r->m), n_prompt, best_pp, pp, n_gen, best_tg, tg,
 	       aw_model_weight_bytes(r->m), db, (double)db * tg / 1e9, o->reps,
-	       aw_model_owned_bytes(r->m) ? "true" : "false");
+	       aw_model_repacked_bytes(r->m) ? "true" : "false");
 out:
 	free(tok);
 	return ret;
@@ -788,6 +865,47 @@ out:
 	return ret;
 }
 
+/* The model as infer-grammar.c sees it. */
+static int im_forward(void *ctx, const int32_t *tok, int32_t n, int32_t pos0)
+{
+	return prefill(ctx, 0, tok, n, pos0);
+}
+
+static void im_clear(void *ctx)
+{
+	struct run *r = ctx;
+	aw_kv_seq_clear(r->kv, 0);
+}
+
+static int run_grammar(struct run *r, const int32_t *prompt, int32_t n_prompt)
+{
+	struct opts *o = r->o;
+	struct aw_err err = {0};
+	int32_t bos;
+	struct infer_model im = {r,	     im_forward, im_clear,  r->logits,
+				 r->n_vocab, r->ctx,	 o->verbose};
+
+	if (!r->tok && aw_tok_new_from_gguf(r->g, &r->tok, &err) < 0) {
+		fprintf(stderr, "aw-infer: %s: no tokenizer: %s\n", o->model, err.msg);
+		return 1;
+	}
+	if (aw_tok_n_tokens(r->tok) > (uint32_t)r->n_vocab) {
+		fprintf(stderr, "aw-infer: the vocabulary is larger than the model's output\n");
+		return 1;
+	}
+	if (!n_prompt) {
+		/* --grammar-bench without -p: start from BOS (or token 0) */
+		bos = aw_tok_bos(r->tok) >= 0 ? aw_tok_bos(r->tok) : 0;
+		prompt = &bos;
+		n_prompt = 1;
+	}
+	if (o->json_schema)
+		return infer_grammar_schema(&im, r->tok, &o->sp, o->json_schema, prompt, n_prompt,
+					    o->n > 0 ? o->n : 1024);
+	return infer_grammar_bench(&im, r->tok, &o->sp, o->grammar_bench, prompt, n_prompt,
+				   o->n > 0 ? o->n : 256);
+}
+
 /* The loader's on_tensor: check each tensor's block scales as it lands. */
 struct check_ctx {
 	const struct aw_gguf *g;
@@ -819,6 +937,61 @@ static int progress(void *ctx, const struct aw_load_progress *p)
 		return aw_loader_print_progress(cc->progress, p);
 	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
 	return 0;
+}
+
+/* --embed / --label: the direct CLASSIFY and EMBED of inference/score.h.
+ * Returns the exit status. */
+static int agent_op(struct run *r, const int32_t *prompt, int32_t n_prompt)
+{
+	const struct opts *o = r->o;
+	int ret, status = 1;
+
+	if (o->embed) {
+		const int32_t dim = aw_model_hparams(r->m)->dim;
+		float *v = malloc(sizeof(float) * (size_t)dim);
+		if (!v)
+			return 1;
+		ret = aw_score_embed(r->m, r->kv, r->pool, prompt, n_prompt,
+				     (enum aw_score_pool)(o->embed - 1), !o->no_normalize, v);
+		if (ret < 0) {
+			fprintf(stderr, "aw-infer: embed: %s\n", forward_error(ret));
+		} else {
+			for (int32_t i = 0; i < dim; i++)
+				printf("%.9g\n", (double)v[i]);
+			status = 0;
+		}
+		free(v);
+		return status;
+	}
+	int32_t *lab[AW_SCHED_MAX_LABELS_INFER] = {0}, len[AW_SCHED_MAX_LABELS_INFER];
+	float probs[AW_SCHED_MAX_LABELS_INFER];
+	int n = 0;
+	for (; n < o->n_labels; n++) {
+		size_t k = 0;
+		if (aw_tok_encode_alloc(r->tok, o->labels[n], strlen(o->labels[n]), 0, &lab[n],
+					&k) < 0 ||
+		    k == 0 || (long)k + n_prompt > r->ctx) {
+			fprintf(stderr, "aw-infer: --label '%s': %s\n", o->labels[n],
+				k == 0 ? "tokenizes to nothing" : "too long for the context");
+			free(lab[n]);
+			status = 2;
+			goto out;
+		}
+		len[n] = (int32_t)k;
+	}
+	ret = aw_score_classify(r->m, r->kv, r->pool, prompt, n_prompt, (const int32_t *const *)lab,
+				len, n, probs, NULL);
+	if (ret < 0) {
+		fprintf(stderr, "aw-infer: classify: %s\n", forward_error(ret));
+	} else {
+		for (int i = 0; i < n; i++)
+			printf("%.6f\t%s\n", (double)probs[i], o->labels[i]);
+		status = 0;
+	}
+out:
+	for (int i = 0; i < n; i++)
+		free(lab[i]);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -927,6 +1100,14 @@ int main(int argc, char **argv)
 			err.msg[0] ? err.msg : strerror(-ret));
 		goto out;
 	}
+	if (aw_model_owned_bytes(r.m))
+		aw_log(AW_LOG_INFO, "load", "repacked %.2f GB at load into %s (%s)",
+		       aw_model_owned_bytes(r.m) / 1e9,
+		       aw_model_repack_hugetlb(r.m) ? "hugetlb pages"
+						    : "ordinary pages with THP advice",
+		       aw_model_repack_hugetlb(r.m)
+			       ? "as the kernels want"
+			       : "no hugetlb pages: see /proc/sys/vm/nr_hugepages");
 	const struct aw_model_hparams *hp = aw_model_hparams(r.m);
 	r.n_vocab = hp->n_vocab;
 
@@ -1025,12 +1206,16 @@ int main(int argc, char **argv)
 	if (o.info) {
 		print_info(&r);
 		status = 0;
+	} else if (o.json_schema || o.grammar_bench) {
+		status = run_grammar(&r, prompt, (int32_t)n_prompt);
 	} else if (o.bench) {
 		ret = bench(&r, n_prompt, n_gen);
 		if (ret < 0)
 			fprintf(stderr, "aw-infer: bench: %s\n", forward_error(ret));
 		else
 			status = 0;
+	} else if (o.embed || o.n_labels) {
+		status = agent_op(&r, prompt, (int32_t)n_prompt);
 	} else if (o.logits) {
 		ret = prefill(&r, 0, prompt, (int32_t)n_prompt, 0);
 		if (ret < 0) {

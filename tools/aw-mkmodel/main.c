@@ -890,8 +890,11 @@ int main(int argc, char **argv)
 
 		const uint32_t nl = o.p.layers;
 #define TT(t_, more_, ne0_) tensor_type(&o, (t_), (more_), (ne0_))
+		/* tied: the table is also the output matrix, so it takes the
+		 * output's scale (logits of unit scale, as trained models have);
+		 * the first RMS norm makes the layers indifferent to it */
 		ADD("token_embd.weight", TT(o.embd_type, false, o.p.dim), o.p.dim, o.p.vocab, false,
-		    sqrtf(3.0f));
+		    o.tied ? a_dim : sqrtf(3.0f));
 		ADD("output_norm.weight", AW_TYPE_F32, o.p.dim, 1, true, 0.0f);
 		if (!o.tied)
 			ADD("output.weight", TT(o.output_type, false, o.p.dim), o.p.dim, o.p.vocab,

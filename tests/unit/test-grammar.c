@@ -1,0 +1,469 @@
+/* test-grammar.c — JSON Schema compiler and token matcher (inference/grammar.c).
+ *
+ * The vocabulary is a small SentencePiece one: the 256 byte tokens (so every
+ * byte string can be spelled) plus multi-byte pieces that cross the
+ * grammar's boundaries ("{\"", "\": ", "\"}", "abc\"", ", \"", "12", ...).
+ * The central check: at every step of random walks, the mask from the trie
+ * walk (with its fast paths and cache) equals the brute force answer —
+ * accept(token) then rollback(1) for every token — and every walk that ends
+ * gives text that parses as JSON and meets the schema's simple constraints.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat.h"
+#include "grammar.h"
+#include "sample.h"
+#include "tok.h"
+
+static const char *const extra[] = {
+	"{\"",	    "\": ",	    "\"}",     "abc\"", ", \"", "12",	    "\"",	    "name",
+	"age",	    "true",	    "false",   "null",	"\\\"", "\\n",	    "\"]",	    "[\"",
+	"0.",	    "-1",	    "},",      "}]",	"ab",	"\xc3\xa9", "\xe6\x97\xa5", "\xe6",
+	"\x97\xa5", "\"name\": \"", "x\", \"", "1234",	"e5",	"  ",	    "\n",	    "\"\"",
+};
+#define N_EXTRA	 (sizeof(extra) / sizeof(extra[0]))
+#define N_TOKENS (3 + 256 + N_EXTRA)
+
+static char text[N_TOKENS][24];
+static const char *toks[N_TOKENS];
+static int32_t types[N_TOKENS];
+
+static struct aw_tok *tok;
+static struct aw_grammar_vocab *vocab;
+
+static int setup(void **state)
+{
+	struct aw_tok_vocab v;
+	struct aw_err err;
+	(void)state;
+	snprintf(text[0], sizeof(text[0]), "<unk>");
+	snprintf(text[1], sizeof(text[1]), "<s>");
+	snprintf(text[2], sizeof(text[2]), "</s>");
+	types[0] = AW_TOK_TYPE_UNKNOWN;
+	types[1] = types[2] = AW_TOK_TYPE_CONTROL;
+	for (int b = 0; b < 256; b++) {
+		snprintf(text[3 + b], sizeof(text[0]), "<0x%02X>", b);
+		types[3 + b] = AW_TOK_TYPE_BYTE;
+	}
+	for (size_t i = 0; i < N_EXTRA; i++) {
+		/* SentencePiece writes spaces as U+2581 */
+		char *o = text[259 + i];
+		for (const char *p = extra[i]; *p; p++) {
+			if (*p == ' ') {
+				memcpy(o, "\xe2\x96\x81", 3);
+				o += 3;
+			} else {
+				*o++ = *p;
+			}
+		}
+		*o = '\0';
+		types[259 + i] = AW_TOK_TYPE_NORMAL;
+	}
+	for (size_t i = 0; i < N_TOKENS; i++)
+		toks[i] = text[i];
+	aw_tok_vocab_init(&v);
+	v.model = "llama";
+	v.n_tokens = N_TOKENS;
+	v.tokens = toks;
+	v.n_types = N_TOKENS;
+	v.types = types;
+	v.add_space_prefix = 0;
+	if (aw_tok_new(&v, &tok, &err) < 0) {
+		fprintf(stderr, "tok: %s\n", err.msg);
+		return -1;
+	}
+	return aw_grammar_vocab_new(tok, &vocab);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	aw_grammar_vocab_free(vocab);
+	aw_tok_free(tok);
+	return 0;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 11);
+}
+
+static struct aw_grammar *compile(const char *schema)
+{
+	struct aw_grammar *g = NULL;
+	struct aw_err err = {0};
+	int r = aw_grammar_compile(schema, strlen(schema), NULL, &g, &err);
+	if (r < 0)
+		fprintf(stderr, "compile %s: %s\n", schema, err.msg);
+	assert_int_equal(r, 0);
+	return g;
+}
+
+static int refuse(const char *schema, int code, const char *needle)
+{
+	struct aw_grammar *g = NULL;
+	struct aw_err err = {0};
+	int r = aw_grammar_compile(schema, strlen(schema), NULL, &g, &err);
+	if (r != -code || (needle && !strstr(err.msg, needle)))
+		fprintf(stderr, "schema %.80s: got %d '%s', want %d '%s'\n", schema, r, err.msg,
+			-code, needle ? needle : "");
+	assert_int_equal(r, -code);
+	if (needle)
+		assert_non_null(strstr(err.msg, needle));
+	return 0;
+}
+
+/* One random walk: check every mask against brute force; returns the text
+ * (caller frees) or NULL when the walk hit 'max' tokens first. */
+static char *walk(struct aw_grammar *g, int max, int check)
+{
+	struct aw_grammar_matcher *m;
+	uint64_t mask[(N_TOKENS + 63) / 64];
+	char *out = calloc(1, 4096);
+	size_t len = 0;
+	assert_int_equal(aw_grammar_matcher_new(g, vocab, &m), 0);
+	for (int step = 0; step < max; step++) {
+		if (step == max / 2)
+			aw_grammar_set_finish(m, 1); /* steer to the end, still checked */
+		int n = aw_grammar_mask(m, mask);
+		if (!(n > 0 || aw_grammar_done(m)))
+			fprintf(stderr, "stuck after '%.*s' (step %d)\n", (int)len, out, step);
+		assert_true(n > 0 || aw_grammar_done(m));
+		if (aw_grammar_done(m))
+			break;
+		if (check) {
+			int brute = 0;
+			for (int32_t t = 0; t < (int32_t)N_TOKENS; t++) {
+				int ok = aw_grammar_accept(m, t) == 0;
+				if (ok)
+					assert_int_equal(aw_grammar_rollback(m, 1), 0);
+				int bit = (int)((mask[t >> 6] >> (t & 63)) & 1);
+				if (ok != bit)
+					fprintf(stderr,
+						"step %d token %d '%s': accept %d mask %d (after "
+						"'%.*s')\n",
+						step, t, text[t], ok, bit, (int)len, out);
+				assert_int_equal(ok, bit);
+				brute += ok;
+			}
+			assert_int_equal(brute, n);
+		}
+		/* pick a random allowed token; prefer EOS half of the time when allowed */
+		int32_t pick = -1;
+		if ((mask[0] >> 2 & 1) && (rnd() & 1))
+			pick = 2;
+		for (int tries = 0; pick < 0 && tries < 100000; tries++) {
+			int32_t t = (int32_t)(rnd() % N_TOKENS);
+			if (mask[t >> 6] >> (t & 63) & 1)
+				pick = t;
+		}
+		assert_true(pick >= 0);
+		assert_int_equal(aw_grammar_accept(m, pick), 0);
+		if (pick == 2)
+			break;
+		size_t pl;
+		const char *p = aw_tok_piece(tok, pick, &pl);
+		if (len + pl < 4095) {
+			memcpy(out + len, p, pl);
+			len += pl;
+		}
+	}
+	int fin = aw_grammar_done(m);
+	aw_grammar_matcher_free(m);
+	if (!fin) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static struct aw_json *parse_ok(const char *s)
+{
+	struct aw_json *j = NULL;
+	struct aw_err err;
+	if (aw_json_parse(s, strlen(s), &j, &err) < 0) {
+		/* maps may repeat a key (documented): JSON allows it, this reader not */
+		if (strstr(err.msg, "duplicate key"))
+			return NULL;
+		fprintf(stderr, "not JSON: %s (%s)\n", s, err.msg);
+		fail();
+	}
+	return j;
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	refuse("{\"type\": \"object\", \"not\": {}}", ENOTSUP, "'not'");
+	refuse("{\"properties\": {\"a\": {\"if\": {}}}}", ENOTSUP, "/properties/a");
+	refuse("{\"properties\": {\"ab\": {}}, \"patternProperties\": {\"^a\": {}}}", ENOTSUP,
+	       "patternProperties");
+	refuse("{\"additionalProperties\": {}, \"patternProperties\": {\"^a\": {}}}", ENOTSUP,
+	       "patternProperties");
+	refuse("{\"$ref\": \"http://example.com/s.json\"}", ENOTSUP, "$ref");
+	refuse("{\"type\": \"integer\", \"minimum\": 5, \"maximum\": 3}", EINVAL, NULL);
+	refuse("{\"type\": \"string\", \"minLength\": 5, \"maxLength\": 3}", EINVAL, NULL);
+	refuse("{\"oneOf\": [{\"type\": \"string\"}, {\"type\": \"string\", \"maxLength\": 3}]}",
+	       ENOTSUP, "oneOf");
+	refuse("{\"type\": \"string\", \"pattern\": \"(a|aa){1000}(b|bb){1000}\"}", E2BIG, NULL);
+	refuse("{\"type\": \"string\", \"pattern\": \"(a|b)*a(a|b){12}\"}", E2BIG, NULL);
+	refuse("{\"type\": \"string\", \"pattern\": \"a\\\\1\"}", ENOTSUP, "pattern");
+	refuse("{\"type\": \"string\", \"pattern\": \"(?=a)\"}", ENOTSUP, "lookaround");
+	refuse("{\"type\": \"object\", \"properties\": ", EBADMSG, NULL);
+	refuse("[1, 2]", ENOTSUP, NULL);
+	refuse("{\"type\": \"frobnicate\"}", ENOTSUP, "frobnicate");
+	refuse("false", EINVAL, NULL);
+
+	/* 1000 levels of nesting: the JSON reader's depth limit */
+	size_t cap = 1000 * 32 + 64;
+	char *deep = malloc(cap), *p = deep;
+	for (int i = 0; i < 1000; i++)
+		p += sprintf(p, "{\"properties\": {\"a\": ");
+	p += sprintf(p, "{}");
+	for (int i = 0; i < 1000; i++)
+		p += sprintf(p, "}}");
+	refuse(deep, EBADMSG, NULL);
+	free(deep);
+
+	/* 10 000 properties */
+	cap = 10000 * 40 + 64;
+	char *wide = malloc(cap);
+	p = wide;
+	p += sprintf(p, "{\"type\": \"object\", \"properties\": {");
+	for (int i = 0; i < 10000; i++)
+		p += sprintf(p, "%s\"p%d\": {\"type\": \"integer\"}", i ? ", " : "", i);
+	p += sprintf(p, "}}");
+	refuse(wide, E2BIG, "properties");
+	free(wide);
+}
+
+static const char *const schemas[] = {
+	"{\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\", \"maxLength\": "
+	"5},"
+	" \"age\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 120}},"
+	" \"required\": [\"name\", \"age\"], \"additionalProperties\": false}",
+	"{\"type\": \"array\", \"items\": {\"enum\": [\"abc\", \"ab\", 12, true, null]},"
+	" \"minItems\": 1, \"maxItems\": 4}",
+	"{\"anyOf\": [{\"type\": \"string\", \"pattern\": \"^[a-c]{2,4}$\"}, {\"type\": \"number\","
+	" \"minimum\": -5, \"maximum\": 5}]}",
+	"{\"type\": \"object\", \"additionalProperties\": {\"type\": \"boolean\"}}",
+	"{\"definitions\": {\"n\": {\"type\": \"object\", \"properties\": {\"v\": {\"type\": "
+	"\"integer\"}, \"next\": {\"$ref\": \"#/definitions/n\"}}, \"required\": [\"v\"]}},"
+	" \"$ref\": \"#/definitions/n\"}",
+	"{\"type\": \"string\", \"format\": \"date-time\"}",
+	"{\"type\": \"string\", \"minLength\": 2, \"maxLength\": 6}",
+	"{\"const\": {\"a\": [1, \"x\"]}}",
+	"{}",
+	"{\"type\": [\"string\", \"null\"], \"format\": \"uuid\"}",
+	"{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"number\", "
+	"\"exclusiveMinimum\": 0,"
+	" \"maximum\": 1.5}}, \"required\": [\"a\"]}",
+	"{\"type\": \"array\", \"items\": [{\"type\": \"string\"}, {\"type\": \"integer\"}],"
+	" \"minItems\": 2}",
+	"{\"oneOf\": [{\"type\": \"string\"}, {\"type\": \"integer\"}, {\"const\": true}]}",
+	"{\"properties\": {\"x\": {\"type\": \"string\", \"format\": \"topic\"}}, "
+	"\"patternProperties\": {\"^z\": {}}, \"required\": [\"x\"]}",
+	"{\"type\": \"object\", \"properties\": {\"k\": {\"type\": \"string\"}}, \"oneOf\": "
+	"[{\"properties\": {\"k\": {\"enum\": [\"a\"]}}, \"required\": [\"k\"]}, "
+	"{\"properties\": {\"k\": {\"enum\": [\"b\"]}, \"n\": {\"type\": \"integer\"}}, "
+	"\"required\": [\"n\"]}]}",
+	"{\"allOf\": [{\"properties\": {\"a\": {\"type\": \"integer\"}}}, {\"required\": "
+	"[\"a\"]}]}",
+};
+
+static void test_masks_match_brute_force(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(schemas) / sizeof(schemas[0]); i++) {
+		struct aw_grammar *g = compile(schemas[i]);
+		int ended = 0;
+		for (int w = 0; w < 12; w++) {
+			char *s = walk(g, 150, 1);
+			if (!s)
+				continue;
+			ended++;
+			aw_json_free(parse_ok(s));
+			free(s);
+		}
+		if (ended < 12)
+			fprintf(stderr, "schema %zu: %d of 12 walks ended\n", i, ended);
+		assert_int_equal(ended, 12); /* finishing makes every walk end */
+		aw_grammar_free(g);
+	}
+}
+
+static void test_values_meet_schema(void **state)
+{
+	(void)state;
+	struct aw_grammar *g = compile(schemas[0]);
+	for (int w = 0; w < 200; w++) {
+		char *s = walk(g, 200, 0);
+		if (!s)
+			continue;
+		struct aw_json *j = parse_ok(s);
+		if (!j) {
+			fail_msg("no map here: %s", s);
+			continue;
+		}
+		const struct aw_json *name = aw_json_get(j, "name"), *age = aw_json_get(j, "age");
+		assert_non_null(name);
+		assert_non_null(age);
+		assert_int_equal(name->type, AW_JSON_STRING);
+		assert_int_equal(age->type, AW_JSON_NUMBER);
+		long a = strtol(age->str, NULL, 10);
+		assert_true(a >= 0 && a <= 120);
+		assert_int_equal(aw_json_get(j, "name") != NULL, 1);
+		aw_json_free(j);
+		free(s);
+	}
+	aw_grammar_free(g);
+	g = compile("{\"type\": \"string\", \"format\": \"date\"}");
+	for (int w = 0; w < 50; w++) {
+		char *s = walk(g, 100, 0);
+		if (!s) {
+			fail_msg("a date walk did not end");
+			continue;
+		}
+		assert_int_equal(strlen(s), 12);
+		assert_true(s[5] == '-' && s[8] == '-');
+		free(s);
+	}
+	aw_grammar_free(g);
+}
+
+static void test_rollback_and_forced(void **state)
+{
+	(void)state;
+	struct aw_grammar *g =
+		compile("{\"type\": \"object\", \"properties\": {\"name\": {\"const\": "
+			"\"abc\"}, \"n\": {\"type\": \"integer\"}}, \"required\": "
+			"[\"name\", \"n\"]}");
+	struct aw_grammar_matcher *m;
+	uint64_t a[(N_TOKENS + 63) / 64], b[(N_TOKENS + 63) / 64];
+	char fb[64];
+	size_t nb;
+	int32_t ids[64];
+	size_t n;
+	assert_int_equal(aw_grammar_matcher_new(g, vocab, &m), 0);
+	/* everything up to the integer is forced */
+	assert_int_equal(aw_grammar_forced_bytes(m, fb, sizeof(fb), &nb), 0);
+	assert_int_equal(nb, strlen("{\"name\": \"abc\", \"n\": "));
+	assert_memory_equal(fb, "{\"name\": \"abc\", \"n\": ", nb);
+	assert_int_equal(aw_grammar_forced(m, ids, 64, &n), 0);
+	assert_true(n >= 1);
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t pl;
+		const char *p = aw_tok_piece(tok, ids[i], &pl);
+		assert_memory_equal(p, fb + at, pl);
+		at += pl;
+		assert_int_equal(aw_grammar_accept(m, ids[i]), 0);
+	}
+	assert_true(at < nb); /* the last token is left to the model */
+	assert_int_equal(aw_grammar_n_steps(m), n);
+	aw_grammar_mask(m, a);
+	assert_int_equal(aw_grammar_accept_bytes(m, fb + at, nb - at), 0);
+	assert_int_equal(aw_grammar_accept_bytes(m, "12", 2), 0);
+	assert_true(aw_grammar_can_end(m) == 0);
+	assert_int_equal(aw_grammar_accept_bytes(m, "}", 1), 0);
+	assert_true(aw_grammar_can_end(m));
+	assert_int_equal(aw_grammar_accept_bytes(m, "x", 1), -EINVAL);
+	assert_int_equal(aw_grammar_rollback(m, 3), 0);
+	aw_grammar_mask(m, b);
+	assert_memory_equal(a, b, sizeof(a));
+	assert_int_equal(aw_grammar_rollback(m, 1000), -EINVAL);
+	assert_int_equal(aw_grammar_rollback(m, n), 0);
+	assert_int_equal(aw_grammar_n_steps(m), 0);
+	aw_grammar_matcher_reset(m);
+	assert_int_equal(aw_grammar_accept_bytes(m, "{\"n\"", 4), -EINVAL); /* order is fixed */
+	aw_grammar_matcher_free(m);
+	aw_grammar_free(g);
+}
+
+static void test_any_grammar_and_sampler(void **state)
+{
+	(void)state;
+	struct aw_grammar *g;
+	struct aw_grammar_matcher *m;
+	struct aw_sample_params p;
+	struct aw_sampler *s1, *s2;
+	struct aw_sample_hook h;
+	float logits[N_TOKENS];
+	uint64_t mask[(N_TOKENS + 63) / 64];
+
+	assert_int_equal(aw_grammar_new_any(&g), 0);
+	assert_int_equal(aw_grammar_matcher_new(g, vocab, &m), 0);
+	assert_int_equal(aw_grammar_mask(m, mask), (int)N_TOKENS);
+	aw_sample_params_default(&p);
+	assert_int_equal(aw_sample_new(&p, N_TOKENS, &s1), 0);
+	assert_int_equal(aw_sample_new(&p, N_TOKENS, &s2), 0);
+	aw_grammar_sample_hook(m, &h);
+	aw_sample_set_hook(s2, &h);
+	for (int step = 0; step < 50; step++) {
+		for (size_t i = 0; i < N_TOKENS; i++)
+			logits[i] = (float)(rnd() % 1000) / 100.0f;
+		int32_t a = aw_sample_pick(s1, logits), b = aw_sample_pick(s2, logits);
+		assert_int_equal(a, b);
+		const char *t;
+		size_t tl;
+		aw_sample_accept(s1, a, "", 0, &t, &tl);
+		aw_sample_accept(s2, b, "", 0, &t, &tl);
+	}
+	assert_int_equal(aw_grammar_n_steps(m), 50);
+	aw_sample_free(s1);
+	aw_sample_free(s2);
+	aw_grammar_matcher_free(m);
+	aw_grammar_free(g);
+
+	/* a schema grammar through the hook: greedy picks only allowed tokens */
+	g = compile("{\"enum\": [\"ab\", \"abc\"]}");
+	assert_int_equal(aw_grammar_matcher_new(g, vocab, &m), 0);
+	assert_int_equal(aw_sample_new(&p, N_TOKENS, &s1), 0);
+	aw_grammar_sample_hook(m, &h);
+	aw_sample_set_hook(s1, &h);
+	char out[64];
+	size_t len = 0;
+	for (int step = 0; step < 20 && !aw_grammar_done(m); step++) {
+		for (size_t i = 0; i < N_TOKENS; i++)
+			logits[i] = (float)(rnd() % 1000);
+		int32_t t = aw_sample_pick(s1, logits);
+		assert_true(t >= 0);
+		const char *x;
+		size_t xl, pl;
+		const char *piece = aw_tok_piece(tok, t, &pl);
+		aw_sample_accept(s1, t, piece, pl, &x, &xl);
+		if (t == 2)
+			break;
+		memcpy(out + len, piece, pl);
+		len += pl;
+	}
+	out[len] = '\0';
+	assert_true(!strcmp(out, "\"ab\"") || !strcmp(out, "\"abc\""));
+	aw_sample_free(s1);
+	aw_grammar_matcher_free(m);
+	aw_grammar_free(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_masks_match_brute_force),
+		cmocka_unit_test(test_values_meet_schema),
+		cmocka_unit_test(test_rollback_and_forced),
+		cmocka_unit_test(test_any_grammar_and_sampler),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
