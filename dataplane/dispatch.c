@@ -30,6 +30,7 @@
 #include <rte_ring.h>
 
 #include "agent.h"
+#include "grammar.h"
 #include "log.h"
 #include "model.h"
 #include "pool.h"
@@ -95,6 +96,7 @@ struct group {
 	int start_rc;			    /* atomic: 0 starting, 1 serving, -errno failed */
 	struct aw_dispatch_group_stats sst; /* scheduler counters, relaxed atomics */
 	struct aw_agent_ctx agent;	    /* agent operations: template, tokenizer */
+	struct aw_grammar_vocab *gvocab;    /* the tokenizer's grammar tables (on first use) */
 } __rte_cache_aligned;
 
 struct aw_dispatch {
@@ -502,7 +504,7 @@ static void sched_submit(struct group *g, struct aw_req *r)
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, e.err.msg);
 	/* --- agent operations: CLASSIFY, EMBED, messages and tools (agent.h) --- */
 	struct aw_agent_job job;
-	const int agent = r->type != AW_PROTO_GENERATE || body.messages.p;
+	const int agent = r->type != AW_PROTO_GENERATE || body.messages.p || body.response_format.p;
 	if (agent && agent_prepare(g, r, &body, &job) < 0)
 		return; /* refused */
 	/* --- */
@@ -518,24 +520,37 @@ static void sched_submit(struct group *g, struct aw_req *r)
 		return end_now(g, r, AW_PROTO_FINISH_DEADLINE, now);
 	}
 
-	/* a session's next turn carries only its new text: no BOS then */
+	/* a session's next turn carries only its new text: no BOS then. With
+	 * CONTINUE the client says the prompt is such a turn: a session this
+	 * group does not hold is UNKNOWN_SESSION (the client then sends the
+	 * whole conversation) */
 	if ((body.req_flags & AW_PROTO_REQF_KEEP_SESSION) && d->p.max_sessions && !agent)
 		sess = r->flow.session_id;
+	const int held = sess && aw_sched_has_session(g->s, sess);
+	if ((body.req_flags & AW_PROTO_REQF_CONTINUE) && !agent && !held) {
+		snprintf(msg, sizeof(msg), "session %llx is not held here%s",
+			 (unsigned long long)r->flow.session_id,
+			 sess ? "" : " (CONTINUE needs a session id and KEEP_SESSION)");
+		return refuse(g, r, AW_PROTO_ERR_UNKNOWN_SESSION, msg);
+	}
 	rc = 0;
 	if (agent) /* tokenized by agent_prepare() */
 		n_ids = (size_t)job.n_tokens;
 	else
 		rc = aw_tok_encode(g->tok, body.prompt.p, body.prompt.len,
-				   sess && aw_sched_has_session(g->s, sess) ? 0
-									    : AW_TOK_ADD_SPECIAL,
-				   g->ids, d->p.max_prompt_tokens + 1, &n_ids);
+				   held ? 0 : AW_TOK_ADD_SPECIAL, g->ids,
+				   d->p.max_prompt_tokens + 1, &n_ids);
 	if (rc == -ENOSPC || n_ids > d->p.max_prompt_tokens) {
 		snprintf(msg, sizeof(msg), "prompt of %zu tokens: the limit is %u", n_ids,
 			 d->p.max_prompt_tokens);
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_TOO_LONG, msg);
 	}
 	if (rc < 0 || n_ids == 0) {
 		snprintf(msg, sizeof(msg), "prompt: %s", rc < 0 ? strerror(-rc) : "no tokens");
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
 	}
 
@@ -571,11 +586,13 @@ static void sched_submit(struct group *g, struct aw_req *r)
 	q.tokens = g->ids;
 	q.n_tokens = (int32_t)n_ids;
 	r->x.wait_us = now - r->recv_us;
-	if (agent) { /* the job's tokens, kind, labels, pooling, tool-call reader */
+	if (agent) { /* the job's tokens, kind, labels, pooling, tool-call reader, grammar */
 		rc = agent_fill(g, r, &job, &q);
 		if (rc == 0)
 			rc = aw_sched_submit(g->s, &q);
 		aw_agent_job_fini(&job);
+		if (rc == -ECANCELED)
+			return; /* refused by agent_fill */
 	} else {
 		rc = aw_sched_submit(g->s, &q);
 	}
@@ -609,6 +626,13 @@ struct agent_run {
 	struct aw_chat_buf content; /* the reader's content text (scratch) */
 	int failed;		    /* a malformed call: ERROR instead of END */
 	char err[AW_PROTO_ERROR_MAX_MSG + 1];
+	/* constrained decoding: the sampler's mask hook drives the matcher */
+	int g_mode;   /* AW_AGENT_GRAMMAR_* */
+	int g_active; /* the mask applies now */
+	int g_stay;   /* a forced call: awake to the end (then only EOS) */
+	int32_t g_n;  /* tokens the grammar's vocabulary has */
+	struct aw_grammar *gr;
+	struct aw_grammar_matcher *gm;
 };
 
 static void agent_group_init(struct group *g, const struct aw_engine *en)
@@ -618,6 +642,8 @@ static void agent_group_init(struct group *g, const struct aw_engine *en)
 
 	if (!en->ops->group_template || en->ops->group_template(en->state, g->idx, &t, &n) < 0)
 		t = NULL;
+	aw_grammar_vocab_free(g->gvocab); /* a new model (live swap): a new tokenizer */
+	g->gvocab = NULL;
 	aw_agent_ctx_init_template(&g->agent, t, n, g->tok, (int32_t)g->d->p.max_prompt_tokens + 1);
 	aw_log(AW_LOG_INFO, "dispatch", "group %u: chat template family %s", g->idx,
 	       aw_chat_family_name(g->agent.family));
@@ -630,6 +656,8 @@ static void agent_run_free(struct aw_req *r)
 	if (!a)
 		return;
 	aw_toolcall_free(a->tc);
+	aw_grammar_matcher_free(a->gm);
+	aw_grammar_free(a->gr);
 	free(a->content.p);
 	free(a);
 	r->x.ag = NULL;
@@ -648,12 +676,94 @@ static int agent_prepare(struct group *g, struct aw_req *r, const struct aw_prot
 	return rc;
 }
 
+/* The sampler's mask hook: the matcher's mask while the grammar is awake. */
+static void agent_fill_mask(void *ctx, uint64_t *allowed, int32_t n_vocab)
+{
+	struct agent_run *a = ctx;
+
+	if (!a->g_active || aw_grammar_mask(a->gm, allowed) <= 0)
+		return;				   /* asleep (or stuck: the parser will tell) */
+	for (int32_t t = a->g_n; t < n_vocab; t++) /* model rows beyond the tokenizer */
+		allowed[t / 64] &= ~(1ull << (t % 64));
+}
+
+static void agent_accept(void *ctx, int32_t token)
+{
+	struct agent_run *a = ctx;
+
+	if (a->g_active)
+		(void)aw_grammar_accept(a->gm, token);
+}
+
+/* Compile the job's schema and start its matcher; refuses 'r' on failure
+ * (returns -ECANCELED then). */
+static int agent_grammar(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
+			 struct agent_run *a)
+{
+	struct aw_grammar_opts o = {0, job->g_prefix, job->g_suffix};
+	struct aw_err err = {0};
+	char msg[AW_PROTO_ERROR_MAX_MSG + 1];
+	int rc;
+
+	if (!g->gvocab && (rc = aw_grammar_vocab_new(g->tok, &g->gvocab)) < 0)
+		return rc;
+	a->g_n = aw_grammar_vocab_n(g->gvocab);
+	if (a->g_n > g->n_vocab) {
+		refuse(g, r, AW_PROTO_ERR_UNSUPPORTED,
+		       "constrained decoding: the tokenizer is larger than the model's vocabulary");
+		return -ECANCELED;
+	}
+	rc = aw_grammar_compile(job->schema, strlen(job->schema), &o, &a->gr, &err);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "%s: %s",
+			 job->grammar == AW_AGENT_GRAMMAR_CALLS ? "TOOLS" : "RESPONSE_FORMAT",
+			 err.msg);
+		refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
+		return -ECANCELED;
+	}
+	if ((rc = aw_grammar_matcher_new(a->gr, g->gvocab, &a->gm)) < 0)
+		return rc;
+	a->g_mode = job->grammar;
+	/* awake from the start unless it waits for a call marker */
+	a->g_stay = job->forced;
+	if (job->grammar == AW_AGENT_GRAMMAR_ALWAYS || job->forced) {
+		if (job->g_forced &&
+		    aw_grammar_accept_bytes(a->gm, job->g_forced, strlen(job->g_forced)) < 0) {
+			refuse(g, r, AW_PROTO_ERR_INTERNAL,
+			       "the forced call does not fit its grammar");
+			return -ECANCELED;
+		}
+		a->g_active = 1;
+	}
+	return 0;
+}
+
+/* After the call reader saw more text: wake the grammar at a call's
+ * marker (advanced by the call's text so far), let it sleep after the call. */
+static void agent_wake(struct agent_run *a)
+{
+	const int in = aw_toolcall_in_call(a->tc);
+
+	if (a->g_mode != AW_AGENT_GRAMMAR_CALLS)
+		return;
+	if (in && !a->g_active) {
+		size_t n;
+		const char *t = aw_toolcall_call_text(a->tc, &n);
+		aw_grammar_matcher_reset(a->gm);
+		a->g_active = aw_grammar_accept_bytes(a->gm, t, n) == 0;
+	} else if (!in && a->g_active && !a->g_stay) {
+		a->g_active = 0; /* auto: free text (or another call) may follow */
+	}
+}
+
 static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
 		      struct aw_sched_req *q)
 {
 	struct agent_run *a = calloc(1, sizeof(*a));
+	int rc;
 
-	(void)g;
 	if (!a)
 		return -ENOMEM;
 	a->kind = job->kind;
@@ -664,6 +774,13 @@ static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_j
 		return -ENOMEM;
 	}
 	r->x.ag = a;
+	if (job->grammar && job->schema) {
+		if ((rc = agent_grammar(g, r, job, a)) < 0)
+			return rc; /* -ECANCELED: refused (and 'r' released) */
+		q->hook.fill = agent_fill_mask;
+		q->hook.accept = agent_accept;
+		q->hook.ctx = a;
+	}
 	q->tokens = job->tokens;
 	q->n_tokens = job->n_tokens;
 	q->kind = job->kind;
@@ -714,10 +831,25 @@ static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched
 	if (ev->token >= 0)
 		x->pending++;
 	if (a->tc && !a->failed && !x->lost) {
-		/* the reader: content out now, calls as they close */
-		rc = ev->len ? aw_toolcall_feed(a->tc, ev->text, ev->len, ev->token >= 0 ? 1 : 0,
-						&a->content, agent_on_call, x, &err)
-			     : 0;
+		/* the reader: content out now, calls as they close; a marker that is
+		 * a control token (Mistral's [TOOL_CALLS]) has no text: its own */
+		const char *text = ev->text;
+		size_t len = ev->len;
+		if (!len && ev->token >= 0 &&
+		    aw_tok_token_type(g->tok, ev->token) == AW_TOK_TYPE_CONTROL) {
+			const char *t = aw_tok_text(g->tok, ev->token, &len);
+			if (t && ((len == 11 && !memcmp(t, "<tool_call>", 11)) ||
+				  (len == 12 && !memcmp(t, "</tool_call>", 12)) ||
+				  (len == 12 && !memcmp(t, "[TOOL_CALLS]", 12))))
+				text = t;
+			else
+				len = 0;
+		}
+		rc = len ? aw_toolcall_feed(a->tc, text, len, ev->token >= 0 ? 1 : 0, &a->content,
+					    agent_on_call, x, &err)
+			 : 0;
+		if (rc == 0 && a->gm)
+			agent_wake(a);
 		if (rc == 0 && ev->done)
 			rc = aw_toolcall_end(a->tc, &a->content, &err);
 		if (rc == 0 && a->content.len) {
@@ -1189,6 +1321,7 @@ void aw_dispatch_free(struct aw_dispatch *d)
 		rte_ring_free(g->cancel);
 		rte_mempool_free(g->pool);
 		aw_sched_free(g->s); /* set up but never run */
+		aw_grammar_vocab_free(g->gvocab);
 		aw_pool_free(g->threads);
 		free(g->ids);
 	}

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import awtest as aw
 
@@ -168,4 +169,89 @@ finally:
         print(out)
 assert rc == 0, 'daemon exit %d\n%s' % (rc, out)
 assert 'every mbuf returned to its pool' in out, out
+
+# --- phase 2: a Qwen2.5-style template (tool calls as <tool_call>{...}</tool_call>)
+# on the same random weights: the grammar does all the work
+tmpl = '/tmp/aw-it-agent-tmpl-%d.jinja' % os.getpid()
+with open(tmpl, 'w') as f:
+    f.write('{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n'
+            '{%- endfor %}<tools></tools><tool_response></tool_response>')
+qmodel = '/tmp/aw-it-agent-qwen-%d.gguf' % os.getpid()
+subprocess.run([aw.TOOLS['mkmodel'], '--out', qmodel, '--preset', 'tiny', '--seed', '7',
+                '--ctx', '2048', '--chat-template', tmpl], check=True, stdout=subprocess.DEVNULL)
+os.unlink(tmpl)
+d = aw.Daemon(exe, conf, sets=['model.path=' + qmodel, 'group.0.kv_cache=16M',
+                               'port.0.device=net_tap0,iface=awa0',
+                               'port.0.address=10.96.0.2/24'])
+ok = False
+try:
+    for _ in range(50):  # the re-created tap's route may take a moment
+        try:
+            c = agentwire.Client(SRV, 7878, timeout=30.0, rto=0.2)
+            c.ping(b'up')
+            break
+        except OSError:
+            time.sleep(0.2)
+    user = [{'role': 'user', 'content': 'What is the weather in Paris?'}]
+    tools = [{'type': 'function', 'function': {
+                  'name': 'get_weather', 'parameters': {
+                      'type': 'object', 'required': ['city', 'days'],
+                      'properties': {'city': {'type': 'string', 'maxLength': 8},
+                                     'days': {'type': 'integer', 'minimum': 1,
+                                              'maximum': 7}}}}},
+             {'type': 'function', 'function': {
+                  'name': 'get_time', 'parameters': {
+                      'type': 'object', 'required': ['zone'],
+                      'properties': {'zone': {'enum': ['UTC', 'CET', 'PST']}}}}}]
+
+    def valid(call):
+        a = call.arguments
+        if call.name == 'get_weather':
+            return (set(a) == {'city', 'days'} and isinstance(a['city'], str) and
+                    len(a['city']) <= 8 and isinstance(a['days'], int) and 1 <= a['days'] <= 7)
+        return call.name == 'get_time' and a == {'zone': a.get('zone')} and \
+            a['zone'] in ('UTC', 'CET', 'PST')
+
+    for seed in range(1, 6):
+        text, calls, s = c.chat(user, tools=tools, tool_choice='get_weather',
+                                max_new_tokens=96, temperature=1.0, seed=seed)
+        assert len(calls) == 1 and calls[0].name == 'get_weather' and valid(calls[0]), calls
+        assert s.finish == 'tool_calls', s
+        text, calls, s = c.chat(user, tools=tools, tool_choice='required', max_new_tokens=96,
+                                temperature=1.0, seed=seed)
+        assert len(calls) == 1 and valid(calls[0]), calls
+        assert s.finish == 'tool_calls', s
+    print('named and required tool calls on random weights: valid for their schema (5 seeds '
+          'each), finish tool_calls; e.g. %r' % calls[0])
+    # auto: the model decides (random weights rarely write the marker)
+    text, calls, s = c.chat(user, tools=tools, max_new_tokens=24, temperature=1.0, seed=3)
+    assert all(valid(k) for k in calls), calls
+    print('auto: %d calls, %d tokens, finish %s' % (len(calls), s.gen_tokens, s.finish))
+    # RESPONSE_FORMAT: the whole answer is JSON that validates
+    schema = {'type': 'object', 'required': ['ok', 'n'],
+              'properties': {'ok': {'type': 'boolean'}, 'n': {'type': 'integer', 'minimum': 0,
+                                                             'maximum': 99}}}
+    for seed in range(1, 4):
+        text, s = c.generate('answer in JSON', max_new_tokens=64, temperature=1.0, seed=seed,
+                             response_format=schema)
+        v = json.loads(text)
+        assert isinstance(v['ok'], bool) and 0 <= v['n'] <= 99 and set(v) == {'ok', 'n'}, v
+        assert s.finish == 'stop', s
+    print('RESPONSE_FORMAT: 3 answers parse and validate, e.g. %s' % text)
+    try:
+        c.generate('x', response_format={'not': {'type': 'string'}})
+        raise AssertionError('unsupported keyword accepted')
+    except agentwire.AgentwireError as e:
+        assert e.name == 'BAD_REQUEST' and "'not'" in e.message, e
+        print('unsupported keyword -> %s: %s' % (e.name, e.message))
+    g = group0(d)
+    assert g['running'] == 0 and g['sched_running'] == 0, g
+    ok = True
+finally:
+    rc = d.stop()
+    out = d.output()
+    os.unlink(qmodel)
+    if not ok:
+        print(out)
+assert rc == 0, 'daemon exit %d\n%s' % (rc, out)
 print('ok')
