@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -493,6 +494,11 @@ int aw_model_repacker_tensor(void *ctx, uint32_t idx, void *const *data, unsigne
 		rp->rc = -EINVAL;
 		return 1;
 	}
+	/* the kernels' vector loads want AW_KERN_ALIGN: a tensor the file puts
+	 * off that alignment (GGUF only promises 32) is left to aw_model_load(),
+	 * which repacks it into its aligned arena */
+	if ((uintptr_t)data[0] % AW_KERN_ALIGN)
+		return 0;
 	const size_t gbytes = 16 * src.row_size;
 	void *tmp = aligned_alloc(AW_KERN_ALIGN,
 				  (gbytes + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));
