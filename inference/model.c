@@ -52,7 +52,7 @@ struct aw_model {
 	struct layer *layers; /* (n_layer) */
 	bool q_out;	      /* the output projection reads Q8A */
 	uint64_t weight_bytes, decode_bytes, owned_bytes;
-	uint64_t repacked_bytes; /* matrices in the X16 layout: owned or prepacked */
+	uint64_t repacked_bytes; /* matrices in the X16 or KQ8 layout: owned or prepacked */
 	void **owned;		 /* repacked matrices (when the arena could not be had) */
 	int n_owned;
 	/* repacked matrices, one mapping: hugetlb pages where available (a
@@ -222,8 +222,7 @@ static int load_mat(struct loadctx *c, const char *name, uint64_t cols, uint64_t
 				  name, aw_type_name(t->type), (unsigned long long)cols);
 	if (c->prepacked && c->prepacked[aw_gguf_find_tensor(c->g, name)]) {
 		/* repacked in place while loading (aw_model_repacker_tensor) */
-		ret_m->layout = AW_KERN_LAYOUT_X16;
-		ret_m->row_size = 0;
+		aw_kern_mat_prepacked(ret_m, ret_m->data, ret_m);
 		c->m->repacked_bytes += t->size;
 	}
 	c->m->decode_bytes += t->size;
