@@ -248,6 +248,14 @@ struct comp {
 	 * shallow, freed after the compile */
 	struct aw_json **tmp;
 	uint32_t ntmp, captmp;
+	uint32_t depth; /* compile() nesting: merges can recurse through $ref */
+	struct {
+		const char *re; /* pattern text (borrowed) */
+		size_t len;
+		uint32_t lo, hi;
+		int32_t dfa;
+	} redone[32]; /* DFAs built so far: the same format repeats */
+	uint32_t nredone;
 };
 
 static int over_budget(struct comp *c)
@@ -255,7 +263,7 @@ static int over_budget(struct comp *c)
 	if (++c->ticks % 64)
 		return 0;
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	long us = (t.tv_sec - c->t0.tv_sec) * 1000000L + (t.tv_nsec - c->t0.tv_nsec) / 1000;
 	return us > AW_GRAMMAR_COMPILE_US;
 }
@@ -828,24 +836,19 @@ static const struct {
 	 "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:"
 	 "[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"},
 	{"uuid", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"},
-	{"email", "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}@[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}\\."
-		  "[a-z]{2,6}"},
+	{"email", "[a-z0-9]+(\\.[a-z0-9]+){0,2}@[a-z0-9]+(\\.[a-z0-9]+){0,2}\\.[a-z]{2,6}"},
 	{"ipv4",
 	 "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?"
 	 "[0-9])){3}"},
 	{"ipv6", "[0-9a-f]{1,4}(:[0-9a-f]{1,4}){7}"},
 	{"hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
-	{"uri", "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	{"uri", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
 	/* a URI is also a URI reference, an IRI, a template without variables */
-	{"uri-reference",
-	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"iri", "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"iri-reference",
-	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"uri-template",
-	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"idn-email", "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}@[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,"
-		      "2}\\.[a-z]{2,6}"},
+	{"uri-reference", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"iri", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"iri-reference", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"uri-template", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"idn-email", "[a-z0-9]+(\\.[a-z0-9]+){0,2}@[a-z0-9]+(\\.[a-z0-9]+){0,2}\\.[a-z]{2,6}"},
 	{"idn-hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
 	{"json-pointer", "(/[a-z0-9]{1,10}){0,5}"},
 	{"relative-json-pointer", "[1-9]?[0-9](/[a-z0-9]{1,10}){0,5}"},
@@ -895,7 +898,21 @@ static int64_t c_string(struct comp *c, const struct aw_json *s)
 		struct aw_grammar *g = c->g;
 		struct aw_gdfa d;
 		struct aw_err e;
-		int rc = aw_gdfa_compile(re, relen, nd.lo, nd.hi, AW_GRAMMAR_MAX_DFA, &d, &e);
+		for (uint32_t i = 0; i < c->nredone; i++)
+			if (c->redone[i].len == relen && c->redone[i].lo == nd.lo &&
+			    c->redone[i].hi == nd.hi && !memcmp(c->redone[i].re, re, relen)) {
+				nd.dfa = c->redone[i].dfa;
+				nd.lo = 0;
+				nd.hi = UINT32_MAX;
+				return node_new(c, &nd);
+			}
+		struct timespec t;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+		long left = AW_GRAMMAR_COMPILE_US - ((t.tv_sec - c->t0.tv_sec) * 1000000L +
+						     (t.tv_nsec - c->t0.tv_nsec) / 1000);
+		int rc = left <= 0 ? aw_err_set(&e, E2BIG, "compile time budget spent")
+				   : aw_gdfa_compile(re, relen, nd.lo, nd.hi, AW_GRAMMAR_MAX_DFA,
+						     left, &d, &e);
 		if (rc < 0)
 			return cerr(c, -rc, "%.100s", e.msg);
 		if (GROW(g, dfas, g->ndfas, capdfas, g->ndfas + 1) < 0) {
@@ -904,6 +921,13 @@ static int64_t c_string(struct comp *c, const struct aw_json *s)
 		}
 		g->dfas[g->ndfas] = d;
 		nd.dfa = (int32_t)g->ndfas++;
+		if (c->nredone < 32) {
+			c->redone[c->nredone].re = re;
+			c->redone[c->nredone].len = relen;
+			c->redone[c->nredone].lo = nd.lo;
+			c->redone[c->nredone].hi = nd.hi;
+			c->redone[c->nredone++].dfa = nd.dfa;
+		}
 		nd.lo = 0;
 		nd.hi = UINT32_MAX; /* in the DFA now */
 	}
@@ -1534,7 +1558,20 @@ static int64_t c_enum(struct comp *c, const struct aw_json *s)
 	return r;
 }
 
+static int64_t compile_one(struct comp *c, const struct aw_json *s);
+
 static int64_t compile(struct comp *c, const struct aw_json *s)
+{
+	if (c->depth >= 2 * AW_GRAMMAR_MAX_DEPTH)
+		return cerr(c, E2BIG, "schema nested more than %d deep (through $ref or merges)",
+			    2 * AW_GRAMMAR_MAX_DEPTH);
+	c->depth++;
+	int64_t r = compile_one(c, s);
+	c->depth--;
+	return r;
+}
+
+static int64_t compile_one(struct comp *c, const struct aw_json *s)
 {
 	if (s->type == AW_JSON_TRUE)
 		return any_node(c);
@@ -1633,7 +1670,7 @@ int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_gramma
 	c.root = schema;
 	c.err = err;
 	c.any = -1;
-	clock_gettime(CLOCK_MONOTONIC, &c.t0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c.t0);
 	int32_t seq[3];
 	uint32_t n = 0;
 	if (o && o->prefix && *o->prefix) {

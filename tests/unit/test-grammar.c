@@ -225,6 +225,10 @@ static void test_refusals(void **state)
 	refuse("[1, 2]", ENOTSUP, NULL);
 	refuse("{\"type\": \"frobnicate\"}", ENOTSUP, "frobnicate");
 	refuse("false", EINVAL, NULL);
+	/* a required member whose schema includes itself through allOf: no finite value */
+	refuse("{\"definitions\": {\"F\": {\"properties\": {\"c\": {\"allOf\": [{\"$ref\": "
+	       "\"#/definitions/F\"}]}}, \"required\": [\"c\"]}}, \"$ref\": \"#/definitions/F\"}",
+	       E2BIG, "nested");
 
 	/* 1000 levels of nesting: the JSON reader's depth limit */
 	size_t cap = 1000 * 32 + 64;
