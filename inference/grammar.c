@@ -679,7 +679,15 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 		snprintf(seg, sizeof(seg), "properties/%.*s", (int)(nlens[i] < 40 ? nlens[i] : 40),
 			 names[i]);
 		old = path_push(c, seg);
-		v = ps ? compile(c, ps) : any_node(c);
+		if (ps)
+			v = compile(c, ps);
+		else if (addl && addl->type == AW_JSON_OBJECT)
+			v = compile(c, addl); /* a required name not in properties */
+		else if (addl && addl->type == AW_JSON_FALSE)
+			v = cerr(c, EINVAL, "required '%.40s' is not an allowed property",
+				 names[i]);
+		else
+			v = any_node(c);
 		path_pop(c, old);
 		if (v == -EINVAL && !isreq[i]) {
 			vals[i] = -1; /* unsatisfiable optional property: never generated */
@@ -1657,6 +1665,83 @@ static int64_t text_lit(struct comp *c, const char *s)
 	return node_new(c, &nd);
 }
 
+/* Keep only what can be finished: a node is finite when some value of it
+ * is (objects: every required member; arrays: empty allowed or a finite
+ * item; alternatives: one finite alternative). Unfinishable alternatives,
+ * optional members and array items are dropped so that the matcher never
+ * enters them; returns 0, or -EINVAL when the root cannot be finished
+ * (e.g. a required member that contains itself). */
+static int prune_infinite(struct aw_grammar *g)
+{
+	uint8_t *ok = calloc(g->nnodes ? g->nnodes : 1, 1);
+	if (!ok)
+		return -ENOMEM;
+	for (int changed = 1; changed;) {
+		changed = 0;
+		for (uint32_t i = 0; i < g->nnodes; i++) {
+			if (ok[i])
+				continue;
+			const struct gnode *n = &g->nodes[i];
+			int v = 1;
+			switch (n->kind) {
+			case GK_OBJECT:
+				if (n->sub >= 0)
+					break; /* maps may be empty */
+				for (uint32_t k = 0; k < n->n && v; k++) {
+					const struct gprop *p = &g->props[n->off + k];
+					if (p->req_next == k && (p->node < 0 || !ok[p->node]))
+						v = 0;
+				}
+				break;
+			case GK_ARRAY:
+				for (uint32_t k = 0; k < n->lo && k < n->n && v; k++)
+					v = ok[g->kids[n->off + k]];
+				if (v && n->lo > n->n)
+					v = n->sub >= 0 && ok[n->sub];
+				break;
+			case GK_ALT:
+			case GK_ROOT:
+				v = n->kind == GK_ROOT;
+				for (uint32_t k = 0; k < n->n; k++) {
+					int kk = ok[g->kids[n->off + k]];
+					v = n->kind == GK_ROOT ? v && kk : v || kk;
+				}
+				break;
+			default:
+				break;
+			}
+			if (v) {
+				ok[i] = 1;
+				changed = 1;
+			}
+		}
+	}
+	int r = ok[g->root] ? 0 : -EINVAL;
+	for (uint32_t i = 0; i < g->nnodes && !r; i++) {
+		struct gnode *n = &g->nodes[i];
+		if (n->kind == GK_ALT) {
+			uint32_t k = 0;
+			for (uint32_t j = 0; j < n->n; j++)
+				if (ok[g->kids[n->off + j]])
+					g->kids[n->off + k++] = g->kids[n->off + j];
+			n->n = k;
+		} else if (n->kind == GK_OBJECT && n->sub < 0) {
+			for (uint32_t k = 0; k < n->n; k++)
+				if (g->props[n->off + k].node >= 0 &&
+				    !ok[g->props[n->off + k].node])
+					g->props[n->off + k].node = -1;
+		} else if (n->kind == GK_ARRAY) {
+			if (n->sub >= 0 && !ok[n->sub] && n->hi > n->n)
+				n->hi = n->n;
+			for (uint32_t k = n->lo; k < n->n && k < n->hi; k++)
+				if (!ok[g->kids[n->off + k]])
+					n->hi = k; /* the tuple stops before it */
+		}
+	}
+	free(ok);
+	return r;
+}
+
 int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_grammar_opts *o,
 			    struct aw_grammar **ret, struct aw_err *err)
 {
@@ -1695,6 +1780,13 @@ int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_gramma
 	if ((r = node_new(&c, &root)) < 0)
 		goto fail;
 	c.g->root = (uint32_t)r;
+	if ((r = prune_infinite(c.g)) < 0) {
+		if (r == -EINVAL)
+			aw_err_set(err, EINVAL,
+				   "no finite value satisfies the schema (a required "
+				   "member contains itself)");
+		goto fail;
+	}
 	free(c.memo);
 	tmp_free(&c);
 	*ret = c.g;
@@ -2323,7 +2415,8 @@ static int key_ok(const struct aw_grammar_matcher *m, const struct gnode *n, uin
 	const struct tnode *x = &g->tn[t];
 	for (uint32_t i = x->lo; i < x->hi; i++) {
 		int32_t j = g->tleaf[i];
-		if ((uint32_t)j >= lo && (uint32_t)j <= r)
+		if ((uint32_t)j >= lo && (uint32_t)j <= r &&
+		    g->props[n->off + (uint32_t)j].node >= 0)
 			return 1;
 	}
 	return 0;
