@@ -663,7 +663,7 @@ static void print_info(struct run *r)
 	aw_gguf_get_str(r->g, "general.name", &name, &nlen);
 	printf("file:            %s\n", r->o->model);
 	printf("name:            %.*s\n", (int)nlen, name);
-	printf("architecture:    llama\n");
+	printf("architecture:    %s%s\n", hp->arch, hp->qkv_bias ? " (Q/K/V biases)" : "");
 	printf("gguf version:    %u, %" PRIu64 " tensors, %" PRIu64 " keys\n",
 	       aw_gguf_version(r->g), aw_gguf_n_tensors(r->g), aw_gguf_n_kv(r->g));
 	printf("vocabulary:      %d\n", hp->n_vocab);
@@ -673,8 +673,9 @@ static void print_info(struct run *r)
 	       hp->head_dim);
 	printf("ffn:             %d\n", hp->ffn_dim);
 	printf("context:         %d (training), %d (this run)\n", hp->n_ctx, r->ctx);
-	printf("rope:            base %g, %d dims%s\n", (double)hp->rope_base, hp->n_rot,
-	       hp->rope_factors ? ", frequency factors" : "");
+	printf("rope:            base %g, %d dims%s%s\n", (double)hp->rope_base, hp->n_rot,
+	       hp->rope_factors ? ", frequency factors" : "",
+	       strcmp(hp->arch, "qwen2") == 0 ? ", neox pairs" : "");
 	printf("rms eps:         %g\n", (double)hp->rms_eps);
 	printf("output:          %s\n", hp->tied ? "tied to token_embd" : "output.weight");
 	printf("types:          ");
@@ -926,7 +927,7 @@ static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size
 }
 
 /* The loader's progress: on a terminal one line rewritten in place
- * (cc->progress = stderr), otherwise a log line about once a second (-v). */
+ * (cc->progress = stderr), otherwise a log line about once a second and a final one. */
 static int progress(void *ctx, const struct aw_load_progress *p)
 {
 	struct check_ctx *cc = ctx;
@@ -934,7 +935,7 @@ static int progress(void *ctx, const struct aw_load_progress *p)
 
 	if (cc->progress)
 		return aw_loader_print_progress(cc->progress, p);
-	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	aw_log(AW_LOG_NOTICE, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
 	return 0;
 }
 
