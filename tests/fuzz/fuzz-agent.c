@@ -7,6 +7,7 @@
  * then the same bytes are fed to the tool-call reader of every format in
  * pieces of 1..8 bytes. A crash, a sanitizer report, a job without tokens
  * or a call whose arguments do not parse is a finding. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct aw_tok *tok;
+static void *img;	  /* the tokenizer's file image, kept (reachable) */
+static struct aw_gguf *g; /* for the process's life */
 
 static int on_call(void *ctx, const struct aw_toolcall_call *c)
 {
@@ -38,9 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!tok) {
 		struct tiny_cfg c;
-		void *img;
 		size_t len;
-		struct aw_gguf *g;
 		struct aw_err err;
 
 		tiny_default(&c);
