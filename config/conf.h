@@ -171,6 +171,9 @@ struct aw_conf_telemetry {
 	bool enabled;
 	uint32_t interval_ms;	    /* counter snapshot period; 0: on request only */
 	char name[AW_CONF_STR_LEN]; /* command prefix, e.g. "/agentwire" */
+	bool metrics;		    /* serve Prometheus /metrics */
+	uint32_t metrics_address;   /* IPv4 to listen on (as parse_ipv4 stores it) */
+	uint32_t metrics_port;	    /* TCP port */
 };
 
 struct aw_conf_log {

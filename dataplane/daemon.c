@@ -36,6 +36,7 @@
 #include "log.h"
 #include "telemetry.h"
 #include "journal.h"
+#include "metrics.h"
 #include "reload.h"
 #include "watchdog.h"
 
@@ -430,6 +431,7 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	struct aw_dispatch_params *dsp = calloc(1, sizeof(*dsp));
 	struct aw_engine engine = {0};
 	struct aw_dispatch *disp = NULL;
+	struct aw_metrics *metrics = NULL;
 	struct aw_reload *reloader = NULL;
 	struct aw_dp *dp = NULL;
 	unsigned leaked;
@@ -494,6 +496,12 @@ int aw_daemon_run(const struct aw_conf *c, const struct aw_conf_plan *plan, cons
 	if (c->telemetry.enabled &&
 	    aw_telemetry_init(c->telemetry.name, dp, disp, &engine, c->model.path) < 0)
 		aw_log(AW_LOG_WARNING, "daemon", "telemetry commands not registered");
+	/* Prometheus: a kernel socket served by a thread that inherits this
+	 * (main lcore's) CPU affinity, never a dataplane or worker CPU */
+	if (c->telemetry.metrics &&
+	    aw_metrics_new(c->telemetry.metrics_address, (uint16_t)c->telemetry.metrics_port, dp,
+			   disp, &metrics) < 0)
+		goto out_stop;
 	if ((disp && aw_dispatch_start(disp) < 0) || aw_dp_start(dp) < 0)
 		goto out_stop;
 	for (unsigned p = 0; p < dpp->n_ports; p++) {
@@ -584,6 +592,8 @@ out_stop:
 	if (disp)
 		aw_dispatch_stop(disp); /* every request gets its final message */
 	aw_dp_stop(dp);			/* drain the response rings, stop the lcores */
+	aw_metrics_free(metrics);	/* before the counters it reads go away */
+	metrics = NULL;
 	aw_telemetry_detach();
 	{
 		struct aw_dp_stats st;

@@ -29,6 +29,8 @@
 #include <rte_pause.h>
 #include <rte_ring.h>
 
+#include "agent.h"
+#include "grammar.h"
 #include "log.h"
 #include "model.h"
 #include "pool.h"
@@ -50,10 +52,13 @@ struct run {
 	uint64_t deadline_us; /* 0 = none */
 	uint32_t seq;	      /* next reply seq */
 	uint64_t data_bytes;
-	uint8_t stop_reason; /* 0, or AW_PROTO_FINISH_CANCELLED / _DEADLINE */
-	int lost;	     /* the reply path refused (shutdown) */
-	uint32_t pending;    /* scheduler: tokens sampled whose text is not sent yet */
-	uint64_t wait_us;    /* scheduler: receipt to submit */
+	uint8_t stop_reason;  /* 0, or AW_PROTO_FINISH_CANCELLED / _DEADLINE */
+	int lost;	      /* the reply path refused (shutdown) */
+	uint32_t pending;     /* scheduler: tokens sampled whose text is not sent yet */
+	uint64_t wait_us;     /* scheduler: receipt to submit */
+	unsigned op;	      /* index in obs.done (AW_DISPATCH_OPS) */
+	uint64_t last_us;     /* when the previous token was sent (0: none yet) */
+	struct agent_run *ag; /* agent operations: CLASSIFY/EMBED/tools state, or NULL */
 };
 
 /* One request, copied once from the dataplane lcore's reassembly buffer. */
@@ -76,6 +81,8 @@ struct group {
 	uint64_t keys[CANCEL_KEYS]; /* cancel keys seen by the worker (ring buffer) */
 	unsigned n_keys;
 	struct aw_dispatch_group_stats st; /* written by the worker (and submit: enqueued) */
+	struct aw_dispatch_group_obs obs;  /* written by the worker only (hist.h) */
+	uint64_t obs_pos, obs_done;	   /* scheduler totals at the previous step */
 	uint32_t running;		   /* atomic */
 	uint64_t heartbeat; /* atomic: +1 per loop iteration and per emitted token (watchdog) */
 	/* scheduler (NULL m: one request at a time through the engine) */
@@ -88,6 +95,8 @@ struct group {
 	unsigned gen;			    /* engine generation of 'm' (live model swap) */
 	int start_rc;			    /* atomic: 0 starting, 1 serving, -errno failed */
 	struct aw_dispatch_group_stats sst; /* scheduler counters, relaxed atomics */
+	struct aw_agent_ctx agent;	    /* agent operations: template, tokenizer */
+	struct aw_grammar_vocab *gvocab;    /* the tokenizer's grammar tables (on first use) */
 } __rte_cache_aligned;
 
 struct aw_dispatch {
@@ -100,6 +109,8 @@ struct aw_dispatch {
 };
 
 #define GST_ADD(g, f, n) __atomic_fetch_add(&(g)->st.f, (n), __ATOMIC_RELAXED)
+/* only the group's worker writes its observations */
+#define OBS_INC(g, field) __atomic_store_n(&(g)->obs.field, (g)->obs.field + 1, __ATOMIC_RELAXED)
 /* only the group's worker writes its heartbeat */
 #define HEARTBEAT(g) __atomic_store_n(&(g)->heartbeat, (g)->heartbeat + 1, __ATOMIC_RELAXED)
 
@@ -189,6 +200,49 @@ static int is_cancelled(struct group *g, uint64_t key)
 	return 0;
 }
 
+/* Index of the request's kind in obs.done. */
+static unsigned req_op(const struct aw_req *r)
+{
+	return r->type >= AW_PROTO_GENERATE && r->type < AW_PROTO_GENERATE + AW_DISPATCH_OPS
+		       ? (unsigned)(r->type - AW_PROTO_GENERATE)
+		       : 0;
+}
+
+/* The terminal of request 'x' leaves now: outcome and end-to-end latency. */
+static void observe_end(struct run *x, enum aw_dispatch_outcome o)
+{
+	struct group *g = x->g;
+
+	OBS_INC(g, done[x->op][o]);
+	aw_hist_observe(&g->obs.e2e_us, &aw_hist_latency_us, aw_dp_now_us() - x->r->recv_us);
+}
+
+static enum aw_dispatch_outcome error_outcome(uint16_t code)
+{
+	switch (code) {
+	case AW_PROTO_ERR_BAD_REQUEST:
+	case AW_PROTO_ERR_TOO_LONG:
+		return AW_DISPATCH_OUT_BAD_REQUEST;
+	case AW_PROTO_ERR_UNSUPPORTED:
+		return AW_DISPATCH_OUT_UNSUPPORTED;
+	case AW_PROTO_ERR_INTERNAL:
+		return AW_DISPATCH_OUT_INTERNAL;
+	case AW_PROTO_ERR_DEADLINE:
+		return AW_DISPATCH_OUT_DEADLINE;
+	default:
+		return AW_DISPATCH_OUT_ERROR;
+	}
+}
+
+const char *aw_dispatch_outcome_name(enum aw_dispatch_outcome o)
+{
+	static const char *const names[AW_DISPATCH_OUT__COUNT] = {
+		"stop",	 "length",	"deadline",    "cancelled",
+		"error", "bad_request", "unsupported", "internal"};
+
+	return (unsigned)o < AW_DISPATCH_OUT__COUNT ? names[o] : "unknown";
+}
+
 static int send_reply(struct run *x, uint8_t type, const void *payload, size_t len, int terminal)
 {
 	int rc = aw_dp_reply(x->g->d->dp, &x->r->flow, type, x->seq, payload, len, terminal);
@@ -207,6 +261,7 @@ static void send_error(struct run *x, uint16_t code, const char *msg)
 
 	if (n >= 0)
 		send_reply(x, AW_PROTO_ERROR, b, (size_t)n, 1);
+	observe_end(x, error_outcome(code));
 }
 
 /* The engine's emit callback: one DATA datagram per call (split when the
@@ -229,6 +284,18 @@ static int send_data(struct run *x, const char *text, size_t len, uint32_t n_tok
 	} while (off < len);
 	x->data_bytes += len;
 	GST_ADD(x->g, tokens_out, n_tokens);
+	if (n_tokens) {
+		uint64_t now = aw_dp_now_us();
+
+		if (!x->last_us)
+			aw_hist_observe(&x->g->obs.ttft_us, &aw_hist_latency_us,
+					now - x->r->recv_us);
+		else
+			for (uint32_t i = 0; i < n_tokens; i++)
+				aw_hist_observe(&x->g->obs.itl_us, &aw_hist_latency_us,
+						(now - x->last_us) / n_tokens);
+		x->last_us = now;
+	}
 	HEARTBEAT(x->g);
 	return 0;
 }
@@ -273,6 +340,8 @@ static void send_end(struct run *x, uint8_t finish, const struct aw_engine_resul
 	n = aw_proto_summary_build(b, sizeof(b), &s, NULL);
 	if (n >= 0)
 		send_reply(x, AW_PROTO_END, b, (size_t)n, 1);
+	observe_end(x, finish <= AW_PROTO_FINISH_ERROR ? (enum aw_dispatch_outcome)finish
+						       : AW_DISPATCH_OUT_ERROR);
 	if (finish == AW_PROTO_FINISH_CANCELLED)
 		GST_ADD(x->g, cancelled, 1);
 	else if (finish == AW_PROTO_FINISH_DEADLINE)
@@ -289,6 +358,8 @@ static void run_request(struct group *g, struct aw_req *r)
 	struct aw_proto_err e;
 	int rc;
 
+	x.op = req_op(r);
+	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, queue_us);
 	take_cancels(g);
 	if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE) || is_cancelled(g, x.key)) {
 		send_end(&x, AW_PROTO_FINISH_CANCELLED, NULL, queue_us);
@@ -299,8 +370,9 @@ static void run_request(struct group *g, struct aw_req *r)
 		send_error(&x, AW_PROTO_ERR_BAD_REQUEST, e.err.msg);
 		goto done;
 	}
-	if (r->type != AW_PROTO_GENERATE || !d->engine->ops->generate) {
-		send_error(&x, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
+	if (r->type != AW_PROTO_GENERATE || !d->engine->ops->generate || body.messages.p) {
+		send_error(&x, AW_PROTO_ERR_UNSUPPORTED,
+			   "only GENERATE with a PROMPT is served without a scheduler");
 		goto done;
 	}
 	/* limits may change live (aw_dispatch_set_limits) */
@@ -336,10 +408,15 @@ done:
 
 /* --- worker groups: the scheduler (continuous batching) ------------------------------ */
 
+static void agent_run_free(struct aw_req *r);
+
 static void req_put(struct group *g, struct aw_req *r)
 {
+	agent_run_free(r);
 	rte_mempool_put(g->pool, r);
 }
+
+static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched_event *ev);
 
 /* The scheduler's events, on the leader's thread: text goes out as DATA as
  * soon as there is some (tokens whose text is held back — a pending stop
@@ -352,6 +429,8 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	struct run *x = &r->x;
 	struct aw_engine_result res = {0};
 
+	if (x->ag)
+		return agent_event(g, r, ev); /* CLASSIFY, EMBED, tools */
 	if (ev->token >= 0)
 		x->pending++;
 	if (!x->lost && (ev->len > 0 || (ev->done && x->pending))) {
@@ -365,6 +444,11 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	res.prefill_us = ev->prefill_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->prefill_us;
 	res.decode_us = ev->decode_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->decode_us;
 	GST_ADD(g, tokens_in, ev->prompt_tokens);
+	__atomic_store_n(&g->obs.prefix_lookup_tokens,
+			 g->obs.prefix_lookup_tokens + ev->prompt_tokens, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->obs.prefix_hit_tokens, g->obs.prefix_hit_tokens + ev->cached_tokens,
+			 __ATOMIC_RELAXED);
+	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, x->wait_us + ev->queue_us);
 	if (!x->lost)
 		send_end(x, (uint8_t)ev->finish, &res, x->wait_us + ev->queue_us);
 	GST_ADD(g, completed, 1);
@@ -391,6 +475,11 @@ static void end_now(struct group *g, struct aw_req *r, uint8_t finish, uint64_t 
 
 /* Parse, tokenize and submit request 'r' to the group's scheduler (or
  * answer it at once). */
+static int agent_prepare(struct group *g, struct aw_req *r, const struct aw_proto_req *body,
+			 struct aw_agent_job *job);
+static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
+		      struct aw_sched_req *q);
+
 static void sched_submit(struct group *g, struct aw_req *r)
 {
 	struct aw_dispatch *d = g->d;
@@ -408,34 +497,60 @@ static void sched_submit(struct group *g, struct aw_req *r)
 	r->x.g = g;
 	r->x.r = r;
 	r->x.key = flow_key(&r->flow);
+	r->x.op = req_op(r);
 	if (is_cancelled(g, r->x.key))
 		return end_now(g, r, AW_PROTO_FINISH_CANCELLED, now);
 	if (aw_proto_req_parse(r->type, r->data, r->len, &body, &e) < 0)
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, e.err.msg);
-	if (r->type != AW_PROTO_GENERATE)
-		return refuse(g, r, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
+	/* --- agent operations: CLASSIFY, EMBED, messages and tools (agent.h) --- */
+	struct aw_agent_job job;
+	const int agent = r->type != AW_PROTO_GENERATE || body.messages.p || body.response_format.p;
+	if (agent && agent_prepare(g, r, &body, &job) < 0)
+		return; /* refused */
+	/* --- */
 	if (body.max_new_tokens == 0 || body.max_new_tokens > d->p.max_new_tokens)
 		body.max_new_tokens = d->p.max_new_tokens;
 	if (body.deadline_us)
 		dl = r->recv_us + body.deadline_us;
 	else if (d->p.default_deadline_us)
 		dl = r->recv_us + d->p.default_deadline_us;
-	if (dl && now >= dl)
+	if (dl && now >= dl) {
+		if (agent)
+			aw_agent_job_fini(&job);
 		return end_now(g, r, AW_PROTO_FINISH_DEADLINE, now);
+	}
 
-	/* a session's next turn carries only its new text: no BOS then */
-	if ((body.req_flags & AW_PROTO_REQF_KEEP_SESSION) && d->p.max_sessions)
+	/* a session's next turn carries only its new text: no BOS then. With
+	 * CONTINUE the client says the prompt is such a turn: a session this
+	 * group does not hold is UNKNOWN_SESSION (the client then sends the
+	 * whole conversation) */
+	if ((body.req_flags & AW_PROTO_REQF_KEEP_SESSION) && d->p.max_sessions && !agent)
 		sess = r->flow.session_id;
-	rc = aw_tok_encode(g->tok, body.prompt.p, body.prompt.len,
-			   sess && aw_sched_has_session(g->s, sess) ? 0 : AW_TOK_ADD_SPECIAL,
-			   g->ids, d->p.max_prompt_tokens + 1, &n_ids);
+	const int held = sess && aw_sched_has_session(g->s, sess);
+	if ((body.req_flags & AW_PROTO_REQF_CONTINUE) && !agent && !held) {
+		snprintf(msg, sizeof(msg), "session %llx is not held here%s",
+			 (unsigned long long)r->flow.session_id,
+			 sess ? "" : " (CONTINUE needs a session id and KEEP_SESSION)");
+		return refuse(g, r, AW_PROTO_ERR_UNKNOWN_SESSION, msg);
+	}
+	rc = 0;
+	if (agent) /* tokenized by agent_prepare() */
+		n_ids = (size_t)job.n_tokens;
+	else
+		rc = aw_tok_encode(g->tok, body.prompt.p, body.prompt.len,
+				   held ? 0 : AW_TOK_ADD_SPECIAL, g->ids,
+				   d->p.max_prompt_tokens + 1, &n_ids);
 	if (rc == -ENOSPC || n_ids > d->p.max_prompt_tokens) {
 		snprintf(msg, sizeof(msg), "prompt of %zu tokens: the limit is %u", n_ids,
 			 d->p.max_prompt_tokens);
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_TOO_LONG, msg);
 	}
 	if (rc < 0 || n_ids == 0) {
 		snprintf(msg, sizeof(msg), "prompt: %s", rc < 0 ? strerror(-rc) : "no tokens");
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
 	}
 
@@ -456,6 +571,8 @@ static void sched_submit(struct group *g, struct aw_req *r)
 		q.sample.stop[q.sample.n_stop++] = stops[i];
 	}
 	if (aw_sample_params_check(&q.sample, g->n_vocab, &why) < 0) {
+		if (agent)
+			aw_agent_job_fini(&job);
 		snprintf(msg, sizeof(msg), "sampling: %s", why ? why : "bad");
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
 	}
@@ -469,7 +586,16 @@ static void sched_submit(struct group *g, struct aw_req *r)
 	q.tokens = g->ids;
 	q.n_tokens = (int32_t)n_ids;
 	r->x.wait_us = now - r->recv_us;
-	rc = aw_sched_submit(g->s, &q);
+	if (agent) { /* the job's tokens, kind, labels, pooling, tool-call reader, grammar */
+		rc = agent_fill(g, r, &job, &q);
+		if (rc == 0)
+			rc = aw_sched_submit(g->s, &q);
+		aw_agent_job_fini(&job);
+		if (rc == -ECANCELED)
+			return; /* refused by agent_fill */
+	} else {
+		rc = aw_sched_submit(g->s, &q);
+	}
 	if (rc == -EAGAIN) {
 		GST_ADD(g, overloaded, 1);
 		return refuse(g, r, AW_PROTO_ERR_OVERLOADED, "scheduler queue full");
@@ -485,6 +611,334 @@ static void sched_submit(struct group *g, struct aw_req *r)
 			      strerror(-rc));
 	__atomic_fetch_add(&g->running, 1, __ATOMIC_RELAXED);
 }
+
+/* --- agent operations: CLASSIFY, EMBED, chat messages and tools ----------------------
+ * agent_prepare() checks, renders and tokenizes (dataplane/agent.h) and
+ * refuses with the job's code and message; agent_fill() puts the job into
+ * the scheduler request and, for GENERATE with tools, attaches the
+ * tool-call reader (inference/toolcall.h) to the request's reply stream;
+ * agent_event() replaces on_event() for these requests: content text as
+ * DATA, each parsed call as one TOOL_CALL datagram, the embedding as DATA
+ * floats, CLASSIFY's probabilities in the END summary. */
+struct agent_run {
+	int kind;		    /* enum aw_sched_kind */
+	struct aw_toolcall *tc;	    /* GENERATE with tools: the call reader, or NULL */
+	struct aw_chat_buf content; /* the reader's content text (scratch) */
+	int failed;		    /* a malformed call: ERROR instead of END */
+	char err[AW_PROTO_ERROR_MAX_MSG + 1];
+	/* constrained decoding: the sampler's mask hook drives the matcher */
+	int g_mode;	/* AW_AGENT_GRAMMAR_* */
+	int g_active;	/* the mask applies now */
+	int g_stay;	/* a forced call: awake to the end (then only EOS) */
+	int32_t g_left; /* tokens the request may still generate (max_new_tokens) */
+	int32_t g_n;	/* tokens the grammar's vocabulary has */
+	struct aw_grammar *gr;
+	struct aw_grammar_matcher *gm;
+};
+
+static void agent_group_init(struct group *g, const struct aw_engine *en)
+{
+	const char *t = NULL;
+	size_t n = 0;
+
+	if (!en->ops->group_template || en->ops->group_template(en->state, g->idx, &t, &n) < 0)
+		t = NULL;
+	aw_grammar_vocab_free(g->gvocab); /* a new model (live swap): a new tokenizer */
+	g->gvocab = NULL;
+	aw_agent_ctx_init_template(&g->agent, t, n, g->tok, (int32_t)g->d->p.max_prompt_tokens + 1);
+	aw_log(AW_LOG_INFO, "dispatch", "group %u: chat template family %s", g->idx,
+	       aw_chat_family_name(g->agent.family));
+}
+
+static void agent_run_free(struct aw_req *r)
+{
+	struct agent_run *a = r->x.ag;
+
+	if (!a)
+		return;
+	aw_toolcall_free(a->tc);
+	aw_grammar_matcher_free(a->gm);
+	aw_grammar_free(a->gr);
+	free(a->content.p);
+	free(a);
+	r->x.ag = NULL;
+}
+
+static int agent_prepare(struct group *g, struct aw_req *r, const struct aw_proto_req *body,
+			 struct aw_agent_job *job)
+{
+	int rc = aw_agent_prepare(&g->agent, r->type, body, job);
+
+	if (rc < 0) {
+		aw_agent_job_fini(job);
+		refuse(g, r, rc == -ENOMEM ? AW_PROTO_ERR_INTERNAL : job->code,
+		       rc == -ENOMEM ? "out of memory" : job->msg);
+	}
+	return rc;
+}
+
+/* Tokens before max_new_tokens at which a constrained value is steered to
+ * its nearest end (the grammar's finishing mode). */
+#define AGENT_FINISH_TOKENS 24
+
+/* The sampler's mask hook: the matcher's mask while the grammar is awake. */
+static void agent_fill_mask(void *ctx, uint64_t *allowed, int32_t n_vocab)
+{
+	struct agent_run *a = ctx;
+
+	if (!a->g_active)
+		return; /* asleep */
+	/* the budget runs short: steer the value to its nearest end so it parses */
+	if (a->g_left <= AGENT_FINISH_TOKENS)
+		aw_grammar_set_finish(a->gm, 1);
+	if (aw_grammar_mask(a->gm, allowed) <= 0)
+		return;				   /* stuck: the call reader will tell */
+	for (int32_t t = a->g_n; t < n_vocab; t++) /* model rows beyond the tokenizer */
+		allowed[t / 64] &= ~(1ull << (t % 64));
+}
+
+static void agent_accept(void *ctx, int32_t token)
+{
+	struct agent_run *a = ctx;
+
+	a->g_left--;
+	if (a->g_active)
+		(void)aw_grammar_accept(a->gm, token);
+}
+
+/* Compile the job's schema and start its matcher; refuses 'r' on failure
+ * (returns -ECANCELED then). */
+static int agent_grammar(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
+			 struct agent_run *a)
+{
+	struct aw_grammar_opts o = {0, job->g_prefix, job->g_suffix};
+	struct aw_err err = {0};
+	char msg[AW_PROTO_ERROR_MAX_MSG + 1];
+	int rc;
+
+	if (!g->gvocab && (rc = aw_grammar_vocab_new(g->tok, &g->gvocab)) < 0)
+		return rc;
+	a->g_n = aw_grammar_vocab_n(g->gvocab);
+	if (a->g_n > g->n_vocab) {
+		refuse(g, r, AW_PROTO_ERR_UNSUPPORTED,
+		       "constrained decoding: the tokenizer is larger than the model's vocabulary");
+		return -ECANCELED;
+	}
+	rc = aw_grammar_compile(job->schema, strlen(job->schema), &o, &a->gr, &err);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "%s: %s",
+			 job->grammar == AW_AGENT_GRAMMAR_CALLS ? "TOOLS" : "RESPONSE_FORMAT",
+			 err.msg);
+		refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
+		return -ECANCELED;
+	}
+	if ((rc = aw_grammar_matcher_new(a->gr, g->gvocab, &a->gm)) < 0)
+		return rc;
+	a->g_mode = job->grammar;
+	/* awake from the start unless it waits for a call marker */
+	a->g_stay = job->forced;
+	if (job->grammar == AW_AGENT_GRAMMAR_ALWAYS || job->forced) {
+		if (job->g_forced &&
+		    aw_grammar_accept_bytes(a->gm, job->g_forced, strlen(job->g_forced)) < 0) {
+			refuse(g, r, AW_PROTO_ERR_INTERNAL,
+			       "the forced call does not fit its grammar");
+			return -ECANCELED;
+		}
+		a->g_active = 1;
+	}
+	return 0;
+}
+
+/* After the call reader saw more text: wake the grammar at a call's
+ * marker (advanced by the call's text so far), let it sleep after the call. */
+static void agent_wake(struct agent_run *a)
+{
+	const int in = aw_toolcall_in_call(a->tc);
+
+	if (a->g_mode != AW_AGENT_GRAMMAR_CALLS)
+		return;
+	if (in && !a->g_active) {
+		size_t n;
+		const char *t = aw_toolcall_call_text(a->tc, &n);
+		aw_grammar_matcher_reset(a->gm);
+		a->g_active = aw_grammar_accept_bytes(a->gm, t, n) == 0;
+	} else if (!in && a->g_active && !a->g_stay) {
+		a->g_active = 0; /* auto: free text (or another call) may follow */
+	}
+}
+
+static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
+		      struct aw_sched_req *q)
+{
+	struct agent_run *a = calloc(1, sizeof(*a));
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	a->kind = job->kind;
+	if (job->calls != AW_TOOLCALL_NONE &&
+	    aw_toolcall_new(job->calls, job->forced, job->tool_name[0] ? job->tool_name : NULL,
+			    strlen(job->tool_name), &a->tc) < 0) {
+		free(a);
+		return -ENOMEM;
+	}
+	r->x.ag = a;
+	if (job->grammar && job->schema) {
+		if ((rc = agent_grammar(g, r, job, a)) < 0)
+			return rc; /* -ECANCELED: refused (and 'r' released) */
+		a->g_left = q->sample.max_tokens > 0 ? q->sample.max_tokens : INT32_MAX;
+		q->hook.fill = agent_fill_mask;
+		q->hook.accept = agent_accept;
+		q->hook.ctx = a;
+	}
+	q->tokens = job->tokens;
+	q->n_tokens = job->n_tokens;
+	q->kind = job->kind;
+	q->n_labels = job->n_labels;
+	q->labels = (const int32_t *const *)job->labels;
+	q->label_lens = job->label_lens;
+	q->pooling = job->pooling;
+	q->normalize = job->normalize;
+	return 0;
+}
+
+/* One parsed call as a TOOL_CALL datagram (it must fit one reply datagram). */
+static int agent_on_call(void *ctx, const struct aw_toolcall_call *c)
+{
+	struct run *x = ctx;
+	struct agent_run *a = x->ag;
+	uint8_t b[9216];
+	size_t max = aw_dp_max_payload(x->g->d->dp, &x->r->flow);
+	struct aw_proto_tool_call tc = {.n_tokens = c->n_tokens, .index = (uint16_t)c->index};
+	int n;
+
+	tc.name.p = c->name;
+	tc.name.len = (uint32_t)c->name_len;
+	tc.args.p = c->args;
+	tc.args.len = (uint32_t)c->args_len;
+	if (max > sizeof(b))
+		max = sizeof(b);
+	n = aw_proto_tool_call_build(b, max, &tc);
+	if (n < 0) {
+		snprintf(a->err, sizeof(a->err),
+			 "tool call %u of %zu bytes does not fit a %zu-byte reply datagram",
+			 c->index, c->name_len + c->args_len, max);
+		return 1;
+	}
+	send_reply(x, AW_PROTO_TOOL_CALL, b, (size_t)n, 0);
+	GST_ADD(x->g, tokens_out, c->n_tokens);
+	return 0;
+}
+
+static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched_event *ev)
+{
+	struct run *x = &r->x;
+	struct agent_run *a = x->ag;
+	struct aw_err err = {0};
+	uint8_t finish = (uint8_t)ev->finish;
+	int rc;
+
+	if (ev->token >= 0)
+		x->pending++;
+	if (a->tc && !a->failed && !x->lost) {
+		/* the reader: content out now, calls as they close; a marker that is
+		 * a control token (Mistral's [TOOL_CALLS]) has no text: its own */
+		const char *text = ev->text;
+		size_t len = ev->len;
+		if (!len && ev->token >= 0 &&
+		    aw_tok_token_type(g->tok, ev->token) == AW_TOK_TYPE_CONTROL) {
+			const char *t = aw_tok_text(g->tok, ev->token, &len);
+			if (t && ((len == 11 && !memcmp(t, "<tool_call>", 11)) ||
+				  (len == 12 && !memcmp(t, "</tool_call>", 12)) ||
+				  (len == 12 && !memcmp(t, "[TOOL_CALLS]", 12))))
+				text = t;
+			else
+				len = 0;
+		}
+		rc = len ? aw_toolcall_feed(a->tc, text, len, ev->token >= 0 ? 1 : 0, &a->content,
+					    agent_on_call, x, &err)
+			 : 0;
+		if (rc == 0 && a->gm)
+			agent_wake(a);
+		if (rc == 0 && ev->done) {
+			rc = aw_toolcall_end(a->tc, &a->content, &err);
+			/* out of budget inside a call: the client's limit, not a fault
+			 * (END finish length, the unfinished call not sent) */
+			if (rc < 0 && ev->finish != AW_SCHED_FINISH_STOP)
+				rc = 0;
+		}
+		if (rc == 0 && a->content.len) {
+			send_data(x, a->content.p, a->content.len, x->pending);
+			x->pending = 0;
+		}
+		if (rc < 0) {
+			a->failed = 1;
+			if (!a->err[0])
+				snprintf(a->err, sizeof(a->err), "%s", err.msg);
+			if (!ev->done)
+				aw_sched_cancel(g->s, x->key);
+		}
+	} else if (!a->tc && !x->lost && (ev->len > 0 || (ev->done && x->pending))) {
+		send_data(x, ev->text, ev->len, x->pending);
+		x->pending = 0;
+	}
+	if (!ev->done)
+		return;
+	GST_ADD(g, tokens_in, ev->prompt_tokens);
+	if (a->failed) {
+		if (!x->lost)
+			send_error(x, AW_PROTO_ERR_INTERNAL, a->err);
+	} else if (!x->lost) {
+		struct aw_proto_summary s = {0};
+		uint8_t b[AW_PROTO_SUMMARY_LEN + 4 * AW_PROTO_MAX_PROBS];
+		int n;
+
+		if (a->kind == AW_SCHED_EMBED && finish == AW_PROTO_FINISH_STOP &&
+		    ev->n_values > 0) {
+			/* the embedding: little-endian float32 values */
+			uint8_t v[4 * 8192];
+			size_t k = 0;
+			for (int32_t i = 0; i < ev->n_values && k + 4 <= sizeof(v); i++, k += 4) {
+				uint32_t u;
+				memcpy(&u, &ev->values[i], 4);
+				v[k] = (uint8_t)u;
+				v[k + 1] = (uint8_t)(u >> 8);
+				v[k + 2] = (uint8_t)(u >> 16);
+				v[k + 3] = (uint8_t)(u >> 24);
+			}
+			send_data(x, (const char *)v, k, 0);
+		}
+		if (a->tc && aw_toolcall_count(a->tc) > 0 && finish == AW_PROTO_FINISH_STOP)
+			finish = AW_PROTO_FINISH_TOOL_CALLS;
+		s.finish = finish;
+		s.prompt_tokens = ev->prompt_tokens;
+		s.gen_tokens = ev->gen_tokens;
+		s.prefill_us = ev->prefill_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->prefill_us;
+		s.decode_us = ev->decode_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->decode_us;
+		const uint64_t q_us = x->wait_us + ev->queue_us;
+		s.queue_us = q_us > UINT32_MAX ? UINT32_MAX : (uint32_t)q_us;
+		if (a->kind == AW_SCHED_CLASSIFY && finish == AW_PROTO_FINISH_STOP)
+			s.n_probs = (uint16_t)ev->n_values;
+		s.n_data = x->seq;
+		s.data_bytes = x->data_bytes;
+		n = aw_proto_summary_build(b, sizeof(b), &s, ev->values);
+		if (n >= 0)
+			send_reply(x, AW_PROTO_END, b, (size_t)n, 1);
+		observe_end(x, finish == AW_PROTO_FINISH_TOOL_CALLS ? AW_DISPATCH_OUT_STOP
+			       : finish <= AW_PROTO_FINISH_ERROR ? (enum aw_dispatch_outcome)finish
+								 : AW_DISPATCH_OUT_ERROR);
+		if (finish == AW_PROTO_FINISH_CANCELLED)
+			GST_ADD(g, cancelled, 1);
+		else if (finish == AW_PROTO_FINISH_DEADLINE)
+			GST_ADD(g, deadline, 1);
+	}
+	GST_ADD(g, completed, 1);
+	__atomic_fetch_sub(&g->running, 1, __ATOMIC_RELAXED);
+	req_put(g, r);
+}
+/* --- */
 
 /* Cancel keys to the scheduler (and remembered, for a cancel that overtook
  * its request on the way here). */
@@ -504,8 +958,24 @@ static void sched_take_cancels(struct group *g)
 static void publish_stats(struct group *g)
 {
 	struct aw_sched_stats st;
+	uint64_t done = 0, pos;
 
 	aw_sched_get_stats(g->s, &st);
+	/* /metrics: the step's batch (positions computed, sequences in it: those
+	 * still running plus those it finished) and the KV pool's state */
+	for (unsigned i = 0; i < sizeof(st.finished) / sizeof(st.finished[0]); i++)
+		done += st.finished[i];
+	pos = st.prefill_tokens + st.decode_tokens;
+	if (st.steps > g->sst.steps && pos > g->obs_pos) {
+		aw_hist_observe(&g->obs.batch_tokens, &aw_hist_size, pos - g->obs_pos);
+		aw_hist_observe(&g->obs.batch_seqs, &aw_hist_size,
+				(uint64_t)(st.running > 0 ? st.running : 0) + done - g->obs_done);
+	}
+	g->obs_pos = pos;
+	g->obs_done = done;
+	__atomic_store_n(&g->obs.kv_blocks_total, (uint64_t)st.n_blocks, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->obs.kv_blocks_used, (uint64_t)(st.n_blocks - st.free_blocks),
+			 __ATOMIC_RELAXED);
 	SST_SET(g, steps, st.steps);
 	SST_SET(g, prefill_tokens, st.prefill_tokens);
 	SST_SET(g, decode_tokens, st.decode_tokens);
@@ -582,7 +1052,8 @@ static int group_take_model(struct group *g, const struct aw_engine *engine, int
 	int rc;
 
 	g->gen = engine->ops->generation ? engine->ops->generation(engine->state) : 0;
-	rc = engine->ops->group_model(engine->state, g->idx, max_batch, &g->m, &g->tok, e);
+	rc = engine->ops->group_model(engine->state, g->idx, g->p.socket, max_batch, &g->m, &g->tok,
+				      e);
 	if (rc < 0)
 		return rc;
 	g->n_vocab = aw_model_hparams(g->m)->n_vocab;
@@ -591,6 +1062,7 @@ static int group_take_model(struct group *g, const struct aw_engine *engine, int
 		g->eos[g->n_eos++] = aw_tok_eos(g->tok);
 	if (aw_tok_eot(g->tok) >= 0 && aw_tok_eot(g->tok) != aw_tok_eos(g->tok))
 		g->eos[g->n_eos++] = aw_tok_eot(g->tok);
+	agent_group_init(g, engine);
 	return 0;
 }
 
@@ -609,28 +1081,33 @@ static int sched_swap(struct group *g)
 {
 	const struct aw_engine *en = g->d->engine;
 	const unsigned old = g->gen;
+	const uint64_t t0 = aw_dp_now_us();
 	struct aw_err e = {0};
 	int rc;
 
-	aw_sched_free(g->s);
-	g->s = NULL;
-	aw_pool_free(g->threads);
-	g->threads = NULL;
-	free(g->ids);
-	g->ids = NULL;
-	if (en->ops->group_release)
-		en->ops->group_release(en->state, g->idx);
+	/* the new model first, the old one released once the scheduler no
+	 * longer points at it (the engine keeps both meanwhile) */
 	rc = group_take_model(g, en, (int32_t)(g->p.max_batch_tokens ? g->p.max_batch_tokens : 512),
 			      &e);
-	if (rc == 0)
+	if (rc == 0 && aw_sched_set_model(g->s, g->m, g->tok) < 0) {
+		/* another shape: a new scheduler (and KV pool) */
+		aw_sched_free(g->s);
+		g->s = NULL;
+		aw_pool_free(g->threads);
+		g->threads = NULL;
+		free(g->ids);
+		g->ids = NULL;
 		rc = sched_start(g);
+	}
+	if (rc == 0 && en->ops->group_release)
+		en->ops->group_release(en->state, g->idx); /* freed later by the main loop */
 	if (rc < 0) {
 		aw_log(AW_LOG_ERR, "dispatch", "group %u: new model: %s", g->idx,
 		       e.msg[0] ? e.msg : strerror(-rc));
 		return rc;
 	}
-	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u", g->idx, old,
-	       g->gen);
+	aw_log(AW_LOG_NOTICE, "dispatch", "group %u: model generation %u -> %u in %lu us", g->idx,
+	       old, g->gen, (unsigned long)(aw_dp_now_us() - t0));
 	return 0;
 }
 /* --- */
@@ -689,6 +1166,7 @@ static int sched_main(struct group *g)
 		memset(&r->x, 0, sizeof(r->x));
 		r->x.g = g;
 		r->x.r = r;
+		r->x.op = req_op(r);
 		end_now(g, r, AW_PROTO_FINISH_CANCELLED, aw_dp_now_us());
 	}
 	aw_sched_free(g->s);
@@ -820,12 +1298,13 @@ int aw_dispatch_start(struct aw_dispatch *d)
 	}
 	/* groups with a scheduler set it up on their lcore: wait for them */
 	for (unsigned i = 0; i < d->p.n_groups; i++) {
-		int rc;
+		int rc = 1;
 
-		while (d->g[i].m &&
-		       (rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
+		if (!d->g[i].m)
+			continue;
+		while ((rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
 			usleep(1000);
-		if (d->g[i].m && rc < 0) {
+		if (rc < 0) {
 			aw_dispatch_stop(d);
 			return rc;
 		}
@@ -859,6 +1338,7 @@ void aw_dispatch_free(struct aw_dispatch *d)
 		rte_ring_free(g->cancel);
 		rte_mempool_free(g->pool);
 		aw_sched_free(g->s); /* set up but never run */
+		aw_grammar_vocab_free(g->gvocab);
 		aw_pool_free(g->threads);
 		free(g->ids);
 	}
@@ -914,6 +1394,26 @@ void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 	SST_GET(n_blocks);
 #undef SST_GET
 	ret->pool_threads = x->p.n_cpus > 1 ? x->p.n_cpus : 1;
+}
+
+void aw_dispatch_group_obs(const struct aw_dispatch *d, unsigned g,
+			   struct aw_dispatch_group_obs *ret)
+{
+	const struct aw_dispatch_group_obs *o = &d->g[g].obs;
+
+	aw_hist_read(&o->queue_us, &ret->queue_us);
+	aw_hist_read(&o->ttft_us, &ret->ttft_us);
+	aw_hist_read(&o->itl_us, &ret->itl_us);
+	aw_hist_read(&o->e2e_us, &ret->e2e_us);
+	aw_hist_read(&o->batch_tokens, &ret->batch_tokens);
+	aw_hist_read(&o->batch_seqs, &ret->batch_seqs);
+	for (unsigned i = 0; i < AW_DISPATCH_OPS; i++)
+		for (unsigned j = 0; j < AW_DISPATCH_OUT__COUNT; j++)
+			ret->done[i][j] = __atomic_load_n(&o->done[i][j], __ATOMIC_RELAXED);
+	ret->kv_blocks_used = __atomic_load_n(&o->kv_blocks_used, __ATOMIC_RELAXED);
+	ret->kv_blocks_total = __atomic_load_n(&o->kv_blocks_total, __ATOMIC_RELAXED);
+	ret->prefix_lookup_tokens = __atomic_load_n(&o->prefix_lookup_tokens, __ATOMIC_RELAXED);
+	ret->prefix_hit_tokens = __atomic_load_n(&o->prefix_hit_tokens, __ATOMIC_RELAXED);
 }
 
 const struct aw_dispatch_group_params *aw_dispatch_group_params(const struct aw_dispatch *d,

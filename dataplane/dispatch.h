@@ -37,6 +37,7 @@
 
 #include "dataplane.h"
 #include "engine.h"
+#include "hist.h"
 
 #define AW_DISPATCH_MAX_CPUS 64
 
@@ -88,6 +89,49 @@ struct aw_dispatch_group_stats {
 	uint32_t pool_threads; /* threads of the group's pool */
 };
 
+/* How a request ended, for /metrics: END's finish reasons, then the
+ * ERROR replies a worker sends. */
+enum aw_dispatch_outcome {
+	AW_DISPATCH_OUT_STOP = 0,	 /* END finish=stop */
+	AW_DISPATCH_OUT_LENGTH = 1,	 /* END finish=length */
+	AW_DISPATCH_OUT_DEADLINE = 2,	 /* END finish=deadline, or ERROR deadline */
+	AW_DISPATCH_OUT_CANCELLED = 3,	 /* END finish=cancelled */
+	AW_DISPATCH_OUT_ERROR = 4,	 /* END finish=error, or another ERROR code */
+	AW_DISPATCH_OUT_BAD_REQUEST = 5, /* ERROR bad_request / too_long */
+	AW_DISPATCH_OUT_UNSUPPORTED = 6, /* ERROR unsupported */
+	AW_DISPATCH_OUT_INTERNAL = 7,	 /* ERROR internal */
+	AW_DISPATCH_OUT__COUNT
+};
+
+/* Request kinds a group serves: index = message type - AW_PROTO_GENERATE
+ * (generate, classify, embed). */
+#define AW_DISPATCH_OPS 3
+
+/* Per-group observations for /metrics. Only the group's leader writes them
+ * (hist.h: one writer, relaxed stores); read them with
+ * aw_dispatch_group_obs(). Latencies are microseconds on aw_dp_now_us()'s
+ * clock, from the moment the dataplane completed the request. Whoever runs
+ * requests for a group (the one-at-a-time worker, the scheduler's step
+ * loop) records: queue wait when a request starts, TTFT at its first token,
+ * the gap before each later token, the end-to-end time and the outcome at its
+ * terminal reply, and per forward pass the batch's tokens and sequences and
+ * the KV cache's state. */
+struct aw_dispatch_group_obs {
+	struct aw_hist queue_us;     /* completed -> first work on it */
+	struct aw_hist ttft_us;	     /* completed -> first token sent */
+	struct aw_hist itl_us;	     /* gap between two tokens of one request */
+	struct aw_hist e2e_us;	     /* completed -> terminal reply sent */
+	struct aw_hist batch_tokens; /* positions per forward pass */
+	struct aw_hist batch_seqs;   /* sequences per forward pass */
+	uint64_t done[AW_DISPATCH_OPS][AW_DISPATCH_OUT__COUNT]; /* terminals by op, outcome */
+	uint64_t kv_blocks_used;				/* gauge, last step */
+	uint64_t kv_blocks_total;				/* gauge */
+	uint64_t prefix_lookup_tokens; /* prompt tokens looked up in the prefix cache */
+	uint64_t prefix_hit_tokens;    /* of which found there (not recomputed) */
+};
+
+const char *aw_dispatch_outcome_name(enum aw_dispatch_outcome o);
+
 struct aw_dispatch;
 
 /* Create the groups' rings and pools. 'engine' is shared by every group and
@@ -127,6 +171,9 @@ unsigned aw_dispatch_n_groups(const struct aw_dispatch *d);
 uint64_t aw_dispatch_heartbeat(const struct aw_dispatch *d, unsigned g);
 void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 			     struct aw_dispatch_group_stats *ret);
+/* Copy group 'g's observations (any thread). */
+void aw_dispatch_group_obs(const struct aw_dispatch *d, unsigned g,
+			   struct aw_dispatch_group_obs *ret);
 const struct aw_dispatch_group_params *aw_dispatch_group_params(const struct aw_dispatch *d,
 								unsigned g);
 

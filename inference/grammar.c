@@ -35,6 +35,9 @@
 #include <string.h>
 #include <time.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "chat.h"
 #include "grammar-int.h"
 #include "grammar.h"
@@ -66,8 +69,9 @@ struct gnode {
 };
 
 struct gprop {
-	int32_t node;	   /* value schema */
-	uint32_t req_next; /* first required property index >= this one (n: none) */
+	int32_t node;	     /* value schema */
+	uint32_t req_next;   /* first required property index >= this one (n: none) */
+	uint32_t koff, klen; /* the serialised key ("name", quotes included) in kblob */
 };
 
 /* Byte trie node: children at tkid[kid..kid+nkid) sorted by tbyte. */
@@ -96,6 +100,8 @@ struct aw_grammar {
 	uint32_t ntleaf, captleaf;
 	struct aw_gdfa *dfas;
 	uint32_t ndfas, capdfas;
+	char *kblob; /* serialised property keys */
+	uint32_t nkblob, capkblob;
 	uint32_t root;
 	int any_all; /* aw_grammar_new_any(): every token, always */
 	char comma[3], colon[3];
@@ -238,6 +244,18 @@ struct comp {
 	uint32_t ticks;
 	/* literal serialisation buffer */
 	struct aw_chat_buf buf;
+	/* schema objects made by merging (anyOf siblings into alternatives):
+	 * shallow, freed after the compile */
+	struct aw_json **tmp;
+	uint32_t ntmp, captmp;
+	uint32_t depth; /* compile() nesting: merges can recurse through $ref */
+	struct {
+		const char *re; /* pattern text (borrowed) */
+		size_t len;
+		uint32_t lo, hi;
+		int32_t dfa;
+	} redone[32]; /* DFAs built so far: the same format repeats */
+	uint32_t nredone;
 };
 
 static int over_budget(struct comp *c)
@@ -245,7 +263,7 @@ static int over_budget(struct comp *c)
 	if (++c->ticks % 64)
 		return 0;
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	long us = (t.tv_sec - c->t0.tv_sec) * 1000000L + (t.tv_nsec - c->t0.tv_nsec) / 1000;
 	return us > AW_GRAMMAR_COMPILE_US;
 }
@@ -440,33 +458,6 @@ out:
 
 static int64_t compile(struct comp *c, const struct aw_json *s);
 
-static int is_annotation(const char *k)
-{
-	static const char *const ann[] = {
-		"title",
-		"description",
-		"default",
-		"examples",
-		"$id",
-		"id",
-		"$schema",
-		"$comment",
-		"readOnly",
-		"writeOnly",
-		"deprecated",
-		"definitions",
-		"$defs",
-		"example",
-		"$anchor",
-		"contentMediaType",
-		"contentEncoding",
-	};
-	for (size_t i = 0; i < sizeof(ann) / sizeof(ann[0]); i++)
-		if (!strcmp(k, ann[i]))
-			return 1;
-	return 0;
-}
-
 /* Standard keywords this compiler does not implement: refused by name. */
 static int is_unsupported(const char *k)
 {
@@ -478,7 +469,6 @@ static int is_unsupported(const char *k)
 		"dependencies",
 		"dependentRequired",
 		"dependentSchemas",
-		"patternProperties",
 		"propertyNames",
 		"contains",
 		"minContains",
@@ -514,8 +504,8 @@ static int uint_of(const struct aw_json *j, uint32_t *ret)
 	return 0;
 }
 
-static const char *const kw_object[] = {"properties", "required", "additionalProperties",
-					"minProperties", "maxProperties"};
+static const char *const kw_object[] = {"properties",	 "required",	  "additionalProperties",
+					"minProperties", "maxProperties", "patternProperties"};
 static const char *const kw_array[] = {"items",	   "prefixItems", "additionalItems",
 				       "minItems", "maxItems",	  "uniqueItems"};
 static const char *const kw_string[] = {"minLength", "maxLength", "pattern", "format"};
@@ -632,6 +622,37 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 			goto out;
 		}
 	}
+	const struct aw_json *pp = aw_json_get(s, "patternProperties");
+	if (pp) {
+		/* it constrains the members whose names match; none of the
+		 * declared names may match (undeclared ones are not generated) */
+		if (pp->type != AW_JSON_OBJECT || (map && pp->len)) {
+			r = cerr(c, ENOTSUP, "keyword '%s' on a map", "patternProperties");
+			goto out;
+		}
+		for (size_t k = 0; k < pp->len && r >= 0; k++) {
+			int e;
+			PCRE2_SIZE eo;
+			pcre2_code *re = pcre2_compile((PCRE2_SPTR)pp->keys[k], pp->key_lens[k],
+						       PCRE2_UTF, &e, &eo, NULL);
+			pcre2_match_data *md =
+				re ? pcre2_match_data_create_from_pattern(re, NULL) : NULL;
+			if (!re || !md)
+				r = cerr(c, ENOTSUP,
+					 "keyword '%s' with a pattern this engine refuses",
+					 "patternProperties");
+			for (size_t i = 0; i < n && r >= 0; i++)
+				if (pcre2_match(re, (PCRE2_SPTR)names[i], nlens[i], 0, 0, md,
+						NULL) >= 0)
+					r = cerr(c, ENOTSUP,
+						 "keyword '%s' matching property '%.40s'",
+						 "patternProperties", names[i]);
+			pcre2_match_data_free(md);
+			pcre2_code_free(re);
+		}
+		if (r < 0)
+			goto out;
+	}
 	if (map) {
 		/* a map: any keys, values from additionalProperties (or any value) */
 		int64_t v;
@@ -658,7 +679,15 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 		snprintf(seg, sizeof(seg), "properties/%.*s", (int)(nlens[i] < 40 ? nlens[i] : 40),
 			 names[i]);
 		old = path_push(c, seg);
-		v = ps ? compile(c, ps) : any_node(c);
+		if (ps)
+			v = compile(c, ps);
+		else if (addl && addl->type == AW_JSON_OBJECT)
+			v = compile(c, addl); /* a required name not in properties */
+		else if (addl && addl->type == AW_JSON_FALSE)
+			v = cerr(c, EINVAL, "required '%.40s' is not an allowed property",
+				 names[i]);
+		else
+			v = any_node(c);
 		path_pop(c, old);
 		if (v == -EINVAL && !isreq[i]) {
 			vals[i] = -1; /* unsatisfiable optional property: never generated */
@@ -681,7 +710,7 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 	for (size_t i = n; i-- > 0;) {
 		if (isreq[i])
 			nextreq = (uint32_t)i;
-		g->props[g->nprops + i] = (struct gprop){vals[i], nextreq};
+		g->props[g->nprops + i] = (struct gprop){vals[i], nextreq, 0, 0};
 	}
 	g->nprops += (uint32_t)n;
 	size_t nk = 0;
@@ -691,6 +720,17 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 			goto out;
 	}
 	koff[n] = kb.len;
+	if (grow((void **)&g->kblob, &g->capkblob, g->nkblob + (uint32_t)kb.len + 1, 1) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (kb.len)
+		memcpy(g->kblob + g->nkblob, kb.p, kb.len);
+	for (size_t i = 0; i < n; i++) {
+		g->props[nd.off + i].koff = g->nkblob + (uint32_t)koff[i];
+		g->props[nd.off + i].klen = (uint32_t)(koff[i + 1] - koff[i]);
+	}
+	g->nkblob += (uint32_t)kb.len;
 	for (size_t i = 0; i < n; i++)
 		if (vals[i] >= 0)
 			ts[nk++] = (struct tstr){(const uint8_t *)kb.p + koff[i],
@@ -804,14 +844,24 @@ static const struct {
 	 "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:"
 	 "[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"},
 	{"uuid", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"},
-	{"email", "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}@[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}\\."
-		  "[a-z]{2,6}"},
+	{"email", "[a-z0-9]+(\\.[a-z0-9]+){0,2}@[a-z0-9]+(\\.[a-z0-9]+){0,2}\\.[a-z]{2,6}"},
 	{"ipv4",
 	 "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?"
 	 "[0-9])){3}"},
 	{"ipv6", "[0-9a-f]{1,4}(:[0-9a-f]{1,4}){7}"},
 	{"hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
-	{"uri", "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	{"uri", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	/* a URI is also a URI reference, an IRI, a template without variables */
+	{"uri-reference", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"iri", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"iri-reference", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"uri-template", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"idn-email", "[a-z0-9]+(\\.[a-z0-9]+){0,2}@[a-z0-9]+(\\.[a-z0-9]+){0,2}\\.[a-z]{2,6}"},
+	{"idn-hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
+	{"json-pointer", "(/[a-z0-9]{1,10}){0,5}"},
+	{"relative-json-pointer", "[1-9]?[0-9](/[a-z0-9]{1,10}){0,5}"},
+	{"regex", "[a-z0-9]{1,20}"},
+	{"duration", "P[1-9][0-9]{0,2}D"},
 };
 
 static int64_t c_string(struct comp *c, const struct aw_json *s)
@@ -843,18 +893,34 @@ static int64_t c_string(struct comp *c, const struct aw_json *s)
 		for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
 			if (!strcmp(fmt->str, formats[i].name))
 				break;
-		if (i == sizeof(formats) / sizeof(formats[0]))
-			return cerr(c, ENOTSUP, "format '%.60s'", fmt->str);
-		if (re)
-			return cerr(c, ENOTSUP, "'%s' together with 'format'", "pattern");
-		re = formats[i].re;
-		relen = strlen(re);
+		if (i < sizeof(formats) / sizeof(formats[0])) {
+			if (re)
+				return cerr(c, ENOTSUP, "'%s' together with 'format'", "pattern");
+			re = formats[i].re;
+			relen = strlen(re);
+		}
+		/* other names are no format JSON Schema defines: validators
+		 * treat them as annotations, and so does this compiler */
 	}
 	if (re) {
 		struct aw_grammar *g = c->g;
 		struct aw_gdfa d;
 		struct aw_err e;
-		int rc = aw_gdfa_compile(re, relen, nd.lo, nd.hi, AW_GRAMMAR_MAX_DFA, &d, &e);
+		for (uint32_t i = 0; i < c->nredone; i++)
+			if (c->redone[i].len == relen && c->redone[i].lo == nd.lo &&
+			    c->redone[i].hi == nd.hi && !memcmp(c->redone[i].re, re, relen)) {
+				nd.dfa = c->redone[i].dfa;
+				nd.lo = 0;
+				nd.hi = UINT32_MAX;
+				return node_new(c, &nd);
+			}
+		struct timespec t;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+		long left = AW_GRAMMAR_COMPILE_US - ((t.tv_sec - c->t0.tv_sec) * 1000000L +
+						     (t.tv_nsec - c->t0.tv_nsec) / 1000);
+		int rc = left <= 0 ? aw_err_set(&e, E2BIG, "compile time budget spent")
+				   : aw_gdfa_compile(re, relen, nd.lo, nd.hi, AW_GRAMMAR_MAX_DFA,
+						     left, &d, &e);
 		if (rc < 0)
 			return cerr(c, -rc, "%.100s", e.msg);
 		if (GROW(g, dfas, g->ndfas, capdfas, g->ndfas + 1) < 0) {
@@ -863,6 +929,13 @@ static int64_t c_string(struct comp *c, const struct aw_json *s)
 		}
 		g->dfas[g->ndfas] = d;
 		nd.dfa = (int32_t)g->ndfas++;
+		if (c->nredone < 32) {
+			c->redone[c->nredone].re = re;
+			c->redone[c->nredone].len = relen;
+			c->redone[c->nredone].lo = nd.lo;
+			c->redone[c->nredone].hi = nd.hi;
+			c->redone[c->nredone++].dfa = nd.dfa;
+		}
 		nd.lo = 0;
 		nd.hi = UINT32_MAX; /* in the DFA now */
 	}
@@ -1043,6 +1116,35 @@ static int lit_disjoint(const struct aw_grammar *g, uint32_t a, uint32_t b)
 }
 
 /* oneOf alternatives i and j can never both match what the grammar emits. */
+/* Declared property of object node y with serialised key k, or -1. */
+static int32_t prop_find(const struct aw_grammar *g, const struct gnode *y, const char *k,
+			 uint32_t kl)
+{
+	int32_t t = (int32_t)y->trie;
+	for (uint32_t i = 0; i < kl && t >= 0; i++)
+		t = trie_kid(g, (uint32_t)t, (uint8_t)k[i]);
+	return t >= 0 ? g->tn[t].leaf : -1;
+}
+
+/* Does object x reject every object object y generates? Yes when x
+ * requires a member y never writes, or one whose literal values y's never
+ * equal. */
+static int rejects(const struct aw_grammar *g, const struct gnode *x, const struct gnode *y)
+{
+	for (uint32_t i = 0; i < x->n; i++) {
+		const struct gprop *p = &g->props[x->off + i];
+		if (p->req_next != i || p->node < 0)
+			continue;
+		int32_t j = prop_find(g, y, g->kblob + p->koff, p->klen);
+		if (j < 0)
+			return 1;
+		const struct gprop *q = &g->props[y->off + (uint32_t)j];
+		if (q->node >= 0 && lit_disjoint(g, (uint32_t)p->node, (uint32_t)q->node))
+			return 1;
+	}
+	return 0;
+}
+
 static int disjoint(const struct aw_grammar *g, uint32_t a, uint32_t b)
 {
 	uint64_t fa[4] = {0}, fb[4] = {0};
@@ -1052,7 +1154,159 @@ static int disjoint(const struct aw_grammar *g, uint32_t a, uint32_t b)
 		return 1;
 	if (lit_disjoint(g, a, b))
 		return 1;
+	const struct gnode *x = &g->nodes[a], *y = &g->nodes[b];
+	if (x->kind == GK_OBJECT && y->kind == GK_OBJECT && x->sub < 0 && y->sub < 0)
+		return rejects(g, x, y) && rejects(g, y, x);
 	return 0;
+}
+
+static const struct aw_json *resolve(struct comp *c, const char *ref);
+
+/* A shallow JSON object or array (keys and values borrowed), owned by c. */
+static struct aw_json *tmp_new(struct comp *c, enum aw_json_type type, size_t cap)
+{
+	struct aw_json *j = calloc(1, sizeof(*j));
+	if (!j || grow((void **)&c->tmp, &c->captmp, c->ntmp + 1, sizeof(*c->tmp)) < 0) {
+		free(j);
+		return NULL;
+	}
+	c->tmp[c->ntmp++] = j;
+	j->type = type;
+	j->items = calloc(cap + 1, sizeof(*j->items));
+	j->keys = calloc(cap + 1, sizeof(*j->keys));
+	j->key_lens = calloc(cap + 1, sizeof(*j->key_lens));
+	return j->items && j->keys && j->key_lens ? j : NULL;
+}
+
+static void tmp_free(struct comp *c)
+{
+	for (uint32_t i = 0; i < c->ntmp; i++) {
+		free(c->tmp[i]->items);
+		free(c->tmp[i]->keys);
+		free(c->tmp[i]->key_lens);
+		free(c->tmp[i]);
+	}
+	free(c->tmp);
+}
+
+static int json_same(struct comp *c, const struct aw_json *a, const struct aw_json *b)
+{
+	struct aw_chat_buf x = {0}, y = {0};
+	int same = a == b ||
+		   (!ser(c, a, &x) && !ser(c, b, &y) && x.len == y.len && !memcmp(x.p, y.p, x.len));
+	free(x.p);
+	free(y.p);
+	return same;
+}
+
+/* The schema "a and b" for the keywords this compiler merges: properties
+ * (by name, recursively), required (union), equal values of anything
+ * else; a $ref-only side is resolved first. 'skip' (the combinator being
+ * expanded) is left out of a. Returns the merged object or NULL with the
+ * error in *ret_err. */
+static const struct aw_json *merge(struct comp *c, const struct aw_json *a, const char *skip,
+				   const struct aw_json *b, int depth, int *ret_err)
+{
+	for (int k = 0; k < 8 && b->type == AW_JSON_OBJECT && aw_json_get(b, "$ref"); k++) {
+		const struct aw_json *ref = aw_json_get(b, "$ref");
+		for (size_t i = 0; i < b->len; i++)
+			if (strcmp(b->keys[i], "$ref") && is_constraint(b->keys[i]))
+				goto nomerge;
+		const struct aw_json *t = ref->type == AW_JSON_STRING ? resolve(c, ref->str) : NULL;
+		if (!t)
+			goto nomerge;
+		b = t;
+	}
+	if (b->type == AW_JSON_TRUE) {
+		b = NULL;
+	} else if (b->type != AW_JSON_OBJECT || depth > 16) {
+		goto nomerge;
+	}
+	struct aw_json *m = tmp_new(c, AW_JSON_OBJECT, a->len + (b ? b->len : 0));
+	if (!m) {
+		*ret_err = -ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < a->len; i++) {
+		if (skip && !strcmp(a->keys[i], skip))
+			continue;
+		m->keys[m->len] = a->keys[i];
+		m->key_lens[m->len] = a->key_lens[i];
+		m->items[m->len++] = a->items[i];
+	}
+	for (size_t i = 0; b && i < b->len; i++) {
+		size_t k;
+		for (k = 0; k < m->len; k++)
+			if (!strcmp(m->keys[k], b->keys[i]))
+				break;
+		if (k == m->len) {
+			m->keys[m->len] = b->keys[i];
+			m->key_lens[m->len] = b->key_lens[i];
+			m->items[m->len++] = b->items[i];
+			continue;
+		}
+		const struct aw_json *x = m->items[k], *y = b->items[i];
+		const char *kw = b->keys[i];
+		if (!strcmp(kw, "properties") && x->type == AW_JSON_OBJECT &&
+		    y->type == AW_JSON_OBJECT) {
+			struct aw_json *pm = tmp_new(c, AW_JSON_OBJECT, x->len + y->len);
+			if (!pm) {
+				*ret_err = -ENOMEM;
+				return NULL;
+			}
+			for (size_t p = 0; p < x->len; p++) {
+				pm->keys[pm->len] = x->keys[p];
+				pm->key_lens[pm->len] = x->key_lens[p];
+				pm->items[pm->len++] = x->items[p];
+			}
+			for (size_t p = 0; p < y->len; p++) {
+				size_t q;
+				for (q = 0; q < pm->len; q++)
+					if (pm->key_lens[q] == y->key_lens[p] &&
+					    !memcmp(pm->keys[q], y->keys[p], y->key_lens[p]))
+						break;
+				if (q == pm->len) {
+					pm->keys[pm->len] = y->keys[p];
+					pm->key_lens[pm->len] = y->key_lens[p];
+					pm->items[pm->len++] = y->items[p];
+				} else if (pm->items[q]->type == AW_JSON_OBJECT) {
+					const struct aw_json *sub =
+						merge(c, pm->items[q], NULL, y->items[p], depth + 1,
+						      ret_err);
+					if (!sub)
+						return NULL;
+					pm->items[q] = (struct aw_json *)(uintptr_t)sub;
+				} else if (pm->items[q]->type != AW_JSON_TRUE ||
+					   y->items[p]->type != AW_JSON_TRUE) {
+					goto nomerge;
+				}
+			}
+			m->items[k] = pm;
+		} else if (!strcmp(kw, "required") && x->type == AW_JSON_ARRAY &&
+			   y->type == AW_JSON_ARRAY) {
+			struct aw_json *rq = tmp_new(c, AW_JSON_ARRAY, x->len + y->len);
+			if (!rq) {
+				*ret_err = -ENOMEM;
+				return NULL;
+			}
+			for (size_t p = 0; p < x->len; p++)
+				rq->items[rq->len++] = x->items[p];
+			for (size_t p = 0; p < y->len; p++)
+				rq->items[rq->len++] = y->items[p];
+			m->items[k] = rq;
+		} else if (is_constraint(kw) || !strcmp(kw, "type") || !strcmp(kw, "enum") ||
+			   !strcmp(kw, "const")) {
+			if (!json_same(c, x, y)) {
+				*ret_err = cerr(c, ENOTSUP,
+						"'%s' both beside and inside anyOf/oneOf", kw);
+				return NULL;
+			}
+		}
+	}
+	return m;
+nomerge:
+	*ret_err = cerr(c, ENOTSUP, "%s", "anyOf/oneOf beside constraints it cannot merge");
+	return NULL;
 }
 
 static int64_t c_combo(struct comp *c, const struct aw_json *s, const char *kw)
@@ -1060,24 +1314,46 @@ static int64_t c_combo(struct comp *c, const struct aw_json *s, const char *kw)
 	const struct aw_json *l = aw_json_get(s, kw);
 	if (!l || l->type != AW_JSON_ARRAY || l->len == 0)
 		return cerr(c, ENOTSUP, "'%s' is not a non-empty list", kw);
+	int siblings = 0;
 	for (size_t k = 0; k < s->len; k++)
-		if (strcmp(s->keys[k], kw) && !is_annotation(s->keys[k]) &&
-		    strcmp(s->keys[k], "type"))
-			return cerr(c, ENOTSUP, "'%s' beside anyOf/oneOf/allOf", s->keys[k]);
+		if (strcmp(s->keys[k], kw) &&
+		    (is_constraint(s->keys[k]) || !strcmp(s->keys[k], "type")))
+			siblings = 1;
 	int32_t *v = malloc(l->len * sizeof(*v));
 	uint32_t n = 0;
 	if (!v)
 		return -ENOMEM;
-	if (!strcmp(kw, "allOf") && l->len != 1) {
+	if (!strcmp(kw, "allOf")) {
+		/* one schema that has every keyword of every part (and of the siblings) */
 		free(v);
-		return cerr(c, ENOTSUP, "keyword '%s' with more than one schema", kw);
+		const struct aw_json *m = s;
+		const char *skip = kw;
+		for (size_t i = 0; i < l->len; i++) {
+			int e = 0;
+			m = merge(c, m, skip, l->items[i], 0, &e);
+			if (!m)
+				return e;
+			skip = NULL;
+		}
+		return compile(c, m);
 	}
 	int64_t r = 0;
 	for (size_t i = 0; i < l->len; i++) {
 		char seg[32];
 		snprintf(seg, sizeof(seg), "%s/%zu", kw, i);
 		size_t old = path_push(c, seg);
-		r = compile(c, l->items[i]);
+		const struct aw_json *alt = l->items[i];
+		if (siblings) {
+			/* the keywords beside the combinator apply to every alternative */
+			int e = 0;
+			alt = merge(c, s, kw, alt, 0, &e);
+			if (!alt) {
+				path_pop(c, old);
+				free(v);
+				return e;
+			}
+		}
+		r = compile(c, alt);
 		path_pop(c, old);
 		if (r == -EINVAL && strcmp(kw, "allOf")) {
 			r = 0;
@@ -1092,11 +1368,6 @@ static int64_t c_combo(struct comp *c, const struct aw_json *s, const char *kw)
 	if (!n) {
 		free(v);
 		return cerr(c, EINVAL, "no alternative of '%s' is satisfiable", kw);
-	}
-	if (aw_json_get(s, "type")) {
-		/* a type beside the alternatives: keep it simple, it must agree */
-		free(v);
-		return cerr(c, ENOTSUP, "'%s' beside anyOf/oneOf/allOf", "type");
 	}
 	if (!strcmp(kw, "oneOf"))
 		for (uint32_t i = 0; i < n; i++)
@@ -1160,7 +1431,9 @@ static int64_t c_ref(struct comp *c, const struct aw_json *s)
 	if (ref->type != AW_JSON_STRING)
 		return cerr(c, ENOTSUP, "'%s' is not a string", "$ref");
 	for (size_t k = 0; k < s->len; k++)
-		if (strcmp(s->keys[k], "$ref") && !is_annotation(s->keys[k]))
+		if (strcmp(s->keys[k], "$ref") &&
+		    (is_constraint(s->keys[k]) || !strcmp(s->keys[k], "type") ||
+		     !strcmp(s->keys[k], "enum") || !strcmp(s->keys[k], "const")))
 			return cerr(c, ENOTSUP, "'%s' beside $ref", s->keys[k]);
 	const struct aw_json *t = resolve(c, ref->str);
 	if (!t)
@@ -1293,7 +1566,20 @@ static int64_t c_enum(struct comp *c, const struct aw_json *s)
 	return r;
 }
 
+static int64_t compile_one(struct comp *c, const struct aw_json *s);
+
 static int64_t compile(struct comp *c, const struct aw_json *s)
+{
+	if (c->depth >= 2 * AW_GRAMMAR_MAX_DEPTH)
+		return cerr(c, E2BIG, "schema nested more than %d deep (through $ref or merges)",
+			    2 * AW_GRAMMAR_MAX_DEPTH);
+	c->depth++;
+	int64_t r = compile_one(c, s);
+	c->depth--;
+	return r;
+}
+
+static int64_t compile_one(struct comp *c, const struct aw_json *s)
 {
 	if (s->type == AW_JSON_TRUE)
 		return any_node(c);
@@ -1379,6 +1665,83 @@ static int64_t text_lit(struct comp *c, const char *s)
 	return node_new(c, &nd);
 }
 
+/* Keep only what can be finished: a node is finite when some value of it
+ * is (objects: every required member; arrays: empty allowed or a finite
+ * item; alternatives: one finite alternative). Unfinishable alternatives,
+ * optional members and array items are dropped so that the matcher never
+ * enters them; returns 0, or -EINVAL when the root cannot be finished
+ * (e.g. a required member that contains itself). */
+static int prune_infinite(struct aw_grammar *g)
+{
+	uint8_t *ok = calloc(g->nnodes ? g->nnodes : 1, 1);
+	if (!ok)
+		return -ENOMEM;
+	for (int changed = 1; changed;) {
+		changed = 0;
+		for (uint32_t i = 0; i < g->nnodes; i++) {
+			if (ok[i])
+				continue;
+			const struct gnode *n = &g->nodes[i];
+			int v = 1;
+			switch (n->kind) {
+			case GK_OBJECT:
+				if (n->sub >= 0)
+					break; /* maps may be empty */
+				for (uint32_t k = 0; k < n->n && v; k++) {
+					const struct gprop *p = &g->props[n->off + k];
+					if (p->req_next == k && (p->node < 0 || !ok[p->node]))
+						v = 0;
+				}
+				break;
+			case GK_ARRAY:
+				for (uint32_t k = 0; k < n->lo && k < n->n && v; k++)
+					v = ok[g->kids[n->off + k]];
+				if (v && n->lo > n->n)
+					v = n->sub >= 0 && ok[n->sub];
+				break;
+			case GK_ALT:
+			case GK_ROOT:
+				v = n->kind == GK_ROOT;
+				for (uint32_t k = 0; k < n->n; k++) {
+					int kk = ok[g->kids[n->off + k]];
+					v = n->kind == GK_ROOT ? v && kk : v || kk;
+				}
+				break;
+			default:
+				break;
+			}
+			if (v) {
+				ok[i] = 1;
+				changed = 1;
+			}
+		}
+	}
+	int r = ok[g->root] ? 0 : -EINVAL;
+	for (uint32_t i = 0; i < g->nnodes && !r; i++) {
+		struct gnode *n = &g->nodes[i];
+		if (n->kind == GK_ALT) {
+			uint32_t k = 0;
+			for (uint32_t j = 0; j < n->n; j++)
+				if (ok[g->kids[n->off + j]])
+					g->kids[n->off + k++] = g->kids[n->off + j];
+			n->n = k;
+		} else if (n->kind == GK_OBJECT && n->sub < 0) {
+			for (uint32_t k = 0; k < n->n; k++)
+				if (g->props[n->off + k].node >= 0 &&
+				    !ok[g->props[n->off + k].node])
+					g->props[n->off + k].node = -1;
+		} else if (n->kind == GK_ARRAY) {
+			if (n->sub >= 0 && !ok[n->sub] && n->hi > n->n)
+				n->hi = n->n;
+			for (uint32_t k = n->lo; k < n->n && k < n->hi; k++)
+				if (!ok[g->kids[n->off + k]])
+					n->hi = k; /* the tuple stops before it */
+		}
+	}
+	free(ok);
+	return r;
+}
+
 int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_grammar_opts *o,
 			    struct aw_grammar **ret, struct aw_err *err)
 {
@@ -1392,7 +1755,7 @@ int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_gramma
 	c.root = schema;
 	c.err = err;
 	c.any = -1;
-	clock_gettime(CLOCK_MONOTONIC, &c.t0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c.t0);
 	int32_t seq[3];
 	uint32_t n = 0;
 	if (o && o->prefix && *o->prefix) {
@@ -1417,13 +1780,22 @@ int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_gramma
 	if ((r = node_new(&c, &root)) < 0)
 		goto fail;
 	c.g->root = (uint32_t)r;
+	if ((r = prune_infinite(c.g)) < 0) {
+		if (r == -EINVAL)
+			aw_err_set(err, EINVAL,
+				   "no finite value satisfies the schema (a required "
+				   "member contains itself)");
+		goto fail;
+	}
 	free(c.memo);
+	tmp_free(&c);
 	*ret = c.g;
 	return 0;
 fail:
 	if (r == -ENOMEM)
 		aw_err_set(err, ENOMEM, "out of memory");
 	free(c.memo);
+	tmp_free(&c);
 	aw_grammar_free(c.g);
 	return (int)r;
 }
@@ -1479,6 +1851,7 @@ void aw_grammar_free(struct aw_grammar *g)
 	free(g->tbyte);
 	free(g->tkid);
 	free(g->tleaf);
+	free(g->kblob);
 	free(g);
 }
 
@@ -1550,12 +1923,45 @@ struct aw_grammar_vocab {
 	char *blob;	/* token bytes */
 	uint32_t *off;	/* (n_vocab + 1) into blob; control tokens empty */
 	int32_t *same;	/* (n_vocab) next token with identical bytes, -1 */
-	struct ftrie all, quote;
+	struct ftrie all;
+	struct ftrie quote; /* tokens with a backslash (or too long): walked */
+	/* tokens "content, then a closing quote, then a suffix": grouped by
+	 * suffix; qt[grp[g]..grp[g+1]) sorted by k (characters before the quote) */
+	struct ftrie sfx; /* distinct non-empty suffixes; tok[] = group */
+	uint32_t *grp;
+	struct qtok *qt;
+	uint32_t ngrp, g_empty; /* g_empty: the empty suffix's group or UINT32_MAX */
 	int32_t *eog;
 	uint32_t neog;
 	uint8_t maxdepth;
 	uint64_t *le; /* (PURE_MAX + 1, words): pure tokens of <= k characters */
 };
+
+struct qtok {
+	uint32_t k; /* characters before the quote */
+	int32_t id;
+};
+
+struct sref {
+	const char *s; /* suffix */
+	uint32_t len;
+	uint32_t k;
+	int32_t id;
+};
+
+static int sref_cmp(const void *a, const void *b)
+{
+	const struct sref *x = a, *y = b;
+	uint32_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->s, y->s, n);
+	if (c)
+		return c;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	if (x->k != y->k)
+		return x->k < y->k ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
 
 struct tokref {
 	const char *s;
@@ -1610,7 +2016,7 @@ static int ftrie_build(struct ftrie *f, struct aw_grammar_vocab *v, struct tokre
 			       prev->s[common] == t->s[common])
 				common++;
 		}
-		if (prev && common == t->len && common == prev->len) {
+		if (prev && common == t->len && common == prev->len && v) {
 			/* identical bytes: chain */
 			int32_t last = f->tok[stk[common - 1]];
 			while (v->same[last] >= 0)
@@ -1640,7 +2046,8 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 {
 	struct aw_grammar_vocab *v = calloc(1, sizeof(*v));
 	struct tokref *r = NULL, *q = NULL;
-	uint32_t n = aw_tok_n_tokens(t), nr = 0, nq = 0;
+	struct sref *sq = NULL;
+	uint32_t n = aw_tok_n_tokens(t), nr = 0, nq = 0, nsq = 0;
 	size_t total = 0;
 
 	pthread_once(&fs_once, fs_init);
@@ -1654,8 +2061,9 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 	v->eog = malloc(n * sizeof(*v->eog));
 	r = malloc(n * sizeof(*r));
 	q = malloc(n * sizeof(*q));
+	sq = malloc(n * sizeof(*sq));
 	v->le = calloc((size_t)(PURE_MAX + 1) * v->words, sizeof(uint64_t));
-	if (!v->off || !v->same || !v->eog || !r || !q || !v->le)
+	if (!v->off || !v->same || !v->eog || !r || !q || !sq || !v->le)
 		goto nomem;
 	for (uint32_t i = 0; i < n; i++) {
 		size_t len;
@@ -1687,10 +2095,17 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 		if (len > v->maxdepth)
 			v->maxdepth = (uint8_t)len;
 		/* classify from the start of free string content */
-		int s = FS_BASE, chars = 0, cls = 0; /* 0 pure, 1 quote trie, 2 never */
+		int s = FS_BASE, chars = 0, cls = 0; /* 0 pure, 1 walked, 2 never, 3 quote+suffix */
 		for (size_t k = 0; k < len; k++) {
 			uint8_t b = (uint8_t)p[k];
-			if (s == FS_BASE && (b == '"' || b == '\\')) {
+			if (s == FS_BASE && b == '"') {
+				cls = 3;
+				sq[nsq++] = (struct sref){v->blob + total - len + k + 1,
+							  (uint32_t)(len - k - 1), (uint32_t)chars,
+							  (int32_t)i};
+				break;
+			}
+			if (s == FS_BASE && b == '\\') {
 				cls = 1;
 				break;
 			}
@@ -1728,13 +2143,41 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 	}
 	if (ftrie_build(&v->quote, v, q, nq) < 0)
 		goto nomem;
+	/* quote tokens grouped by suffix */
+	qsort(sq, nsq, sizeof(*sq), sref_cmp);
+	v->qt = malloc((nsq + 1) * sizeof(*v->qt));
+	v->grp = malloc((nsq + 2) * sizeof(*v->grp));
+	v->g_empty = UINT32_MAX;
+	if (!v->qt || !v->grp)
+		goto nomem;
+	{
+		uint32_t ns = 0;
+		for (uint32_t i = 0; i < nsq; i++) {
+			if (!i || sq[i].len != sq[i - 1].len ||
+			    memcmp(sq[i].s, sq[i - 1].s, sq[i].len)) {
+				v->grp[v->ngrp] = i;
+				if (sq[i].len)
+					r[ns++] = (struct tokref){sq[i].s, sq[i].len,
+								  (int32_t)v->ngrp};
+				else
+					v->g_empty = v->ngrp;
+				v->ngrp++;
+			}
+			v->qt[i] = (struct qtok){sq[i].k, sq[i].id};
+		}
+		v->grp[v->ngrp] = nsq;
+		if (ftrie_build(&v->sfx, NULL, r, ns) < 0)
+			goto nomem;
+	}
 	free(r);
 	free(q);
+	free(sq);
 	*ret = v;
 	return 0;
 nomem:
 	free(r);
 	free(q);
+	free(sq);
 	aw_grammar_vocab_free(v);
 	return -ENOMEM;
 }
@@ -1745,6 +2188,9 @@ void aw_grammar_vocab_free(struct aw_grammar_vocab *v)
 		return;
 	ftrie_free(&v->all);
 	ftrie_free(&v->quote);
+	ftrie_free(&v->sfx);
+	free(v->qt);
+	free(v->grp);
 	free(v->blob);
 	free(v->off);
 	free(v->same);
@@ -1969,7 +2415,8 @@ static int key_ok(const struct aw_grammar_matcher *m, const struct gnode *n, uin
 	const struct tnode *x = &g->tn[t];
 	for (uint32_t i = x->lo; i < x->hi; i++) {
 		int32_t j = g->tleaf[i];
-		if ((uint32_t)j >= lo && (uint32_t)j <= r)
+		if ((uint32_t)j >= lo && (uint32_t)j <= r &&
+		    g->props[n->off + (uint32_t)j].node >= 0)
 			return 1;
 	}
 	return 0;
@@ -2576,14 +3023,39 @@ struct lvl {
 };
 
 /* Walk trie 'f' from state out[0..n0): set the bits of tokens that survive. */
-static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n0, uint64_t *mask,
-		 int *count)
+struct qrange {
+	uint32_t kmin, kmax; /* characters before the quote allowed */
+};
+
+static void set_group(const struct aw_grammar_vocab *v, uint32_t g, const struct qrange *q,
+		      uint64_t *mask, int *count)
+{
+	for (uint32_t i = v->grp[g]; i < v->grp[g + 1]; i++) {
+		uint32_t k = v->qt[i].k;
+		if (k < q->kmin)
+			continue;
+		if (k > q->kmax)
+			break;
+		int32_t t = v->qt[i].id;
+		uint64_t bit = 1ull << (t & 63);
+		if (!(mask[t >> 6] & bit)) {
+			mask[t >> 6] |= bit;
+			(*count)++;
+		}
+	}
+}
+
+/* Walk trie 'f' from state out[0..n0): set the bits of tokens that survive
+ * (with 'q': f's payloads are suffix groups, filtered by q). */
+static void walk_range(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t i0,
+		       uint32_t i1, uint32_t dbase, uint32_t s0, uint32_t n0, uint64_t *mask,
+		       int *count, const struct qrange *q)
 {
 	struct lvl lv[257];
 	const struct aw_grammar_vocab *v = m->v;
-	lv[0] = (struct lvl){0, n0, m->nscr};
-	for (uint32_t i = 0; i < f->n;) {
-		uint32_t d = f->depth[i];
+	lv[0] = (struct lvl){s0, n0, m->nscr};
+	for (uint32_t i = i0; i < i1;) {
+		uint32_t d = f->depth[i] - dbase;
 		const struct lvl *p = &lv[d - 1];
 		m->nout = p->start + p->n;
 		m->nscr = p->scr;
@@ -2601,6 +3073,12 @@ static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n
 			alive = MAX_STACKS;
 		}
 		lv[d] = (struct lvl){from, alive, m->nscr};
+		if (q) {
+			if (f->tok[i] >= 0)
+				set_group(v, (uint32_t)f->tok[i], q, mask, count);
+			i++;
+			continue;
+		}
 		for (int32_t t = f->tok[i]; t >= 0; t = v->same[t]) {
 			uint64_t bit = 1ull << (t & 63);
 			if (!(mask[t >> 6] & bit)) {
@@ -2608,6 +3086,66 @@ static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n
 				(*count)++;
 			}
 		}
+		i++;
+	}
+}
+
+static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n0, uint64_t *mask,
+		 int *count, const struct qrange *q)
+{
+	walk_range(m, f, 0, f->n, 0, 0, n0, mask, count, q);
+}
+
+static inline void set_tok(const struct aw_grammar_vocab *v, int32_t t, uint64_t *mask, int *count)
+{
+	for (; t >= 0; t = v->same[t]) {
+		uint64_t bit = 1ull << (t & 63);
+		if (!(mask[t >> 6] & bit)) {
+			mask[t >> 6] |= bit;
+			(*count)++;
+		}
+	}
+}
+
+/* The state is one stack whose top is inside a pattern string: step the
+ * DFA inline (one table lookup per trie edge, no frames) and go back to
+ * the general walk only below a closing quote. */
+static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *top, uint64_t *mask,
+		     int *count)
+{
+	const struct aw_grammar_vocab *v = m->v;
+	const struct ftrie *f = &v->all;
+	const struct aw_gdfa *d = &m->g->dfas[m->g->nodes[top->node].dfa];
+	uint32_t st[257];
+	st[0] = top->a;
+	for (uint32_t i = 0; i < f->n;) {
+		uint32_t dep = f->depth[i], s = st[dep - 1];
+		int c = f->byte[i];
+		if (c == '"') {
+			if (d->accept[s]) {
+				/* the string closes here; the parent takes the rest */
+				struct frame t = *top;
+				t.a = s;
+				m->nout = 0;
+				m->nscr = 0;
+				done(m, &t, -1);
+				uint32_t n0 = m->nout;
+				if (n0) {
+					set_tok(v, f->tok[i], mask, count);
+					walk_range(m, f, i + 1, f->end[i], dep, 0, n0, mask, count,
+						   NULL);
+				}
+			}
+			i = f->end[i];
+			continue;
+		}
+		int32_t ns = d->next[(size_t)s * 256 + c];
+		if (ns < 0 || (m->finish && d->dist[ns] >= d->dist[s])) {
+			i = f->end[i];
+			continue;
+		}
+		st[dep] = (uint32_t)ns;
+		set_tok(v, f->tok[i], mask, count);
 		i++;
 	}
 }
@@ -2674,8 +3212,13 @@ static uint32_t state_key(struct aw_grammar_matcher *m, uint64_t *ret_hash)
 				/* the count matters only against the bounds */
 				const struct gnode *n =
 					f->node == UINT32_MAX ? NULL : &m->g->nodes[f->node];
-				if (!n || (n->dfa < 0 && n->hi == UINT32_MAX))
-					b = n && b > n->lo ? n->lo : (n ? b : 0);
+				/* free text: the count matters against lo, and against hi
+				 * only within reach of one token (<= 255 bytes) */
+				if (!n)
+					b = 0;
+				else if (n->dfa < 0 && b >= n->lo &&
+					 (n->hi == UINT32_MAX || n->hi - b > 256))
+					b = n->lo;
 			}
 			memcpy(p, &f->node, 4);
 			p[4] = f->ph;
@@ -2837,9 +3380,31 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 			for (uint32_t w = 0; w < v->words; w++)
 				count += __builtin_popcountll(le[w]);
 		}
-		walk(m, &v->quote, h->n, allowed, &count);
+		walk(m, &v->quote, h->n, allowed, &count, NULL);
+		/* content, closing quote, suffix: the suffix is checked once per
+		 * distinct suffix from the state after the string closed */
+		struct qrange q = {top->b < lo ? lo - top->b : 0,
+				   hi == UINT32_MAX ? UINT32_MAX : hi - top->b};
+		if (m->finish) {
+			uint32_t lim = top->b < lo ? lo - top->b : 0;
+			if (lim < q.kmax)
+				q.kmax = lim;
+		}
+		if (q.kmin <= q.kmax) {
+			m->nout = 0;
+			m->nscr = 0;
+			done(m, top, -1);
+			uint32_t n0 = m->nout;
+			if (n0 && v->g_empty != UINT32_MAX)
+				set_group(v, v->g_empty, &q, allowed, &count);
+			if (n0)
+				walk(m, &v->sfx, n0, allowed, &count, &q);
+		}
+	} else if (top && top->ph == P_SBODY && top->node != UINT32_MAX &&
+		   m->g->nodes[top->node].dfa >= 0) {
+		walk_dfa(m, top, allowed, &count);
 	} else {
-		walk(m, &v->all, h->n, allowed, &count);
+		walk(m, &v->all, h->n, allowed, &count, NULL);
 	}
 	if (state_can_end(m))
 		for (uint32_t i = 0; i < v->neog; i++) {

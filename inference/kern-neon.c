@@ -26,8 +26,15 @@
  * Every block's integer sum is exact; the float accumulation differs from the
  * reference only in the order of additions (per-lane partial sums of at most
  * 4 terms per block in the GGUF-rows sdot path), which test-kern.c's bound
- * covers. The elementwise kernels are the reference ones except quant_q8a
- * (bit-exact: fcvtns rounds to nearest even like rintf).
+ * covers. quant_q8a is bit-exact (fcvtns rounds to nearest even like rintf).
+ *
+ * The float kernels (the same at every level: they need only armv8-a) follow
+ * kern-avx512.c with 4 lanes: rmsnorm, softmax, silu_mul and add with scalar
+ * tails sharing the index; exp4() a polynomial with 2^n in the exponent bits;
+ * rope's angles in double (sincos2, two lanes, then one fcvtn) into c/s
+ * tables, the pair swap of the llama layout a rev64; attention an online
+ * softmax over 64-position chunks whose scores come 4 positions per faddp
+ * tree. test-kern.c holds the tolerances (exp: 8 eps; rope: angle bound).
  */
 #include <arm_neon.h>
 #include <math.h>
@@ -557,6 +564,388 @@ static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, flo
 	}
 }
 
+/* ---- elementwise ------------------------------------------------------------------ */
+
+/* exp(x), 4 lanes: n = round(x log2 e), r = x - n ln 2 (ln 2 in two parts,
+ * |r| <= 0.35), a degree-7 Taylor polynomial (truncation < 2e-8 relative),
+ * times 2^n built in the exponent bits. x is clamped to [ln FLT_MIN, 88] so
+ * that 2^n stays a normal float (n in [-126, 127]); below ln FLT_MIN
+ * (-87.3365) the result is exactly 0 (expf's would be a subnormal < FLT_MIN
+ * there), and above 88 it is e^88 (the callers pass x <= 0, or silu's -g). A
+ * few ulp from expf elsewhere. NaN stays NaN (fmax/fmin propagate it). */
+INLINE float32x4_t exp4(float32x4_t x)
+{
+	const float32x4_t lo = vdupq_n_f32(-87.33654f);
+	const uint32x4_t under = vcltq_f32(x, lo);
+
+	x = vminq_f32(vmaxq_f32(x, lo), vdupq_n_f32(88.0f));
+	const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+	float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+
+	r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+	float32x4_t p = vdupq_n_f32(1.0f / 5040);
+
+	p = vfmaq_f32(vdupq_n_f32(1.0f / 720), p, r);
+	p = vfmaq_f32(vdupq_n_f32(1.0f / 120), p, r);
+	p = vfmaq_f32(vdupq_n_f32(1.0f / 24), p, r);
+	p = vfmaq_f32(vdupq_n_f32(1.0f / 6), p, r);
+	p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+	p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+	p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+	const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+	const float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(e));
+
+	return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), under));
+}
+
+/* y = x / sqrt(mean(x^2) + eps) * w: four accumulators of 4 lanes for the
+ * sum of squares (16 partial sums, any order is within the test's n eps). */
+static void rmsnorm(float *y, const float *x, const float *w, size_t n, float eps)
+{
+	float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		const float32x4_t v0 = vld1q_f32(x + i), v1 = vld1q_f32(x + i + 4);
+		const float32x4_t v2 = vld1q_f32(x + i + 8), v3 = vld1q_f32(x + i + 12);
+
+		a0 = vfmaq_f32(a0, v0, v0);
+		a1 = vfmaq_f32(a1, v1, v1);
+		a2 = vfmaq_f32(a2, v2, v2);
+		a3 = vfmaq_f32(a3, v3, v3);
+	}
+	for (; i + 4 <= n; i += 4) {
+		const float32x4_t v = vld1q_f32(x + i);
+
+		a0 = vfmaq_f32(a0, v, v);
+	}
+	float ss = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+
+	for (size_t j = i; j < n; j++)
+		ss += x[j] * x[j];
+	const float scale = 1.0f / sqrtf(ss / (float)n + eps);
+
+	for (i = 0; i + 4 <= n; i += 4)
+		vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), scale), vld1q_f32(w + i)));
+	for (; i < n; i++)
+		y[i] = x[i] * scale * w[i];
+}
+
+static void softmax(float *x, size_t n)
+{
+	float32x4_t vm = vdupq_n_f32(-INFINITY), vs = vdupq_n_f32(0.0f);
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		vm = vmaxq_f32(vm, vld1q_f32(x + i));
+	float m = vmaxvq_f32(vm);
+
+	for (size_t j = i; j < n; j++)
+		m = fmaxf(m, x[j]);
+	const float32x4_t mv = vdupq_n_f32(m);
+
+	for (i = 0; i + 4 <= n; i += 4) {
+		const float32x4_t e = exp4(vsubq_f32(vld1q_f32(x + i), mv));
+
+		vst1q_f32(x + i, e);
+		vs = vaddq_f32(vs, e);
+	}
+	float sum = vaddvq_f32(vs);
+
+	for (; i < n; i++) {
+		x[i] = expf(x[i] - m);
+		sum += x[i];
+	}
+	const float inv = 1.0f / sum;
+
+	for (i = 0; i + 4 <= n; i += 4)
+		vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+	for (; i < n; i++)
+		x[i] *= inv;
+}
+
+static void silu_mul(float *y, const float *g, const float *u, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		const float32x4_t gv = vld1q_f32(g + i);
+		const float32x4_t e = exp4(vnegq_f32(gv));
+		const float32x4_t s = vdivq_f32(gv, vaddq_f32(vdupq_n_f32(1.0f), e));
+
+		vst1q_f32(y + i, vmulq_f32(s, vld1q_f32(u + i)));
+	}
+	for (; i < n; i++)
+		y[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void add(float *y, const float *a, const float *b, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		vst1q_f32(y + i, vaddq_f32(vld1q_f32(a + i), vld1q_f32(b + i)));
+	for (; i < n; i++)
+		y[i] = a[i] + b[i];
+}
+
+/* ---- rope ---------------------------------------------------------------------------- */
+
+/* sin and cos of 2 angles in double, as sincos8 in kern-avx512.c: t = k pi/2
+ * + r with pi/2 in two parts, |r| <= pi/4, Taylor polynomials of degree 13
+ * (sin) and 14 (cos), truncation below 2.1e-14; then the quadrant k mod 4
+ * (two's complement bits of the integer k) swaps and negates. */
+INLINE void sincos2(float64x2_t t, float64x2_t *ret_s, float64x2_t *ret_c)
+{
+	const float64x2_t k = vrndnq_f64(vmulq_n_f64(t, 0.63661977236758134));
+	float64x2_t r = vfmsq_f64(t, k, vdupq_n_f64(1.5707963267948966));
+
+	r = vfmsq_f64(r, k, vdupq_n_f64(6.123233995736766e-17));
+	const float64x2_t r2 = vmulq_f64(r, r);
+	float64x2_t s = vdupq_n_f64(1.0 / 6227020800.0);
+
+	s = vfmaq_f64(vdupq_n_f64(-1.0 / 39916800.0), s, r2);
+	s = vfmaq_f64(vdupq_n_f64(1.0 / 362880.0), s, r2);
+	s = vfmaq_f64(vdupq_n_f64(-1.0 / 5040.0), s, r2);
+	s = vfmaq_f64(vdupq_n_f64(1.0 / 120.0), s, r2);
+	s = vfmaq_f64(vdupq_n_f64(-1.0 / 6.0), s, r2);
+	s = vfmaq_f64(r, vmulq_f64(s, r2), r);
+	float64x2_t c = vdupq_n_f64(1.0 / 87178291200.0);
+
+	c = vfmaq_f64(vdupq_n_f64(-1.0 / 479001600.0), c, r2);
+	c = vfmaq_f64(vdupq_n_f64(1.0 / 3628800.0), c, r2);
+	c = vfmaq_f64(vdupq_n_f64(-1.0 / 40320.0), c, r2);
+	c = vfmaq_f64(vdupq_n_f64(1.0 / 720.0), c, r2);
+	c = vfmaq_f64(vdupq_n_f64(-1.0 / 24.0), c, r2);
+	c = vfmaq_f64(vdupq_n_f64(0.5), c, r2);
+	c = vfmsq_f64(vdupq_n_f64(1.0), c, r2);
+	/* quadrant q = k mod 4: sin = (s, c, -s, -c)[q], cos = (c, -s, -c, s)[q] */
+	const int64x2_t q = vcvtq_s64_f64(k);
+	const uint64x2_t odd = vtstq_s64(q, vdupq_n_s64(1));
+	const uint64x2_t sneg = vshlq_n_u64(vshrq_n_u64(vreinterpretq_u64_s64(q), 1), 63);
+	const uint64x2_t cneg = vshlq_n_u64(
+		vshrq_n_u64(vreinterpretq_u64_s64(vaddq_s64(q, vdupq_n_s64(1))), 1), 63);
+	const float64x2_t sv = vbslq_f64(odd, c, s), cv = vbslq_f64(odd, s, c);
+
+	*ret_s = vreinterpretq_f64_u64(veorq_u64(vreinterpretq_u64_f64(sv), sneg));
+	*ret_c = vreinterpretq_f64_u64(veorq_u64(vreinterpretq_u64_f64(cv), cneg));
+}
+
+/* Tables and rotation as rope() in kern-avx512.c, 4 lanes: NORM, pairs
+ * (x[2i], x[2i+1]): c2 = (c0, c0, c1, c1, ...), s2 = (-s0, s0, -s1, s1, ...),
+ * x' = x c2 + rev64(x) s2 (rev64 swaps the floats of each pair); NEOX, halves:
+ * c2 = (c0, c1, ...), s2 = (s0, s1, ...). Scalar tails read the same tables. */
+static void rope(float *x, size_t ldx, uint32_t n_tok, const int32_t *pos, uint32_t n_heads,
+		 const struct aw_kern_rope *rope)
+{
+	double freq[520] __attribute__((aligned(16)));
+	float c2[1024 + 16] __attribute__((aligned(16))),
+		s2[1024 + 16] __attribute__((aligned(16)));
+	const uint32_t n_rot = rope->n_rot, half = n_rot / 2;
+	const int neox = rope->mode == AW_KERN_ROPE_NEOX;
+	const float32x4_t even_neg = {-1.0f, 1.0f, -1.0f, 1.0f};
+
+	assert(n_rot <= 1024 && n_rot <= rope->head_dim);
+	aw_kern_rope_freqs_fast(freq, rope); /* padded to a multiple of 8 entries */
+	for (uint32_t t = 0; t < n_tok; t++) {
+		if (t == 0 || pos[t] != pos[t - 1]) {
+			const float64x2_t p = vdupq_n_f64((double)pos[t]);
+
+			for (uint32_t i = 0; i < half; i += 2) {
+				float64x2_t sd, cd;
+
+				sincos2(vmulq_f64(p, vld1q_f64(freq + i)), &sd, &cd);
+				const float32x2_t cf = vcvt_f32_f64(cd), sf = vcvt_f32_f64(sd);
+
+				if (neox) {
+					vst1_f32(c2 + i, cf);
+					vst1_f32(s2 + i, sf);
+				} else {
+					/* (c0, c0, c1, c1) and (-s0, s0, -s1, s1) */
+					vst1q_f32(c2 + 2 * i, vzip1q_f32(vcombine_f32(cf, cf),
+									 vcombine_f32(cf, cf)));
+					vst1q_f32(s2 + 2 * i,
+						  vmulq_f32(vzip1q_f32(vcombine_f32(sf, sf),
+								       vcombine_f32(sf, sf)),
+							    even_neg));
+				}
+			}
+		}
+		for (uint32_t h = 0; h < n_heads; h++) {
+			float *xh = x + t * ldx + (size_t)h * rope->head_dim;
+			uint32_t i = 0;
+
+			if (neox) {
+				for (; i + 4 <= half; i += 4) {
+					const float32x4_t a = vld1q_f32(xh + i);
+					const float32x4_t b = vld1q_f32(xh + half + i);
+					const float32x4_t c = vld1q_f32(c2 + i);
+					const float32x4_t s = vld1q_f32(s2 + i);
+
+					vst1q_f32(xh + i, vfmsq_f32(vmulq_f32(a, c), b, s));
+					vst1q_f32(xh + half + i, vfmaq_f32(vmulq_f32(b, c), a, s));
+				}
+				for (; i < half; i++) {
+					const float a = xh[i], b = xh[half + i];
+
+					xh[i] = a * c2[i] - b * s2[i];
+					xh[half + i] = a * s2[i] + b * c2[i];
+				}
+			} else {
+				for (; i + 4 <= n_rot; i += 4) {
+					const float32x4_t v = vld1q_f32(xh + i);
+
+					vst1q_f32(xh + i,
+						  vfmaq_f32(vmulq_f32(v, vld1q_f32(c2 + i)),
+							    vrev64q_f32(v), vld1q_f32(s2 + i)));
+				}
+				for (; i < n_rot; i += 2) {
+					const float a = xh[i], b = xh[i + 1];
+
+					xh[i] = a * c2[i] + b * s2[i];
+					xh[i + 1] = b * c2[i + 1] + a * s2[i + 1];
+				}
+			}
+		}
+	}
+}
+
+/* ---- attention ------------------------------------------------------------------------ */
+
+#define ATTN_CHUNK 64
+#define ATTN_MAXQ  16
+#define ATTN_MAXD  256
+
+INLINE float32x4_t load_kv(const int f16, const void *row, uint32_t d)
+{
+	if (f16)
+		return load_f16x4((const aw_fp16 *)row + d);
+	return vld1q_f32((const float *)row + d);
+}
+
+/* The online softmax of kern-avx512.c over chunks of 64 positions, 4 lanes,
+ * head_dim a multiple of 4 (other shapes, more than 16 query heads or K and V
+ * of different types use the reference). Scores of 4 positions come out of
+ * one pairwise-add tree (faddp) as one vector; the chunk's weighted V rows are
+ * added into o[][] with each V row loaded once for all heads. */
+INLINE void attn_t(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		   const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		   uint32_t head_dim, float scale, const int f16)
+{
+	float s[ATTN_MAXQ][ATTN_CHUNK] __attribute__((aligned(16)));
+	float o[ATTN_MAXQ][ATTN_MAXD] __attribute__((aligned(16)));
+	float m[ATTN_MAXQ], l[ATTN_MAXQ];
+	const void *kr[ATTN_CHUNK];
+	const uint32_t nv = head_dim / 4;
+
+	for (uint32_t h = 0; h < n_q; h++) {
+		m[h] = -INFINITY;
+		l[h] = 0.0f;
+		for (uint32_t d = 0; d < head_dim; d++)
+			o[h][d] = 0.0f;
+	}
+	for (uint32_t c0 = 0; c0 < n_kv; c0 += ATTN_CHUNK) {
+		const uint32_t cn = n_kv - c0 < ATTN_CHUNK ? n_kv - c0 : ATTN_CHUNK;
+
+		for (uint32_t i = 0; i < cn; i++)
+			kr[i] = aw_kern_kv_row(k, c0 + i);
+		/* scores, 4 positions at a time (past the end: repeat the last row,
+		 * whose extra scores are not stored) */
+		for (uint32_t h = 0; h < n_q; h++) {
+			const float *qh = q + h * ldq;
+
+			for (uint32_t i0 = 0; i0 < cn; i0 += 4) {
+				float32x4_t acc[4];
+
+				for (int r = 0; r < 4; r++) {
+					const void *row = kr[i0 + r < cn ? i0 + r : cn - 1];
+
+					acc[r] = vdupq_n_f32(0.0f);
+					for (uint32_t j = 0; j < nv; j++)
+						acc[r] = vfmaq_f32(acc[r], vld1q_f32(qh + 4 * j),
+								   load_kv(f16, row, 4 * j));
+				}
+				const float32x4_t sc =
+					vmulq_n_f32(vpaddq_f32(vpaddq_f32(acc[0], acc[1]),
+							       vpaddq_f32(acc[2], acc[3])),
+						    scale);
+
+				if (i0 + 4 <= cn) {
+					vst1q_f32(&s[h][i0], sc);
+				} else {
+					float tmp[4];
+
+					vst1q_f32(tmp, sc);
+					for (uint32_t r = 0; i0 + r < cn; r++)
+						s[h][i0 + r] = tmp[r];
+				}
+			}
+		}
+		/* running max and sum; rescale the output so far */
+		for (uint32_t h = 0; h < n_q; h++) {
+			float mn = m[h];
+			uint32_t i = 0;
+
+			for (; i < cn; i++)
+				mn = fmaxf(mn, s[h][i]);
+			const float alpha = m[h] == -INFINITY ? 0.0f : expf(m[h] - mn);
+			const float32x4_t mv = vdupq_n_f32(mn);
+			float32x4_t vs = vdupq_n_f32(0.0f);
+
+			for (i = 0; i + 4 <= cn; i += 4) {
+				const float32x4_t e = exp4(vsubq_f32(vld1q_f32(&s[h][i]), mv));
+
+				vst1q_f32(&s[h][i], e);
+				vs = vaddq_f32(vs, e);
+			}
+			float sum = vaddvq_f32(vs);
+
+			for (; i < cn; i++) {
+				s[h][i] = expf(s[h][i] - mn);
+				sum += s[h][i];
+			}
+			l[h] = l[h] * alpha + sum;
+			m[h] = mn;
+			if (alpha != 1.0f)
+				for (uint32_t j = 0; j < nv; j++)
+					vst1q_f32(&o[h][4 * j],
+						  vmulq_n_f32(vld1q_f32(&o[h][4 * j]), alpha));
+		}
+		/* weighted V rows */
+		for (uint32_t i = 0; i < cn; i++) {
+			const void *vr = aw_kern_kv_row(v, c0 + i);
+
+			for (uint32_t j = 0; j < nv; j++) {
+				const float32x4_t vv = load_kv(f16, vr, 4 * j);
+
+				for (uint32_t h = 0; h < n_q; h++)
+					vst1q_f32(&o[h][4 * j], vfmaq_n_f32(vld1q_f32(&o[h][4 * j]),
+									    vv, s[h][i]));
+			}
+		}
+	}
+	for (uint32_t h = 0; h < n_q; h++) {
+		const float inv = 1.0f / l[h];
+
+		for (uint32_t j = 0; j < nv; j++)
+			vst1q_f32(out + h * ldo + 4 * j, vmulq_n_f32(vld1q_f32(&o[h][4 * j]), inv));
+	}
+}
+
+static void attn(float *out, size_t ldo, const float *q, size_t ldq, uint32_t n_q,
+		 const struct aw_kern_kv *k, const struct aw_kern_kv *v, uint32_t n_kv,
+		 uint32_t head_dim, float scale)
+{
+	if (n_q > ATTN_MAXQ || head_dim > ATTN_MAXD || head_dim % 4 || k->type != v->type) {
+		aw_kern_ref_attn(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale);
+		return;
+	}
+	if (k->type == AW_TYPE_F16)
+		attn_t(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale, 1);
+	else
+		attn_t(out, ldo, q, ldq, n_q, k, v, n_kv, head_dim, scale, 0);
+}
+
 /* ---- the table ------------------------------------------------------------------- */
 
 #if AW_KERN_NEON_LEVEL == 2
@@ -574,10 +963,10 @@ const struct aw_kern TABLE = {
 	.name = NAME,
 	.quant_q8a = quant_q8a,
 	.matmul = matmul,
-	.rmsnorm = aw_kern_ref_rmsnorm,
-	.rope = aw_kern_ref_rope,
-	.softmax = aw_kern_ref_softmax,
-	.attn = aw_kern_ref_attn,
-	.silu_mul = aw_kern_ref_silu_mul,
-	.add = aw_kern_ref_add,
+	.rmsnorm = rmsnorm,
+	.rope = rope,
+	.softmax = softmax,
+	.attn = attn,
+	.silu_mul = silu_mul,
+	.add = add,
 };

@@ -505,53 +505,71 @@ static void dequant_q6_k(const struct aw_block_q6_k *b, float *y, size_t nb)
 	}
 }
 
-static int finite16(aw_fp16 h)
+/* The first of 'nb' blocks ('stride' bytes apart) whose fp16 at 'off' (and,
+ * with 'two', the one after it) is NaN or infinite (exponent bits all set),
+ * or nb. Branch-free over chunks of 256 blocks, then a second look at the
+ * chunk that has one: the load-time check reads every block of a model. */
+static size_t first_nonfinite(const uint8_t *p, size_t nb, size_t stride, size_t off, int two)
 {
-	return (h & 0x7c00) != 0x7c00;
+	for (size_t c = 0; c < nb; c += 256) {
+		const size_t e = c + 256 < nb ? c + 256 : nb;
+		unsigned bad = 0;
+
+		for (size_t i = c; i < e; i++) {
+			uint16_t a, b = 0;
+
+			memcpy(&a, p + i * stride + off, 2);
+			if (two)
+				memcpy(&b, p + i * stride + off + 2, 2);
+			bad |= ((a & 0x7c00) == 0x7c00) | ((b & 0x7c00) == 0x7c00);
+		}
+		if (!bad)
+			continue;
+		for (size_t i = c; i < e; i++) {
+			uint16_t a, b = 0;
+
+			memcpy(&a, p + i * stride + off, 2);
+			if (two)
+				memcpy(&b, p + i * stride + off + 2, 2);
+			if ((a & 0x7c00) == 0x7c00 || (b & 0x7c00) == 0x7c00)
+				return i;
+		}
+	}
+	return nb;
 }
 
 int aw_quant_check_row(uint32_t t, const void *src, size_t n, size_t *ret_block)
 {
 	const struct aw_type_info *ti = aw_type_info(t);
+	size_t off;
+	int two;
 
 	if (!ti || n % ti->block)
 		return -EINVAL;
-	for (size_t i = 0; i < n / ti->block; i++) {
-		const uint8_t *p = (const uint8_t *)src + i * ti->size;
-		aw_fp16 h[2];
-		int nh = 0;
-
-		switch (t) {
-		case AW_TYPE_Q8_0:
-		case AW_TYPE_Q4_0:
-		case AW_TYPE_Q5_0:
-			nh = 1; /* d at offset 0 */
-			break;
-		case AW_TYPE_Q4_1:
-		case AW_TYPE_Q5_1:
-		case AW_TYPE_Q4_K:
-		case AW_TYPE_Q5_K:
-			nh = 2; /* d, m / dmin at offsets 0 and 2 */
-			break;
-		case AW_TYPE_Q6_K:
-			memcpy(&h[0], p + offsetof(struct aw_block_q6_k, d), 2);
-			if (!finite16(h[0]))
-				goto bad;
-			continue;
-		default:
-			return 0;
-		}
-		memcpy(h, p, (size_t)nh * 2);
-		for (int k = 0; k < nh; k++)
-			if (!finite16(h[k]))
-				goto bad;
-		continue;
-	bad:
-		if (ret_block)
-			*ret_block = i;
-		return -ERANGE;
+	switch (t) {
+	case AW_TYPE_Q8_0:
+	case AW_TYPE_Q4_0:
+	case AW_TYPE_Q5_0:
+		off = 0, two = 0; /* d */
+		break;
+	case AW_TYPE_Q4_1:
+	case AW_TYPE_Q5_1:
+	case AW_TYPE_Q4_K:
+	case AW_TYPE_Q5_K:
+		off = 0, two = 1; /* d, m / dmin */
+		break;
+	case AW_TYPE_Q6_K:
+		off = offsetof(struct aw_block_q6_k, d), two = 0;
+		break;
+	default:
+		return 0;
 	}
-	return 0;
+	const size_t nb = n / ti->block, i = first_nonfinite(src, nb, ti->size, off, two);
+	if (i == nb)
+		return 0;
+	if (ret_block)
+		*ret_block = i;
+	return -ERANGE;
 }
 
 int aw_dequant_row(uint32_t t, const void *src, float *dst, size_t n)

@@ -1445,6 +1445,27 @@ void aw_sched_flush(struct aw_sched *s)
 		cache_remove(s, s->lru_head);
 }
 
+/* --- live model swap (loader) --- */
+int aw_sched_set_model(struct aw_sched *s, struct aw_model *m, const struct aw_tok *tok)
+{
+	const struct aw_model_hparams *hp = aw_model_hparams(m), *old = aw_model_hparams(s->m);
+
+	if (s->n_run || s->n_waiting)
+		return -EBUSY;
+	if (hp->n_layer != old->n_layer || aw_model_kv_dim(m) != aw_model_kv_dim(s->m) ||
+	    hp->n_vocab != s->n_vocab || hp->dim != s->dim ||
+	    aw_model_max_batch(m) < s->c.max_batch_tokens)
+		return -EINVAL;
+	for (int32_t i = 0; i < s->c.max_sessions; i++)
+		if (s->sess[i].id)
+			sess_drop(s, &s->sess[i]);
+	while (s->lru_head >= 0)
+		cache_remove(s, s->lru_head);
+	s->m = m;
+	s->tok = tok;
+	return 0;
+}
+
 void aw_sched_free(struct aw_sched *s)
 {
 	struct rq *r;
@@ -1595,6 +1616,8 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 		rq_free(r);
 		return ret;
 	}
+	if (r->op == AW_SCHED_GENERATE && (q->hook.fill || q->hook.accept))
+		aw_sample_set_hook(r->smp, &q->hook); /* constrained decoding */
 	memcpy(r->tok, q->tokens, sizeof(int32_t) * (size_t)q->n_tokens);
 	r->n_tok = r->n_new = q->n_tokens;
 	if (s->tok)

@@ -134,6 +134,9 @@ struct aw_sched_req {
 	const int32_t *label_lens;    /* CLASSIFY: (n_labels) lengths, each >= 1 */
 	int pooling;		      /* EMBED: enum aw_score_pool (inference/score.h) */
 	int normalize;		      /* EMBED: 1 = divide by the L2 norm */
+	struct aw_sample_hook hook;   /* GENERATE: mask hook (a grammar), copied into the
+				       * request's sampler; its ctx must live until the
+				       * request's last event */
 };
 
 /* What the callback receives. A sampled token comes with its text (which may
@@ -224,6 +227,16 @@ int aw_sched_step(struct aw_sched *s, uint64_t now_us);
 /* Drop the prefix cache and every idle session (their blocks return to the
  * pool). */
 void aw_sched_flush(struct aw_sched *s);
+
+/* Live model swap (loader): run on model 'm' and tokenizer 'tok' from now
+ * on, keeping the KV pool (allocating a new one costs seconds on a large
+ * pool). Only while idle (nothing running or waiting: the caller stops
+ * submitting and steps until aw_sched_step() returns 0), and only for a
+ * model of the same KV and logits shape (layers, K/V width, vocabulary,
+ * width) taking at least max_batch_tokens per pass. Drops the prefix cache
+ * and every session (their K/V came from the old model). Returns 0, -EBUSY
+ * (not idle) or -EINVAL (another shape: make a new scheduler). */
+int aw_sched_set_model(struct aw_sched *s, struct aw_model *m, const struct aw_tok *tok);
 
 void aw_sched_get_stats(const struct aw_sched *s, struct aw_sched_stats *st);
 

@@ -223,6 +223,7 @@ struct aw_client {
 	uint8_t *rxbuf; /* RX_BATCH * DGRAM_MAX */
 	struct aw_client_stats st;
 	int completed; /* in this poll */
+	aw_client_tool_call_fn *on_tool_call;
 };
 
 uint64_t aw_client_now_us(void)
@@ -548,6 +549,18 @@ static int deliver(struct aw_client *c, struct req *r, const struct aw_proto_hdr
 			r->on_data(r->ctx, r->id, s.p, s.len, nt, now);
 		return 0;
 	}
+	case AW_PROTO_TOOL_CALL: {
+		struct aw_proto_tool_call tc;
+
+		if (aw_proto_tool_call_parse(pl, h->payload_len, &tc, &e) < 0) {
+			fail_bad(c, r, e.err.msg);
+			return 1;
+		}
+		r->res.n_tool_calls++;
+		if (c->on_tool_call)
+			c->on_tool_call(r->ctx, r->id, &tc, now);
+		return 0;
+	}
 	case AW_PROTO_PONG:
 		r->res.data_bytes += h->payload_len;
 		if (r->on_data)
@@ -561,7 +574,7 @@ static int deliver(struct aw_client *c, struct req *r, const struct aw_proto_hdr
 			fail_bad(c, r, e.err.msg);
 			return 1;
 		}
-		if (s.n_data != h->seq || s.n_data != r->res.n_data ||
+		if (s.n_data != h->seq || s.n_data != r->res.n_data + r->res.n_tool_calls ||
 		    s.data_bytes != r->res.data_bytes) {
 			fail_bad(c, r, "summary disagrees with the data received");
 			return 1;
@@ -901,5 +914,83 @@ int aw_client_stats(struct aw_client *c, char *out, size_t cap)
 		return -EINVAL;
 	rc = aw_client_call(c, AW_PROTO_STATS, 0, NULL, 0, out, cap - 1, &got, NULL);
 	out[got < cap - 1 ? got : cap - 1] = 0;
+	return rc;
+}
+
+void aw_client_set_tool_call_fn(struct aw_client *c, aw_client_tool_call_fn *fn)
+{
+	c->on_tool_call = fn;
+}
+
+int aw_client_embed(struct aw_client *c, const char *text, unsigned pooling, int normalize,
+		    float *out, size_t cap, size_t *ret_dim, struct aw_client_result *res)
+{
+	struct aw_proto_req q;
+	struct aw_client_result r0;
+	size_t n, got = 0;
+	uint8_t *body, *raw = NULL;
+	int rc;
+
+	if (!res)
+		res = &r0;
+	aw_proto_req_init(&q);
+	q.prompt.p = text;
+	q.prompt.len = (uint32_t)strlen(text);
+	q.pooling = (uint8_t)pooling;
+	q.embed_flags = normalize ? AW_PROTO_EMBED_NORMALIZE : 0;
+	n = aw_proto_req_size(&q);
+	body = malloc(n);
+	raw = malloc(cap * 4 + 4);
+	if (!body || !raw) {
+		free(body);
+		free(raw);
+		return -ENOMEM;
+	}
+	rc = aw_proto_req_build(&q, body, n);
+	if (rc >= 0)
+		rc = aw_client_call(c, AW_PROTO_EMBED, 0, body, n, raw, cap * 4, &got, res);
+	if (rc == 0 && got % 4 != 0)
+		rc = -EBADMSG;
+	if (rc == 0) {
+		/* little-endian floats on the wire */
+		for (size_t i = 0; i < got / 4 && i < cap; i++) {
+			uint32_t u = (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
+				     (uint32_t)raw[4 * i + 2] << 16 |
+				     (uint32_t)raw[4 * i + 3] << 24;
+			memcpy(&out[i], &u, 4);
+		}
+		if (ret_dim)
+			*ret_dim = got / 4;
+	}
+	free(body);
+	free(raw);
+	return rc;
+}
+
+int aw_client_classify(struct aw_client *c, const char *prompt, const char *const *labels,
+		       unsigned n_labels, float *probs, struct aw_client_result *res)
+{
+	struct aw_proto_req q;
+	struct aw_client_result r0;
+	char none[1];
+	int rc;
+
+	if (n_labels == 0 || n_labels > AW_PROTO_MAX_LABELS)
+		return -EINVAL;
+	if (!res)
+		res = &r0;
+	aw_proto_req_init(&q);
+	q.prompt.p = prompt;
+	q.prompt.len = (uint32_t)strlen(prompt);
+	q.n_labels = n_labels;
+	for (unsigned i = 0; i < n_labels; i++) {
+		q.labels[i].p = labels[i];
+		q.labels[i].len = (uint32_t)strlen(labels[i]);
+	}
+	rc = aw_client_request(c, AW_PROTO_CLASSIFY, 0, &q, none, sizeof(none), res);
+	if (rc == 0 && res->summary.n_probs != n_labels)
+		rc = -EBADMSG;
+	if (rc == 0)
+		memcpy(probs, res->probs, sizeof(float) * n_labels);
 	return rc;
 }

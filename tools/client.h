@@ -57,6 +57,7 @@ struct aw_client_result {
 	float probs[AW_PROTO_MAX_PROBS]; /* CLASSIFY probabilities, summary.n_probs of them */
 	uint64_t data_bytes;		 /* output bytes delivered */
 	uint32_t n_data;		 /* DATA datagrams delivered */
+	uint32_t n_tool_calls;		 /* TOOL_CALL datagrams delivered */
 	uint32_t n_retransmits;		 /* request retransmissions */
 	uint32_t n_resumes;		 /* RESUME requests sent */
 	uint32_t n_dups;		 /* duplicate reply datagrams dropped */
@@ -68,6 +69,12 @@ struct aw_client_result {
 /* Called for each output chunk, in order (DATA bytes, or the PONG echo). */
 typedef void aw_client_data_fn(void *ctx, uint64_t request_id, const void *bytes, size_t len,
 			       uint32_t n_tokens, uint64_t now_us);
+/* Called for each tool call, in stream order with the DATA chunks ('call'
+ * points into a receive buffer: valid during the call); set with
+ * aw_client_set_tool_call_fn(). */
+typedef void aw_client_tool_call_fn(void *ctx, uint64_t request_id,
+				    const struct aw_proto_tool_call *call, uint64_t now_us);
+
 /* Called once per request when it ends; 'res' is valid during the call. */
 typedef void aw_client_done_fn(void *ctx, uint64_t request_id, const struct aw_client_result *res);
 
@@ -152,6 +159,24 @@ int aw_client_fd(const struct aw_client *c);
 
 /* Requests in flight. */
 unsigned aw_client_inflight(const struct aw_client *c);
+
+/* ---- agent operations ------------------------------------------------------------ */
+
+/* The callback for TOOL_CALL replies of every request of 'c' (it receives
+ * the request's ctx); NULL: calls are counted in the result only. */
+void aw_client_set_tool_call_fn(struct aw_client *c, aw_client_tool_call_fn *fn);
+
+/* EMBED 'text' (pooling: enum aw_proto_pooling; normalize: 0/1) and write
+ * the embedding to out[0..cap); *ret_dim (may be NULL) gets its size.
+ * Returns as aw_client_call(); -EBADMSG when the reply is not whole floats. */
+int aw_client_embed(struct aw_client *c, const char *text, unsigned pooling, int normalize,
+		    float *out, size_t cap, size_t *ret_dim, struct aw_client_result *res);
+
+/* CLASSIFY 'prompt' over labels[0..n_labels); probs[i] gets label i's
+ * probability. Returns as aw_client_call(); -EINVAL for 0 or more than
+ * AW_PROTO_MAX_LABELS labels. */
+int aw_client_classify(struct aw_client *c, const char *prompt, const char *const *labels,
+		       unsigned n_labels, float *probs, struct aw_client_result *res);
 
 /* Counters since aw_client_new(). */
 struct aw_client_stats {

@@ -59,14 +59,42 @@ def pct(v, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
-def make_prompts(n, words, prefix_words, seed):
-    rnd = random.Random(seed)
-    prefix = ' '.join(rnd.choice(WORDS) for _ in range(prefix_words))
-    out = []
-    for i in range(n):
-        body = ' '.join(rnd.choice(WORDS) for _ in range(words))
-        out.append(((prefix + ' ') if prefix else '') + body + ' %d' % i)
-    return out
+def cpu_s(pid, thread=None):
+    """CPU seconds (user + system) the process (or its thread named
+    'thread') has used so far."""
+    path = '/proc/%d/stat' % pid
+    if thread:
+        for t in os.listdir('/proc/%d/task' % pid):
+            with open('/proc/%d/task/%s/comm' % (pid, t)) as f:
+                if f.read().strip() == thread:
+                    path = '/proc/%d/task/%s/stat' % (pid, t)
+                    break
+        else:
+            return 0.0
+    with open(path) as f:
+        v = f.read().rsplit(')', 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf('SC_CLK_TCK')
+
+
+# agentwire's group leader is EAL lcore 2 with tests/integration/dp-tap.conf
+AW_LEADER = 'rte-worker-2'
+
+
+class Prompts:
+    """Prompt i of a run: random words seeded by i (after the shared prefix,
+    if any). Each server has its own feed and never sees a prompt twice, so
+    a prompt cache only helps through the shared prefix."""
+
+    def __init__(self, words, prefix_words, seed=1):
+        rnd = random.Random(seed)
+        self.prefix = ' '.join(rnd.choice(WORDS) for _ in range(prefix_words))
+        self.words, self.i = words, 0
+
+    def __call__(self):
+        self.i += 1
+        rnd = random.Random(self.i * 7919)
+        body = ' '.join(rnd.choice(WORDS) for _ in range(self.words)) + ' %d' % self.i
+        return ((self.prefix + ' ') if self.prefix else '') + body
 
 
 # --- agentwire: the UDP wire protocol ---------------------------------------------------
@@ -129,7 +157,7 @@ async def run_agentwire(conc, seconds, prompts, max_new):
 
     async def one(i):
         rid[0] += 1
-        return await aw_request(tr, proto, rid[0], prompts[i % len(prompts)], max_new)
+        return await aw_request(tr, proto, rid[0], prompts(), max_new)
     try:
         return await closed_loop(conc, seconds, one)
     finally:
@@ -201,13 +229,18 @@ async def http_request(port, prompt, max_new, timeout=60.0):
 
 async def run_llama(conc, seconds, prompts, max_new, port):
     async def one(i):
-        return await http_request(port, prompts[i % len(prompts)], max_new)
+        return await http_request(port, prompts(), max_new)
     return await closed_loop(conc, seconds, one)
 
 
 # --- the closed loop ------------------------------------------------------------------------
 
-async def closed_loop(conc, seconds, one, warmup=1.0):
+async def closed_loop(conc, seconds, one, warmup=0.5):
+    """Run C agents for warmup + seconds; returns the records of the
+    requests that finished in the measured window (after the warm-up; a
+    request may have started before it), and the number of failed
+    requests. Agents stop sending at the window's end and the last answers
+    are awaited (not counted)."""
     start = time.perf_counter()
     t_meas, t_end = start + warmup, start + warmup + seconds
     res, errors, counter = [], [0], [0]
@@ -219,13 +252,17 @@ async def closed_loop(conc, seconds, one, warmup=1.0):
             if r is None:
                 errors[0] += 1
                 continue
-            if r[0] >= t_meas and r[2] <= t_end:
+            if t_meas <= r[2] <= t_end:
                 res.append(r)
     await asyncio.gather(*(agent() for _ in range(conc)))
+    return res, errors[0]
+
+
+def summarize(conc, seconds, res, errors):
     ttft = [(f - s) * 1e3 for s, f, e, n in res]
     itl = [(e - f) / (n - 1) * 1e3 for s, f, e, n in res if n > 1]
     toks = sum(n for s, f, e, n in res)
-    return {'conc': conc, 'requests': len(res), 'errors': errors[0],
+    return {'conc': conc, 'seconds': seconds, 'requests': len(res), 'errors': errors,
             'req_per_s': len(res) / seconds, 'tok_per_s': toks / seconds,
             'tokens_per_req': toks / max(len(res), 1),
             'ttft_p50_ms': pct(ttft, 0.5), 'ttft_p99_ms': pct(ttft, 0.99),
@@ -234,7 +271,7 @@ async def closed_loop(conc, seconds, one, warmup=1.0):
 
 # --- servers --------------------------------------------------------------------------------
 
-def start_agentwire(build, model, conc, threads, log):
+def start_agentwire(build, model, conc, threads, sets, log):
     conf = os.path.join(HERE, '..', 'integration', 'dp-tap.conf')
     prefix = 'aw-bench-%d' % os.getpid()
     args = [os.path.join(build, 'dataplane', 'agentwire'), '-c', conf,
@@ -244,6 +281,8 @@ def start_agentwire(build, model, conc, threads, log):
             '--set', 'group.0.max_batch=%d' % max(conc, 1),
             '--set', 'group.0.kv_cache=512M', '--set', 'limits.queue_depth=256',
             '--set', 'limits.max_new_tokens=1024', '--set', 'log.level=notice']
+    for x in sets:
+        args += ['--set', x]
     p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -294,9 +333,11 @@ def stop(p):
 
 
 def row(name, r):
-    return ('%-12s %4d %8.1f %9.1f %7.1f %9.2f %9.2f %8.3f %8.3f %5d' %
+    return ('%-12s %4d %8.1f %9.1f %7.1f %9.2f %9.2f %8.3f %8.3f %5d %9.1f %9s' %
             (name, r['conc'], r['req_per_s'], r['tok_per_s'], r['tokens_per_req'],
-             r['ttft_p50_ms'], r['ttft_p99_ms'], r['itl_p50_ms'], r['itl_p99_ms'], r['errors']))
+             r['ttft_p50_ms'], r['ttft_p99_ms'], r['itl_p50_ms'], r['itl_p99_ms'], r['errors'],
+             r['tok_per_cpu_s'],
+             '%.1f' % r['tok_per_leader_cpu_s'] if 'tok_per_leader_cpu_s' in r else '-'))
 
 
 def main():
@@ -307,15 +348,20 @@ def main():
     ap.add_argument('--preset', default='stories110m')
     ap.add_argument('--type', default='q8_0')
     ap.add_argument('--conc', default='1,4,16')
-    ap.add_argument('--seconds', type=float, default=10)
+    ap.add_argument('--seconds', type=float, default=12,
+                    help='measured seconds per server and concurrency')
+    ap.add_argument('--rounds', type=int, default=3,
+                    help='alternating windows the seconds are split into')
     ap.add_argument('--max-new', type=int, default=32)
     ap.add_argument('--prompt-words', type=int, default=48)
     ap.add_argument('--shared-prefix-words', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1,
                     help='compute threads of llama-server (agentwire: its group has one CPU)')
-    ap.add_argument('--llama-cpus', default='0',
-                    help="taskset CPU list for llama-server ('' = none); agentwire's group "
-                    'computes on CPU 0 (dp-tap.conf), its dataplane lcore on CPU 1')
+    ap.add_argument('--llama-cpus', default='0,1',
+                    help="taskset CPU list for llama-server ('' = none): the same two CPUs "
+                    "agentwire has (dp-tap.conf: group on CPU 0, dataplane lcore on CPU 1)")
+    ap.add_argument('--aw-set', action='append', default=[],
+                    help='extra agentwire --set SECTION.KEY=VALUE (repeatable)')
     ap.add_argument('--json')
     a = ap.parse_args()
     if os.geteuid() != 0 or not os.path.exists('/dev/net/tun'):
@@ -333,7 +379,8 @@ def main():
         subprocess.run([os.path.join(a.build, 'tools', 'aw-mkmodel'), '--out', model,
                         '--preset', a.preset, '--type', a.type, '--seed', '1'], check=True,
                        stdout=subprocess.DEVNULL)
-    prompts = make_prompts(4096, a.prompt_words, a.shared_prefix_words, 1)
+    feeds = {'agentwire': Prompts(a.prompt_words, a.shared_prefix_words),
+             'llama-server': Prompts(a.prompt_words, a.shared_prefix_words)}
     print('machine: %s, %d CPUs; load %s' % (
         subprocess.run(['sh', '-c', "lscpu | sed -n 's/^Model name: *//p'"],
                        capture_output=True, text=True).stdout.strip(), os.cpu_count(),
@@ -342,15 +389,15 @@ def main():
           % (model, os.path.getsize(model) >> 20, a.prompt_words,
              ' after a %d-word shared prefix' % a.shared_prefix_words
              if a.shared_prefix_words else '', a.max_new, a.seconds))
-    hdr = '%-12s %4s %8s %9s %7s %9s %9s %8s %8s %5s' % (
+    hdr = '%-12s %4s %8s %9s %7s %9s %9s %8s %8s %5s %9s %9s' % (
         'server', 'conc', 'req/s', 'tok/s', 'tok/req', 'ttft p50', 'ttft p99', 'itl p50',
-        'itl p99', 'err')
+        'itl p99', 'err', 'tok/cpu-s', 'tok/grp-s')
     out = {'agentwire': [], 'llama-server': []}
     # both servers run for the whole benchmark (idle, each leaves the CPUs to
     # the other) and the points alternate, so a change of the shared
     # machine's load hits both alike
     log = open(os.path.join(tmp, 'agentwire.log'), 'w+')
-    pa = start_agentwire(a.build, model, max(concs), a.threads, log)
+    pa = start_agentwire(a.build, model, max(concs), a.threads, a.aw_set, log)
     pl = port = None
     try:
         if a.llama_server and os.access(a.llama_server, os.X_OK):
@@ -362,27 +409,58 @@ def main():
             print('llama-server: not given or not executable: comparison skipped')
         print(hdr + '   (ms)')
         for c in concs:
-            r = asyncio.run(run_agentwire(c, a.seconds, prompts, a.max_new))
-            out['agentwire'].append(r)
-            print(row('agentwire', r), flush=True)
-            if pl:
-                r = asyncio.run(run_llama(c, a.seconds, prompts, a.max_new, port))
-                out['llama-server'].append(r)
-                print(row('llama-server', r), flush=True)
+            # short windows, alternating between the servers, summed: the
+            # shared machine's load drifts on the scale of seconds
+            acc = {'agentwire': ([], 0), 'llama-server': ([], 0)}
+            cpu = {'agentwire': 0.0, 'llama-server': 0.0}
+            lead = 0.0
+            for _ in range(a.rounds):
+                c0, l0 = cpu_s(pa.pid), cpu_s(pa.pid, AW_LEADER)
+                r, e = asyncio.run(run_agentwire(c, a.seconds / a.rounds, feeds['agentwire'],
+                                                 a.max_new))
+                cpu['agentwire'] += cpu_s(pa.pid) - c0
+                lead += cpu_s(pa.pid, AW_LEADER) - l0
+                acc['agentwire'] = (acc['agentwire'][0] + r, acc['agentwire'][1] + e)
+                if pl:
+                    c0 = cpu_s(pl.pid)
+                    r, e = asyncio.run(run_llama(c, a.seconds / a.rounds, feeds['llama-server'],
+                                                 a.max_new, port))
+                    cpu['llama-server'] += cpu_s(pl.pid) - c0
+                    acc['llama-server'] = (acc['llama-server'][0] + r,
+                                           acc['llama-server'][1] + e)
+            for name in ('agentwire', 'llama-server'):
+                if name == 'llama-server' and not pl:
+                    continue
+                r = summarize(c, a.seconds, *acc[name])
+                # CPU time of the whole server process over the windows
+                # (warm-up included, so a slight overestimate for both)
+                r['server_cpu_s'] = cpu[name]
+                r['tok_per_cpu_s'] = (sum(x[3] for x in acc[name][0]) /
+                                      max(cpu[name], 1e-9))
+                if name == 'agentwire':
+                    # the group's compute thread alone (the dataplane lcore's
+                    # polling or sleeping is the rest of the process)
+                    r['tok_per_leader_cpu_s'] = (sum(x[3] for x in acc[name][0]) /
+                                                 max(lead, 1e-9))
+                out[name].append(r)
+                print(row(name, r), flush=True)
     finally:
         stop(pa)
         if pl:
             stop(pl)
     for name, rs in out.items():
         if len(rs) >= 2 and rs[0]['tok_per_s'] > 0:
-            print('%s: tokens/s at concurrency %d = %.1fx concurrency %d' % (
-                name, rs[-1]['conc'], rs[-1]['tok_per_s'] / rs[0]['tok_per_s'], rs[0]['conc']))
+            print('%s: concurrency %d / %d: tokens/s %.1fx, tokens per CPU-second %.1fx' % (
+                name, rs[-1]['conc'], rs[0]['conc'], rs[-1]['tok_per_s'] / rs[0]['tok_per_s'],
+                rs[-1]['tok_per_cpu_s'] / max(rs[0]['tok_per_cpu_s'], 1e-9)))
     if out['llama-server']:
         for x, y in zip(out['agentwire'], out['llama-server']):
             if y['requests'] and x['requests']:
-                print('conc %d: agentwire/llama-server tok/s %.2fx, p99 TTFT %.2fx' % (
-                    x['conc'], x['tok_per_s'] / y['tok_per_s'],
-                    x['ttft_p99_ms'] / y['ttft_p99_ms']))
+                print('conc %d: agentwire/llama-server tok/s %.2fx, tok/CPU-s %.2fx, '
+                      'p99 TTFT %.2fx' % (
+                          x['conc'], x['tok_per_s'] / y['tok_per_s'],
+                          x['tok_per_cpu_s'] / max(y['tok_per_cpu_s'], 1e-9),
+                          x['ttft_p99_ms'] / y['ttft_p99_ms']))
     if a.json:
         with open(a.json, 'w') as f:
             json.dump(out, f, indent=1)

@@ -90,6 +90,13 @@ static int setup(void **state)
 	tiny_default(&c);
 	c.retype = "blk.0.attn_q.weight";
 	write_model("q41.gguf", &c);
+	tiny_default(&c);
+	c.type = c.embd_type = AW_TYPE_Q4_0;
+	c.nan_scale = "blk.1.attn_output.weight";
+	write_model("nan.gguf", &c);
+	tiny_default(&c);
+	c.arch = "qwen2"; /* without its biases */
+	write_model("qwen2-nobias.gguf", &c);
 	/* a model with a tokenizer, from aw-mkmodel */
 	const char *mk = getenv("AW_MKMODEL");
 	char cmd[600];
@@ -296,6 +303,13 @@ static void test_bad_input(void **state)
 	expect_status(A(M("shape.gguf") " --prompt-ids 1", dir), 1,
 		      "'blk.1.ffn_gate.weight': shape");
 	expect_status(A(M("q41.gguf") " --prompt-ids 1", dir), 1, "q8_1 not supported");
+	expect_status(A(M("nan.gguf") " --prompt-ids 1", dir), 1,
+		      "'blk.1.attn_output.weight': q4_0 block 1 (row 0) has a NaN");
+	/* through the loader: checked as the tensor lands */
+	expect_status(A(M("nan.gguf") " --prompt-ids 1 --load read", dir), 1,
+		      "'blk.1.attn_output.weight': q4_0 block 1 (row 0) has a NaN");
+	expect_status(A(M("qwen2-nobias.gguf") " --prompt-ids 1", dir), 1,
+		      "missing tensor 'blk.0.attn_q.bias'");
 	expect_status(A(M("nonexistent.gguf") " --prompt-ids 1", dir), 1, NULL);
 }
 

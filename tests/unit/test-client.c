@@ -490,6 +490,93 @@ static void test_untrusted_replies(void **state)
 	close(s.fd);
 }
 
+/* TOOL_CALL datagrams in the stream: delivered in order between DATA, counted
+ * in the summary's n_data; a malformed one fails the request. */
+struct calls {
+	int n;
+	char names[4][65];
+	char args[4][128];
+};
+
+struct one_calls {
+	struct one o; /* first: the request's ctx points here */
+	struct calls k;
+};
+
+static void on_call(void *ctx, uint64_t id, const struct aw_proto_tool_call *tc, uint64_t now)
+{
+	struct calls *k = &((struct one_calls *)ctx)->k; /* ctx is the request's: &w.o */
+	(void)id, (void)now;
+
+	assert_true(k->n < 4);
+	snprintf(k->names[k->n], 65, "%.*s", (int)tc->name.len, tc->name.p);
+	snprintf(k->args[k->n], 128, "%.*s", (int)tc->args.len, tc->args.p);
+	k->n++;
+}
+
+static void test_tool_calls(void **state)
+{
+	static struct one_calls w;
+	struct script s;
+	struct aw_client *c;
+	struct aw_proto_hdr h;
+	uint8_t b[256];
+	uint64_t id;
+	int n;
+	(void)state;
+
+	script_open(&s);
+	assert_int_equal(aw_client_open("127.0.0.1", s.port, NULL, &c), 0);
+	aw_client_set_tool_call_fn(c, on_call);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(
+		aw_client_submit(c, AW_PROTO_GENERATE, 0, "x", 1, NULL, one_done, &w.o, &id), 0);
+	h = script_expect(&s, c, AW_PROTO_GENERATE);
+	n = data(b, "Let me check.");
+	script_send(&s, h.request_id, AW_PROTO_DATA, 0, 0, b, (size_t)n);
+	struct aw_proto_tool_call tc = {.n_tokens = 9, .index = 0};
+	tc.name = (struct aw_proto_str){"get_weather", 11};
+	tc.args = (struct aw_proto_str){"{\"city\": \"Paris\"}", 17};
+	n = aw_proto_tool_call_build(b, sizeof(b), &tc);
+	script_send(&s, h.request_id, AW_PROTO_TOOL_CALL, 0, 1, b, (size_t)n);
+	tc.index = 1;
+	tc.name = (struct aw_proto_str){"time", 4};
+	tc.args = (struct aw_proto_str){"{}", 2};
+	n = aw_proto_tool_call_build(b, sizeof(b), &tc);
+	script_send(&s, h.request_id, AW_PROTO_TOOL_CALL, 0, 2, b, (size_t)n);
+	struct aw_proto_summary sm;
+	memset(&sm, 0, sizeof(sm));
+	sm.finish = AW_PROTO_FINISH_TOOL_CALLS;
+	sm.n_data = 3;
+	sm.data_bytes = 13;
+	n = aw_proto_summary_build(b, sizeof(b), &sm, NULL);
+	script_send(&s, h.request_id, AW_PROTO_END, 0, 3, b, (size_t)n);
+	wait_one(c, &w.o);
+	assert_int_equal(w.o.res.status, 0);
+	assert_int_equal(w.o.res.summary.finish, AW_PROTO_FINISH_TOOL_CALLS);
+	assert_int_equal(w.o.res.n_tool_calls, 2);
+	assert_int_equal(w.o.res.n_data, 1);
+	assert_int_equal(w.k.n, 2);
+	assert_string_equal(w.k.names[0], "get_weather");
+	assert_string_equal(w.k.args[0], "{\"city\": \"Paris\"}");
+	assert_string_equal(w.k.names[1], "time");
+
+	/* a TOOL_CALL whose lengths disagree: the request fails, nothing crashes */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(
+		aw_client_submit(c, AW_PROTO_GENERATE, 0, "y", 1, NULL, one_done, &w.o, &id), 0);
+	h = script_expect(&s, c, AW_PROTO_GENERATE);
+	tc.index = 0;
+	n = aw_proto_tool_call_build(b, sizeof(b), &tc);
+	b[6] = 200; /* name_len beyond the payload */
+	script_send(&s, h.request_id, AW_PROTO_TOOL_CALL, 0, 0, b, (size_t)n);
+	wait_one(c, &w.o);
+	assert_int_equal(w.o.res.status, -EBADMSG);
+	assert_int_equal(w.k.n, 0);
+	aw_client_close(c);
+	close(s.fd);
+}
+
 static void test_timeout(void **state)
 {
 	struct script s;
@@ -686,7 +773,7 @@ int main(void)
 		cmocka_unit_test(test_ping_and_stats),	  cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_many_in_flight),	  cmocka_unit_test(test_stall_is_not_loss),
 		cmocka_unit_test(test_untrusted_replies), cmocka_unit_test(test_timeout),
-		cmocka_unit_test(test_loss_recovery),
+		cmocka_unit_test(test_loss_recovery),	  cmocka_unit_test(test_tool_calls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -208,7 +208,10 @@ static void test_refusals(void **state)
 	(void)state;
 	refuse("{\"type\": \"object\", \"not\": {}}", ENOTSUP, "'not'");
 	refuse("{\"properties\": {\"a\": {\"if\": {}}}}", ENOTSUP, "/properties/a");
-	refuse("{\"type\": \"string\", \"format\": \"bogus\"}", ENOTSUP, "bogus");
+	refuse("{\"properties\": {\"ab\": {}}, \"patternProperties\": {\"^a\": {}}}", ENOTSUP,
+	       "patternProperties");
+	refuse("{\"additionalProperties\": {}, \"patternProperties\": {\"^a\": {}}}", ENOTSUP,
+	       "patternProperties");
 	refuse("{\"$ref\": \"http://example.com/s.json\"}", ENOTSUP, "$ref");
 	refuse("{\"type\": \"integer\", \"minimum\": 5, \"maximum\": 3}", EINVAL, NULL);
 	refuse("{\"type\": \"string\", \"minLength\": 5, \"maxLength\": 3}", EINVAL, NULL);
@@ -222,28 +225,28 @@ static void test_refusals(void **state)
 	refuse("[1, 2]", ENOTSUP, NULL);
 	refuse("{\"type\": \"frobnicate\"}", ENOTSUP, "frobnicate");
 	refuse("false", EINVAL, NULL);
+	/* a required member whose schema includes itself through allOf: no finite value */
+	refuse("{\"definitions\": {\"F\": {\"properties\": {\"c\": {\"allOf\": [{\"$ref\": "
+	       "\"#/definitions/F\"}]}}, \"required\": [\"c\"]}}, \"$ref\": \"#/definitions/F\"}",
+	       E2BIG, "nested");
 
 	/* 1000 levels of nesting: the JSON reader's depth limit */
-	size_t cap = 1000 * 32 + 64;
-	char *deep = malloc(cap), *p = deep;
+	static char deep[1000 * 32 + 64], wide[10000 * 40 + 64];
+	size_t n = 0;
 	for (int i = 0; i < 1000; i++)
-		p += sprintf(p, "{\"properties\": {\"a\": ");
-	p += sprintf(p, "{}");
+		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "{\"properties\": {\"a\": ");
+	n += (size_t)snprintf(deep + n, sizeof(deep) - n, "{}");
 	for (int i = 0; i < 1000; i++)
-		p += sprintf(p, "}}");
+		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "}}");
 	refuse(deep, EBADMSG, NULL);
-	free(deep);
 
 	/* 10 000 properties */
-	cap = 10000 * 40 + 64;
-	char *wide = malloc(cap);
-	p = wide;
-	p += sprintf(p, "{\"type\": \"object\", \"properties\": {");
+	n = (size_t)snprintf(wide, sizeof(wide), "{\"type\": \"object\", \"properties\": {");
 	for (int i = 0; i < 10000; i++)
-		p += sprintf(p, "%s\"p%d\": {\"type\": \"integer\"}", i ? ", " : "", i);
-	p += sprintf(p, "}}");
+		n += (size_t)snprintf(wide + n, sizeof(wide) - n,
+				      "%s\"p%d\": {\"type\": \"integer\"}", i ? ", " : "", i);
+	snprintf(wide + n, sizeof(wide) - n, "}}");
 	refuse(wide, E2BIG, "properties");
-	free(wide);
 }
 
 static const char *const schemas[] = {
@@ -270,6 +273,14 @@ static const char *const schemas[] = {
 	"{\"type\": \"array\", \"items\": [{\"type\": \"string\"}, {\"type\": \"integer\"}],"
 	" \"minItems\": 2}",
 	"{\"oneOf\": [{\"type\": \"string\"}, {\"type\": \"integer\"}, {\"const\": true}]}",
+	"{\"properties\": {\"x\": {\"type\": \"string\", \"format\": \"topic\"}}, "
+	"\"patternProperties\": {\"^z\": {}}, \"required\": [\"x\"]}",
+	"{\"type\": \"object\", \"properties\": {\"k\": {\"type\": \"string\"}}, \"oneOf\": "
+	"[{\"properties\": {\"k\": {\"enum\": [\"a\"]}}, \"required\": [\"k\"]}, "
+	"{\"properties\": {\"k\": {\"enum\": [\"b\"]}, \"n\": {\"type\": \"integer\"}}, "
+	"\"required\": [\"n\"]}]}",
+	"{\"allOf\": [{\"properties\": {\"a\": {\"type\": \"integer\"}}}, {\"required\": "
+	"[\"a\"]}]}",
 };
 
 static void test_masks_match_brute_force(void **state)

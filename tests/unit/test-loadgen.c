@@ -346,18 +346,20 @@ static void test_workload_requests(void **state)
 		/* every synthesized body passes the server's parser */
 		assert_int_equal(aw_proto_req_parse(q.type, q.body, q.len, &body, &e), 0);
 		assert_int_equal(body.deadline_us, 250000);
-		if (q.op == AW_WL_CLASSIFY)
+		if (q.op == AW_WL_CLASSIFY) {
 			assert_int_equal(body.n_labels, 6);
-		assert_true(q.session_id != 0);
-		sess++;
-		reused += q.session_id <= 50;
+			assert_int_equal(q.session_id, 0); /* sessions are for generation */
+		}
 		if (q.op == AW_WL_GENERATE) {
 			gen++;
 			assert_true(body.max_new_tokens >= 1);
+			assert_true(q.session_id != 0);
+			sess++;
+			reused += q.session_id <= 50;
+			if (body.prompt.len >= w.prefix_len &&
+			    memcmp(body.prompt.p, w.prefix, w.prefix_len) == 0)
+				with_prefix++;
 		}
-		if (body.prompt.len >= w.prefix_len &&
-		    memcmp(body.prompt.p, w.prefix, w.prefix_len) == 0)
-			with_prefix++;
 		/* prompt length: prefix (0 or 300 * 3.5 = 1050) + 20..200 tokens * 3.5 */
 		assert_true((body.prompt.len >= 70 && body.prompt.len <= 700) ||
 			    (body.prompt.len >= 1120 && body.prompt.len <= 1750));
@@ -378,6 +380,63 @@ static void test_workload_requests(void **state)
 	aw_workload_fini(&w);
 }
 
+/* the agent operations: tools (messages + tool list), EMBED options */
+static void test_workload_agent(void **state)
+{
+	static uint8_t buf[AW_PROTO_MAX_MSG];
+	static const char wl[] = "mix = tools:1 embed:1 classify:1 generate:1\n"
+				 "tools = 3\ntool_choice = required\npooling = last\n"
+				 "normalize = 0\nprefix_tokens = 10\nshared_prefix = 1\n";
+	struct aw_workload w;
+	struct aw_err err;
+	struct aw_rng r;
+	unsigned seen[AW_WL_OPS] = {0};
+	(void)state;
+
+	aw_workload_default(&w);
+	assert_int_equal(aw_workload_parse(&w, wl, strlen(wl), "wl", &err), 0);
+	assert_int_equal(aw_workload_prepare(&w), 0);
+	aw_rng_seed(&r, 5);
+	for (int i = 0; i < 400; i++) {
+		struct aw_wl_req q;
+		struct aw_proto_req b;
+		struct aw_proto_err e;
+
+		assert_int_equal(aw_workload_next(&w, &r, buf, sizeof(buf), &q), 0);
+		assert_int_equal(aw_proto_req_parse(q.type, q.body, q.len, &b, &e), 0);
+		seen[q.op]++;
+		switch (q.op) {
+		case AW_WL_TOOLS:
+			assert_int_equal(q.type, AW_PROTO_GENERATE);
+			assert_null(b.prompt.p);
+			assert_true(b.messages.len > 20 && b.messages.p[0] == '[' &&
+				    b.messages.p[b.messages.len - 1] == ']');
+			/* the shared prefix is the system message */
+			assert_non_null(
+				memmem(b.messages.p, b.messages.len, w.prefix, w.prefix_len));
+			assert_non_null(memmem(b.tools.p, b.tools.len, "\"tool2\"", 7));
+			assert_null(memmem(b.tools.p, b.tools.len, "\"tool3\"", 7));
+			assert_int_equal(b.tool_choice, AW_PROTO_TOOLS_REQUIRED);
+			break;
+		case AW_WL_EMBED:
+			assert_int_equal(b.pooling, AW_PROTO_POOL_LAST);
+			assert_int_equal(b.embed_flags, 0);
+			break;
+		default:
+			assert_null(b.messages.p);
+			break;
+		}
+	}
+	assert_true(seen[AW_WL_TOOLS] > 50 && seen[AW_WL_EMBED] > 50);
+	assert_string_equal(aw_wl_op_name(AW_WL_TOOLS), "tools");
+	aw_workload_fini(&w);
+	expect_bad("tools = 0\n", "tools: bad value");
+	expect_bad("tools = 129\n", "tools: bad value");
+	expect_bad("tool_choice = maybe\n", "tool_choice: bad value");
+	expect_bad("pooling = max\n", "pooling: bad value");
+	expect_bad("normalize = 2\n", "normalize: bad value");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,7 +444,7 @@ int main(void)
 		cmocka_unit_test(test_hist_merge_empty),  cmocka_unit_test(test_rng),
 		cmocka_unit_test(test_poisson_rate),	  cmocka_unit_test(test_constant_rate),
 		cmocka_unit_test(test_workload_parse),	  cmocka_unit_test(test_workload_malformed),
-		cmocka_unit_test(test_workload_requests),
+		cmocka_unit_test(test_workload_requests), cmocka_unit_test(test_workload_agent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

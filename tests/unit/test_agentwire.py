@@ -5,6 +5,7 @@ scripted server that sends malformed and contradictory replies.
 
     test_agentwire.py PATH/TO/aw-echod
 """
+import json
 import os
 import random
 import socket
@@ -232,6 +233,75 @@ class TestUntrustedReplies(unittest.TestCase):
         t.join()
         self.assertIn(agentwire.CANCEL, seen)
         srv.close()
+
+    def test_chat_tools_and_embed(self):
+        """MESSAGES/TOOLS/TOOL_CHOICE/EMBED_OPTS encoded as PROTOCOL.md says;
+        TOOL_CALL replies parsed and returned in order with the text."""
+        srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        got = {}
+
+        def tlvs(body):
+            out, off = [], struct.unpack_from("<H", body)[0]
+            while off < len(body):
+                tag, _f, n = struct.unpack_from("<HHI", body, off)
+                out.append((tag, body[off + 8:off + 8 + n]))
+                off += 8 + n
+            return out
+
+        def serve():
+            d, peer = srv.recvfrom(65536)
+            h, body = agentwire.parse_header(d)
+            got["chat"] = (h["type"], tlvs(body))
+            rid = h["request_id"]
+            srv.sendto(agentwire.build(agentwire.DATA, rid, b"\2\0\0\0Sure.", seq=0), peer)
+            for i, (name, args) in enumerate([(b"get_weather", b'{"city": "Paris"}'),
+                                              (b"time", b"{}")]):
+                tc = struct.pack("<IHHI", 7, i, len(name), len(args)) + name + args
+                srv.sendto(agentwire.build(agentwire.TOOL_CALL, rid, tc, seq=1 + i), peer)
+            end = agentwire.SUMMARY.pack(5, 0, 0, 30, 16, 0, 0, 0, 3, 5)  # tool_calls
+            srv.sendto(agentwire.build(agentwire.END, rid, end, seq=3), peer)
+            # EMBED: check the options, answer three floats
+            while True:
+                d, peer = srv.recvfrom(65536)
+                h, body = agentwire.parse_header(d)
+                if h["type"] == agentwire.EMBED:
+                    break
+            got["embed"] = tlvs(body)
+            rid = h["request_id"]
+            vec = struct.pack("<3f", 0.5, -0.25, 1.0)
+            srv.sendto(agentwire.build(agentwire.DATA, rid, b"\0\0\0\0" + vec, seq=0), peer)
+            end = agentwire.SUMMARY.pack(0, 0, 0, 4, 0, 0, 0, 0, 1, 12)
+            srv.sendto(agentwire.build(agentwire.END, rid, end, seq=1), peer)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        msgs = [{"role": "user", "content": "Weather in Paris? ünïcode"}]
+        tools = [{"type": "function", "function": {"name": "get_weather"}}]
+        with agentwire.Client("127.0.0.1", port, rto=0.5) as c:
+            text, calls, summary = c.chat(msgs, tools=tools, tool_choice="get_weather")
+            self.assertEqual(text, "Sure.")
+            self.assertEqual([(k.name, k.arguments) for k in calls],
+                             [("get_weather", {"city": "Paris"}), ("time", {})])
+            self.assertEqual(summary.finish, "tool_calls")
+            vec = c.embed("query", pooling="last", normalize=False)
+            self.assertEqual(vec, [0.5, -0.25, 1.0])
+        t.join()
+        srv.close()
+        typ, tl = got["chat"]
+        self.assertEqual(typ, agentwire.GENERATE)
+        tags = [tag for tag, _ in tl]
+        self.assertNotIn(agentwire.TAG_PROMPT, tags)  # MESSAGES replaces it
+        self.assertEqual(json.loads(dict(tl)[agentwire.TAG_MESSAGES].decode()), msgs)
+        self.assertEqual(json.loads(dict(tl)[agentwire.TAG_TOOLS].decode()), tools)
+        self.assertEqual(dict(tl)[agentwire.TAG_TOOL_CHOICE], b"\x03get_weather")
+        self.assertEqual(dict(got["embed"])[agentwire.TAG_EMBED_OPTS], b"\x02\x00\x00\x00")
+        # the defaults (mean, normalised) are not written
+        body = agentwire.request_body("q")
+        self.assertNotIn(agentwire.TAG_EMBED_OPTS, [tag for tag, _ in tlvs(body)])
+        with self.assertRaises(agentwire.ProtocolError):
+            agentwire.parse_tool_call(struct.pack("<IHHI", 1, 0, 0, 0))
 
     def test_timeout(self):
         srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

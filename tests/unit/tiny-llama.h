@@ -25,14 +25,15 @@ struct tiny_cfg {
 	int tied;	    /* no output.weight */
 	int rope_freqs;	    /* add rope_freqs.weight */
 	uint64_t seed;
-	const char *arch;     /* "llama" unless set */
-	const char *omit;     /* tensor name to leave out */
-	const char *reshape;  /* tensor name to give a wrong shape */
-	const char *retype;   /* tensor name to store as Q8_1 (unsupported) */
-	const char *omit_key; /* metadata key to leave out */
-	int with_tokenizer;   /* add a small "llama" vocabulary */
-	int qkv_bias;	      /* add blk.N.attn_{q,k,v}.bias (qwen2 writes them) */
-	uint32_t tok_extra;   /* tokenizer tokens beyond vocab (must be refused) */
+	const char *arch;      /* "llama" unless set */
+	const char *omit;      /* tensor name to leave out */
+	const char *reshape;   /* tensor name to give a wrong shape */
+	const char *retype;    /* tensor name to store as Q8_1 (unsupported) */
+	const char *omit_key;  /* metadata key to leave out */
+	int with_tokenizer;    /* add a small "llama" vocabulary */
+	int qkv_bias;	       /* add blk.N.attn_{q,k,v}.bias (qwen2 writes them) */
+	uint32_t tok_extra;    /* tokenizer tokens beyond vocab (must be refused) */
+	const char *nan_scale; /* tensor whose block 1 gets a NaN fp16 scale */
 };
 
 /* qwen2 files: biases on Q/K/V, keys under "qwen2.", NEOX RoPE */
@@ -108,6 +109,10 @@ static inline int tiny_add(struct tiny_img *im, const struct tiny_cfg *c, uint64
 		for (uint64_t r = 0; r < (ne1 ? ne1 : 1); r++)
 			aw_quant_row(type, f + r * ne[0],
 				     (uint8_t *)q + r * aw_type_row_size(type, ne[0]), ne[0]);
+	}
+	if (c->nan_scale && strcmp(c->nan_scale, name) == 0 && aw_type_info(type)->block > 1) {
+		const uint16_t nan = 0x7e00; /* block 1's d (the first field of the legacy types) */
+		memcpy((uint8_t *)q + aw_type_info(type)->size, &nan, 2);
 	}
 	free(f);
 	im->bufs[im->n++] = q;

@@ -5,6 +5,8 @@
  *   aw-infer -m MODEL --bench [-p 512] [-n 128] [-t T]
  *   aw-infer -m MODEL --prompt-ids "..." --logits
  *   aw-infer -m MODEL --load uring --load-only
+ *   aw-infer -m MODEL -p TEXT --embed mean|cls|last [--no-normalize]
+ *   aw-infer -m MODEL -p TEXT --label A --label B ...   (CLASSIFY)
  *
  * It opens the file with the GGUF reader, gets the tensor bytes from the
  * file mapping or from the weight loader (--load), builds the model on the
@@ -38,12 +40,14 @@
 #include "pool.h"
 #include "quant.h"
 #include "sample.h"
+#include "score.h"
 #include "tok.h"
 
 #include "infer-grammar.h"
 #include "infer-tok.h"
 
-#define MAX_CPUS 256
+#define MAX_CPUS		  256
+#define AW_SCHED_MAX_LABELS_INFER 256 /* --label flags */
 
 struct opts {
 	const char *model;
@@ -68,6 +72,11 @@ struct opts {
 	bool dequant;	  /* --dequant: F32 weights, unquantized activations */
 	uint32_t kv_type; /* AW_TYPE_F16 or AW_TYPE_F32 */
 	int verbose;
+	/* agent operations (inference/score.h) */
+	int embed;	   /* --embed POOL: enum aw_score_pool + 1; 0 = off */
+	bool no_normalize; /* --no-normalize */
+	const char *labels[AW_SCHED_MAX_LABELS_INFER]; /* --label TEXT (CLASSIFY) */
+	int n_labels;
 	const char *json_schema;   /* --json-schema FILE */
 	const char *grammar_bench; /* --grammar-bench FILE.jsonl */
 };
@@ -111,6 +120,11 @@ static void infer_usage(FILE *f)
 		"      --ids               print generated token ids, not text\n"
 		"      --info              print metadata, sizes and kernels, then exit\n"
 		"      --logits            print the prompt's last logits, one per line\n"
+		"      --embed POOL        print the prompt's embedding (mean | cls | last\n"
+		"                          pooling of the final hidden states), one float a line\n"
+		"      --no-normalize      with --embed: no L2 normalisation\n"
+		"      --label TEXT        CLASSIFY (repeat, up to 256): print each label's\n"
+		"                          probability given the prompt, one \"P<TAB>LABEL\" line"
 		"      --bench             prefill and decode speed as one JSON line\n"
 		"      --reps N            benchmark repetitions, best kept (default 3)\n"
 		"      --tokenize TEXT|-   print TEXT's token ids on one line (- reads all of\n"
@@ -177,6 +191,9 @@ enum {
 	OPT_IDS,
 	OPT_INFO,
 	OPT_LOGITS,
+	OPT_EMBED,
+	OPT_NO_NORMALIZE,
+	OPT_LABEL,
 	OPT_BENCH,
 	OPT_REPS,
 	OPT_TOKENIZE,
@@ -221,6 +238,9 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"ids", no_argument, NULL, OPT_IDS},
 		{"info", no_argument, NULL, OPT_INFO},
 		{"logits", no_argument, NULL, OPT_LOGITS},
+		{"embed", required_argument, NULL, OPT_EMBED},
+		{"no-normalize", no_argument, NULL, OPT_NO_NORMALIZE},
+		{"label", required_argument, NULL, OPT_LABEL},
 		{"bench", no_argument, NULL, OPT_BENCH},
 		{"reps", required_argument, NULL, OPT_REPS},
 		{"tokenize", required_argument, NULL, OPT_TOKENIZE},
@@ -378,6 +398,26 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		case OPT_LOGITS:
 			o->logits = true;
 			break;
+		case OPT_EMBED: {
+			int p = aw_score_pool_parse(optarg);
+			if (p < 0) {
+				fprintf(stderr, "aw-infer: --embed: mean, cls or last (got '%s')\n",
+					optarg);
+				return 2;
+			}
+			o->embed = p + 1;
+			break;
+		}
+		case OPT_NO_NORMALIZE:
+			o->no_normalize = true;
+			break;
+		case OPT_LABEL:
+			if (o->n_labels >= AW_SCHED_MAX_LABELS_INFER || !optarg[0]) {
+				fprintf(stderr, "aw-infer: --label: 1..256 non-empty labels\n");
+				return 2;
+			}
+			o->labels[o->n_labels++] = optarg;
+			break;
 		case OPT_BENCH:
 			o->bench = true;
 			break;
@@ -443,10 +483,19 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			return 2;
 		}
 	}
-	int modes = o->info + o->bench + o->logits + o->load_only;
+	int modes =
+		o->info + o->bench + o->logits + o->load_only + (o->embed > 0) + (o->n_labels > 0);
 	if (modes > 1) {
-		fprintf(stderr, "aw-infer: --info, --bench, --logits and --load-only exclude "
-				"each other\n");
+		fprintf(stderr, "aw-infer: --info, --bench, --logits, --load-only, --embed and "
+				"--label exclude each other\n");
+		return 2;
+	}
+	if (o->no_normalize && !o->embed) {
+		fprintf(stderr, "aw-infer: --no-normalize goes with --embed\n");
+		return 2;
+	}
+	if (o->n_labels && !o->prompt) {
+		fprintf(stderr, "aw-infer: --label needs -p (the labels are text)\n");
 		return 2;
 	}
 	if (o->tokenize && o->detokenize) {
@@ -614,7 +663,7 @@ static void print_info(struct run *r)
 	aw_gguf_get_str(r->g, "general.name", &name, &nlen);
 	printf("file:            %s\n", r->o->model);
 	printf("name:            %.*s\n", (int)nlen, name);
-	printf("architecture:    llama\n");
+	printf("architecture:    %s%s\n", hp->arch, hp->qkv_bias ? " (Q/K/V biases)" : "");
 	printf("gguf version:    %u, %" PRIu64 " tensors, %" PRIu64 " keys\n",
 	       aw_gguf_version(r->g), aw_gguf_n_tensors(r->g), aw_gguf_n_kv(r->g));
 	printf("vocabulary:      %d\n", hp->n_vocab);
@@ -624,8 +673,9 @@ static void print_info(struct run *r)
 	       hp->head_dim);
 	printf("ffn:             %d\n", hp->ffn_dim);
 	printf("context:         %d (training), %d (this run)\n", hp->n_ctx, r->ctx);
-	printf("rope:            base %g, %d dims%s\n", (double)hp->rope_base, hp->n_rot,
-	       hp->rope_factors ? ", frequency factors" : "");
+	printf("rope:            base %g, %d dims%s%s\n", (double)hp->rope_base, hp->n_rot,
+	       hp->rope_factors ? ", frequency factors" : "",
+	       strcmp(hp->arch, "qwen2") == 0 ? ", neox pairs" : "");
 	printf("rms eps:         %g\n", (double)hp->rms_eps);
 	printf("output:          %s\n", hp->tied ? "tied to token_embd" : "output.weight");
 	printf("types:          ");
@@ -877,7 +927,7 @@ static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size
 }
 
 /* The loader's progress: on a terminal one line rewritten in place
- * (cc->progress = stderr), otherwise a log line about once a second (-v). */
+ * (cc->progress = stderr), otherwise a log line about once a second and a final one. */
 static int progress(void *ctx, const struct aw_load_progress *p)
 {
 	struct check_ctx *cc = ctx;
@@ -885,8 +935,63 @@ static int progress(void *ctx, const struct aw_load_progress *p)
 
 	if (cc->progress)
 		return aw_loader_print_progress(cc->progress, p);
-	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	aw_log(AW_LOG_NOTICE, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
 	return 0;
+}
+
+/* --embed / --label: the direct CLASSIFY and EMBED of inference/score.h.
+ * Returns the exit status. */
+static int agent_op(struct run *r, const int32_t *prompt, int32_t n_prompt)
+{
+	const struct opts *o = r->o;
+	int ret, status = 1;
+
+	if (o->embed) {
+		const int32_t dim = aw_model_hparams(r->m)->dim;
+		float *v = malloc(sizeof(float) * (size_t)dim);
+		if (!v)
+			return 1;
+		ret = aw_score_embed(r->m, r->kv, r->pool, prompt, n_prompt,
+				     (enum aw_score_pool)(o->embed - 1), !o->no_normalize, v);
+		if (ret < 0) {
+			fprintf(stderr, "aw-infer: embed: %s\n", forward_error(ret));
+		} else {
+			for (int32_t i = 0; i < dim; i++)
+				printf("%.9g\n", (double)v[i]);
+			status = 0;
+		}
+		free(v);
+		return status;
+	}
+	int32_t *lab[AW_SCHED_MAX_LABELS_INFER] = {0}, len[AW_SCHED_MAX_LABELS_INFER];
+	float probs[AW_SCHED_MAX_LABELS_INFER];
+	int n = 0;
+	for (; n < o->n_labels; n++) {
+		size_t k = 0;
+		if (aw_tok_encode_alloc(r->tok, o->labels[n], strlen(o->labels[n]), 0, &lab[n],
+					&k) < 0 ||
+		    k == 0 || (long)k + n_prompt > r->ctx) {
+			fprintf(stderr, "aw-infer: --label '%s': %s\n", o->labels[n],
+				k == 0 ? "tokenizes to nothing" : "too long for the context");
+			free(lab[n]);
+			status = 2;
+			goto out;
+		}
+		len[n] = (int32_t)k;
+	}
+	ret = aw_score_classify(r->m, r->kv, r->pool, prompt, n_prompt, (const int32_t *const *)lab,
+				len, n, probs, NULL);
+	if (ret < 0) {
+		fprintf(stderr, "aw-infer: classify: %s\n", forward_error(ret));
+	} else {
+		for (int i = 0; i < n; i++)
+			printf("%.6f\t%s\n", (double)probs[i], o->labels[i]);
+		status = 0;
+	}
+out:
+	for (int i = 0; i < n; i++)
+		free(lab[i]);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -1109,6 +1214,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "aw-infer: bench: %s\n", forward_error(ret));
 		else
 			status = 0;
+	} else if (o.embed || o.n_labels) {
+		status = agent_op(&r, prompt, (int32_t)n_prompt);
 	} else if (o.logits) {
 		ret = prefill(&r, 0, prompt, (int32_t)n_prompt, 0);
 		if (ret < 0) {

@@ -10,9 +10,11 @@
 
 #include "proto.h"
 
-static const char *const op_names[AW_WL_OPS] = {"generate", "classify", "embed", "ping", "stats"};
-static const unsigned op_types[AW_WL_OPS] = {AW_PROTO_GENERATE, AW_PROTO_CLASSIFY, AW_PROTO_EMBED,
-					     AW_PROTO_PING, AW_PROTO_STATS};
+static const char *const op_names[AW_WL_OPS] = {"generate", "classify", "embed",
+						"ping",	    "stats",	"tools"};
+static const unsigned op_types[AW_WL_OPS] = {AW_PROTO_GENERATE, AW_PROTO_CLASSIFY,
+					     AW_PROTO_EMBED,	AW_PROTO_PING,
+					     AW_PROTO_STATS,	AW_PROTO_GENERATE};
 
 const char *aw_wl_op_name(unsigned op)
 {
@@ -30,6 +32,18 @@ void aw_workload_default(struct aw_workload *w)
 	w->chars_per_token = 4.0;
 	w->labels = 4;
 	w->ping_bytes = 64;
+	w->tools = 4;
+	w->normalize = 1;
+}
+
+static int parse_word(const char *s, const char *const *names, unsigned n, uint8_t *ret)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (uint8_t)i;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 static int parse_double(const char *s, double lo, double hi, double *ret)
@@ -154,7 +168,7 @@ static int parse_mix(struct aw_workload *w, char *v, const char *name, unsigned 
 		if (op == AW_WL_OPS)
 			return aw_err_set(err, EINVAL,
 					  "%s:%u: mix: unknown op '%s' (generate, classify, embed, "
-					  "ping, stats)",
+					  "ping, stats, tools)",
 					  name, line, tok);
 		if (listed & (1u << op))
 			return aw_err_set(err, EINVAL, "%s:%u: mix: op '%s' listed twice", name,
@@ -180,7 +194,10 @@ int aw_workload_parse(struct aw_workload *w, const char *text, size_t len, const
 		"mix",		 "prompt_tokens", "max_new_tokens", "chars_per_token",
 		"shared_prefix", "prefix_tokens", "sessions",	    "session_reuse",
 		"deadline_us",	 "labels",	  "temperature",    "ping_bytes",
+		"tools",	 "tool_choice",	  "pooling",	    "normalize",
 	};
+	static const char *const choices[] = {"auto", "none", "required"};
+	static const char *const pools[] = {"mean", "cls", "last"};
 	unsigned seen = 0, line = 0;
 	size_t off = 0;
 
@@ -262,6 +279,21 @@ int aw_workload_parse(struct aw_workload *w, const char *text, size_t len, const
 		case 11:
 			rc = parse_u32(v, 0, 60000, &w->ping_bytes);
 			break;
+		case 12:
+			rc = parse_u32(v, 1, 128, &w->tools);
+			break;
+		case 13:
+			rc = parse_word(v, choices, 3, &w->tool_choice);
+			break;
+		case 14:
+			rc = parse_word(v, pools, 3, &w->pooling);
+			break;
+		case 15: {
+			uint32_t b = 0;
+			rc = parse_u32(v, 0, 1, &b);
+			w->normalize = (uint8_t)b;
+			break;
+		}
 		}
 		if (rc < 0)
 			return aw_err_set(
@@ -372,7 +404,7 @@ int aw_workload_next(struct aw_workload *w, struct aw_rng *r, uint8_t *buf, size
 	ret->op = op;
 	ret->type = op_types[op];
 	ret->body = buf;
-	if (w->sessions && (op == AW_WL_GENERATE || op == AW_WL_CLASSIFY)) {
+	if (w->sessions && op == AW_WL_GENERATE) {
 		if (aw_rng_unit(r) <= w->session_reuse)
 			ret->session_id = aw_rng_range(r, 1, w->sessions);
 		else
@@ -391,6 +423,7 @@ int aw_workload_next(struct aw_workload *w, struct aw_rng *r, uint8_t *buf, size
 	{
 		static char text[1 << 20];
 		static char labels[AW_PROTO_MAX_LABELS][16];
+		static char msgs[(1 << 20) + 256], tools[128 * 160];
 		struct aw_proto_req q;
 		size_t plen =
 			(size_t)(aw_wl_dist_sample(&w->prompt_tokens, r) * w->chars_per_token);
@@ -412,6 +445,34 @@ int aw_workload_next(struct aw_workload *w, struct aw_rng *r, uint8_t *buf, size
 		q.seed = aw_rng_next(r);
 		if (ret->session_id)
 			q.req_flags = AW_PROTO_REQF_KEEP_SESSION;
+		if (op == AW_WL_TOOLS) {
+			/* the prefix as the system message, the rest as the user's */
+			int m = snprintf(msgs, sizeof(msgs),
+					 "[{\"role\": \"system\", \"content\": \"%.*s\"}, "
+					 "{\"role\": \"user\", \"content\": \"%.*s\"}]",
+					 (int)pre, text, (int)plen, text + pre);
+			size_t t = (size_t)snprintf(tools, sizeof(tools), "[");
+			for (uint32_t i = 0; i < w->tools; i++)
+				t += (size_t)snprintf(
+					tools + t, sizeof(tools) - t,
+					"%s{\"type\": \"function\", \"function\": {\"name\": "
+					"\"tool%u\", \"parameters\": {\"type\": \"object\", "
+					"\"properties\": {\"q\": {\"type\": \"string\"}}}}}",
+					i ? ", " : "", i);
+			t += (size_t)snprintf(tools + t, sizeof(tools) - t, "]");
+			q.prompt.p = NULL;
+			q.prompt.len = 0;
+			q.messages.p = msgs;
+			q.messages.len =
+				(uint32_t)(m < (int)sizeof(msgs) ? m : (int)sizeof(msgs) - 1);
+			q.tools.p = tools;
+			q.tools.len = (uint32_t)t;
+			q.tool_choice = w->tool_choice;
+		}
+		if (op == AW_WL_EMBED) {
+			q.pooling = w->pooling;
+			q.embed_flags = w->normalize ? AW_PROTO_EMBED_NORMALIZE : 0;
+		}
 		if (op == AW_WL_CLASSIFY) {
 			q.n_labels = w->labels;
 			for (uint32_t i = 0; i < w->labels; i++) {

@@ -21,6 +21,7 @@ enum aw_wl_op {
 	AW_WL_EMBED,
 	AW_WL_PING,
 	AW_WL_STATS,
+	AW_WL_TOOLS, /* GENERATE with chat MESSAGES and TOOLS */
 	AW_WL_OPS,
 };
 
@@ -44,6 +45,11 @@ struct aw_workload {
 	uint32_t labels;	/* CLASSIFY labels */
 	double temperature;
 	uint32_t ping_bytes; /* PING payload */
+	/* agent operations */
+	uint32_t tools;	     /* "tools" op: tool definitions per request */
+	uint8_t tool_choice; /* enum aw_proto_tool_choice (auto, none, required) */
+	uint8_t pooling;     /* EMBED: enum aw_proto_pooling */
+	uint8_t normalize;   /* EMBED: L2-normalise */
 	/* built by aw_workload_prepare() */
 	char *prefix; /* shared prefix text */
 	size_t prefix_len;

@@ -11,6 +11,12 @@ a check of the spec against the C codec.
     for chunk in c.generate_stream("..."):     # str chunks as they arrive
         print(chunk, end="")
     probs = c.classify("weather in Paris?", ["weather", "search"])
+    vec = c.embed("query: pasta", pooling="mean", normalize=True)
+    text, calls, summary = c.chat(
+        [{"role": "user", "content": "Weather in Paris?"}],
+        tools=[{"type": "function", "function": {"name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        tool_choice="auto")                     # calls: [ToolCall(name, arguments)]
     print(c.stats())
 
 Loss handling follows the spec: the request is retransmitted when nothing
@@ -20,6 +26,7 @@ field before use (a malformed reply is ignored and counted, a summary that
 contradicts the data raises ProtocolError). One request at a time per Client.
 """
 
+import json
 import os
 import socket
 import struct
@@ -31,15 +38,18 @@ HDR = struct.Struct("<HBBHHQQIHHIHHII16s")  # 64 bytes, see docs/PROTOCOL.md
 assert HDR.size == 64
 
 GENERATE, CLASSIFY, EMBED, CANCEL, PING, STATS, RESUME, ACK = range(1, 9)
-DATA, END, ERROR, PONG, PROGRESS = 0x81, 0x82, 0x83, 0x84, 0x85
+DATA, END, ERROR, PONG, PROGRESS, TOOL_CALL = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
 F_RETRANSMIT, F_CONTROL = 0x0002, 0x0004
 
 ERROR_NAMES = {1: "BAD_REQUEST", 2: "TOO_LONG", 3: "OVERLOADED", 4: "UNKNOWN_SESSION",
                5: "DEADLINE", 6: "INTERNAL", 7: "UNSUPPORTED", 8: "UNKNOWN_REQUEST",
                9: "AUTH", 10: "VERSION"}
-FINISH_NAMES = ["stop", "length", "deadline", "cancelled", "error"]
+FINISH_NAMES = ["stop", "length", "deadline", "cancelled", "error", "tool_calls"]
 
 TAG_PROMPT, TAG_STOP, TAG_LABEL = 1, 2, 3
+TAG_MESSAGES, TAG_TOOLS, TAG_RESPONSE_FORMAT, TAG_TOOL_CHOICE, TAG_EMBED_OPTS = 4, 5, 6, 7, 8
+TOOL_CHOICES = {"auto": 0, "none": 1, "required": 2}
+POOLINGS = {"mean": 0, "cls": 1, "last": 2}
 FIXED = struct.Struct("<HBBIfIfffIQ")  # 40 bytes
 assert FIXED.size == 40
 SUMMARY = struct.Struct("<BBHIIIIIIQ")  # 36 bytes
@@ -67,6 +77,36 @@ class Timeout(Exception):
 
 class Cancelled(Exception):
     """cancel() reached a server that did not hold the request (any more)."""
+
+
+class ToolCall:
+    """One tool call of a response: .name (str), .arguments (dict, parsed from
+    the JSON the server sent), .index, .n_tokens."""
+
+    def __init__(self, index, name, arguments, n_tokens):
+        self.index = index
+        self.name = name
+        self.arguments = arguments
+        self.n_tokens = n_tokens
+
+    def __repr__(self):
+        return "ToolCall(%r, %r)" % (self.name, self.arguments)
+
+
+def parse_tool_call(p):
+    """Decode a TOOL_CALL payload (raises ProtocolError)."""
+    if len(p) < 12:
+        raise ProtocolError("TOOL_CALL payload of %d bytes" % len(p))
+    n_tokens, index, name_len, args_len = struct.unpack_from("<IHHI", p)
+    if not 1 <= name_len <= 64 or len(p) != 12 + name_len + args_len:
+        raise ProtocolError("TOOL_CALL with a %d-byte name and %d-byte arguments in %d bytes"
+                            % (name_len, args_len, len(p)))
+    try:
+        name = p[12:12 + name_len].decode()
+        args = json.loads(p[12 + name_len:].decode())
+    except ValueError as e:
+        raise ProtocolError("TOOL_CALL: %s" % e)
+    return ToolCall(index, name, args, n_tokens)
 
 
 class Summary:
@@ -99,7 +139,7 @@ def parse_header(dg):
         raise ValueError("magic")
     if version != VERSION:
         raise ValueError("version")
-    if not (1 <= typ <= 8 or 0x81 <= typ <= 0x85):
+    if not (1 <= typ <= 8 or 0x81 <= typ <= 0x86):
         raise ValueError("type")
     if payload_len != len(dg) - 64:
         raise ValueError("length")
@@ -146,8 +186,13 @@ def segments(typ, request_id, msg, seg_size, session_id=0, flags=0):
 
 def request_body(prompt, max_new_tokens=0, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
                  repetition_penalty=1.0, seed=0, stop=(), labels=(), priority=0,
-                 deadline_us=0, keep_session=False):
-    """Encode a GENERATE/CLASSIFY/EMBED body (fixed block + TLVs)."""
+                 deadline_us=0, keep_session=False, messages=None, tools=None,
+                 tool_choice=None, response_format=None, pooling=None, normalize=True):
+    """Encode a GENERATE/CLASSIFY/EMBED body (fixed block + TLVs). 'prompt'
+    may be None when 'messages' (a list of chat messages) replaces it;
+    'tools' is a list of tool definitions, 'tool_choice' "auto", "none",
+    "required" or a tool's name; 'response_format' a JSON schema (dict);
+    'pooling' ("mean", "cls", "last") and 'normalize' are EMBED's options."""
     if isinstance(prompt, str):
         prompt = prompt.encode()
     body = FIXED.pack(40, priority, 1 if keep_session else 0, max_new_tokens, temperature,
@@ -158,11 +203,26 @@ def request_body(prompt, max_new_tokens=0, temperature=0.0, top_k=0, top_p=1.0, 
             value = value.encode()
         return struct.pack("<HHI", tag, 0, len(value)) + value
 
-    body += tlv(TAG_PROMPT, prompt)
+    if prompt is not None:
+        body += tlv(TAG_PROMPT, prompt)
     for s in stop:
         body += tlv(TAG_STOP, s)
     for lab in labels:
         body += tlv(TAG_LABEL, lab)
+    if messages is not None:
+        body += tlv(TAG_MESSAGES, json.dumps(messages, ensure_ascii=False))
+    if tools is not None:
+        body += tlv(TAG_TOOLS, json.dumps(tools, ensure_ascii=False))
+    if response_format is not None:
+        body += tlv(TAG_RESPONSE_FORMAT, json.dumps(response_format, ensure_ascii=False))
+    if tool_choice is not None and tool_choice != "auto":
+        if tool_choice in TOOL_CHOICES:
+            body += tlv(TAG_TOOL_CHOICE, bytes([TOOL_CHOICES[tool_choice]]))
+        else:
+            body += tlv(TAG_TOOL_CHOICE, b"\x03" + tool_choice.encode())
+    if pooling is not None or not normalize:
+        body += tlv(TAG_EMBED_OPTS, struct.pack("<BBH", POOLINGS[pooling or "mean"],
+                                                1 if normalize else 0, 0))
     return body
 
 
@@ -223,7 +283,7 @@ class Client:
         deadline = time.monotonic() + self.timeout
         rto, retries, got_any, next_seq = self.rto, 0, False, 0
         held = {}
-        n_data, data_bytes = 0, 0
+        n_data, n_calls, data_bytes = 0, 0, 0
         timer = time.monotonic() + rto
         while True:
             now = time.monotonic()
@@ -298,12 +358,15 @@ class Client:
                     n_data += 1
                     data_bytes += len(p2) - 4
                     yield p2[4:]
+                elif t == TOOL_CALL:
+                    n_calls += 1
+                    yield parse_tool_call(p2)
                 elif t == PONG:
                     yield p2
                     return None
                 elif t == END:
                     s = self._summary(p2)
-                    if s.n_data != h2["seq"] or s.n_data != n_data or \
+                    if s.n_data != h2["seq"] or s.n_data != n_data + n_calls or \
                             s.data_bytes != data_bytes:
                         raise ProtocolError("summary disagrees with the data received")
                     if typ != PING:
@@ -337,14 +400,20 @@ class Client:
         return Summary(finish, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
                        n_data, data_bytes, probs)
 
-    def _collect(self, typ, msg, session_id=0):
+    def _collect(self, typ, msg, session_id=0, calls=None):
         gen = self._run(typ, msg, session_id)
         out = []
         while True:
             try:
-                out.append(next(gen))
+                x = next(gen)
             except StopIteration as stop:
                 return b"".join(out), stop.value
+            if isinstance(x, ToolCall):
+                if calls is None:
+                    raise ProtocolError("TOOL_CALL in a response without tools")
+                calls.append(x)
+            else:
+                out.append(x)
 
     # -- operations --
 
@@ -389,9 +458,32 @@ class Client:
         _, summary = self._collect(CLASSIFY, request_body(prompt, labels=labels, **params))
         return summary.probs
 
-    def embed(self, text, **params):
-        """The embedding vector (list of floats)."""
-        data, _ = self._collect(EMBED, request_body(text, **params))
+    def chat(self, messages, tools=None, tool_choice=None, session_id=0, **params):
+        """Generate from chat messages (rendered with the server's model's
+        template); returns (text, [ToolCall], Summary)."""
+        calls = []
+        data, summary = self._collect(
+            GENERATE, request_body(None, messages=messages, tools=tools,
+                                   tool_choice=tool_choice, **params), session_id, calls)
+        return data.decode("utf-8", "replace"), calls, summary
+
+    def chat_stream(self, messages, tools=None, tool_choice=None, session_id=0, **params):
+        """Yield str chunks and ToolCall objects as they arrive; the return
+        value (StopIteration.value) is the Summary."""
+        gen = self._run(GENERATE, request_body(None, messages=messages, tools=tools,
+                                               tool_choice=tool_choice, **params), session_id)
+        while True:
+            try:
+                x = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield x if isinstance(x, ToolCall) else x.decode("utf-8", "replace")
+
+    def embed(self, text, pooling=None, normalize=True, **params):
+        """The embedding vector (list of floats); pooling "mean" (default),
+        "cls" or "last"; normalize: divide by the L2 norm (default)."""
+        data, _ = self._collect(EMBED, request_body(text, pooling=pooling, normalize=normalize,
+                                                    **params))
         if len(data) % 4:
             raise ProtocolError("embedding of %d bytes" % len(data))
         return list(struct.unpack("<%df" % (len(data) // 4), data))
