@@ -144,9 +144,10 @@ const struct aw_conf_key aw_conf_keys[] = {
 	KEY("model", M, load, AW_CONF_T_ENUM, "", "io_uring", 0, 0, "io_uring|buffered|mmap", 0,
 	    "How weights are read: io_uring (O_DIRECT, falls back to buffered reads where "
 	    "refused), buffered (read(2)), mmap."),
-	KEY("model", M, queue_depth, AW_CONF_T_UINT, "reads", "64", 1, 4096, NULL, 0,
-	    "io_uring reads in flight while loading."),
-	KEY("model", M, request_size, AW_CONF_T_SIZE, "bytes", "1M", 4 * KiB, 64 * MiB, NULL,
+	KEY("model", M, queue_depth, AW_CONF_T_UINT, "reads", "32", 1, 4096, NULL, 0,
+	    "io_uring reads in flight while loading (32 x 8M: the loader's measured best, "
+	    "docs/BENCHMARKS.md)."),
+	KEY("model", M, request_size, AW_CONF_T_SIZE, "bytes", "8M", 4 * KiB, 64 * MiB, NULL,
 	    AW_CONF_F_4K, "Bytes per read while loading (a multiple of 4096 for O_DIRECT)."),
 	KEY("model", M, replicas, AW_CONF_T_ENUM, "", "per-node", 0, 0, "per-node|single", 0,
 	    "per-node: one copy of the weights on each node that has a group; single: one copy on "

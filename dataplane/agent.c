@@ -38,14 +38,22 @@ void aw_agent_ctx_init(struct aw_agent_ctx *c, const struct aw_gguf *g, const st
 		       int32_t max_tokens)
 {
 	const char *tmpl = NULL;
-	size_t len = 0, n;
+	size_t len = 0;
+
+	if (g && aw_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &len) < 0)
+		tmpl = NULL;
+	aw_agent_ctx_init_template(c, tmpl, len, t, max_tokens);
+}
+
+void aw_agent_ctx_init_template(struct aw_agent_ctx *c, const char *tmpl, size_t len,
+				const struct aw_tok *t, int32_t max_tokens)
+{
+	size_t n;
 	const char *p;
 
 	memset(c, 0, sizeof(*c));
 	c->tok = t;
 	c->max_tokens = max_tokens;
-	if (g && aw_gguf_get_str(g, "tokenizer.chat_template", &tmpl, &len) < 0)
-		tmpl = NULL;
 	c->family = aw_chat_detect(tmpl, tmpl ? len : 0);
 	if (t && aw_tok_bos(t) >= 0 && (p = aw_tok_text(t, aw_tok_bos(t), &n)) != NULL)
 		copy_text(c->bos, sizeof(c->bos), p, n);
@@ -74,6 +82,10 @@ void aw_agent_job_fini(struct aw_agent_job *job)
 	free(job->labels);
 	free(job->label_lens);
 	free(job->tokens);
+	free(job->schema);
+	free(job->g_forced);
+	job->schema = NULL;
+	job->g_forced = NULL;
 	job->tokens = NULL;
 	job->labels = NULL;
 	job->label_lens = NULL;
@@ -220,6 +232,63 @@ static int parse_tlv(const struct aw_proto_str *s, const char *what, struct aw_j
 	return 0;
 }
 
+static int buf_cat(struct aw_chat_buf *b, const char *s)
+{
+	/* the same growth rule as aw_json_dump(), which appends to this buffer too:
+	 * 'cap' is what is allocated */
+	const size_t n = strlen(s);
+
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return -ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n + 1);
+	b->len += n;
+	return 0;
+}
+
+/* The grammar of one call in format 'f': an object {"name": const, ARGS:
+ * the tool's parameters} for each tool offered (or only the named one);
+ * Mistral's calls come as an array of them. */
+static int call_schema(const struct aw_json *tools, const char *only, enum aw_toolcall_format f,
+		       struct aw_chat_buf *b)
+{
+	static const char any_object[] = "{\"type\": \"object\"}";
+	const char *key = f == AW_TOOLCALL_LLAMA3 ? "parameters" : "arguments";
+	char head[192];
+	int r = 0, n = 0;
+
+	if (f == AW_TOOLCALL_MISTRAL)
+		r = buf_cat(b, "{\"type\": \"array\", \"minItems\": 1, \"items\": ");
+	if (r == 0)
+		r = buf_cat(b, "{\"anyOf\": [");
+	for (size_t i = 0; r == 0 && i < tools->len; i++) {
+		const struct aw_json *fn = aw_json_get(tools->items[i], "function");
+		const struct aw_json *nm = aw_json_get(fn, "name");
+		const struct aw_json *params = aw_json_get(fn, "parameters");
+		if (only && strcmp(nm->str, only) != 0)
+			continue;
+		snprintf(head, sizeof(head),
+			 "%s{\"type\": \"object\", \"required\": [\"name\", \"%s\"], "
+			 "\"properties\": {\"name\": {\"const\": \"%s\"}, \"%s\": ",
+			 n++ ? ", " : "", key, nm->str, key);
+		r = buf_cat(b, head);
+		if (r == 0)
+			r = params ? aw_json_dump(params, -1, b) : buf_cat(b, any_object);
+		if (r == 0)
+			r = buf_cat(b, "}}");
+	}
+	if (r == 0)
+		r = buf_cat(b, f == AW_TOOLCALL_MISTRAL ? "]}}" : "]}");
+	return r;
+}
+
 /* Append the forced-call text to the rendered prompt as template text. */
 static int append_special(struct aw_chat_prompt *p, const char *s, size_t n)
 {
@@ -293,18 +362,42 @@ static int render(const struct aw_agent_ctx *c, const struct aw_proto_req *req,
 				   aw_chat_family_name(c->family));
 			goto out;
 		}
+		/* the grammar of the calls: woken at each marker, or from the start
+		 * when the prompt already opened a call */
+		struct aw_chat_buf sch = {0};
+		const int named = req->tool_choice == AW_PROTO_TOOLS_NAMED;
+		if (named)
+			copy_text(j->tool_name, sizeof(j->tool_name), req->tool_name.p,
+				  req->tool_name.len);
+		if (!j->schema) {
+			if ((r = call_schema(tools, named ? j->tool_name : NULL, j->calls, &sch)) <
+			    0) {
+				free(sch.p);
+				goto out;
+			}
+			j->schema = sch.p;
+			j->grammar = AW_AGENT_GRAMMAR_CALLS;
+			j->g_prefix = j->calls == AW_TOOLCALL_XML ? "\n" : NULL;
+			j->g_suffix = j->calls == AW_TOOLCALL_XML ? "\n</tool_call>" : NULL;
+		}
 		if (req->tool_choice == AW_PROTO_TOOLS_REQUIRED ||
 		    req->tool_choice == AW_PROTO_TOOLS_NAMED) {
 			struct aw_chat_buf pre = {0};
-			const int named = req->tool_choice == AW_PROTO_TOOLS_NAMED;
 			j->forced = 1;
-			if (named)
-				copy_text(j->tool_name, sizeof(j->tool_name), req->tool_name.p,
-					  req->tool_name.len);
 			r = aw_toolcall_forced_prefix(j->calls, named ? j->tool_name : NULL,
 						      named ? strlen(j->tool_name) : 0, &pre);
 			if (r == 0)
 				r = append_special(&p, pre.p, pre.len);
+			/* the matcher takes what follows the marker, as the parser does */
+			if (r == 0 && j->grammar == AW_AGENT_GRAMMAR_CALLS) {
+				const size_t skip =
+					j->calls == AW_TOOLCALL_XML	  ? strlen("<tool_call>")
+					: j->calls == AW_TOOLCALL_MISTRAL ? strlen("[TOOL_CALLS]")
+									  : 0;
+				j->g_forced = strndup(pre.p + skip, pre.len - skip);
+				if (!j->g_forced)
+					r = -ENOMEM;
+			}
 			free(pre.p);
 			if (r < 0)
 				goto out;
@@ -340,9 +433,11 @@ int aw_agent_prepare(const struct aw_agent_ctx *c, unsigned type, const struct a
 	if (type != AW_PROTO_GENERATE && type != AW_PROTO_CLASSIFY && type != AW_PROTO_EMBED)
 		return refuse(j, AW_PROTO_ERR_BAD_REQUEST, "type 0x%02x is not an operation", type);
 	if (req->response_format.p) {
-		/* the JSON-schema grammar engine decides; until it is here, say so */
-		return refuse(j, AW_PROTO_ERR_UNSUPPORTED,
-			      "RESPONSE_FORMAT: constrained decoding is not served by this server");
+		/* the whole answer under the schema (compiled by the caller) */
+		j->grammar = AW_AGENT_GRAMMAR_ALWAYS;
+		j->schema = strndup(req->response_format.p, req->response_format.len);
+		if (!j->schema)
+			return -ENOMEM;
 	}
 	if (req->messages.p) {
 		if ((r = render(c, req, j)) < 0)

@@ -38,6 +38,14 @@ struct aw_agent_ctx {
 void aw_agent_ctx_init(struct aw_agent_ctx *c, const struct aw_gguf *g, const struct aw_tok *t,
 		       int32_t max_tokens);
 
+/* The same from the template's text ('tmpl' NULL: the generic family). */
+void aw_agent_ctx_init_template(struct aw_agent_ctx *c, const char *tmpl, size_t len,
+				const struct aw_tok *t, int32_t max_tokens);
+
+#define AW_AGENT_GRAMMAR_NONE   0
+#define AW_AGENT_GRAMMAR_ALWAYS 1 /* from the first token (RESPONSE_FORMAT, a forced call) */
+#define AW_AGENT_GRAMMAR_CALLS	2 /* woken at each call marker (tool_choice auto) */
+
 struct aw_agent_job {
 	int kind;	 /* enum aw_sched_kind */
 	int32_t *tokens; /* the prompt */
@@ -51,7 +59,12 @@ struct aw_agent_job {
 	enum aw_toolcall_format calls;		  /* NONE: the text is all content */
 	int forced;				  /* the prompt ends inside a call */
 	char tool_name[AW_TOOLCALL_MAX_NAME + 1]; /* named tool ("" otherwise) */
-	int json_answer;			  /* RESPONSE_FORMAT given */
+	/* constrained decoding (inference/grammar.h): the schema to compile */
+	int grammar;	  /* AW_AGENT_GRAMMAR_* */
+	char *schema;	  /* JSON schema text (owned; NUL-terminated), or NULL */
+	const char *g_prefix; /* grammar opts: bytes forced before / after the value */
+	const char *g_suffix;
+	char *g_forced; /* bytes the matcher takes first (in the prompt already), or NULL */
 	/* refusal */
 	uint16_t code; /* enum aw_proto_code */
 	char msg[AW_PROTO_ERROR_MAX_MSG + 1];

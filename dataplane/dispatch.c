@@ -29,6 +29,8 @@
 #include <rte_pause.h>
 #include <rte_ring.h>
 
+#include "agent.h"
+#include "grammar.h"
 #include "log.h"
 #include "model.h"
 #include "pool.h"
@@ -50,12 +52,13 @@ struct run {
 	uint64_t deadline_us; /* 0 = none */
 	uint32_t seq;	      /* next reply seq */
 	uint64_t data_bytes;
-	uint8_t stop_reason; /* 0, or AW_PROTO_FINISH_CANCELLED / _DEADLINE */
-	int lost;	     /* the reply path refused (shutdown) */
-	uint32_t pending;    /* scheduler: tokens sampled whose text is not sent yet */
-	uint64_t wait_us;    /* scheduler: receipt to submit */
-	unsigned op;	     /* index in obs.done (AW_DISPATCH_OPS) */
-	uint64_t last_us;    /* when the previous token was sent (0: none yet) */
+	uint8_t stop_reason;  /* 0, or AW_PROTO_FINISH_CANCELLED / _DEADLINE */
+	int lost;	      /* the reply path refused (shutdown) */
+	uint32_t pending;     /* scheduler: tokens sampled whose text is not sent yet */
+	uint64_t wait_us;     /* scheduler: receipt to submit */
+	unsigned op;	      /* index in obs.done (AW_DISPATCH_OPS) */
+	uint64_t last_us;     /* when the previous token was sent (0: none yet) */
+	struct agent_run *ag; /* agent operations: CLASSIFY/EMBED/tools state, or NULL */
 };
 
 /* One request, copied once from the dataplane lcore's reassembly buffer. */
@@ -92,6 +95,8 @@ struct group {
 	unsigned gen;			    /* engine generation of 'm' (live model swap) */
 	int start_rc;			    /* atomic: 0 starting, 1 serving, -errno failed */
 	struct aw_dispatch_group_stats sst; /* scheduler counters, relaxed atomics */
+	struct aw_agent_ctx agent;	    /* agent operations: template, tokenizer */
+	struct aw_grammar_vocab *gvocab;    /* the tokenizer's grammar tables (on first use) */
 } __rte_cache_aligned;
 
 struct aw_dispatch {
@@ -335,8 +340,8 @@ static void send_end(struct run *x, uint8_t finish, const struct aw_engine_resul
 	n = aw_proto_summary_build(b, sizeof(b), &s, NULL);
 	if (n >= 0)
 		send_reply(x, AW_PROTO_END, b, (size_t)n, 1);
-	observe_end(x, finish < AW_PROTO_FINISH_MAX_ ? (enum aw_dispatch_outcome)finish
-						     : AW_DISPATCH_OUT_ERROR);
+	observe_end(x, finish <= AW_PROTO_FINISH_ERROR ? (enum aw_dispatch_outcome)finish
+						       : AW_DISPATCH_OUT_ERROR);
 	if (finish == AW_PROTO_FINISH_CANCELLED)
 		GST_ADD(x->g, cancelled, 1);
 	else if (finish == AW_PROTO_FINISH_DEADLINE)
@@ -365,8 +370,9 @@ static void run_request(struct group *g, struct aw_req *r)
 		send_error(&x, AW_PROTO_ERR_BAD_REQUEST, e.err.msg);
 		goto done;
 	}
-	if (r->type != AW_PROTO_GENERATE || !d->engine->ops->generate) {
-		send_error(&x, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
+	if (r->type != AW_PROTO_GENERATE || !d->engine->ops->generate || body.messages.p) {
+		send_error(&x, AW_PROTO_ERR_UNSUPPORTED,
+			   "only GENERATE with a PROMPT is served without a scheduler");
 		goto done;
 	}
 	/* limits may change live (aw_dispatch_set_limits) */
@@ -402,10 +408,15 @@ done:
 
 /* --- worker groups: the scheduler (continuous batching) ------------------------------ */
 
+static void agent_run_free(struct aw_req *r);
+
 static void req_put(struct group *g, struct aw_req *r)
 {
+	agent_run_free(r);
 	rte_mempool_put(g->pool, r);
 }
+
+static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched_event *ev);
 
 /* The scheduler's events, on the leader's thread: text goes out as DATA as
  * soon as there is some (tokens whose text is held back — a pending stop
@@ -418,6 +429,8 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	struct run *x = &r->x;
 	struct aw_engine_result res = {0};
 
+	if (x->ag)
+		return agent_event(g, r, ev); /* CLASSIFY, EMBED, tools */
 	if (ev->token >= 0)
 		x->pending++;
 	if (!x->lost && (ev->len > 0 || (ev->done && x->pending))) {
@@ -462,6 +475,11 @@ static void end_now(struct group *g, struct aw_req *r, uint8_t finish, uint64_t 
 
 /* Parse, tokenize and submit request 'r' to the group's scheduler (or
  * answer it at once). */
+static int agent_prepare(struct group *g, struct aw_req *r, const struct aw_proto_req *body,
+			 struct aw_agent_job *job);
+static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
+		      struct aw_sched_req *q);
+
 static void sched_submit(struct group *g, struct aw_req *r)
 {
 	struct aw_dispatch *d = g->d;
@@ -484,30 +502,55 @@ static void sched_submit(struct group *g, struct aw_req *r)
 		return end_now(g, r, AW_PROTO_FINISH_CANCELLED, now);
 	if (aw_proto_req_parse(r->type, r->data, r->len, &body, &e) < 0)
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, e.err.msg);
-	if (r->type != AW_PROTO_GENERATE)
-		return refuse(g, r, AW_PROTO_ERR_UNSUPPORTED, "only GENERATE is served");
+	/* --- agent operations: CLASSIFY, EMBED, messages and tools (agent.h) --- */
+	struct aw_agent_job job;
+	const int agent = r->type != AW_PROTO_GENERATE || body.messages.p || body.response_format.p;
+	if (agent && agent_prepare(g, r, &body, &job) < 0)
+		return; /* refused */
+	/* --- */
 	if (body.max_new_tokens == 0 || body.max_new_tokens > d->p.max_new_tokens)
 		body.max_new_tokens = d->p.max_new_tokens;
 	if (body.deadline_us)
 		dl = r->recv_us + body.deadline_us;
 	else if (d->p.default_deadline_us)
 		dl = r->recv_us + d->p.default_deadline_us;
-	if (dl && now >= dl)
+	if (dl && now >= dl) {
+		if (agent)
+			aw_agent_job_fini(&job);
 		return end_now(g, r, AW_PROTO_FINISH_DEADLINE, now);
+	}
 
-	/* a session's next turn carries only its new text: no BOS then */
-	if ((body.req_flags & AW_PROTO_REQF_KEEP_SESSION) && d->p.max_sessions)
+	/* a session's next turn carries only its new text: no BOS then. With
+	 * CONTINUE the client says the prompt is such a turn: a session this
+	 * group does not hold is UNKNOWN_SESSION (the client then sends the
+	 * whole conversation) */
+	if ((body.req_flags & AW_PROTO_REQF_KEEP_SESSION) && d->p.max_sessions && !agent)
 		sess = r->flow.session_id;
-	rc = aw_tok_encode(g->tok, body.prompt.p, body.prompt.len,
-			   sess && aw_sched_has_session(g->s, sess) ? 0 : AW_TOK_ADD_SPECIAL,
-			   g->ids, d->p.max_prompt_tokens + 1, &n_ids);
+	const int held = sess && aw_sched_has_session(g->s, sess);
+	if ((body.req_flags & AW_PROTO_REQF_CONTINUE) && !agent && !held) {
+		snprintf(msg, sizeof(msg), "session %llx is not held here%s",
+			 (unsigned long long)r->flow.session_id,
+			 sess ? "" : " (CONTINUE needs a session id and KEEP_SESSION)");
+		return refuse(g, r, AW_PROTO_ERR_UNKNOWN_SESSION, msg);
+	}
+	rc = 0;
+	if (agent) /* tokenized by agent_prepare() */
+		n_ids = (size_t)job.n_tokens;
+	else
+		rc = aw_tok_encode(g->tok, body.prompt.p, body.prompt.len,
+				   held ? 0 : AW_TOK_ADD_SPECIAL, g->ids,
+				   d->p.max_prompt_tokens + 1, &n_ids);
 	if (rc == -ENOSPC || n_ids > d->p.max_prompt_tokens) {
 		snprintf(msg, sizeof(msg), "prompt of %zu tokens: the limit is %u", n_ids,
 			 d->p.max_prompt_tokens);
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_TOO_LONG, msg);
 	}
 	if (rc < 0 || n_ids == 0) {
 		snprintf(msg, sizeof(msg), "prompt: %s", rc < 0 ? strerror(-rc) : "no tokens");
+		if (agent)
+			aw_agent_job_fini(&job);
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
 	}
 
@@ -528,6 +571,8 @@ static void sched_submit(struct group *g, struct aw_req *r)
 		q.sample.stop[q.sample.n_stop++] = stops[i];
 	}
 	if (aw_sample_params_check(&q.sample, g->n_vocab, &why) < 0) {
+		if (agent)
+			aw_agent_job_fini(&job);
 		snprintf(msg, sizeof(msg), "sampling: %s", why ? why : "bad");
 		return refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
 	}
@@ -541,7 +586,16 @@ static void sched_submit(struct group *g, struct aw_req *r)
 	q.tokens = g->ids;
 	q.n_tokens = (int32_t)n_ids;
 	r->x.wait_us = now - r->recv_us;
-	rc = aw_sched_submit(g->s, &q);
+	if (agent) { /* the job's tokens, kind, labels, pooling, tool-call reader, grammar */
+		rc = agent_fill(g, r, &job, &q);
+		if (rc == 0)
+			rc = aw_sched_submit(g->s, &q);
+		aw_agent_job_fini(&job);
+		if (rc == -ECANCELED)
+			return; /* refused by agent_fill */
+	} else {
+		rc = aw_sched_submit(g->s, &q);
+	}
 	if (rc == -EAGAIN) {
 		GST_ADD(g, overloaded, 1);
 		return refuse(g, r, AW_PROTO_ERR_OVERLOADED, "scheduler queue full");
@@ -557,6 +611,317 @@ static void sched_submit(struct group *g, struct aw_req *r)
 			      strerror(-rc));
 	__atomic_fetch_add(&g->running, 1, __ATOMIC_RELAXED);
 }
+
+/* --- agent operations: CLASSIFY, EMBED, chat messages and tools ----------------------
+ * agent_prepare() checks, renders and tokenizes (dataplane/agent.h) and
+ * refuses with the job's code and message; agent_fill() puts the job into
+ * the scheduler request and, for GENERATE with tools, attaches the
+ * tool-call reader (inference/toolcall.h) to the request's reply stream;
+ * agent_event() replaces on_event() for these requests: content text as
+ * DATA, each parsed call as one TOOL_CALL datagram, the embedding as DATA
+ * floats, CLASSIFY's probabilities in the END summary. */
+struct agent_run {
+	int kind;		    /* enum aw_sched_kind */
+	struct aw_toolcall *tc;	    /* GENERATE with tools: the call reader, or NULL */
+	struct aw_chat_buf content; /* the reader's content text (scratch) */
+	int failed;		    /* a malformed call: ERROR instead of END */
+	char err[AW_PROTO_ERROR_MAX_MSG + 1];
+	/* constrained decoding: the sampler's mask hook drives the matcher */
+	int g_mode;   /* AW_AGENT_GRAMMAR_* */
+	int g_active; /* the mask applies now */
+	int g_stay;   /* a forced call: awake to the end (then only EOS) */
+	int32_t g_n;  /* tokens the grammar's vocabulary has */
+	struct aw_grammar *gr;
+	struct aw_grammar_matcher *gm;
+};
+
+static void agent_group_init(struct group *g, const struct aw_engine *en)
+{
+	const char *t = NULL;
+	size_t n = 0;
+
+	if (!en->ops->group_template || en->ops->group_template(en->state, g->idx, &t, &n) < 0)
+		t = NULL;
+	aw_grammar_vocab_free(g->gvocab); /* a new model (live swap): a new tokenizer */
+	g->gvocab = NULL;
+	aw_agent_ctx_init_template(&g->agent, t, n, g->tok, (int32_t)g->d->p.max_prompt_tokens + 1);
+	aw_log(AW_LOG_INFO, "dispatch", "group %u: chat template family %s", g->idx,
+	       aw_chat_family_name(g->agent.family));
+}
+
+static void agent_run_free(struct aw_req *r)
+{
+	struct agent_run *a = r->x.ag;
+
+	if (!a)
+		return;
+	aw_toolcall_free(a->tc);
+	aw_grammar_matcher_free(a->gm);
+	aw_grammar_free(a->gr);
+	free(a->content.p);
+	free(a);
+	r->x.ag = NULL;
+}
+
+static int agent_prepare(struct group *g, struct aw_req *r, const struct aw_proto_req *body,
+			 struct aw_agent_job *job)
+{
+	int rc = aw_agent_prepare(&g->agent, r->type, body, job);
+
+	if (rc < 0) {
+		aw_agent_job_fini(job);
+		refuse(g, r, rc == -ENOMEM ? AW_PROTO_ERR_INTERNAL : job->code,
+		       rc == -ENOMEM ? "out of memory" : job->msg);
+	}
+	return rc;
+}
+
+/* The sampler's mask hook: the matcher's mask while the grammar is awake. */
+static void agent_fill_mask(void *ctx, uint64_t *allowed, int32_t n_vocab)
+{
+	struct agent_run *a = ctx;
+
+	if (!a->g_active || aw_grammar_mask(a->gm, allowed) <= 0)
+		return;				   /* asleep (or stuck: the parser will tell) */
+	for (int32_t t = a->g_n; t < n_vocab; t++) /* model rows beyond the tokenizer */
+		allowed[t / 64] &= ~(1ull << (t % 64));
+}
+
+static void agent_accept(void *ctx, int32_t token)
+{
+	struct agent_run *a = ctx;
+
+	if (a->g_active)
+		(void)aw_grammar_accept(a->gm, token);
+}
+
+/* Compile the job's schema and start its matcher; refuses 'r' on failure
+ * (returns -ECANCELED then). */
+static int agent_grammar(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
+			 struct agent_run *a)
+{
+	struct aw_grammar_opts o = {0, job->g_prefix, job->g_suffix};
+	struct aw_err err = {0};
+	char msg[AW_PROTO_ERROR_MAX_MSG + 1];
+	int rc;
+
+	if (!g->gvocab && (rc = aw_grammar_vocab_new(g->tok, &g->gvocab)) < 0)
+		return rc;
+	a->g_n = aw_grammar_vocab_n(g->gvocab);
+	if (a->g_n > g->n_vocab) {
+		refuse(g, r, AW_PROTO_ERR_UNSUPPORTED,
+		       "constrained decoding: the tokenizer is larger than the model's vocabulary");
+		return -ECANCELED;
+	}
+	rc = aw_grammar_compile(job->schema, strlen(job->schema), &o, &a->gr, &err);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "%s: %s",
+			 job->grammar == AW_AGENT_GRAMMAR_CALLS ? "TOOLS" : "RESPONSE_FORMAT",
+			 err.msg);
+		refuse(g, r, AW_PROTO_ERR_BAD_REQUEST, msg);
+		return -ECANCELED;
+	}
+	if ((rc = aw_grammar_matcher_new(a->gr, g->gvocab, &a->gm)) < 0)
+		return rc;
+	a->g_mode = job->grammar;
+	/* awake from the start unless it waits for a call marker */
+	a->g_stay = job->forced;
+	if (job->grammar == AW_AGENT_GRAMMAR_ALWAYS || job->forced) {
+		if (job->g_forced &&
+		    aw_grammar_accept_bytes(a->gm, job->g_forced, strlen(job->g_forced)) < 0) {
+			refuse(g, r, AW_PROTO_ERR_INTERNAL,
+			       "the forced call does not fit its grammar");
+			return -ECANCELED;
+		}
+		a->g_active = 1;
+	}
+	return 0;
+}
+
+/* After the call reader saw more text: wake the grammar at a call's
+ * marker (advanced by the call's text so far), let it sleep after the call. */
+static void agent_wake(struct agent_run *a)
+{
+	const int in = aw_toolcall_in_call(a->tc);
+
+	if (a->g_mode != AW_AGENT_GRAMMAR_CALLS)
+		return;
+	if (in && !a->g_active) {
+		size_t n;
+		const char *t = aw_toolcall_call_text(a->tc, &n);
+		aw_grammar_matcher_reset(a->gm);
+		a->g_active = aw_grammar_accept_bytes(a->gm, t, n) == 0;
+	} else if (!in && a->g_active && !a->g_stay) {
+		a->g_active = 0; /* auto: free text (or another call) may follow */
+	}
+}
+
+static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_job *job,
+		      struct aw_sched_req *q)
+{
+	struct agent_run *a = calloc(1, sizeof(*a));
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	a->kind = job->kind;
+	if (job->calls != AW_TOOLCALL_NONE &&
+	    aw_toolcall_new(job->calls, job->forced, job->tool_name[0] ? job->tool_name : NULL,
+			    strlen(job->tool_name), &a->tc) < 0) {
+		free(a);
+		return -ENOMEM;
+	}
+	r->x.ag = a;
+	if (job->grammar && job->schema) {
+		if ((rc = agent_grammar(g, r, job, a)) < 0)
+			return rc; /* -ECANCELED: refused (and 'r' released) */
+		q->hook.fill = agent_fill_mask;
+		q->hook.accept = agent_accept;
+		q->hook.ctx = a;
+	}
+	q->tokens = job->tokens;
+	q->n_tokens = job->n_tokens;
+	q->kind = job->kind;
+	q->n_labels = job->n_labels;
+	q->labels = (const int32_t *const *)job->labels;
+	q->label_lens = job->label_lens;
+	q->pooling = job->pooling;
+	q->normalize = job->normalize;
+	return 0;
+}
+
+/* One parsed call as a TOOL_CALL datagram (it must fit one reply datagram). */
+static int agent_on_call(void *ctx, const struct aw_toolcall_call *c)
+{
+	struct run *x = ctx;
+	struct agent_run *a = x->ag;
+	uint8_t b[9216];
+	size_t max = aw_dp_max_payload(x->g->d->dp, &x->r->flow);
+	struct aw_proto_tool_call tc = {.n_tokens = c->n_tokens, .index = (uint16_t)c->index};
+	int n;
+
+	tc.name.p = c->name;
+	tc.name.len = (uint32_t)c->name_len;
+	tc.args.p = c->args;
+	tc.args.len = (uint32_t)c->args_len;
+	if (max > sizeof(b))
+		max = sizeof(b);
+	n = aw_proto_tool_call_build(b, max, &tc);
+	if (n < 0) {
+		snprintf(a->err, sizeof(a->err),
+			 "tool call %u of %zu bytes does not fit a %zu-byte reply datagram",
+			 c->index, c->name_len + c->args_len, max);
+		return 1;
+	}
+	send_reply(x, AW_PROTO_TOOL_CALL, b, (size_t)n, 0);
+	GST_ADD(x->g, tokens_out, c->n_tokens);
+	return 0;
+}
+
+static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched_event *ev)
+{
+	struct run *x = &r->x;
+	struct agent_run *a = x->ag;
+	struct aw_err err = {0};
+	uint8_t finish = (uint8_t)ev->finish;
+	int rc;
+
+	if (ev->token >= 0)
+		x->pending++;
+	if (a->tc && !a->failed && !x->lost) {
+		/* the reader: content out now, calls as they close; a marker that is
+		 * a control token (Mistral's [TOOL_CALLS]) has no text: its own */
+		const char *text = ev->text;
+		size_t len = ev->len;
+		if (!len && ev->token >= 0 &&
+		    aw_tok_token_type(g->tok, ev->token) == AW_TOK_TYPE_CONTROL) {
+			const char *t = aw_tok_text(g->tok, ev->token, &len);
+			if (t && ((len == 11 && !memcmp(t, "<tool_call>", 11)) ||
+				  (len == 12 && !memcmp(t, "</tool_call>", 12)) ||
+				  (len == 12 && !memcmp(t, "[TOOL_CALLS]", 12))))
+				text = t;
+			else
+				len = 0;
+		}
+		rc = len ? aw_toolcall_feed(a->tc, text, len, ev->token >= 0 ? 1 : 0, &a->content,
+					    agent_on_call, x, &err)
+			 : 0;
+		if (rc == 0 && a->gm)
+			agent_wake(a);
+		if (rc == 0 && ev->done)
+			rc = aw_toolcall_end(a->tc, &a->content, &err);
+		if (rc == 0 && a->content.len) {
+			send_data(x, a->content.p, a->content.len, x->pending);
+			x->pending = 0;
+		}
+		if (rc < 0) {
+			a->failed = 1;
+			if (!a->err[0])
+				snprintf(a->err, sizeof(a->err), "%s", err.msg);
+			if (!ev->done)
+				aw_sched_cancel(g->s, x->key);
+		}
+	} else if (!a->tc && !x->lost && (ev->len > 0 || (ev->done && x->pending))) {
+		send_data(x, ev->text, ev->len, x->pending);
+		x->pending = 0;
+	}
+	if (!ev->done)
+		return;
+	GST_ADD(g, tokens_in, ev->prompt_tokens);
+	if (a->failed) {
+		if (!x->lost)
+			send_error(x, AW_PROTO_ERR_INTERNAL, a->err);
+	} else if (!x->lost) {
+		struct aw_proto_summary s = {0};
+		uint8_t b[AW_PROTO_SUMMARY_LEN + 4 * AW_PROTO_MAX_PROBS];
+		int n;
+
+		if (a->kind == AW_SCHED_EMBED && finish == AW_PROTO_FINISH_STOP &&
+		    ev->n_values > 0) {
+			/* the embedding: little-endian float32 values */
+			uint8_t v[4 * 8192];
+			size_t k = 0;
+			for (int32_t i = 0; i < ev->n_values && k + 4 <= sizeof(v); i++, k += 4) {
+				uint32_t u;
+				memcpy(&u, &ev->values[i], 4);
+				v[k] = (uint8_t)u;
+				v[k + 1] = (uint8_t)(u >> 8);
+				v[k + 2] = (uint8_t)(u >> 16);
+				v[k + 3] = (uint8_t)(u >> 24);
+			}
+			send_data(x, (const char *)v, k, 0);
+		}
+		if (a->tc && aw_toolcall_count(a->tc) > 0 && finish == AW_PROTO_FINISH_STOP)
+			finish = AW_PROTO_FINISH_TOOL_CALLS;
+		s.finish = finish;
+		s.prompt_tokens = ev->prompt_tokens;
+		s.gen_tokens = ev->gen_tokens;
+		s.prefill_us = ev->prefill_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->prefill_us;
+		s.decode_us = ev->decode_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->decode_us;
+		const uint64_t q_us = x->wait_us + ev->queue_us;
+		s.queue_us = q_us > UINT32_MAX ? UINT32_MAX : (uint32_t)q_us;
+		if (a->kind == AW_SCHED_CLASSIFY && finish == AW_PROTO_FINISH_STOP)
+			s.n_probs = (uint16_t)ev->n_values;
+		s.n_data = x->seq;
+		s.data_bytes = x->data_bytes;
+		n = aw_proto_summary_build(b, sizeof(b), &s, ev->values);
+		if (n >= 0)
+			send_reply(x, AW_PROTO_END, b, (size_t)n, 1);
+		observe_end(x, finish == AW_PROTO_FINISH_TOOL_CALLS ? AW_DISPATCH_OUT_STOP
+			       : finish <= AW_PROTO_FINISH_ERROR ? (enum aw_dispatch_outcome)finish
+								 : AW_DISPATCH_OUT_ERROR);
+		if (finish == AW_PROTO_FINISH_CANCELLED)
+			GST_ADD(g, cancelled, 1);
+		else if (finish == AW_PROTO_FINISH_DEADLINE)
+			GST_ADD(g, deadline, 1);
+	}
+	GST_ADD(g, completed, 1);
+	__atomic_fetch_sub(&g->running, 1, __ATOMIC_RELAXED);
+	req_put(g, r);
+}
+/* --- */
 
 /* Cancel keys to the scheduler (and remembered, for a cancel that overtook
  * its request on the way here). */
@@ -670,7 +1035,8 @@ static int group_take_model(struct group *g, const struct aw_engine *engine, int
 	int rc;
 
 	g->gen = engine->ops->generation ? engine->ops->generation(engine->state) : 0;
-	rc = engine->ops->group_model(engine->state, g->idx, max_batch, &g->m, &g->tok, e);
+	rc = engine->ops->group_model(engine->state, g->idx, g->p.socket, max_batch, &g->m, &g->tok,
+				      e);
 	if (rc < 0)
 		return rc;
 	g->n_vocab = aw_model_hparams(g->m)->n_vocab;
@@ -679,6 +1045,7 @@ static int group_take_model(struct group *g, const struct aw_engine *engine, int
 		g->eos[g->n_eos++] = aw_tok_eos(g->tok);
 	if (aw_tok_eot(g->tok) >= 0 && aw_tok_eot(g->tok) != aw_tok_eos(g->tok))
 		g->eos[g->n_eos++] = aw_tok_eot(g->tok);
+	agent_group_init(g, engine);
 	return 0;
 }
 
@@ -914,12 +1281,13 @@ int aw_dispatch_start(struct aw_dispatch *d)
 	}
 	/* groups with a scheduler set it up on their lcore: wait for them */
 	for (unsigned i = 0; i < d->p.n_groups; i++) {
-		int rc;
+		int rc = 1;
 
-		while (d->g[i].m &&
-		       (rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
+		if (!d->g[i].m)
+			continue;
+		while ((rc = __atomic_load_n(&d->g[i].start_rc, __ATOMIC_ACQUIRE)) == 0)
 			usleep(1000);
-		if (d->g[i].m && rc < 0) {
+		if (rc < 0) {
 			aw_dispatch_stop(d);
 			return rc;
 		}
@@ -953,6 +1321,7 @@ void aw_dispatch_free(struct aw_dispatch *d)
 		rte_ring_free(g->cancel);
 		rte_mempool_free(g->pool);
 		aw_sched_free(g->s); /* set up but never run */
+		aw_grammar_vocab_free(g->gvocab);
 		aw_pool_free(g->threads);
 		free(g->ids);
 	}

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,9 +213,14 @@ static void instance_free(struct model_engine *e)
 {
 	if (!e)
 		return;
-	for (unsigned i = 0; i < GROUP_MODELS; i++)
-		if (e->gm[i] != e->m)
+	for (unsigned i = 0; i < GROUP_MODELS; i++) {
+		bool own = false;
+
+		for (unsigned r = 0; r < e->n_rep; r++)
+			own |= e->gm[i] == e->mr[r];
+		if (!own)
 			aw_model_free(e->gm[i]);
+	}
 	free(e->logits);
 	free(e->ids);
 	free(e->piece);
@@ -405,45 +411,55 @@ static void model_free(void *state)
 /* --- worker groups ----------------------------------------------------------------- */
 
 /* A group's model on the current instance, which the group holds (a
- * reference) until model_group_release(). The first group gets the
- * instance's own model; every other group a model of its own (own scratch)
- * over the same weights: the loader's replica, repacked once, in place. */
-static int model_group_model(void *state, unsigned group, int32_t max_batch,
+ * reference) until model_group_release(). It reads the replica of the
+ * group's NUMA node; the first group there gets that replica's own model,
+ * every other group a model of its own (own scratch) over the same weights:
+ * the loader's replica, repacked once, in place. Under the holder's lock:
+ * group leaders may call it at once during a swap. */
+static int model_group_model(void *state, unsigned group, int node, int32_t max_batch,
 			     struct aw_model **ret_m, const struct aw_tok **ret_tok,
 			     struct aw_err *err)
 {
 	struct holder *h = state;
 	struct model_engine *e;
-	int lent = 0, ret;
+	unsigned rep = 0;
+	int lent = 0, ret = 0;
 
 	if (group >= GROUP_MODELS || max_batch < 1)
 		return aw_err_set(err, EINVAL, "group %u, max_batch %d: out of range", group,
 				  max_batch);
 	e = acquire(h);
-	struct aw_model_params mp = {.kern = aw_model_kern(e->m),
+	for (unsigned r = 0; r < e->n_rep; r++)
+		if (e->node[r] == node)
+			rep = r;
+	struct aw_model *own = e->mr[rep];
+	struct aw_model_params mp = {.kern = aw_model_kern(own),
 				     .max_batch = max_batch,
 				     .repack = 1,
 				     .prepacked = e->prepacked};
+	pthread_mutex_lock(&h->mu);
 	for (unsigned i = 0; i < GROUP_MODELS; i++)
-		lent |= e->gm[i] == e->m;
+		lent |= e->gm[i] == own;
 	if (!e->gm[group]) {
-		if (!lent && max_batch <= aw_model_max_batch(e->m)) {
-			e->gm[group] = e->m;
-		} else {
-			ret = aw_model_load(e->g, aw_weights_data(e->w, 0),
+		if (!lent && max_batch <= aw_model_max_batch(own))
+			e->gm[group] = own;
+		else
+			ret = aw_model_load(e->g, aw_weights_data(e->w, rep),
 					    aw_weights_info(e->w)->size, &mp, &e->gm[group], err);
-			if (ret < 0) {
-				release(e);
-				return ret;
-			}
+	}
+	if (ret == 0) {
+		if (h->group_inst[group]) { /* a swap: kept until model_group_release() */
+			if (h->group_prev[group])
+				release(h->group_prev[group]);
+			h->group_prev[group] = h->group_inst[group];
 		}
+		h->group_inst[group] = e;
 	}
-	if (h->group_inst[group]) { /* a swap: kept until model_group_release() */
-		if (h->group_prev[group])
-			release(h->group_prev[group]);
-		h->group_prev[group] = h->group_inst[group];
+	pthread_mutex_unlock(&h->mu);
+	if (ret < 0) {
+		release(e);
+		return ret;
 	}
-	h->group_inst[group] = e;
 	*ret_m = e->gm[group];
 	*ret_tok = e->tok;
 	return 0;
@@ -461,6 +477,19 @@ static void model_group_release(void *state, unsigned group)
 	}
 }
 
+/* --- agent operations: the chat template of a group's instance --- */
+static int model_group_template(void *state, unsigned group, const char **ret, size_t *ret_len)
+{
+	struct holder *h = state;
+
+	if (group >= GROUP_MODELS || !h->group_inst[group])
+		return -ENOENT;
+	return aw_gguf_get_str(h->group_inst[group]->g, "tokenizer.chat_template", ret, ret_len) < 0
+		       ? -ENOENT
+		       : 0;
+}
+/* --- */
+
 static unsigned model_generation(void *state)
 {
 	struct holder *h = state;
@@ -476,6 +505,7 @@ static const struct aw_engine_ops model_ops = {
 	.group_model = model_group_model,
 	.group_release = model_group_release,
 	.generation = model_generation,
+	.group_template = model_group_template,
 };
 
 int aw_engine_model_open(const char *path, const struct aw_engine_model_opts *o,

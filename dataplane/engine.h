@@ -53,12 +53,14 @@ struct aw_engine_ops {
 	/* --- worker groups (continuous batching) --- */
 	/* Optional (NULL: each group serves one request at a time through
 	 * generate). A model instance for worker group 'group' — its own scratch
-	 * for 'max_batch' tokens per forward pass over the engine's weights — and
-	 * the tokenizer, which all groups share. The engine owns both until its
-	 * free. Called on the main lcore before the workers start. Returns 0, or
-	 * -errno with 'err' set. */
-	int (*group_model)(void *state, unsigned group, int32_t max_batch, struct aw_model **ret_m,
-			   const struct aw_tok **ret_tok, struct aw_err *err);
+	 * for 'max_batch' tokens per forward pass over the engine's weights (the
+	 * replica on NUMA node 'node' where there is one) — and the tokenizer,
+	 * which all groups share. The engine owns both until its free. Called on
+	 * the main lcore before the workers start (and on the group's leader
+	 * after a live swap). Returns 0, or -errno with 'err' set. */
+	int (*group_model)(void *state, unsigned group, int node, int32_t max_batch,
+			   struct aw_model **ret_m, const struct aw_tok **ret_tok,
+			   struct aw_err *err);
 	/* --- live model swap (optional; the model engine has them) ---
 	 * generation: +1 each time a new model becomes current (cheap: read by
 	 * the group leaders between steps). When it moves, a group finishes its
@@ -68,6 +70,11 @@ struct aw_engine_ops {
 	 * had before (freed once no group and no request holds it). */
 	unsigned (*generation)(void *state);
 	void (*group_release)(void *state, unsigned group);
+	/* --- agent operations (optional) ---
+	 * The tokenizer.chat_template of the model group 'group' holds (sets
+	 * *ret, not NUL-terminated, and *ret_len; valid until the group's
+	 * group_release()). Returns 0, or -ENOENT when the file has none. */
+	int (*group_template)(void *state, unsigned group, const char **ret, size_t *ret_len);
 };
 
 struct aw_engine {

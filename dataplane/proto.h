@@ -200,6 +200,8 @@ int aw_proto_build_segment(void *buf, size_t cap, const struct aw_proto_hdr *h, 
 #define AW_PROTO_MAX_LABELS	   256u
 #define AW_PROTO_MAX_LABEL_LEN	   256u
 #define AW_PROTO_REQF_KEEP_SESSION 0x01u
+#define AW_PROTO_REQF_CONTINUE                                                                     \
+	0x02u /* the prompt continues session_id: UNKNOWN_SESSION when not held */
 
 enum aw_proto_tag {
 	AW_PROTO_TAG_PROMPT = 1,

@@ -60,6 +60,9 @@ struct progress {
 /* one per load in flight: the start-up load and at most one reload, never
  * at the same time (the reload thread starts after READY) */
 static struct progress progress_state;
+/* set by aw_reload_free(): a background load in flight stops at its next
+ * progress report (the loader then ends with -ECANCELED) */
+static atomic_bool load_cancel;
 
 static int on_progress(void *ctx, const struct aw_load_progress *p)
 {
@@ -72,7 +75,7 @@ static int on_progress(void *ctx, const struct aw_load_progress *p)
 		aw_loader_print_progress(stderr, p);
 	else
 		aw_log(AW_LOG_NOTICE, "loader", "%s: %s", pr->path, line);
-	return 0;
+	return atomic_load(&load_cancel) ? 1 : 0;
 }
 
 static void loader_log(int level, const char *module, const char *line, void *ctx)
@@ -442,7 +445,10 @@ void aw_reload_free(struct aw_reload *r)
 {
 	if (!r)
 		return;
-	if (r->th_running)
+	if (r->th_running) {
+		atomic_store(&load_cancel, true); /* shutting down: stop a model load */
 		pthread_join(r->th, NULL);
+		atomic_store(&load_cancel, false);
+	}
 	free(r);
 }

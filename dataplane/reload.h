@@ -66,7 +66,9 @@ int aw_reload_request(struct aw_reload *r);
  * free retired models. Returns the number of reloads completed so far. */
 unsigned aw_reload_poll(struct aw_reload *r);
 
-/* Wait for a running reload and free. Accepts NULL. */
+/* Stop a running reload (a model load in flight is cancelled at its next
+ * progress report, within about a second), wait for it and free. Accepts
+ * NULL. */
 void aw_reload_free(struct aw_reload *r);
 
 #endif

@@ -5,6 +5,8 @@
  *            outcome, queue depths, tokens/s since the previous read
  *   /groups  one object per worker group: lcore, node, queue, counters
  *   /model   the engine and the model it serves
+ *   /reload  the same as SIGHUP: re-read the config, swap in a changed model
+ *            (dataplane/reload.h); the outcome is logged
  * Callbacks run on the telemetry control thread; they read the per-lcore
  * counters with relaxed atomic loads (aw_dp_stats_read) and never touch the
  * lcores' state. rte_telemetry cannot unregister a command, so shutdown
@@ -13,8 +15,10 @@
 #include "telemetry.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_telemetry.h>
 
@@ -171,6 +175,21 @@ static int cmd_model(const char *cmd, const char *params, struct rte_tel_data *d
 	return 0;
 }
 
+/* --- /reload (loader): the main loop does the work, as for SIGHUP --- */
+static int cmd_reload(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	(void)cmd;
+	(void)params;
+	rte_tel_data_start_dict(d);
+	if (kill(getpid(), SIGHUP) < 0) {
+		rte_tel_data_add_dict_string(d, "reload", "failed to signal the daemon");
+		return 0;
+	}
+	rte_tel_data_add_dict_string(d, "reload", "requested");
+	rte_tel_data_add_dict_string(d, "outcome", "in the log: lines 'reload: ...'");
+	return 0;
+}
+
 int aw_telemetry_init(const char *prefix, struct aw_dp *dp, struct aw_dispatch *disp,
 		      const struct aw_engine *engine, const char *model_path)
 {
@@ -191,6 +210,11 @@ int aw_telemetry_init(const char *prefix, struct aw_dp *dp, struct aw_dispatch *
 		return rc;
 	snprintf(cmd, sizeof(cmd), "%s/groups", prefix);
 	rc = rte_telemetry_register_cmd(cmd, cmd_groups, "agentwire worker groups");
+	if (rc < 0)
+		return rc;
+	snprintf(cmd, sizeof(cmd), "%s/reload", prefix);
+	rc = rte_telemetry_register_cmd(cmd, cmd_reload,
+					"agentwire: reload the config (as SIGHUP)");
 	if (rc < 0)
 		return rc;
 	snprintf(cmd, sizeof(cmd), "%s/model", prefix);

@@ -164,7 +164,7 @@ static int pin(pthread_t tid, int cpu)
  * model, shorter than a scheduler tick. A pool with more threads than CPUs it
  * may run on spins only briefly: there the thread it waits for is likely
  * preempted by the spinner itself. AW_POOL_SPIN overrides both. */
-static unsigned spin_default(unsigned n_threads)
+static unsigned spin_default(unsigned n_threads, const int *cpus)
 {
 	const char *s = getenv("AW_POOL_SPIN");
 
@@ -177,6 +177,15 @@ static unsigned spin_default(unsigned n_threads)
 	}
 	cpu_set_t set;
 
+	if (cpus) {
+		/* pinned: one thread per CPU unless the list repeats a CPU (the
+		 * caller's own mask says nothing: a DPDK lcore is pinned to one) */
+		CPU_ZERO(&set);
+		for (unsigned i = 0; i < n_threads; i++)
+			if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE)
+				CPU_SET(cpus[i], &set);
+		return (unsigned)CPU_COUNT(&set) < n_threads ? 50 : 1000;
+	}
 	if (sched_getaffinity(0, sizeof(set), &set) == 0 && (unsigned)CPU_COUNT(&set) < n_threads)
 		return 50;
 	return 1000;
@@ -195,7 +204,7 @@ int aw_pool_new(unsigned n_threads, const int *cpus, struct aw_pool **ret_pool)
 		return -ENOMEM;
 	memset(pool, 0, sizeof(*pool));
 	pool->nth = 1; /* grows as workers start, so that aw_pool_free() joins only those */
-	pool->spin = spin_default(n_threads);
+	pool->spin = spin_default(n_threads, cpus);
 	pool->workers = calloc(n_threads, sizeof(*pool->workers));
 	if (!pool->workers) {
 		r = -ENOMEM;

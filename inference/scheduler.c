@@ -1616,6 +1616,8 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 		rq_free(r);
 		return ret;
 	}
+	if (r->op == AW_SCHED_GENERATE && (q->hook.fill || q->hook.accept))
+		aw_sample_set_hook(r->smp, &q->hook); /* constrained decoding */
 	memcpy(r->tok, q->tokens, sizeof(int32_t) * (size_t)q->n_tokens);
 	r->n_tok = r->n_new = q->n_tokens;
 	if (s->tok)

@@ -134,6 +134,9 @@ struct aw_sched_req {
 	const int32_t *label_lens;    /* CLASSIFY: (n_labels) lengths, each >= 1 */
 	int pooling;		      /* EMBED: enum aw_score_pool (inference/score.h) */
 	int normalize;		      /* EMBED: 1 = divide by the L2 norm */
+	struct aw_sample_hook hook;   /* GENERATE: mask hook (a grammar), copied into the
+				       * request's sampler; its ctx must live until the
+				       * request's last event */
 };
 
 /* What the callback receives. A sampled token comes with its text (which may

@@ -41,7 +41,8 @@ struct aw_toolcall {
 	uint32_t call_tokens; /* tokens since the call began */
 	int in_call_tokens;
 	struct aw_chat_buf name, args;
-	int silent; /* feeding the forced prefix */
+	struct aw_chat_buf raw; /* the current call's text since its marker */
+	int silent;		/* feeding the forced prefix */
 };
 
 static const char xml_close[] = "</tool_call>";
@@ -126,6 +127,7 @@ void aw_toolcall_free(struct aw_toolcall *t)
 	free(t->obj.p);
 	free(t->name.p);
 	free(t->args.p);
+	free(t->raw.p);
 	free(t);
 }
 
@@ -133,6 +135,14 @@ int aw_toolcall_in_call(const struct aw_toolcall *t)
 {
 	return t->st == S_ARR_OPEN || t->st == S_OBJ_WAIT || t->st == S_OBJ || t->st == S_CLOSE ||
 	       t->st == S_ARR_SEP;
+}
+
+const char *aw_toolcall_call_text(const struct aw_toolcall *t, size_t *ret_len)
+{
+	const int in = aw_toolcall_in_call(t);
+
+	*ret_len = in ? t->raw.len : 0;
+	return in && t->raw.p ? t->raw.p : "";
 }
 
 uint32_t aw_toolcall_count(const struct aw_toolcall *t)
@@ -244,6 +254,9 @@ static int text_byte(struct aw_toolcall *t, char c, struct aw_chat_buf *out)
 	if (t->n_pend == t->marker_len) {
 		t->n_pend = 0;
 		t->at_start = 0;
+		t->raw.len = 0;
+		if (t->f == AW_TOOLCALL_LLAMA3 && buf_add(&t->raw, t->marker, t->marker_len) < 0)
+			return -ENOMEM;
 		t->call_tokens = 0;
 		t->in_call_tokens = 1;
 		if (t->f == AW_TOOLCALL_LLAMA3)
@@ -329,6 +342,9 @@ static int feed_byte(struct aw_toolcall *t, char c, struct aw_chat_buf *out, aw_
 			return 0;
 		if (c == '{') {
 			t->call_tokens = 0;
+			t->raw.len = 0; /* a new call: its text starts here */
+			if (buf_add(&t->raw, "{", 1) < 0)
+				return -ENOMEM;
 			start_obj(t, "{", 1);
 			return 0;
 		}
@@ -354,6 +370,9 @@ int aw_toolcall_feed(struct aw_toolcall *t, const char *text, size_t len, uint32
 		t->call_tokens += n_tokens;
 	for (size_t i = 0; i < len && r == 0; i++) {
 		const int was_in = t->in_call_tokens;
+		const int in = aw_toolcall_in_call(t) || t->st == S_L3_SEP;
+		if (in && t->raw.len < AW_TOOLCALL_MAX_TEXT && buf_add(&t->raw, text + i, 1) < 0)
+			return -ENOMEM;
 		r = feed_byte(t, text[i], content, fn, ctx, err);
 		if (!was_in && t->in_call_tokens)
 			t->call_tokens = n_tokens; /* the call began in this piece */

@@ -97,6 +97,11 @@ int aw_toolcall_end(struct aw_toolcall *t, struct aw_chat_buf *content, struct a
 /* 1 while the text is inside a call (after its marker, before its end). */
 int aw_toolcall_in_call(const struct aw_toolcall *t);
 
+/* The text of the current call since its marker (Llama 3: since its '{'),
+ * as fed so far: what a grammar woken at the marker must be advanced by.
+ * Sets *ret_len; valid until the next feed. Empty outside a call. */
+const char *aw_toolcall_call_text(const struct aw_toolcall *t, size_t *ret_len);
+
 /* Calls completed so far. */
 uint32_t aw_toolcall_count(const struct aw_toolcall *t);
 

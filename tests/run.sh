@@ -12,7 +12,8 @@
 # `tests/run.sh --deps-only` only installs the packages.
 #   build-arm64/  aarch64 cross build (tools/cross/aarch64-linux-gnu.ini): the
 #                 unit suite under qemu-user, then the engine's tests once per
-#                 forced kernel level
+#                 forced kernel level, once with 64 KiB pages and on two
+#                 emulated CPU models that lack the upper levels
 # Environment: AW_FUZZ_SECONDS (default 60), AW_SKIP_DEPS=1 (no apt),
 # AW_SKIP_ASAN=1, AW_SKIP_FUZZ=1, AW_SKIP_ARM64=1 (quicker local runs).
 set -euo pipefail
@@ -169,6 +170,24 @@ if [ "${AW_SKIP_ARM64:-0}" != 1 ]; then
 			AW_ISA=$isa meson test -C "$dir" --print-errorlogs --num-processes "$jobs" \
 				--timeout-multiplier 10 --logbase "testlog-$isa" "${arm_tests[@]}" || true
 			logs+=("$dir/meson-logs/testlog-$isa.json")
+		done
+		# Pass 3: 64 KiB pages, as on Arm servers that run 64 KiB-page kernels:
+		# qemu-user reports them (sysconf, AT_PAGESZ) with QEMU_PAGESIZE;
+		# test-pagesize applies a 64 KiB kernel's mmap alignment rules and
+		# fails if the emulation did not take effect (AW_EXPECT_PAGESIZE).
+		read -r -a arm_p64 <<<"${AW_ARM64_P64_TESTS:-pagesize gguf kv pool model sched aw-infer}"
+		QEMU_PAGESIZE=65536 AW_EXPECT_PAGESIZE=65536 meson test -C "$dir" --print-errorlogs \
+			--num-processes "$jobs" --timeout-multiplier 10 --logbase testlog-p64k \
+			"${arm_p64[@]}" || true
+		logs+=("$dir/meson-logs/testlog-p64k.json")
+		# Pass 4: emulated CPUs without the upper levels, so that run-time
+		# detection must pick a lower one (an illegal instruction otherwise):
+		# cortex-a72 (Graviton 1's core: no dotprod) and neoverse-n1
+		# (Graviton 2's: dotprod, no i8mm). qemu 7.2 has no Neoverse V1.
+		for cpu in ${AW_ARM64_CPUS:-cortex-a72 neoverse-n1}; do
+			QEMU_CPU=$cpu meson test -C "$dir" --print-errorlogs --num-processes "$jobs" \
+				--timeout-multiplier 10 --logbase "testlog-$cpu" kern model || true
+			logs+=("$dir/meson-logs/testlog-$cpu.json")
 		done
 	else
 		echo "run.sh: arm64 cross packages unavailable: aarch64 stage not run" >&2

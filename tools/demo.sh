@@ -93,6 +93,16 @@ PY
 step "aw-loadgen: PING at 2000/s for 3 s"
 build/tools/aw-loadgen -s 10.99.0.2:7878 -r 2000 -d 3 --warmup 1 --no-progress
 
+step "Prometheus metrics (http://127.0.0.1:9478/metrics, docs/OPERATIONS.md section 9)"
+if command -v curl >/dev/null; then
+	curl -s http://127.0.0.1:9478/metrics |
+		grep -E '^agentwire_(requests_total\{.*(stop|length)|tokens_total|time_to_first_token_seconds_count|request_datagrams_total\{op="ping"\})' |
+		grep -v ' 0$' || true
+else
+	python3 -c 'import urllib.request,sys; sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:9478/metrics").read().decode())' |
+		grep -E '^agentwire_(requests_total|tokens_total)' | grep -v ' 0$' || true
+fi
+
 step "stopping the daemon"
 stop
 trap - EXIT

@@ -46,7 +46,7 @@ mkdir -p "$models"
 out=$(mktemp -d /tmp/bench-decode.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-echo "# bench-decode $(date -u +%Y-%m-%dT%H:%MZ) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# bench-decode $(date -u +%Y-%m-%dT%H:%MZ) on $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# agentwire $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo '?')${peer:+, peer $peer ($(cat "$(dirname "$peer")/../../PEER_COMMIT" 2>/dev/null || echo 'commit unknown'))}"
 
 # 1. bandwidth

@@ -3,17 +3,24 @@
 #
 #   sudo tests/bench/bench-load.sh [-b BUILD] [-f FILE.gguf] [-l LLAMA_BIN_DIR]
 #                                  [-r REPS] [--qd N] [--rs SIZE] [--sweep] [--no-ttft]
+#                                  [--no-bw] [--decode] [--nodes LIST]
 #
 # In one run, with the page cache dropped before every measurement
 # (echo 3 > /proc/sys/vm/drop_caches), interleaved REPS times (median kept):
 #   fio        --ioengine=io_uring --direct=1, same file, request size and depth
 #              (plain and --fixedbufs; the better one is the device limit)
 #   loader     bench-load --method uring (the defaults), read, and mmap + touch
-#   replicas   two replicas on node 0 (--nodes 0,0), copied vs read twice
+#   replicas   two replicas (--nodes LIST, default 0,0: both on node 0 on a
+#              one-node machine; 0,1 on a two-node one), copied vs read twice
 #   TTFT       aw-infer --load uring from process start to the first token
 #              (with and without --no-repack), and llama.cpp's llama-bench
 #              (-p 4 -n 0) on the same file (skipped without -l)
 # --sweep also runs fio and the loader over queue depths and request sizes.
+# --no-bw skips the bandwidth table. --decode adds decode speed by where the
+# repacked weights live (aw-infer --bench, 1 thread, REPS interleaved runs):
+# repacked in place in the loader's hugetlb pages, repacked at load into the
+# model's arena with the hugetlb pool present and with it emptied (ordinary
+# pages + THP advice), and the file layout (no repack) in hugetlb pages.
 #
 # FILE defaults to a tinyllama-1.1b Q8_0 file written by aw-mkmodel in
 # $AW_BENCH_DIR (default /var/tmp/aw-bench). The loader uses 2 MiB hugetlb
@@ -31,6 +38,9 @@ qd=32
 rs=8M
 sweep=0
 ttft=1
+bw=1
+decode=0
+nodes=0,0
 usage() {
 	sed -n '2,20p' "$0" >&2
 	exit 2
@@ -45,6 +55,9 @@ while [ $# -gt 0 ]; do
 	--rs) rs=$2; shift 2 ;;
 	--sweep) sweep=1; shift ;;
 	--no-ttft) ttft=0; shift ;;
+	--no-bw) bw=0; shift ;;
+	--decode) decode=1; shift ;;
+	--nodes) nodes=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) usage ;;
 	esac
@@ -101,9 +114,10 @@ load_gbps() { # args to bench-load
 
 echo "# bench-load: $(basename "$file") ($size bytes), qd $qd x $rs, $reps reps, $(nproc) CPUs, $(uname -r)"
 echo "# hugetlb pool: $got x 2 MiB (was $old_huge)"
-"$bl" "$file" --gguf --nodes 0,0 --verbose 2>&1 >/dev/null | sed "s/^/# /" # untimed: touches the pool once
+"$bl" "$file" --gguf --nodes "$nodes" --verbose 2>&1 >/dev/null | sed "s/^/# /" # untimed: touches the pool once
 
-declare -A res
+declare -A res med
+if [ "$bw" = 1 ]; then
 names=(fio fio_fixedbufs uring uring_thp uring_4k uring_fixedbufs uring_prefault read mmap repl_copy repl_read)
 for ((i = 0; i < reps; i++)); do
 	res[fio]+="$(fio_gbps "$qd" "$rs") "
@@ -115,10 +129,9 @@ for ((i = 0; i < reps; i++)); do
 	res[uring_prefault]+="$(load_gbps --qd "$qd" --rs "$rs" --features-on prefault) "
 	res[read]+="$(load_gbps --method read --rs "$rs") "
 	res[mmap]+="$(load_gbps --method mmap) "
-	res[repl_copy]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes 0,0 --replicate copy) "
-	res[repl_read]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes 0,0 --replicate read) "
+	res[repl_copy]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes "$nodes" --replicate copy) "
+	res[repl_read]+="$(load_gbps --qd "$qd" --rs "$rs" --nodes "$nodes" --replicate read) "
 done
-declare -A med
 printf '%-18s %10s   %s\n' "config" "GB/s(med)" "runs"
 for n in "${names[@]}"; do
 	med[$n]=$(echo "${res[$n]}" | tr ' ' '\n' | grep . | median)
@@ -127,6 +140,7 @@ done
 limit=$(printf '%s\n%s\n' "${med[fio]}" "${med[fio_fixedbufs]}" | sort -g | tail -1)
 awk -v l="$limit" -v u="${med[uring]}" -v m="${med[mmap]}" -v r="${med[read]}" 'BEGIN {
 	printf "loader/fio(best) = %.2f   loader/mmap = %.2f   loader/read = %.2f\n", u / l, u / m, u / r }'
+fi
 
 if [ "$sweep" = 1 ]; then
 	echo "# sweep: GB/s, fio --fixedbufs / fio / loader, 1 run each"
@@ -141,6 +155,28 @@ if [ "$sweep" = 1 ]; then
 		done
 		echo
 	done
+fi
+
+if [ "$decode" = 1 ]; then
+	# decode tok/s by where the kernels' (repacked) weights live
+	dec() { "$infer" -m "$file" "$@" --bench -p 16 -n 32 -t 1 --reps 1 2>/dev/null |
+		grep -o '"decode_tok_s":[0-9.]*' | cut -d: -f2; }
+	declare -A dd
+	for ((i = 0; i < reps; i++)); do
+		dd[inplace_hugetlb]+="$(dec --load uring) "
+		dd[arena_hugetlb]+="$(dec) "
+		echo 0 >/proc/sys/vm/nr_hugepages
+		dd[arena_4k_thp]+="$(dec) "
+		echo "$got" >/proc/sys/vm/nr_hugepages
+		dd[norepack_hugetlb]+="$(dec --load uring --no-repack) "
+	done
+	echo "# decode tok/s, 1 thread, 16-token prompt, 32 tokens (median of $reps)"
+	for n in inplace_hugetlb arena_hugetlb arena_4k_thp norepack_hugetlb; do
+		med[$n]=$(echo "${dd[$n]}" | tr ' ' '\n' | grep . | median)
+		printf '%-24s %8s   %s\n' "$n" "${med[$n]}" "${dd[$n]}"
+	done
+	awk -v a="${med[inplace_hugetlb]}" -v b="${med[arena_4k_thp]}" -v c="${med[arena_hugetlb]}" \
+		'BEGIN { printf "in place (hugetlb) / arena in 4 KiB+THP = %.2f   / arena hugetlb = %.2f\n", a / b, a / c }'
 fi
 
 if [ "$ttft" = 1 ]; then
@@ -160,6 +196,8 @@ if [ "$ttft" = 1 ]; then
 		tt[aw_uring_norepack_warm]+="$(wall "$infer" -m "$file" --load uring --no-repack "${ids[@]}") "
 		drop
 		tt[aw_mmap_norepack_cold]+="$(wall "$infer" -m "$file" --no-repack "${ids[@]}") "
+		drop
+		tt[aw_mmap_repack_cold]+="$(wall "$infer" -m "$file" "${ids[@]}") "
 		if [ -n "$llama" ] && [ -x "$llama/llama-bench" ]; then
 			drop
 			tt[llama_cold]+="$(wall "$llama/llama-bench" -m "$file" -p 4 -n 0 -r 1 --no-warmup -t "$t") "
@@ -168,6 +206,7 @@ if [ "$ttft" = 1 ]; then
 	done
 	echo "# time to first token from process start, seconds (median of $reps)"
 	for n in aw_uring_cold aw_uring_norepack_cold aw_uring_norepack_warm aw_mmap_norepack_cold \
+		aw_mmap_repack_cold \
 		llama_cold llama_warm; do
 		[ -n "${tt[$n]:-}" ] || continue
 		med[$n]=$(echo "${tt[$n]}" | tr ' ' '\n' | grep . | median)

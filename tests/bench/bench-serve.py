@@ -237,8 +237,10 @@ async def run_llama(conc, seconds, prompts, max_new, port):
 
 async def closed_loop(conc, seconds, one, warmup=0.5):
     """Run C agents for warmup + seconds; returns the records of the
-    requests sent after the warm-up and finished in the window, and the
-    number of failed requests."""
+    requests that finished in the measured window (after the warm-up; a
+    request may have started before it), and the number of failed
+    requests. Agents stop sending at the window's end and the last answers
+    are awaited (not counted)."""
     start = time.perf_counter()
     t_meas, t_end = start + warmup, start + warmup + seconds
     res, errors, counter = [], [0], [0]
@@ -250,7 +252,7 @@ async def closed_loop(conc, seconds, one, warmup=0.5):
             if r is None:
                 errors[0] += 1
                 continue
-            if r[0] >= t_meas and r[2] <= t_end:
+            if t_meas <= r[2] <= t_end:
                 res.append(r)
     await asyncio.gather(*(agent() for _ in range(conc)))
     return res, errors[0]
@@ -348,16 +350,16 @@ def main():
     ap.add_argument('--conc', default='1,4,16')
     ap.add_argument('--seconds', type=float, default=12,
                     help='measured seconds per server and concurrency')
-    ap.add_argument('--rounds', type=int, default=4,
+    ap.add_argument('--rounds', type=int, default=3,
                     help='alternating windows the seconds are split into')
     ap.add_argument('--max-new', type=int, default=32)
     ap.add_argument('--prompt-words', type=int, default=48)
     ap.add_argument('--shared-prefix-words', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1,
                     help='compute threads of llama-server (agentwire: its group has one CPU)')
-    ap.add_argument('--llama-cpus', default='0',
-                    help="taskset CPU list for llama-server ('' = none); agentwire's group "
-                    'computes on CPU 0 (dp-tap.conf), its dataplane lcore on CPU 1')
+    ap.add_argument('--llama-cpus', default='0,1',
+                    help="taskset CPU list for llama-server ('' = none): the same two CPUs "
+                    "agentwire has (dp-tap.conf: group on CPU 0, dataplane lcore on CPU 1)")
     ap.add_argument('--aw-set', action='append', default=[],
                     help='extra agentwire --set SECTION.KEY=VALUE (repeatable)')
     ap.add_argument('--json')

@@ -12,10 +12,16 @@ end: the real daemon on net_tap with a tiny aw-mkmodel model.
     cached_tokens counter in telemetry grows) and the answer still equals
     aw-infer's;
   - a session's second turn reuses the first turn's KV (cached_tokens grows
-    by at least the first turn's prompt).
+    by at least the first turn's prompt);
+  - with every sequence slot busy, a high-priority request starts before
+    normal requests that were waiting before it came;
+  - an idle group's leader uses well under a quarter of a CPU (it backs off
+    into sleeps; the machine is shared).
 
 Uses its own tap (awg0, 10.97.0.0/24), so it does not collide with a
 daemon on aw0."""
+import os
+import socket
 import struct
 import subprocess
 import sys
@@ -26,7 +32,7 @@ import awtest as aw
 
 aw.TAP_IF, aw.HOST_IP = 'awg0', '10.97.0.1'
 SRV = '10.97.0.2'
-F_KEEP_SESSION = 0x01
+F_KEEP_SESSION, F_CONTINUE = 0x01, 0x02
 
 exe, conf = aw.need_root_and_build(sys.argv)
 
@@ -34,7 +40,6 @@ exe, conf = aw.need_root_and_build(sys.argv)
 def model_4k():
     """The tiny preset with a 4096-position context (long generations)."""
     import atexit
-    import os
     path = '/tmp/aw-it-sched-%d.gguf' % os.getpid()
     atexit.register(lambda: os.path.exists(path) and os.unlink(path))
     subprocess.run([aw.TOOLS['mkmodel'], '--out', path, '--preset', 'tiny', '--seed', '7',
@@ -180,11 +185,88 @@ try:
             s2 = aw.summary(r['payload'])
     c.send(aw.hdr(aw.ACK, rid))
     assert s2['finish'] in (0, 1), s2
+    # CONTINUE: a turn of a session this server does not hold is refused
+    rid = c.rid()
+    c.send(aw.hdr(aw.GENERATE, rid, body(' And a car.', 8,
+                                         flags=F_KEEP_SESSION | F_CONTINUE),
+                  session_id=0xdead))
+    r = None
+    while r is None or r['request_id'] != rid:
+        r = c.recv(2.0)
+        assert r is not None, 'no answer to CONTINUE of an unknown session'
+    assert r['type'] == aw.ERROR and aw.error_of(r['payload'])[0] == 4, r  # UNKNOWN_SESSION
+    c.send(aw.hdr(aw.ACK, rid))
+    # ... and accepted for the session it holds
+    rid = c.rid()
+    c.send(aw.hdr(aw.GENERATE, rid, body(' And a car.', 8,
+                                         flags=F_KEEP_SESSION | F_CONTINUE),
+                  session_id=sid))
+    r = None
+    while r is None or r['request_id'] != rid or r['type'] == aw.DATA:
+        r = c.recv(2.0)
+        assert r is not None, 'no answer to CONTINUE of a held session'
+    assert r['type'] == aw.END, r
+    c.send(aw.hdr(aw.ACK, rid))
+    print('CONTINUE: UNKNOWN_SESSION for a session not held, served for one held')
     reused = group0(d)['cached_tokens'] - before
     assert reused >= s1['prompt_tokens'], (reused, s1)
     assert s2['prompt_tokens'] > s1['prompt_tokens'] + s1['gen_tokens'] - 1, (s1, s2)
     print('session turn 2: %d prompt tokens, %d reused from turn 1'
           % (s2['prompt_tokens'], reused))
+    # 6. priority: with every slot (max_batch 16) taken by long generations,
+    # a high-priority request overtakes normal ones that wait; prompts whose
+    # greedy output runs 200 tokens without EOS (checked with aw-infer), so
+    # no slot frees early
+    longp = []
+    for i in range(1, 60):
+        p = 'story number %d begins' % i
+        out = subprocess.run([aw.TOOLS['infer'], '-m', model, '-p', p, '-n', '200', '--temp',
+                              '0', '--ids'], capture_output=True, text=True).stdout.split()
+        if len(out) == 200:
+            longp.append(p)
+        if len(longp) == 18:
+            break
+    assert len(longp) == 18, longp
+    pc = aw.Client(host=SRV, timeout=2.0)
+    # ~3600 DATA datagrams arrive in a burst: room for all of them
+    pc.s.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE (root)
+    rids = [pc.rid() for _ in range(19)]
+    for rid, p in zip(rids, longp):
+        pc.send(aw.hdr(aw.GENERATE, rid, body(p, 200)))
+    pc.send(aw.hdr(aw.GENERATE, rids[18], body('urgent: pick a tool', 4, priority=1)))
+    first, ends = {}, set()
+    n_dgram = 0
+    while len(ends) < 19:
+        r = pc.recv(5.0)
+        assert r is not None, 'priority: stalled (%d ended)' % len(ends)
+        n_dgram += 1
+        if r['type'] == aw.DATA and r['request_id'] not in first:
+            first[r['request_id']] = n_dgram
+        if r['type'] in (aw.END, aw.ERROR):
+            assert r['type'] == aw.END, r
+            ends.add(r['request_id'])
+            pc.send(aw.hdr(aw.ACK, r['request_id']))
+    hi = first[rids[18]]
+    assert hi < first[rids[16]] and hi < first[rids[17]], (hi, first[rids[16]],
+                                                           first[rids[17]])
+    print('priority: the high-priority request started before the 2 waiting normal ones')
+
+    # 7. an idle group does not keep a CPU busy: its leader (EAL lcore 2 in
+    # dp-tap.conf, thread rte-worker-2) backs off into sleeps
+    def thread_cpu(name):
+        for t in os.listdir('/proc/%d/task' % d.p.pid):
+            with open('/proc/%d/task/%s/comm' % (d.p.pid, t)) as f:
+                if f.read().strip() == name:
+                    with open('/proc/%d/task/%s/stat' % (d.p.pid, t)) as f:
+                        v = f.read().rsplit(')', 1)[1].split()
+                    return (int(v[11]) + int(v[12])) / os.sysconf('SC_CLK_TCK')
+        raise AssertionError('no thread ' + name)
+    time.sleep(1.0)
+    c0, t0 = thread_cpu('rte-worker-2'), time.time()
+    time.sleep(2.0)
+    used = (thread_cpu('rte-worker-2') - c0) / (time.time() - t0)
+    assert used < 0.25, 'idle group leader used %.0f %% of a CPU' % (used * 100)
+    print('idle group leader: %.1f %% of a CPU' % (used * 100))
     ok = True
 finally:
     rc = d.stop()

@@ -15,11 +15,15 @@ file's [model] path at model B (seed 8) and sends SIGHUP. It checks that:
     change nothing (B keeps serving, the log says why), a changed limit
     applies in place and a changed restart-only key is named in the log;
   - the daemon stops cleanly (every mbuf returned).
+
+Uses its own tap (aws0, 10.95.0.0/24): other worktrees' suites may run the
+aw0 tests on this machine at the same time.
 """
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +33,7 @@ import time
 import awtest as aw
 
 exe, base_conf = aw.need_root_and_build(sys.argv)
+aw.TAP_IF, aw.HOST_IP, aw.SRV_IP = 'aws0', '10.95.0.1', '10.95.0.2'
 if len(sys.argv) < 6:
     aw.skip('usage: dp-tap-swap.py AGENTWIRE CONFIG AW-MKMODEL AW-INFER AW-LOADGEN')
 loadgen = sys.argv[5]
@@ -55,6 +60,8 @@ os.close(conf_fd)
 
 def write_conf(model, extra='', max_new=None):
     text = re.sub(r'(?m)^path = .*$', 'path = ' + model, base)
+    text = text.replace('iface=aw0', 'iface=' + aw.TAP_IF)
+    text = text.replace('address = 10.99.0.2/24', 'address = %s/24' % aw.SRV_IP)
     text = text.replace('[limits]\n', '[limits]\n' + extra)
     if max_new is not None:
         text = re.sub(r'(?m)^max_new_tokens = .*$', 'max_new_tokens = %d' % max_new, text)
@@ -73,8 +80,32 @@ def wait_log(d, needle, count=1, timeout=60):
     raise AssertionError('no %r in the log:\n%s' % (needle, d.output()))
 
 
+# systemd's status line (sd_notify STATUS=): the load's progress, when the
+# daemon has libsystemd
+notify_path = '/tmp/aw-swap-notify-%d.sock' % os.getpid()
+nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+nsock.bind(notify_path)
+status = []
+
+
+def notify_reader():
+    nsock.settimeout(0.2)
+    while True:
+        try:
+            status.extend(m for m in nsock.recv(4096).decode().split('\n')
+                          if m.startswith('STATUS='))
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+
+
+threading.Thread(target=notify_reader, daemon=True).start()
+has_systemd = 'libsystemd' in subprocess.run(['ldd', exe], capture_output=True,
+                                             text=True).stdout
+
 write_conf(model_a)
-d = aw.Daemon(exe, conf)
+d = aw.Daemon(exe, conf, env={'NOTIFY_SOCKET': notify_path})
 ok = False
 results = []  # (t_sent, t_done, terminal type, data, summary)
 lock = threading.Lock()
@@ -82,7 +113,7 @@ stop = threading.Event()
 
 
 def client_loop(seed):
-    c = aw.Client(seed=seed)
+    c = aw.Client(host=aw.SRV_IP, seed=seed)
     while not stop.is_set():
         t0 = time.time()
         t, data, _ = c.call(aw.GENERATE, aw.gen_body(PROMPT, N))
@@ -94,7 +125,7 @@ def client_loop(seed):
 
 try:
     # warm: model A answers
-    c = aw.Client()
+    c = aw.Client(host=aw.SRV_IP)
     t, data, _ = c.call(aw.GENERATE, aw.gen_body(PROMPT, N))
     assert t['type'] == aw.END and data == exp_a, (t, data, exp_a)
 
@@ -130,9 +161,14 @@ try:
     write_conf(bad_model)
     d.p.send_signal(signal.SIGHUP)
     wait_log(d, 'the old model keeps serving')
-    # a config with an error: nothing changes
+    # a config with an error: nothing changes (asked through telemetry when
+    # it is on, else SIGHUP)
     write_conf(model_b, 'no_such_key = 1\n')
-    d.p.send_signal(signal.SIGHUP)
+    rl = d.telemetry('/agentwire/reload')
+    if rl is None:
+        d.p.send_signal(signal.SIGHUP)
+    else:
+        assert rl['reload'] == 'requested', rl
     wait_log(d, 'unchanged', 2)
     # a limit in place, and a key that needs a restart
     write_conf(model_b, max_new=3)
@@ -183,6 +219,13 @@ try:
           % (len(results), n_a, n_b))
     t, data, _ = c.call(aw.GENERATE, aw.gen_body(PROMPT, 0))
     assert t['type'] == aw.END and aw.summary(t['payload'])['gen_tokens'] <= 3
+    if has_systemd:  # phase, percent and GB/s of both loads
+        assert any(m.startswith('STATUS=loading model ' + model_a) and '100.0%' in m and
+                   'GB/s' in m for m in status), status
+        assert any(m.startswith('STATUS=serving; loading new model ' + model_b) and
+                   '100.0%' in m for m in status), status
+        assert any(m.startswith('STATUS=serving: model %s (generation 2)' % model_b)
+                   for m in status), status
     m = d.telemetry('/agentwire/model')
     if m is not None:  # telemetry on: the model it describes is the new one
         assert m['describe'].startswith('{"generation": 2,'), m
@@ -193,7 +236,8 @@ finally:
     out = d.output()
     if not ok:
         print(out)
-    for p in (conf, model_b, bad_model):
+    nsock.close()
+    for p in (conf, model_b, bad_model, notify_path):
         if os.path.exists(p):
             os.unlink(p)
 assert rc == 0, 'daemon exit %d\n%s' % (rc, out)

@@ -33,6 +33,10 @@
 #include "net.h"
 #include "proto.h"
 
+#include <sched.h>
+
+#include "../unit/tiny-llama.h" /* groups: a small model with a tokenizer */
+
 static struct rte_ring *ring_in, *ring_out;
 static struct rte_mempool *cli_pool;
 static uint16_t port_id;
@@ -53,6 +57,10 @@ static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
 }
 
 static unsigned n_groups = 1;
+/* groups: serve with this model file (the scheduler) instead of the echo
+ * engine, with this many CPUs per group */
+static const char *use_model;
+static unsigned group_cpus = 1;
 
 static void start(unsigned ring_size, uint32_t delay_us)
 {
@@ -96,9 +104,27 @@ static void start(unsigned ring_size, uint32_t delay_us)
 		q.group[g].ring_size = ring_size;
 		q.group[g].max_request = 4096;
 		q.group[g].idle = AW_DP_IDLE_SLEEP;
+		/* scheduler (model engine only) */
+		q.group[g].n_cpus = group_cpus;
+		for (unsigned c = 0; c < group_cpus; c++)
+			q.group[g].cpus[c] = (int)c;
+		q.group[g].max_batch = 8;
+		q.group[g].max_batch_tokens = 256;
+		q.group[g].prefill_chunk = 64;
+		q.group[g].kv_cache = 4u << 20;
+		q.group[g].kv_block_tokens = 16;
 	}
 	q.max_new_tokens = 64;
-	assert_int_equal(aw_engine_echo_init(&engine, delay_us), 0);
+	q.max_prompt_tokens = 100;
+	q.max_sessions = 8;
+	q.session_ttl_us = 60000000;
+	if (use_model) {
+		struct aw_err err = {0};
+
+		assert_int_equal(aw_engine_model_open(use_model, NULL, &engine, &err), 0);
+	} else {
+		assert_int_equal(aw_engine_echo_init(&engine, delay_us), 0);
+	}
 	assert_int_equal(aw_dispatch_new(&q, dp, &engine, &disp), 0);
 	aw_dp_set_dispatch(dp, disp);
 	assert_int_equal(aw_dispatch_start(disp), 0);
@@ -338,7 +364,7 @@ static struct aw_proto_hdr collect(uint64_t rid, char *text, size_t *tlen, uint8
 	}
 }
 
-static void send_generate(uint64_t rid, const char *prompt, uint32_t max_new)
+static void send_generate_session(uint64_t rid, uint64_t sid, const char *prompt, uint32_t max_new)
 {
 	struct aw_proto_req q;
 	struct aw_proto_hdr h = {0};
@@ -353,7 +379,13 @@ static void send_generate(uint64_t rid, const char *prompt, uint32_t max_new)
 	assert_true(n > 0);
 	h.type = AW_PROTO_GENERATE;
 	h.request_id = rid;
+	h.session_id = sid;
 	send_dgram(&h, body, (size_t)n);
+}
+
+static void send_generate(uint64_t rid, const char *prompt, uint32_t max_new)
+{
+	send_generate_session(rid, 0, prompt, max_new);
 }
 
 static void test_generate(void **state)
@@ -620,6 +652,127 @@ static void test_two_groups(void **state)
 	stop();
 }
 
+/* groups: requests of one session all go to one group (the group that holds
+ * its KV), whatever the load; the session id is echoed in every reply. */
+static void test_session_affinity(void **state)
+{
+	struct aw_dispatch_group_stats g0, g1;
+	struct aw_proto_hdr r;
+	uint8_t pl[2048];
+	size_t n;
+	unsigned ended = 0;
+
+	(void)state;
+	n_groups = 2;
+	start(8, 2000);
+	n_groups = 1;
+	for (uint64_t sid = 0x51; sid <= 0x52; sid++) {
+		uint64_t e0, e1;
+
+		aw_dispatch_group_stats(disp, 0, &g0);
+		aw_dispatch_group_stats(disp, 1, &g1);
+		e0 = g0.enqueued;
+		e1 = g1.enqueued;
+		ended = 0;
+		for (uint64_t i = 1; i <= 5; i++)
+			send_generate_session(sid * 100 + i, sid, "x y", 2);
+		while (ended < 5 && next_reply(&r, pl, &n) == 0) {
+			assert_int_equal(r.session_id, sid);
+			assert_int_not_equal(r.type, AW_PROTO_ERROR);
+			ended += r.type == AW_PROTO_END;
+		}
+		assert_int_equal(ended, 5);
+		aw_dispatch_group_stats(disp, 0, &g0);
+		aw_dispatch_group_stats(disp, 1, &g1);
+		/* all five in one group although the other one was idle */
+		assert_true((g0.enqueued - e0 == 5 && g1.enqueued == e1) ||
+			    (g1.enqueued - e1 == 5 && g0.enqueued == e0));
+	}
+	stop();
+}
+
+/* groups: with a model engine the group runs the scheduler. Four greedy
+ * requests sent together (batched) give the same text from a group of two
+ * CPUs — two pool threads, each computing a slice of every matrix product —
+ * as from a group of one, and the group's counters show the scheduler. */
+static void serve_four(unsigned n_cpus, char text[4][512], size_t len[4])
+{
+	static const char *prompts[] = {"hello world", "a b c hello", "world",
+					"hello hello world a b"};
+	struct aw_dispatch_group_stats g;
+	struct aw_proto_hdr r;
+	uint8_t pl[2048];
+	size_t n;
+	unsigned ended = 0;
+
+	group_cpus = n_cpus;
+	start(16, 0);
+	group_cpus = 1;
+	for (unsigned i = 0; i < 4; i++) {
+		len[i] = 0;
+		send_generate(7000 + i, prompts[i], 12);
+	}
+	while (ended < 4) {
+		assert_int_equal(next_reply(&r, pl, &n), 0);
+		assert_true(r.request_id >= 7000 && r.request_id < 7004);
+		unsigned i = (unsigned)(r.request_id - 7000);
+
+		assert_int_not_equal(r.type, AW_PROTO_ERROR);
+		if (r.type == AW_PROTO_DATA) {
+			uint32_t nt;
+			struct aw_proto_str s;
+			struct aw_proto_err e;
+
+			assert_int_equal(aw_proto_data_parse(pl, n, &nt, &s, &e), 0);
+			assert_true(len[i] + s.len <= 512);
+			memcpy(text[i] + len[i], s.p, s.len);
+			len[i] += s.len;
+		}
+		ended += r.type == AW_PROTO_END;
+	}
+	aw_dispatch_group_stats(disp, 0, &g);
+	assert_int_equal(g.sched, 1);
+	assert_int_equal(g.pool_threads, n_cpus);
+	assert_true(g.steps > 0 && g.decode_tokens > 0);
+	assert_int_equal(g.completed, 4);
+	stop();
+}
+
+static void test_group_threads(void **state)
+{
+	char one[4][512], two[4][512];
+	size_t l1[4], l2[4];
+	struct tiny_cfg c;
+	cpu_set_t set;
+	char path[64];
+
+	(void)state;
+	tiny_default(&c);
+	c.dim = 128;
+	c.ffn = 256;
+	c.n_head = 4;
+	c.n_head_kv = 2;
+	c.type = AW_TYPE_Q8_0;
+	c.with_tokenizer = 1;
+	snprintf(path, sizeof(path), "/tmp/aw-test-dp-model-%d.gguf", (int)getpid());
+	assert_int_equal(tiny_write(&c, path, NULL, NULL), 0);
+	use_model = path;
+	serve_four(1, one, l1);
+	/* the process may use CPUs 0 and 1 (the EAL pinned this thread to one) */
+	if (sched_getaffinity(getpid(), sizeof(set), &set) == 0 &&
+	    sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+		serve_four(2, two, l2);
+		for (unsigned i = 0; i < 4; i++) {
+			assert_int_equal(l1[i], l2[i]);
+			assert_memory_equal(one[i], two[i], l1[i]);
+		}
+	} else {
+		printf("# one CPU: two-thread group not run\n");
+	}
+	use_model = NULL;
+	unlink(path);
+}
+
 /* Two dataplane lcores, two queue pairs: each lcore answers on the TX queue
  * of the RX queue it polls, GENERATE replies included (the response ring of
  * the lcore that owns the flow). */
@@ -796,6 +949,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_malformed, teardown),
 		cmocka_unit_test_teardown(test_overload_and_shutdown, teardown),
 		cmocka_unit_test_teardown(test_two_groups, teardown),
+		cmocka_unit_test_teardown(test_session_affinity, teardown),
+		cmocka_unit_test_teardown(test_group_threads, teardown),
 		cmocka_unit_test_teardown(test_two_queues, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

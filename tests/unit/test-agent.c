@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "grammar.h"
 #include "gguf.h"
 #include "scheduler.h"
 #include "score.h"
@@ -130,10 +131,14 @@ static void test_plain(void **state)
 	r.n_labels = 1;
 	r.labels[0] = S(big);
 	expect_refused(&c, AW_PROTO_CLASSIFY, &r, AW_PROTO_ERR_TOO_LONG, "LABEL 0");
+	/* RESPONSE_FORMAT: the schema to compile, the grammar on from the start */
 	aw_proto_req_init(&r);
 	r.prompt = S("hello");
 	r.response_format = S("{\"type\": \"object\"}");
-	expect_refused(&c, AW_PROTO_GENERATE, &r, AW_PROTO_ERR_UNSUPPORTED, "RESPONSE_FORMAT");
+	assert_int_equal(aw_agent_prepare(&c, AW_PROTO_GENERATE, &r, &j), 0);
+	assert_int_equal(j.grammar, AW_AGENT_GRAMMAR_ALWAYS);
+	assert_string_equal(j.schema, "{\"type\": \"object\"}");
+	aw_agent_job_fini(&j);
 }
 
 static const char *msgs_ok =
@@ -165,6 +170,18 @@ static void test_messages(void **state)
 		fail_msg("%s", j.msg);
 	assert_int_equal(j.calls, AW_TOOLCALL_XML);
 	assert_int_equal(j.forced, 0);
+	/* the calls' grammar: one object per tool, compiled by the grammar engine */
+	assert_int_equal(j.grammar, AW_AGENT_GRAMMAR_CALLS);
+	assert_string_equal(j.g_prefix, "\n");
+	assert_string_equal(j.g_suffix, "\n</tool_call>");
+	assert_null(j.g_forced);
+	{
+		struct aw_grammar *gr = NULL;
+		struct aw_err err = {0};
+		if (aw_grammar_compile(j.schema, strlen(j.schema), NULL, &gr, &err) != 0)
+			fail_msg("%s: %s", j.schema, err.msg);
+		aw_grammar_free(gr);
+	}
 	assert_true(j.n_tokens > 50);
 	n_auto = j.n_tokens;
 	aw_agent_job_fini(&j);
@@ -179,6 +196,7 @@ static void test_messages(void **state)
 	assert_int_equal(aw_agent_prepare(&c, AW_PROTO_GENERATE, &r, &j), 0);
 	assert_int_equal(j.forced, 1);
 	assert_true(j.n_tokens > n_auto);
+	assert_string_equal(j.g_forced, "\n"); /* the prompt ends "<tool_call>\n" */
 	const int32_t n_req = j.n_tokens;
 	aw_agent_job_fini(&j);
 	r.tool_choice = AW_PROTO_TOOLS_NAMED;
@@ -186,6 +204,8 @@ static void test_messages(void **state)
 	assert_int_equal(aw_agent_prepare(&c, AW_PROTO_GENERATE, &r, &j), 0);
 	assert_string_equal(j.tool_name, "get_weather");
 	assert_true(j.n_tokens > n_req);
+	assert_string_equal(j.g_forced, "\n{\"name\": \"get_weather\", \"arguments\": ");
+	assert_null(strstr(j.schema, "\"time\"")); /* only the named tool */
 	aw_agent_job_fini(&j);
 	/* messages without tools, for EMBED and CLASSIFY too */
 	aw_proto_req_init(&r);

@@ -1156,6 +1156,30 @@ static void test_repack_inplace(void **state)
 	}
 	aw_gguf_close(g);
 	unlink(path);
+
+	/* a NaN block scale in a matrix the repacker takes: refused before it
+	 * is rewritten (the model skips its own check for prepacked tensors) */
+	tiny_default(&c);
+	c.type = AW_TYPE_Q8_0;
+	c.nan_scale = "blk.1.ffn_up.weight";
+	assert_int_equal(tiny_write(&c, path, &buf, &len), 0);
+	assert_int_equal(aw_gguf_open(path, &g, &err), 0);
+	{
+		struct aw_model_repacker rp;
+		struct aw_load_opts o = {.on_tensor_rw = aw_model_repacker_tensor,
+					 .tensor_ctx = &rp};
+		struct aw_weights *w = NULL;
+
+		assert_int_equal(aw_model_repacker_init(&rp, g), 0);
+		assert_int_equal(aw_loader_load_gguf(g, &o, &w, &err), -ECANCELED);
+		assert_null(w);
+		assert_int_equal(rp.rc, -EINVAL);
+		assert_non_null(strstr(rp.msg, "'blk.1.ffn_up.weight'"));
+		assert_non_null(strstr(rp.msg, "NaN"));
+		aw_model_repacker_fini(&rp);
+	}
+	aw_gguf_close(g);
+	unlink(path);
 }
 
 static int setup(void **state)

@@ -874,6 +874,73 @@ static void test_stress(void **state)
 	close_world(&w);
 }
 
+/* --- live model swap (loader): aw_sched_set_model --- */
+static void open_world_seed(struct world *w, uint64_t seed, uint32_t dim)
+{
+	struct tiny_cfg c;
+	struct aw_err err;
+	size_t len;
+	struct aw_model_params p = {.max_batch = 32};
+
+	memset(w, 0, sizeof(*w));
+	tiny_default(&c);
+	c.ctx = 256;
+	c.seed = seed;
+	c.dim = dim;
+	assert_int_equal(tiny_write(&c, NULL, &w->buf, &len), 0);
+	assert_int_equal(aw_gguf_parse(w->buf, len, &w->g, &err), 0);
+	assert_int_equal(
+		aw_model_load(w->g, aw_gguf_data(w->g), aw_gguf_data_size(w->g), &p, &w->m, &err),
+		0);
+}
+
+/* A scheduler moved to another model of the same shape answers with that
+ * model, bit for bit, even for a prompt its prefix cache held from the old
+ * one; it refuses while busy and for another shape. */
+static void test_set_model(void **state)
+{
+	enum { N = 40, GEN = 8 };
+	struct world wa, wb, wc;
+	struct aw_sched *s = NULL;
+	struct aw_sched_config c = {.max_batch = 4,
+				    .max_batch_tokens = 32,
+				    .prefill_chunk = 8,
+				    .block_size = 8,
+				    .ctx = 256};
+	struct aw_sched_req r;
+	int32_t prompt[N], ref[MAXT];
+
+	(void)state;
+	kv_type = AW_TYPE_F32;
+	open_world_seed(&wa, 1, 64);
+	open_world_seed(&wb, 2, 64);
+	open_world_seed(&wc, 1, 128);
+	mkprompt(prompt, N, 5);
+	assert_int_equal(aw_sched_new(wa.m, NULL, NULL, &c, on_event, &wa, &s), 0);
+	req(&r, 0, prompt, N, GEN);
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	assert_true(aw_sched_step(s, T0) > 0);
+	assert_int_equal(aw_sched_set_model(s, wb.m, NULL), -EBUSY);
+	run_idle(s, 1000);
+	expect_ref(&wa, 0, prompt, N, GEN);
+
+	assert_int_equal(aw_sched_set_model(s, wc.m, NULL), -EINVAL); /* another width */
+	assert_int_equal(aw_sched_set_model(s, wb.m, NULL), 0);
+	req(&r, 1, prompt, N, GEN); /* the old model's prefix cache must not serve it */
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	run_idle(s, 1000);
+	int k = reference(&wb, prompt, N, GEN, ref);
+	assert_true(wa.out[1].done);
+	assert_int_equal(wa.out[1].n, k);
+	assert_memory_equal(wa.out[1].tok, ref, sizeof(int32_t) * (size_t)k);
+	assert_memory_not_equal(wa.out[1].tok, wa.out[0].tok, sizeof(int32_t) * (size_t)k);
+	check_empty(s);
+	aw_sched_free(s);
+	close_world(&wa);
+	close_world(&wb);
+	close_world(&wc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -890,6 +957,7 @@ int main(void)
 		cmocka_unit_test(test_kv_attach),
 		cmocka_unit_test(test_text_stop),
 		cmocka_unit_test(test_stress),
+		cmocka_unit_test(test_set_model),
 	};
 
 	T0 = aw_sched_now_us();

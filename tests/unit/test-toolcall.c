@@ -236,6 +236,10 @@ static void test_misc(void **state)
 	assert_int_equal(aw_toolcall_feed(t, "call>", 5, 1, &out, on_call, &g, &err), 0);
 	assert_true(aw_toolcall_in_call(t));
 	assert_int_equal(aw_toolcall_feed(t, "{\"name\": ", 9, 3, &out, on_call, &g, &err), 0);
+	size_t cl;
+	const char *ct = aw_toolcall_call_text(t, &cl);
+	assert_int_equal(cl, 9); /* what a grammar woken at the marker must accept */
+	assert_memory_equal(ct, "{\"name\": ", 9);
 	assert_int_equal(aw_toolcall_feed(t, "\"f\"}", 4, 1, &out, on_call, &g, &err), 0);
 	assert_int_equal(g.n_calls, 1);
 	assert_int_equal(g.tokens[0], 5);    /* "call>" .. "}" */

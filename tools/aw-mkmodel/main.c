@@ -66,7 +66,8 @@ struct opts {
 	bool embd_type_set, output_type_set, vocab_set, tied;
 	bool untied_set; /* --untied: force output.weight on a tied preset */
 	uint64_t seed;
-	uint32_t alignment; /* general.alignment */
+	uint32_t alignment;	   /* general.alignment */
+	const char *chat_template; /* --chat-template FILE: tokenizer.chat_template */
 };
 
 /* One tensor to generate: everything the fill callback needs. */
@@ -108,6 +109,7 @@ static void mkmodel_usage(FILE *f, const char *prog)
 		"                        qwen2.5-0.5b, llama-3.2-1b, smollm2-135m)\n"
 		"  --untied              write output.weight even for a tied preset\n"
 		"  --seed N              random seed (default 1)\n"
+		"  --chat-template FILE  store FILE as tokenizer.chat_template\n"
 		"  --alignment N         general.alignment: tensor data alignment in bytes, a\n"
 		"                        power of two in 32..1048576 (default 32)\n"
 		"  --tokenizer-from F    copy the tokenizer.* keys of GGUF file F; vocab = its "
@@ -186,11 +188,13 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 		O_ARCH,
 		O_ROPE_SCALING,
 		O_UNTIED,
+		O_CHAT_TEMPLATE,
 		O_HELP,
 	};
 	static const struct option lopts[] = {
 		{"out", required_argument, NULL, O_OUT},
 		{"preset", required_argument, NULL, O_PRESET},
+		{"chat-template", required_argument, NULL, O_CHAT_TEMPLATE},
 		{"dim", required_argument, NULL, O_DIM},
 		{"layers", required_argument, NULL, O_LAYERS},
 		{"heads", required_argument, NULL, O_HEADS},
@@ -326,6 +330,9 @@ static int mkmodel_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_UNTIED:
 			o->untied_set = true;
+			break;
+		case O_CHAT_TEMPLATE:
+			o->chat_template = optarg;
 			break;
 		case O_ARCH:
 			if (strcmp(optarg, "llama") == 0 || strcmp(optarg, "qwen2") == 0)
@@ -855,6 +862,22 @@ int main(int argc, char **argv)
 				o.p.vocab);
 			goto out;
 		}
+	}
+	if (o.chat_template) {
+		/* a template for the chat family tests (agent operations) */
+		static char tmpl[1 << 16];
+		FILE *tf = fopen(o.chat_template, "rb");
+		size_t tn = tf ? fread(tmpl, 1, sizeof(tmpl) - 1, tf) : 0;
+		if (tf)
+			fclose(tf);
+		if (!tf || tn == 0) {
+			fprintf(stderr, "aw-mkmodel: --chat-template %s: unreadable or empty\n",
+				o.chat_template);
+			goto out;
+		}
+		tmpl[tn] = '\0';
+		if (aw_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl) < 0)
+			goto oom;
 	}
 
 	/* tensors: specs first (the writer keeps pointers to them) */
