@@ -23,10 +23,11 @@ void aw_gdfa_fini(struct aw_gdfa *d);
 
 /* Compile the ECMA-262-style 'pattern' (a subset; see grammar.h) to a DFA
  * matching whole strings, intersected with "length in [min_len, max_len]
- * characters" (max_len UINT32_MAX: unbounded). At most 'max_states' states.
+ * characters" (max_len UINT32_MAX: unbounded). At most 'max_states' states
+ * and about 'max_us' microseconds of construction.
  * Returns 0 and fills *ret, -ENOTSUP (err names the construct), -E2BIG
  * (too many states), -EINVAL (no string matches) or -ENOMEM. */
 int aw_gdfa_compile(const char *pattern, size_t len, uint32_t min_len, uint32_t max_len,
-		    uint32_t max_states, struct aw_gdfa *ret, struct aw_err *err);
+		    uint32_t max_states, long max_us, struct aw_gdfa *ret, struct aw_err *err);
 
 #endif

@@ -20,10 +20,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "grammar-int.h"
 
-#define NFA_MAX 40000 /* NFA states per pattern */
+#define NFA_MAX 20000 /* NFA states per pattern */
 
 enum { NS_EPS, NS_SET, NS_MATCH };
 
@@ -855,13 +856,17 @@ static int with_length(struct aw_gdfa *d, uint32_t lo, uint32_t hi, uint32_t max
 }
 
 int aw_gdfa_compile(const char *pattern, size_t len, uint32_t min_len, uint32_t max_len,
-		    uint32_t max_states, struct aw_gdfa *ret, struct aw_err *err)
+		    uint32_t max_states, long max_us, struct aw_gdfa *ret, struct aw_err *err)
 {
 	struct re r = {.p = pattern, .n = len, .err = err};
 	struct dbuild d = {.r = &r};
 	struct aw_gdfa dfa = {0};
-	uint32_t *scratch = NULL, *tgt = NULL;
+	uint32_t *scratch = NULL, *tgt = NULL, *setcls_off = NULL, tgtcap = 0;
+	uint8_t *setcls = NULL;
+	struct timespec t0;
 	int rc = 0;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
 
 	/* 1. parse into an NFA; ^ and $ at the ends are implied */
 	if (r.n && r.p[0] == '^')
@@ -904,7 +909,8 @@ int aw_gdfa_compile(const char *pattern, size_t len, uint32_t min_len, uint32_t 
 	d.stamp = calloc(r.nst, sizeof(*d.stamp));
 	d.stack = malloc(r.nst * sizeof(*d.stack));
 	scratch = malloc(r.nst * sizeof(*scratch));
-	tgt = malloc(r.nst * sizeof(*tgt));
+	tgtcap = r.nst;
+	tgt = malloc(tgtcap * sizeof(*tgt));
 	d.setcap = 64;
 	d.sets = malloc(d.setcap * sizeof(*d.sets));
 	d.htcap = 1;
@@ -927,22 +933,75 @@ int aw_gdfa_compile(const char *pattern, size_t len, uint32_t min_len, uint32_t 
 			goto out;
 		}
 	}
+	/* the classes each byte set holds, once */
+	setcls_off = malloc((r.nsets + 1) * sizeof(*setcls_off));
+	setcls = malloc(((size_t)r.nsets * (size_t)ncls + 1) * sizeof(*setcls));
+	if (!setcls_off || !setcls) {
+		rc = aw_err_set(err, ENOMEM, "pattern: out of memory");
+		goto out;
+	}
+	{
+		uint32_t k = 0;
+		for (uint32_t i = 0; i < r.nsets; i++) {
+			setcls_off[i] = k;
+			for (int c = 0; c < ncls; c++)
+				if (bs_has(&r.sets[i], (unsigned)rep[c]))
+					setcls[k++] = (uint8_t)c;
+		}
+		setcls_off[r.nsets] = k;
+	}
 	for (uint32_t s = 0; s < d.nsets; s++) {
 		int32_t row[256];
-		for (int c = 0; c < ncls; c++) {
-			uint32_t nt = 0;
-			int b = rep[c];
-			for (uint32_t k = 0; k < d.sets[s].n; k++) {
-				const struct nst *x = &r.st[d.pool[d.sets[s].off + k]];
-				if (x->kind == NS_MATCH)
-					dfa.accept[s] = 1;
-				else if (x->kind == NS_SET && bs_has(&r.sets[x->set], (unsigned)b))
-					tgt[nt++] = (uint32_t)x->out;
+		uint32_t cnt[257] = {0};
+		if ((s & 15) == 0) {
+			struct timespec t;
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+			if ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 >
+			    max_us) {
+				rc = aw_err_set(err, E2BIG, "pattern: DFA construction over %ld us",
+						max_us);
+				goto out;
 			}
+		}
+		/* targets bucketed by class: one pass over the NFA states */
+		uint32_t total = 0;
+		for (uint32_t k = 0; k < d.sets[s].n; k++) {
+			const struct nst *x = &r.st[d.pool[d.sets[s].off + k]];
+			if (x->kind == NS_MATCH)
+				dfa.accept[s] = 1;
+			else if (x->kind == NS_SET)
+				for (uint32_t q = setcls_off[x->set]; q < setcls_off[x->set + 1];
+				     q++) {
+					cnt[setcls[q] + 1]++;
+					total++;
+				}
+		}
+		if (total > tgtcap) {
+			free(tgt);
+			tgtcap = total * 2;
+			tgt = malloc(tgtcap * sizeof(*tgt));
+			if (!tgt) {
+				rc = aw_err_set(err, ENOMEM, "pattern: out of memory");
+				goto out;
+			}
+		}
+		for (int c = 0; c < ncls; c++)
+			cnt[c + 1] += cnt[c];
+		uint32_t fill[256];
+		memcpy(fill, cnt, sizeof(fill));
+		for (uint32_t k = 0; k < d.sets[s].n; k++) {
+			const struct nst *x = &r.st[d.pool[d.sets[s].off + k]];
+			if (x->kind == NS_SET)
+				for (uint32_t q = setcls_off[x->set]; q < setcls_off[x->set + 1];
+				     q++)
+					tgt[fill[setcls[q]]++] = (uint32_t)x->out;
+		}
+		for (int c = 0; c < ncls; c++) {
+			uint32_t nt = cnt[c + 1] - cnt[c];
 			int32_t t = -1;
 			if (nt) {
 				uint32_t *v, nv;
-				closure(&d, tgt, nt, &v, &nv, scratch);
+				closure(&d, tgt + cnt[c], nt, &v, &nv, scratch);
 				t = sset_intern(&d, v, nv, max_states);
 				if (t == -2) {
 					rc = aw_err_set(err, E2BIG,
@@ -959,9 +1018,6 @@ int aw_gdfa_compile(const char *pattern, size_t len, uint32_t min_len, uint32_t 
 		}
 		for (int b = 0; b < 256; b++)
 			dfa.next[(size_t)s * 256 + b] = row[cls[b]];
-		for (uint32_t k = 0; k < d.sets[s].n; k++)
-			if (r.st[d.pool[d.sets[s].off + k]].kind == NS_MATCH)
-				dfa.accept[s] = 1;
 	}
 	dfa.n = d.nsets;
 
@@ -1046,5 +1102,7 @@ out:
 	free(d.stack);
 	free(scratch);
 	free(tgt);
+	free(setcls);
+	free(setcls_off);
 	return rc;
 }

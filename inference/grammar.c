@@ -248,6 +248,14 @@ struct comp {
 	 * shallow, freed after the compile */
 	struct aw_json **tmp;
 	uint32_t ntmp, captmp;
+	uint32_t depth; /* compile() nesting: merges can recurse through $ref */
+	struct {
+		const char *re; /* pattern text (borrowed) */
+		size_t len;
+		uint32_t lo, hi;
+		int32_t dfa;
+	} redone[32]; /* DFAs built so far: the same format repeats */
+	uint32_t nredone;
 };
 
 static int over_budget(struct comp *c)
@@ -255,7 +263,7 @@ static int over_budget(struct comp *c)
 	if (++c->ticks % 64)
 		return 0;
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	long us = (t.tv_sec - c->t0.tv_sec) * 1000000L + (t.tv_nsec - c->t0.tv_nsec) / 1000;
 	return us > AW_GRAMMAR_COMPILE_US;
 }
@@ -671,7 +679,15 @@ static int64_t c_object(struct comp *c, const struct aw_json *s, int any)
 		snprintf(seg, sizeof(seg), "properties/%.*s", (int)(nlens[i] < 40 ? nlens[i] : 40),
 			 names[i]);
 		old = path_push(c, seg);
-		v = ps ? compile(c, ps) : any_node(c);
+		if (ps)
+			v = compile(c, ps);
+		else if (addl && addl->type == AW_JSON_OBJECT)
+			v = compile(c, addl); /* a required name not in properties */
+		else if (addl && addl->type == AW_JSON_FALSE)
+			v = cerr(c, EINVAL, "required '%.40s' is not an allowed property",
+				 names[i]);
+		else
+			v = any_node(c);
 		path_pop(c, old);
 		if (v == -EINVAL && !isreq[i]) {
 			vals[i] = -1; /* unsatisfiable optional property: never generated */
@@ -828,24 +844,19 @@ static const struct {
 	 "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:"
 	 "[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"},
 	{"uuid", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"},
-	{"email", "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}@[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}\\."
-		  "[a-z]{2,6}"},
+	{"email", "[a-z0-9]+(\\.[a-z0-9]+){0,2}@[a-z0-9]+(\\.[a-z0-9]+){0,2}\\.[a-z]{2,6}"},
 	{"ipv4",
 	 "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?"
 	 "[0-9])){3}"},
 	{"ipv6", "[0-9a-f]{1,4}(:[0-9a-f]{1,4}){7}"},
 	{"hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
-	{"uri", "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
+	{"uri", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
 	/* a URI is also a URI reference, an IRI, a template without variables */
-	{"uri-reference",
-	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"iri", "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"iri-reference",
-	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"uri-template",
-	 "https?://[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}(/[a-zA-Z0-9_~.-]{1,20}){0,5}"},
-	{"idn-email", "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,2}@[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,"
-		      "2}\\.[a-z]{2,6}"},
+	{"uri-reference", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"iri", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"iri-reference", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"uri-template", "https?://[a-z0-9]+(\\.[a-z0-9]+){0,3}(/[a-zA-Z0-9_~.-]+){0,5}"},
+	{"idn-email", "[a-z0-9]+(\\.[a-z0-9]+){0,2}@[a-z0-9]+(\\.[a-z0-9]+){0,2}\\.[a-z]{2,6}"},
 	{"idn-hostname", "[a-z0-9]{1,30}(\\.[a-z0-9]{1,30}){0,3}"},
 	{"json-pointer", "(/[a-z0-9]{1,10}){0,5}"},
 	{"relative-json-pointer", "[1-9]?[0-9](/[a-z0-9]{1,10}){0,5}"},
@@ -895,7 +906,21 @@ static int64_t c_string(struct comp *c, const struct aw_json *s)
 		struct aw_grammar *g = c->g;
 		struct aw_gdfa d;
 		struct aw_err e;
-		int rc = aw_gdfa_compile(re, relen, nd.lo, nd.hi, AW_GRAMMAR_MAX_DFA, &d, &e);
+		for (uint32_t i = 0; i < c->nredone; i++)
+			if (c->redone[i].len == relen && c->redone[i].lo == nd.lo &&
+			    c->redone[i].hi == nd.hi && !memcmp(c->redone[i].re, re, relen)) {
+				nd.dfa = c->redone[i].dfa;
+				nd.lo = 0;
+				nd.hi = UINT32_MAX;
+				return node_new(c, &nd);
+			}
+		struct timespec t;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+		long left = AW_GRAMMAR_COMPILE_US - ((t.tv_sec - c->t0.tv_sec) * 1000000L +
+						     (t.tv_nsec - c->t0.tv_nsec) / 1000);
+		int rc = left <= 0 ? aw_err_set(&e, E2BIG, "compile time budget spent")
+				   : aw_gdfa_compile(re, relen, nd.lo, nd.hi, AW_GRAMMAR_MAX_DFA,
+						     left, &d, &e);
 		if (rc < 0)
 			return cerr(c, -rc, "%.100s", e.msg);
 		if (GROW(g, dfas, g->ndfas, capdfas, g->ndfas + 1) < 0) {
@@ -904,6 +929,13 @@ static int64_t c_string(struct comp *c, const struct aw_json *s)
 		}
 		g->dfas[g->ndfas] = d;
 		nd.dfa = (int32_t)g->ndfas++;
+		if (c->nredone < 32) {
+			c->redone[c->nredone].re = re;
+			c->redone[c->nredone].len = relen;
+			c->redone[c->nredone].lo = nd.lo;
+			c->redone[c->nredone].hi = nd.hi;
+			c->redone[c->nredone++].dfa = nd.dfa;
+		}
 		nd.lo = 0;
 		nd.hi = UINT32_MAX; /* in the DFA now */
 	}
@@ -1534,7 +1566,20 @@ static int64_t c_enum(struct comp *c, const struct aw_json *s)
 	return r;
 }
 
+static int64_t compile_one(struct comp *c, const struct aw_json *s);
+
 static int64_t compile(struct comp *c, const struct aw_json *s)
+{
+	if (c->depth >= 2 * AW_GRAMMAR_MAX_DEPTH)
+		return cerr(c, E2BIG, "schema nested more than %d deep (through $ref or merges)",
+			    2 * AW_GRAMMAR_MAX_DEPTH);
+	c->depth++;
+	int64_t r = compile_one(c, s);
+	c->depth--;
+	return r;
+}
+
+static int64_t compile_one(struct comp *c, const struct aw_json *s)
 {
 	if (s->type == AW_JSON_TRUE)
 		return any_node(c);
@@ -1620,6 +1665,83 @@ static int64_t text_lit(struct comp *c, const char *s)
 	return node_new(c, &nd);
 }
 
+/* Keep only what can be finished: a node is finite when some value of it
+ * is (objects: every required member; arrays: empty allowed or a finite
+ * item; alternatives: one finite alternative). Unfinishable alternatives,
+ * optional members and array items are dropped so that the matcher never
+ * enters them; returns 0, or -EINVAL when the root cannot be finished
+ * (e.g. a required member that contains itself). */
+static int prune_infinite(struct aw_grammar *g)
+{
+	uint8_t *ok = calloc(g->nnodes ? g->nnodes : 1, 1);
+	if (!ok)
+		return -ENOMEM;
+	for (int changed = 1; changed;) {
+		changed = 0;
+		for (uint32_t i = 0; i < g->nnodes; i++) {
+			if (ok[i])
+				continue;
+			const struct gnode *n = &g->nodes[i];
+			int v = 1;
+			switch (n->kind) {
+			case GK_OBJECT:
+				if (n->sub >= 0)
+					break; /* maps may be empty */
+				for (uint32_t k = 0; k < n->n && v; k++) {
+					const struct gprop *p = &g->props[n->off + k];
+					if (p->req_next == k && (p->node < 0 || !ok[p->node]))
+						v = 0;
+				}
+				break;
+			case GK_ARRAY:
+				for (uint32_t k = 0; k < n->lo && k < n->n && v; k++)
+					v = ok[g->kids[n->off + k]];
+				if (v && n->lo > n->n)
+					v = n->sub >= 0 && ok[n->sub];
+				break;
+			case GK_ALT:
+			case GK_ROOT:
+				v = n->kind == GK_ROOT;
+				for (uint32_t k = 0; k < n->n; k++) {
+					int kk = ok[g->kids[n->off + k]];
+					v = n->kind == GK_ROOT ? v && kk : v || kk;
+				}
+				break;
+			default:
+				break;
+			}
+			if (v) {
+				ok[i] = 1;
+				changed = 1;
+			}
+		}
+	}
+	int r = ok[g->root] ? 0 : -EINVAL;
+	for (uint32_t i = 0; i < g->nnodes && !r; i++) {
+		struct gnode *n = &g->nodes[i];
+		if (n->kind == GK_ALT) {
+			uint32_t k = 0;
+			for (uint32_t j = 0; j < n->n; j++)
+				if (ok[g->kids[n->off + j]])
+					g->kids[n->off + k++] = g->kids[n->off + j];
+			n->n = k;
+		} else if (n->kind == GK_OBJECT && n->sub < 0) {
+			for (uint32_t k = 0; k < n->n; k++)
+				if (g->props[n->off + k].node >= 0 &&
+				    !ok[g->props[n->off + k].node])
+					g->props[n->off + k].node = -1;
+		} else if (n->kind == GK_ARRAY) {
+			if (n->sub >= 0 && !ok[n->sub] && n->hi > n->n)
+				n->hi = n->n;
+			for (uint32_t k = n->lo; k < n->n && k < n->hi; k++)
+				if (!ok[g->kids[n->off + k]])
+					n->hi = k; /* the tuple stops before it */
+		}
+	}
+	free(ok);
+	return r;
+}
+
 int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_grammar_opts *o,
 			    struct aw_grammar **ret, struct aw_err *err)
 {
@@ -1633,7 +1755,7 @@ int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_gramma
 	c.root = schema;
 	c.err = err;
 	c.any = -1;
-	clock_gettime(CLOCK_MONOTONIC, &c.t0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c.t0);
 	int32_t seq[3];
 	uint32_t n = 0;
 	if (o && o->prefix && *o->prefix) {
@@ -1658,6 +1780,13 @@ int aw_grammar_compile_json(const struct aw_json *schema, const struct aw_gramma
 	if ((r = node_new(&c, &root)) < 0)
 		goto fail;
 	c.g->root = (uint32_t)r;
+	if ((r = prune_infinite(c.g)) < 0) {
+		if (r == -EINVAL)
+			aw_err_set(err, EINVAL,
+				   "no finite value satisfies the schema (a required "
+				   "member contains itself)");
+		goto fail;
+	}
 	free(c.memo);
 	tmp_free(&c);
 	*ret = c.g;
@@ -2286,7 +2415,8 @@ static int key_ok(const struct aw_grammar_matcher *m, const struct gnode *n, uin
 	const struct tnode *x = &g->tn[t];
 	for (uint32_t i = x->lo; i < x->hi; i++) {
 		int32_t j = g->tleaf[i];
-		if ((uint32_t)j >= lo && (uint32_t)j <= r)
+		if ((uint32_t)j >= lo && (uint32_t)j <= r &&
+		    g->props[n->off + (uint32_t)j].node >= 0)
 			return 1;
 	}
 	return 0;

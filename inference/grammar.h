@@ -68,7 +68,7 @@ struct aw_grammar_matcher;
 #define AW_GRAMMAR_MAX_DFA    2000  /* DFA states per regex (pattern/format) */
 #define AW_GRAMMAR_MAX_PROPS  1000  /* properties per object */
 #define AW_GRAMMAR_MAX_DEPTH  64    /* nested containers in a generated value */
-#define AW_GRAMMAR_COMPILE_US 50000 /* compile time budget (µs) */
+#define AW_GRAMMAR_COMPILE_US 50000 /* compile budget: µs of thread CPU time */
 
 /* Flags of struct aw_grammar_opts. */
 #define AW_GRAMMAR_COMPACT (1u << 0) /* "," and ":" separators (default ", " / ": ") */

@@ -110,6 +110,30 @@ INLINE void legacy_scales(const uint8_t *p, int stride, int n, int min, struct g
 	}
 }
 
+/* The float factors of a K super-block (any layout: scales and d stay in
+ * place): fa/fm for Q4_K/Q5_K, fa/fb (even/odd 16-wide scales) for Q6_K. */
+INLINE void kscales(const uint8_t *blk, const uint32_t type, struct grp *o)
+{
+	if (type == AW_TYPE_Q6_K) {
+		const int8x8x2_t sc = vld2_s8((const int8_t *)blk + 192);
+		const float d = f16(blk + 208);
+
+		for (int k = 0; k < 2; k++) {
+			o->fa[k] = vmulq_n_f32(s8x4_f32(sc.val[0], k), d);
+			o->fb[k] = vmulq_n_f32(s8x4_f32(sc.val[1], k), d);
+		}
+		return;
+	}
+	uint64_t sc, mn;
+	const float d = f16(blk), dmin = f16(blk + 2);
+
+	aw_kern_kq_scales(blk + 4, &sc, &mn);
+	for (int k = 0; k < 2; k++) {
+		o->fa[k] = vmulq_n_f32(u8x4_f32(vcreate_u8(sc), k), d);
+		o->fm[k] = vmulq_n_f32(u8x4_f32(vcreate_u8(mn), k), -dmin);
+	}
+}
+
 INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, struct grp *o)
 {
 	switch (type) {
@@ -118,15 +142,8 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 		const int five = type == AW_TYPE_Q5_K;
 		const uint8_t *blk = row + (size_t)g * (five ? 176 : 144);
 		const uint8_t *qs = blk + (five ? 48 : 16);
-		uint64_t sc, mn;
 
-		aw_kern_kq_scales(blk + 4, &sc, &mn);
-		const float d = f16(blk), dmin = f16(blk + 2);
-
-		for (int k = 0; k < 2; k++) {
-			o->fa[k] = vmulq_n_f32(u8x4_f32(vcreate_u8(sc), k), d);
-			o->fm[k] = vmulq_n_f32(u8x4_f32(vcreate_u8(mn), k), -dmin);
-		}
+		kscales(blk, type, o);
 		for (int c = 0; c < 4; c++)
 			for (int k = 0; k < 2; k++) {
 				const uint8x16_t raw = vld1q_u8(qs + 32 * c + 16 * k);
@@ -152,8 +169,8 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 	case AW_TYPE_Q6_K: {
 		const uint8_t *blk = row + (size_t)g * 210;
 		const uint8x16_t lo4 = vdupq_n_u8(0x0f), hi2 = vdupq_n_u8(0x30);
-		const float d = f16(blk + 208);
 
+		kscales(blk, type, o);
 		for (int h = 0; h < 2; h++)
 			for (int k = 0; k < 2; k++) {
 				const uint8x16_t qa = vld1q_u8(blk + 64 * h + 16 * k);
@@ -175,13 +192,6 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 					o->q[4 * h + j][k] =
 						vsubq_s8(vreinterpretq_s8_u8(q[j]), vdupq_n_s8(32));
 			}
-		/* scales: even ones (first halves) and odd ones (second halves) */
-		const int8x8x2_t sc = vld2_s8((const int8_t *)blk + 192);
-
-		for (int k = 0; k < 2; k++) {
-			o->fa[k] = vmulq_n_f32(s8x4_f32(sc.val[0], k), d);
-			o->fb[k] = vmulq_n_f32(s8x4_f32(sc.val[1], k), d);
-		}
 		return;
 	}
 	case AW_TYPE_Q4_1: {
@@ -225,11 +235,27 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 	}
 }
 
+/* acc[k] += the float terms of blocks 4k..4k+3 for one token, from their
+ * exact sums: lane i of lo[k] (and hi[k], Q6_K's second halves) */
+INLINE void combine(const struct grp *o, const int32x4_t lo[2], const int32x4_t hi[2],
+		    const float *dx, const float *xs, const uint32_t type, float32x4_t acc[2])
+{
+	for (int k = 0; k < 2; k++) {
+		const float32x4_t vdx = vld1q_f32(dx + 4 * k);
+
+		acc[k] = vfmaq_f32(acc[k], vcvtq_f32_s32(lo[k]), vmulq_f32(o->fa[k], vdx));
+		if (type == AW_TYPE_Q6_K)
+			acc[k] = vfmaq_f32(acc[k], vcvtq_f32_s32(hi[k]), vmulq_f32(o->fb[k], vdx));
+		else if (type != AW_TYPE_Q5_0)
+			acc[k] = vfmaq_f32(acc[k], o->fm[k], vld1q_f32(xs + 4 * k));
+	}
+}
+
 /* acc[0..1] += the group's contribution for one token (blocks i < n) */
 INLINE void group_token(const struct grp *o, const struct aw_block_q8a *xb, const float *dx,
 			const float *xs, int n, const uint32_t type, float32x4_t acc[2])
 {
-	int32x4_t vl[8], vh[8];
+	int32x4_t vl[8], vh[8], lo[2], hi[2];
 
 	for (int i = 0; i < 8; i++) {
 		vl[i] = vh[i] = vdupq_n_s32(0);
@@ -244,28 +270,18 @@ INLINE void group_token(const struct grp *o, const struct aw_block_q8a *xb, cons
 			vl[i] = sdot4(vl[i], o->q[i][1], x1);
 	}
 	for (int k = 0; k < 2; k++) {
-		const int32x4_t *v = vl + 4 * k;
-		const int32x4_t s = vpaddq_s32(vpaddq_s32(v[0], v[1]), vpaddq_s32(v[2], v[3]));
-		const float32x4_t vdx = vld1q_f32(dx + 4 * k);
+		const int32x4_t *v = vl + 4 * k, *u = vh + 4 * k;
 
-		acc[k] = vfmaq_f32(acc[k], vcvtq_f32_s32(s), vmulq_f32(o->fa[k], vdx));
-		if (type == AW_TYPE_Q6_K) {
-			const int32x4_t *w = vh + 4 * k;
-			const int32x4_t t =
-				vpaddq_s32(vpaddq_s32(w[0], w[1]), vpaddq_s32(w[2], w[3]));
-
-			acc[k] = vfmaq_f32(acc[k], vcvtq_f32_s32(t), vmulq_f32(o->fb[k], vdx));
-		} else if (type != AW_TYPE_Q5_0) {
-			acc[k] = vfmaq_f32(acc[k], o->fm[k], vld1q_f32(xs + 4 * k));
-		}
+		lo[k] = vpaddq_s32(vpaddq_s32(v[0], v[1]), vpaddq_s32(v[2], v[3]));
+		hi[k] = vpaddq_s32(vpaddq_s32(u[0], u[1]), vpaddq_s32(u[2], u[3]));
 	}
+	combine(o, lo, hi, dx, xs, type, acc);
 }
 
-INLINE void tile(const struct aw_kern_mat *w, const struct aw_block_q8a *xq, const float *dx,
-		 const float *xs, uint32_t nbp, uint32_t r, float *y, size_t ldy, const int T,
-		 const uint32_t type)
+INLINE void tile(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, uint32_t r, float *y,
+		 size_t ldy, const int T, const uint32_t type)
 {
-	const uint32_t nb = w->cols / AW_KERN_QK;
+	const uint32_t nb = w->cols / AW_KERN_QK, nbp = c->nbp;
 	const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
 	float32x4_t acc[4][2];
 	struct grp o;
@@ -276,16 +292,116 @@ INLINE void tile(const struct aw_kern_mat *w, const struct aw_block_q8a *xq, con
 	for (g = 0; 8 * g + 8 <= nb; g++) {
 		decode(row, g, 8, type, &o);
 		for (int t = 0; t < T; t++)
-			group_token(&o, xq + (size_t)t * nb + 8 * g, dx + t * nbp + 8 * g,
-				    xs + t * nbp + 8 * g, 8, type, acc[t]);
+			group_token(&o, c->xq + (size_t)t * nb + 8 * g, c->dx + t * nbp + 8 * g,
+				    c->xs + t * nbp + 8 * g, 8, type, acc[t]);
 	}
 	if (8 * g < nb) { /* legacy types: the last 1..7 blocks */
 		const int n = (int)(nb - 8 * g);
 
 		decode(row, g, n, type, &o);
 		for (int t = 0; t < T; t++)
-			group_token(&o, xq + (size_t)t * nb + 8 * g, dx + t * nbp + 8 * g,
-				    xs + t * nbp + 8 * g, n, type, acc[t]);
+			group_token(&o, c->xq + (size_t)t * nb + 8 * g, c->dx + t * nbp + 8 * g,
+				    c->xs + t * nbp + 8 * g, n, type, acc[t]);
+	}
+	for (int t = 0; t < T; t++)
+		y[(size_t)t * ldy + r] = vaddvq_f32(vaddq_f32(acc[t][0], acc[t][1]));
+}
+
+/* ---- KQ8 layout: q[m][k] = elements 4m..4m+3 of sub-blocks 4k..4k+3 ---- */
+
+INLINE void decode8(const uint8_t *row, uint32_t g, const uint32_t type, struct grp *o)
+{
+	const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+
+	if (type == AW_TYPE_Q6_K) {
+		const uint8_t *blk = row + (size_t)g * 210;
+		const uint8x16_t hi2 = vdupq_n_u8(0x30);
+
+		kscales(blk, type, o);
+		for (int k = 0; k < 2; k++) {
+			const uint8x16_t h0 = vld1q_u8(blk + 128 + 16 * k);
+			const uint8x16_t h1 = vld1q_u8(blk + 160 + 16 * k);
+			/* bits 4-5 of rows m: field m/2 of h[m % 2] */
+			const uint8x16_t hb[8] = {
+				vandq_u8(vshlq_n_u8(h0, 4), hi2),
+				vandq_u8(vshlq_n_u8(h1, 4), hi2),
+				vandq_u8(vshlq_n_u8(h0, 2), hi2),
+				vandq_u8(vshlq_n_u8(h1, 2), hi2),
+				vandq_u8(h0, hi2),
+				vandq_u8(h1, hi2),
+				vandq_u8(vshrq_n_u8(h0, 2), hi2),
+				vandq_u8(vshrq_n_u8(h1, 2), hi2),
+			};
+
+			for (int j = 0; j < 4; j++) {
+				const uint8x16_t raw = vld1q_u8(blk + 32 * j + 16 * k);
+
+				o->q[j][k] = vsubq_s8(
+					vreinterpretq_s8_u8(vorrq_u8(vandq_u8(raw, lo4), hb[j])),
+					vdupq_n_s8(32));
+				o->q[j + 4][k] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(
+								  vshrq_n_u8(raw, 4), hb[j + 4])),
+							  vdupq_n_s8(32));
+			}
+		}
+		return;
+	}
+	const int five = type == AW_TYPE_Q5_K;
+	const uint8_t *blk = row + (size_t)g * (five ? 176 : 144);
+	const uint8_t *qs = blk + (five ? 48 : 16);
+
+	kscales(blk, type, o);
+	for (int k = 0; k < 2; k++) {
+		for (int j = 0; j < 4; j++) {
+			const uint8x16_t raw = vld1q_u8(qs + 32 * j + 16 * k);
+
+			o->q[j][k] = vreinterpretq_s8_u8(vandq_u8(raw, lo4));
+			o->q[j + 4][k] = vreinterpretq_s8_u8(vshrq_n_u8(raw, 4));
+		}
+		if (five) {
+			const uint8x16_t qh = vld1q_u8(blk + 16 + 16 * k);
+
+			for (int m = 0; m < 8; m++) {
+				const uint8x16_t h =
+					vandq_u8(vtstq_u8(qh, vdupq_n_u8((uint8_t)(1u << m))),
+						 vdupq_n_u8(16));
+
+				o->q[m][k] = vorrq_s8(o->q[m][k], vreinterpretq_s8_u8(h));
+			}
+		}
+	}
+}
+
+INLINE void tile8(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, uint32_t r, float *y,
+		  size_t ldy, const int T, const uint32_t type)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK, nbp = c->nbp;
+	const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	float32x4_t acc[4][2];
+	struct grp o;
+
+	for (int t = 0; t < T; t++)
+		acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
+	for (uint32_t g = 0; g < nb / 8; g++) {
+		decode8(row, g, type, &o);
+		for (int t = 0; t < T; t++) {
+			const int8_t *xt = (const int8_t *)c->xt + (size_t)t * 32 * nbp + 256 * g;
+			int32x4_t lo[2], hi[2];
+
+			for (int k = 0; k < 2; k++) {
+				lo[k] = hi[k] = vdupq_n_s32(0);
+				for (int m = 0; m < 8; m++) {
+					const int8x16_t x = vld1q_s8(xt + 32 * m + 16 * k);
+
+					if (type == AW_TYPE_Q6_K && m >= 4)
+						hi[k] = sdot4(hi[k], o.q[m][k], x);
+					else
+						lo[k] = sdot4(lo[k], o.q[m][k], x);
+				}
+			}
+			combine(&o, lo, hi, c->dx + t * nbp + 8 * g, c->xs + t * nbp + 8 * g, type,
+				acc[t]);
+		}
 	}
 	for (int t = 0; t < T; t++)
 		y[(size_t)t * ldy + r] = vaddvq_f32(vaddq_f32(acc[t][0], acc[t][1]));

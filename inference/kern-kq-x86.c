@@ -114,6 +114,38 @@ INLINE void legacy_scales(const uint8_t *p, int stride, int n, __m256 *d, __m256
 	*m = _mm256_cvtph_ps(_mm256_extracti128_si256(pk, 1));
 }
 
+/* The float factors of a K super-block (any layout: scales and d stay in
+ * place): fa/fm for Q4_K/Q5_K, fa/fb (even/odd 16-wide scales) for Q6_K. */
+INLINE void kscales(const uint8_t *blk, const uint32_t type, struct grp *o)
+{
+	if (type == AW_TYPE_Q6_K) {
+		const __m128i sc = _mm_loadu_si128((const __m128i *)(blk + 192));
+		const __m128i ev = _mm_shuffle_epi8(
+			sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+		aw_fp16 d;
+
+		memcpy(&d, blk + 208, 2);
+		const __m256 vd = _mm256_set1_ps(_cvtsh_ss(d));
+
+		o->fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ev)), vd);
+		o->fb = _mm256_mul_ps(
+			_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ev, 8))), vd);
+		return;
+	}
+	uint64_t sc, mn;
+	aw_fp16 d, dmin;
+
+	aw_kern_kq_scales(blk + 4, &sc, &mn);
+	memcpy(&d, blk, 2);
+	memcpy(&dmin, blk + 2, 2);
+	o->fa = _mm256_mul_ps(
+		_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))),
+		_mm256_set1_ps(_cvtsh_ss(d)));
+	o->fm = _mm256_mul_ps(
+		_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))),
+		_mm256_set1_ps(-_cvtsh_ss(dmin)));
+}
+
 /* Decode group g (blocks 8g .. 8g+n-1, n <= 8) of a row of 'type'. */
 INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, struct grp *o)
 {
@@ -125,19 +157,8 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 		const int five = type == AW_TYPE_Q5_K;
 		const uint8_t *blk = row + (size_t)g * (five ? 176 : 144);
 		const uint8_t *qs = blk + (five ? 48 : 16);
-		uint64_t sc, mn;
 
-		aw_kern_kq_scales(blk + 4, &sc, &mn);
-		aw_fp16 d, dmin;
-
-		memcpy(&d, blk, 2);
-		memcpy(&dmin, blk + 2, 2);
-		o->fa = _mm256_mul_ps(
-			_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc))),
-			_mm256_set1_ps(_cvtsh_ss(d)));
-		o->fm = _mm256_mul_ps(
-			_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn))),
-			_mm256_set1_ps(-_cvtsh_ss(dmin)));
+		kscales(blk, type, o);
 		const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16))
 					: _mm256_setzero_si256();
 		for (int c = 0; c < 4; c++) {
@@ -159,9 +180,8 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 	case AW_TYPE_Q6_K: {
 		const uint8_t *blk = row + (size_t)g * 210;
 		const __m256i hi2 = _mm256_set1_epi8(0x30);
-		aw_fp16 d;
 
-		memcpy(&d, blk + 208, 2);
+		kscales(blk, type, o);
 		for (int h = 0; h < 2; h++) {
 			const __m256i qa = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
 			const __m256i qb = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
@@ -186,15 +206,6 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 				o->u[4 * h + k] = _mm256_abs_epi8(s);
 			}
 		}
-		/* scales: even ones (first halves) and odd ones (second halves) */
-		const __m128i sc = _mm_loadu_si128((const __m128i *)(blk + 192));
-		const __m128i ev = _mm_shuffle_epi8(
-			sc, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
-		const __m256 vd = _mm256_set1_ps(_cvtsh_ss(d));
-
-		o->fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ev)), vd);
-		o->fb = _mm256_mul_ps(
-			_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ev, 8))), vd);
 		return;
 	}
 	case AW_TYPE_Q4_1: {
@@ -233,6 +244,24 @@ INLINE void decode(const uint8_t *row, uint32_t g, int n, const uint32_t type, s
 	}
 }
 
+/* acc += the group's float terms for one token, from its exact sums: lane i
+ * of lo/hi = block i's first/second half (Q6_K) or lo + hi = block i */
+INLINE __m256 combine(const struct grp *o, __m256i lo, __m256i hi, const float *dx, const float *xs,
+		      const uint32_t type, __m256 acc)
+{
+	const __m256 vdx = _mm256_loadu_ps(dx);
+
+	if (type == AW_TYPE_Q6_K) {
+		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(o->fa, vdx), acc);
+		return _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(o->fb, vdx), acc);
+	}
+	acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)),
+			      _mm256_mul_ps(o->fa, vdx), acc);
+	if (type != AW_TYPE_Q5_0)
+		acc = _mm256_fmadd_ps(o->fm, _mm256_loadu_ps(xs), acc);
+	return acc;
+}
+
 /* acc += the group's contribution for one token (blocks i < n; xb = the
  * token's activation block 8g, dx/xs its tables at 8g) */
 INLINE __m256 group_token(const struct grp *o, const struct aw_block_q8a *xb, const float *dx,
@@ -253,24 +282,13 @@ INLINE __m256 group_token(const struct grp *o, const struct aw_block_q8a *xb, co
 		v[i] = dot(o->u[i], x);
 	}
 	fold8(v, &lo, &hi);
-	const __m256 vdx = _mm256_loadu_ps(dx);
-
-	if (type == AW_TYPE_Q6_K) {
-		acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(o->fa, vdx), acc);
-		return _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(o->fb, vdx), acc);
-	}
-	acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi)),
-			      _mm256_mul_ps(o->fa, vdx), acc);
-	if (type != AW_TYPE_Q5_0)
-		acc = _mm256_fmadd_ps(o->fm, _mm256_loadu_ps(xs), acc);
-	return acc;
+	return combine(o, lo, hi, dx, xs, type, acc);
 }
 
-INLINE void tile(const struct aw_kern_mat *w, const struct aw_block_q8a *xq, const float *dx,
-		 const float *xs, uint32_t nbp, uint32_t r, float *y, size_t ldy, const int T,
-		 const uint32_t type)
+INLINE void tile(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, uint32_t r, float *y,
+		 size_t ldy, const int T, const uint32_t type)
 {
-	const uint32_t nb = w->cols / AW_KERN_QK;
+	const uint32_t nb = w->cols / AW_KERN_QK, nbp = c->nbp;
 	const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
 	__m256 acc[4];
 	struct grp o;
@@ -281,16 +299,123 @@ INLINE void tile(const struct aw_kern_mat *w, const struct aw_block_q8a *xq, con
 	for (g = 0; 8 * g + 8 <= nb; g++) {
 		decode(row, g, 8, type, &o);
 		for (int t = 0; t < T; t++)
-			acc[t] = group_token(&o, xq + (size_t)t * nb + 8 * g, dx + t * nbp + 8 * g,
-					     xs + t * nbp + 8 * g, 8, type, acc[t]);
+			acc[t] = group_token(&o, c->xq + (size_t)t * nb + 8 * g,
+					     c->dx + t * nbp + 8 * g, c->xs + t * nbp + 8 * g, 8,
+					     type, acc[t]);
 	}
 	if (8 * g < nb) { /* legacy types: the last 1..7 blocks */
 		const int n = (int)(nb - 8 * g);
 
 		decode(row, g, n, type, &o);
 		for (int t = 0; t < T; t++)
-			acc[t] = group_token(&o, xq + (size_t)t * nb + 8 * g, dx + t * nbp + 8 * g,
-					     xs + t * nbp + 8 * g, n, type, acc[t]);
+			acc[t] = group_token(&o, c->xq + (size_t)t * nb + 8 * g,
+					     c->dx + t * nbp + 8 * g, c->xs + t * nbp + 8 * g, n,
+					     type, acc[t]);
+	}
+	for (int t = 0; t < T; t++)
+		y[(size_t)t * ldy + r] = hsum(acc[t]);
+}
+
+/* ---- KQ8 layout: u[m], sgn[m] = elements 4m..4m+3 of all 8 sub-blocks ---- */
+
+INLINE __m256i dot_acc(__m256i acc, __m256i u, __m256i s)
+{
+#if VNNI
+	return _mm256_dpbusd_epi32(acc, u, s);
+#else
+	return _mm256_add_epi32(acc, dot(u, s));
+#endif
+}
+
+INLINE void decode8(const uint8_t *row, uint32_t g, const uint32_t type, struct grp *o)
+{
+	const __m256i lo4 = _mm256_set1_epi8(0x0f);
+
+	if (type == AW_TYPE_Q6_K) {
+		const uint8_t *blk = row + (size_t)g * 210;
+		const __m256i hi2 = _mm256_set1_epi8(0x30);
+		const __m256i h0 = _mm256_loadu_si256((const __m256i *)(blk + 128));
+		const __m256i h1 = _mm256_loadu_si256((const __m256i *)(blk + 160));
+		/* bits 4-5 of rows m: field m/2 of h[m % 2] */
+		const __m256i hb[8] = {
+			_mm256_and_si256(_mm256_slli_epi16(h0, 4), hi2),
+			_mm256_and_si256(_mm256_slli_epi16(h1, 4), hi2),
+			_mm256_and_si256(_mm256_slli_epi16(h0, 2), hi2),
+			_mm256_and_si256(_mm256_slli_epi16(h1, 2), hi2),
+			_mm256_and_si256(h0, hi2),
+			_mm256_and_si256(h1, hi2),
+			_mm256_and_si256(_mm256_srli_epi16(h0, 2), hi2),
+			_mm256_and_si256(_mm256_srli_epi16(h1, 2), hi2),
+		};
+		kscales(blk, type, o);
+		for (int k = 0; k < 4; k++) {
+			const __m256i raw = _mm256_loadu_si256((const __m256i *)(blk + 32 * k));
+			const __m256i q[2] = {_mm256_and_si256(raw, lo4),
+					      _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4)};
+
+			for (int h = 0; h < 2; h++) {
+				const __m256i sv = _mm256_sub_epi8(
+					_mm256_or_si256(q[h], hb[k + 4 * h]), _mm256_set1_epi8(32));
+
+				o->sgn[k + 4 * h] = sv;
+				o->u[k + 4 * h] = _mm256_abs_epi8(sv);
+			}
+		}
+		return;
+	}
+	const int five = type == AW_TYPE_Q5_K;
+	const uint8_t *blk = row + (size_t)g * (five ? 176 : 144);
+	const uint8_t *qs = blk + (five ? 48 : 16);
+
+	kscales(blk, type, o);
+	for (int k = 0; k < 4; k++) {
+		const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+
+		o->u[k] = _mm256_and_si256(raw, lo4);
+		o->u[k + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+	}
+	if (five) {
+		const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
+
+		for (int m = 0; m < 8; m++) {
+			const __m256i bit = _mm256_set1_epi8((char)(1 << m));
+			const __m256i h = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+
+			o->u[m] =
+				_mm256_or_si256(o->u[m], _mm256_and_si256(h, _mm256_set1_epi8(16)));
+		}
+	}
+}
+
+INLINE void tile8(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, uint32_t r, float *y,
+		  size_t ldy, const int T, const uint32_t type)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK, nbp = c->nbp;
+	const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_size;
+	__m256 acc[4];
+	struct grp o;
+
+	for (int t = 0; t < T; t++)
+		acc[t] = _mm256_setzero_ps();
+	for (uint32_t g = 0; g < nb / 8; g++) {
+		decode8(row, g, type, &o);
+		for (int t = 0; t < T; t++) {
+			const uint8_t *xt = c->xt + (size_t)t * 32 * nbp + 256 * g;
+			__m256i a[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+
+			for (int m = 0; m < 8; m++) {
+				__m256i x = _mm256_loadu_si256((const __m256i *)(xt + 32 * m));
+
+				if (type == AW_TYPE_Q6_K) {
+					x = _mm256_sign_epi8(x, o.sgn[m]);
+					a[m / 4] = dot_acc(a[m / 4], o.u[m], x);
+				} else {
+					a[m & 1] = dot_acc(a[m & 1], o.u[m], x);
+				}
+			}
+			acc[t] = combine(&o, a[0], a[1], c->dx + t * nbp + 8 * g,
+					 c->xs + t * nbp + 8 * g, type, acc[t]);
+		}
 	}
 	for (int t = 0; t < T; t++)
 		y[(size_t)t * ldy + r] = hsum(acc[t]);

@@ -73,6 +73,22 @@ float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b)
 	return aw_fp16_to_f32(aw_kern_x16_d(m, r / 16, b)[r % 16]);
 }
 
+/* Quant l of sub-block s of a KQ8 super-block (kern.h): Q4_K/Q5_K 0..31,
+ * Q6_K's 6-bit value before the -32. Header, scales and d are where GGUF
+ * has them. */
+static int kq8_quant(uint32_t type, const uint8_t *blk, uint32_t s, uint32_t l)
+{
+	const uint32_t byte = 32 * ((l % 16) / 4) + 4 * s + l % 4, m = l / 4;
+	const uint8_t *nib = blk + (type == AW_TYPE_Q4_K ? 16 : type == AW_TYPE_Q5_K ? 48 : 0);
+	int v = l < 16 ? nib[byte] & 15 : nib[byte] >> 4;
+
+	if (type == AW_TYPE_Q5_K)
+		v |= (blk[16 + 4 * s + l % 4] >> m & 1) << 4;
+	else if (type == AW_TYPE_Q6_K)
+		v |= (blk[128 + 32 * (m % 2) + 4 * s + l % 4] >> (2 * (m / 2)) & 3) << 4;
+	return v;
+}
+
 /* Every supported block type, written per 32-element activation block as
  * W[32b+j] = a[j/16] * q[j] + bias with small integer q:
  *   Q4_1:  q = nibble 0..15,        a = d,              bias = m
@@ -86,7 +102,10 @@ void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int
 {
 	const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->row_size;
 	const uint32_t s = b % 8; /* sub-block of a 256 super-block */
-
+	const struct aw_type_info *ti = aw_type_info(m->type);
+	/* K-quants: the super-block, in GGUF order (KQ8: put back) */
+	const uint8_t *kb = ti ? row + (size_t)(b / 8) * ti->size : row;
+	const int kq8 = m->layout == AW_KERN_LAYOUT_KQ8;
 	*bias = 0.0f;
 	switch (m->type) {
 	case AW_TYPE_Q4_1: {
@@ -119,8 +138,8 @@ void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int
 	case AW_TYPE_Q4_K:
 	case AW_TYPE_Q5_K: {
 		const int five = m->type == AW_TYPE_Q5_K;
-		const struct aw_block_q4_k *k4 = (const struct aw_block_q4_k *)row + b / 8;
-		const struct aw_block_q5_k *k5 = (const struct aw_block_q5_k *)row + b / 8;
+		const struct aw_block_q4_k *k4 = (const struct aw_block_q4_k *)kb;
+		const struct aw_block_q5_k *k5 = (const struct aw_block_q5_k *)kb;
 		const uint8_t *qs = (five ? k5->qs : k4->qs) + 32 * (s / 2);
 		uint8_t sc, mn;
 
@@ -130,14 +149,14 @@ void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int
 
 			if (five)
 				v |= (k5->qh[j] >> s & 1) << 4;
-			q[j] = (int8_t)v;
+			q[j] = (int8_t)(kq8 ? kq8_quant(m->type, kb, s, (uint32_t)j) : v);
 		}
 		a[0] = a[1] = aw_fp16_to_f32(five ? k5->d : k4->d) * (float)sc;
 		*bias = -aw_fp16_to_f32(five ? k5->dmin : k4->dmin) * (float)mn;
 		return;
 	}
 	case AW_TYPE_Q6_K: {
-		const struct aw_block_q6_k *k = (const struct aw_block_q6_k *)row + b / 8;
+		const struct aw_block_q6_k *k = (const struct aw_block_q6_k *)kb;
 		const uint32_t h = s / 4, kk = s % 4;
 		const float d = aw_fp16_to_f32(k->d);
 
@@ -145,7 +164,7 @@ void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int
 			const uint8_t lo = k->ql[64 * h + 32 * (kk & 1) + (uint32_t)j];
 			const int v = (kk < 2 ? lo & 15 : lo >> 4) |
 				      (k->qh[32 * h + (uint32_t)j] >> (2 * kk) & 3) << 4;
-			q[j] = (int8_t)(v - 32);
+			q[j] = (int8_t)((kq8 ? kq8_quant(m->type, kb, s, (uint32_t)j) : v) - 32);
 		}
 		a[0] = d * (float)k->scales[2 * s];
 		a[1] = d * (float)k->scales[2 * s + 1];

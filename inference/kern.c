@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "kern-int.h"
+#include "kern-kq-int.h"
 
 struct variant {
 	const struct aw_kern *k;
@@ -188,13 +189,30 @@ int aw_kern_mat_init(uint32_t type, uint32_t rows, uint32_t cols, const void *da
 
 size_t aw_kern_repack_size(uint32_t type, uint32_t rows, uint32_t cols)
 {
+	if (aw_kern_kq_repackable(type)) /* KQ8: the GGUF rows, reordered */
+		return rows && cols % 256 == 0 ? (size_t)rows * aw_type_row_size(type, cols) : 0;
 	if ((type != AW_TYPE_Q8_0 && type != AW_TYPE_Q4_0) || cols % AW_KERN_QK || rows == 0)
 		return 0;
 	return (size_t)((rows + 15) / 16) * aw_kern_x16_group_bytes(type, cols / AW_KERN_QK);
 }
 
+void aw_kern_mat_prepacked(const struct aw_kern_mat *src, const void *data,
+			   struct aw_kern_mat *ret_m)
+{
+	*ret_m = *src;
+	ret_m->data = data;
+	if (aw_kern_kq_repackable(src->type)) {
+		ret_m->layout = AW_KERN_LAYOUT_KQ8;
+	} else {
+		ret_m->layout = AW_KERN_LAYOUT_X16;
+		ret_m->row_size = 0;
+	}
+}
+
 int aw_kern_repack(const struct aw_kern_mat *src, void *dst, struct aw_kern_mat *ret_m)
 {
+	if (aw_kern_kq_repackable(src->type))
+		return aw_kern_kq_repack(src, dst, ret_m);
 	const size_t size = aw_kern_repack_size(src->type, src->rows, src->cols);
 	const uint32_t nb = src->cols / AW_KERN_QK;
 	const uint32_t groups = (src->rows + 15) / 16;
@@ -264,6 +282,17 @@ int aw_kern_repack(const struct aw_kern_mat *src, void *dst, struct aw_kern_mat 
 
 void aw_kern_mat_row(const struct aw_kern_mat *m, uint32_t r, float *dst)
 {
+	if (m->layout == AW_KERN_LAYOUT_KQ8) {
+		const struct aw_type_info *ti = aw_type_info(m->type);
+		const uint8_t *row = (const uint8_t *)m->data + (size_t)r * m->row_size;
+		uint8_t blk[256];
+
+		for (uint32_t b = 0; b < m->cols / 256; b++) {
+			aw_kern_kq_block(m->type, row + b * ti->size, blk, 1);
+			aw_dequant_row(m->type, blk, dst + 256 * b, 256);
+		}
+		return;
+	}
 	if (m->layout == AW_KERN_LAYOUT_ROWS) {
 		aw_dequant_row(m->type, (const uint8_t *)m->data + (size_t)r * m->row_size, dst,
 			       m->cols);

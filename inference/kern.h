@@ -48,6 +48,22 @@
  *                                          unsigned 0..15; value = d * (q - 8))
  *                   256*nb + 32*b 32       block b: fp16 scales d[r], r < 16
  *
+ * AW_KERN_LAYOUT_KQ8 (Q4_K, Q5_K, Q6_K; made by aw_kern_repack) keeps GGUF's
+ * rows, row_size and super-blocks (header bytes, scales and d in place) and
+ * reorders the quants inside each super-block so that byte 32m + 4i + j
+ * (m < 8 for 8-bit data) holds element 4m + j of sub-block i (32 elements
+ * per sub-block): one 32-byte vector then holds the same 4 elements of all
+ * 8 sub-blocks, and a dot product against activations transposed alike
+ * sums each sub-block in its own lane.
+ *
+ *   Q4_K  16   128  qs: byte 32k + 4i + j (k < 4): low nibble = element
+ *                   4k + j of sub-block i, high nibble = element 16 + 4k + j
+ *   Q5_K  16   32   qh: bit m of byte 4i + j = bit 4 of element 4m + j of
+ *                   sub-block i;  48  128  qs as Q4_K
+ *   Q6_K  0    128  ql: low 4 bits, as Q4_K's qs
+ *         128  64   qh: bits 2f..2f+1 of byte 32h + 4i + j (h < 2, f < 4) =
+ *                   bits 4-5 of element 4(h + 2f) + j of sub-block i
+ *
  * With unsigned weights and signed activations a vpdpbusd adds
  * sum (q + off) * x = sum q * x + off * sum x, so an integer accumulator that
  * starts at -off * qX.sum needs no correction afterwards (off = 128 for Q8_0,
@@ -90,6 +106,7 @@ static_assert(sizeof(struct aw_block_q8a) == 40, "q8a block is 40 bytes");
 enum aw_kern_layout {
 	AW_KERN_LAYOUT_ROWS = 0, /* GGUF row-major */
 	AW_KERN_LAYOUT_X16 = 1,	 /* 16-row interleave (Q8_0, Q4_0), see above */
+	AW_KERN_LAYOUT_KQ8 = 2,	 /* sub-block interleave (Q4_K, Q5_K, Q6_K), see above */
 };
 
 /* A weight matrix W[rows][cols]. Describes memory the caller owns. */
@@ -203,14 +220,21 @@ extern const struct aw_kern aw_kern_ref;
 int aw_kern_mat_init(uint32_t type, uint32_t rows, uint32_t cols, const void *data,
 		     struct aw_kern_mat *ret_m);
 
-/* Bytes aw_kern_repack() writes for a matrix of this type and shape (rows
- * rounded up to 16), or 0 if the type has no X16 layout (only Q8_0 and Q4_0 do). */
+/* Bytes aw_kern_repack() writes for a matrix of this type and shape (X16:
+ * rows rounded up to 16; KQ8: the GGUF size), or 0 if the type has neither
+ * layout (X16: Q8_0 and Q4_0; KQ8: Q4_K, Q5_K, Q6_K). */
 size_t aw_kern_repack_size(uint32_t type, uint32_t rows, uint32_t cols);
 
-/* Repack the ROWS matrix 'src' into X16 layout at 'dst' (aw_kern_repack_size()
- * bytes, 64-byte alignment recommended, not overlapping src) and describe it
- * in *ret_m (data = dst). Returns 0 or -EINVAL. */
+/* Repack the ROWS matrix 'src' into X16 or KQ8 layout at 'dst'
+ * (aw_kern_repack_size() bytes, 64-byte alignment recommended, not
+ * overlapping src) and describe it in *ret_m (data = dst). Returns 0 or
+ * -EINVAL. */
 int aw_kern_repack(const struct aw_kern_mat *src, void *dst, struct aw_kern_mat *ret_m);
+
+/* Describe 'data', already in the layout aw_kern_repack() makes from the
+ * ROWS matrix 'src' (of which only type and shape are read), in *ret_m. */
+void aw_kern_mat_prepacked(const struct aw_kern_mat *src, const void *data,
+			   struct aw_kern_mat *ret_m);
 
 /* Dequantize row r of W (either layout) into cols floats. */
 void aw_kern_mat_row(const struct aw_kern_mat *m, uint32_t r, float *dst);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ struct aw_model {
 	struct layer *layers; /* (n_layer) */
 	bool q_out;	      /* the output projection reads Q8A */
 	uint64_t weight_bytes, decode_bytes, owned_bytes;
-	uint64_t repacked_bytes; /* matrices in the X16 layout: owned or prepacked */
+	uint64_t repacked_bytes; /* matrices in the X16 or KQ8 layout: owned or prepacked */
 	void **owned;		 /* repacked matrices (when the arena could not be had) */
 	int n_owned;
 	/* repacked matrices, one mapping: hugetlb pages where available (a
@@ -221,8 +222,7 @@ static int load_mat(struct loadctx *c, const char *name, uint64_t cols, uint64_t
 				  name, aw_type_name(t->type), (unsigned long long)cols);
 	if (c->prepacked && c->prepacked[aw_gguf_find_tensor(c->g, name)]) {
 		/* repacked in place while loading (aw_model_repacker_tensor) */
-		ret_m->layout = AW_KERN_LAYOUT_X16;
-		ret_m->row_size = 0;
+		aw_kern_mat_prepacked(ret_m, ret_m->data, ret_m);
 		c->m->repacked_bytes += t->size;
 	}
 	c->m->decode_bytes += t->size;
@@ -494,6 +494,13 @@ int aw_model_repacker_tensor(void *ctx, uint32_t idx, void *const *data, unsigne
 		rp->rc = -EINVAL;
 		return 1;
 	}
+	/* the X16 kernels' vector loads want AW_KERN_ALIGN: a tensor the file
+	 * puts off that alignment (GGUF only promises 32) is left to
+	 * aw_model_load(), which repacks it into its aligned arena. The KQ8
+	 * kernels load unaligned: any place will do. */
+	aw_kern_mat_prepacked(&src, data[0], &dst);
+	if ((uintptr_t)data[0] % AW_KERN_ALIGN && dst.layout != AW_KERN_LAYOUT_KQ8)
+		return 0;
 	const size_t gbytes = 16 * src.row_size;
 	void *tmp = aligned_alloc(AW_KERN_ALIGN,
 				  (gbytes + AW_KERN_ALIGN - 1) & ~(size_t)(AW_KERN_ALIGN - 1));

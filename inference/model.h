@@ -111,7 +111,9 @@ struct aw_model_params {
  * repack (the layers' seven matrices and an untied output.weight, Q8_0 or
  * Q4_0, rows a multiple of 16 so the interleaved layout has the file
  * layout's size) it rewrites the bytes in place, 16 rows at a time through
- * a small scratch buffer, so the repacked weights stay in the loader's
+ * a small scratch buffer (tensors at an address the kernels' vector loads
+ * would split, i.e. not AW_KERN_ALIGN-aligned, are left alone), so the
+ * repacked weights stay in the loader's
  * (hugepage) memory and no second copy is made; then set
  * aw_model_params.prepacked = repacker.done. Matrices it skips are repacked
  * by aw_model_load() as usual. Each tensor's block scales are checked

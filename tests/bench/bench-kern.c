@@ -17,8 +17,8 @@
  *      per variant, one thread.
  *
  * Usage: bench-kern [--quick] [--variant NAME] [--types q8_0,q4_0,...]
- * (weight types to run, default q8_0,q4_0; types without an X16 layout run
- * GGUF rows only). --quick shrinks every
+ * (weight types to run, default q8_0,q4_0; each runs in GGUF rows and in
+ * the layout aw_kern_repack makes, X16 or KQ8, if it has one). --quick shrinks every
  * working set and repetition (used by `meson test --benchmark` on loaded
  * machines); the figures are then only indicative.
  */
@@ -403,6 +403,15 @@ static void model_free(struct model *md)
 	free(md->m);
 }
 
+/* Name of the layout aw_kern_repack() makes for a type. */
+static const char *lay_name(uint32_t type)
+{
+	struct aw_kern_mat m = {.type = type};
+
+	aw_kern_mat_prepacked(&m, NULL, &m);
+	return m.layout == AW_KERN_LAYOUT_KQ8 ? "kq8" : "x16";
+}
+
 struct mm_ctx {
 	const struct aw_kern *k;
 	const struct model *md;
@@ -664,7 +673,7 @@ int main(int argc, char **argv)
 							   s->model,
 							   aw_type_name(types[ti]),
 							   k->name,
-							   lay ? "x16" : "rows",
+							   lay ? lay_name(types[ti]) : "rows",
 							   md.bytes / 1e6};
 					if (k == &aw_kern_ref) {
 						/* the reference is slow: one layer, once */
@@ -724,7 +733,7 @@ int main(int argc, char **argv)
 								   s->model,
 								   aw_type_name(types[ti]),
 								   k->name,
-								   lay ? "x16" : "rows",
+								   lay ? lay_name(types[ti]) : "rows",
 								   md.params / layers / 1e6};
 						rw->batch = nt;
 						rw->g1 = macs / mm_time(pool1, &c, reps) / 1e9;

@@ -18,8 +18,8 @@ end: the real daemon on net_tap with a tiny aw-mkmodel model.
   - an idle group's leader uses well under a quarter of a CPU (it backs off
     into sleeps; the machine is shared).
 
-Uses its own tap (awg0, 10.97.0.0/24), so it does not collide with a
-daemon on aw0."""
+Uses its own tap (awgN, 10.97.N.0/24, N from the process id), so it does
+not collide with a daemon on aw0."""
 import os
 import socket
 import struct
@@ -30,8 +30,11 @@ import time
 
 import awtest as aw
 
-aw.TAP_IF, aw.HOST_IP = 'awg0', '10.97.0.1'
-SRV = '10.97.0.2'
+# a tap and subnet of its own, per process: other daemons (and other runs of
+# this test) may be up on the machine at the same time
+NET = 1 + os.getpid() % 250
+aw.TAP_IF, aw.HOST_IP = 'awg%d' % NET, '10.97.%d.1' % NET
+SRV = '10.97.%d.2' % NET
 F_KEEP_SESSION, F_CONTINUE = 0x01, 0x02
 
 exe, conf = aw.need_root_and_build(sys.argv)
@@ -72,8 +75,9 @@ if any(v is None for v in expected.values()):
 
 d = aw.Daemon(exe, conf, sets=['model.path=' + model, 'limits.queue_depth=256',
                                'limits.max_new_tokens=4096', 'group.0.kv_cache=32M',
-                               'group.0.max_batch=16', 'port.0.device=net_tap0,iface=awg0',
-                               'port.0.address=10.97.0.2/24'])
+                               'group.0.max_batch=16',
+                               'port.0.device=net_tap0,iface=' + aw.TAP_IF,
+                               'port.0.address=%s/24' % SRV])
 ok = False
 try:
     g = group0(d)

@@ -54,7 +54,7 @@ def main():
         subprocess.run([mkmodel, "--dim", "32", "--layers", "1", "--heads", "2", "--kv-heads", "2",
                         "--ffn", "64", "--ctx", "4096", "--type", "q4_0", "--tokenizer-from", vocab,
                         "--out", model], check=True, stdout=subprocess.DEVNULL)
-        r = subprocess.run([infer, "-m", model, "--grammar-bench", jl, "--seed", "7", "-n", "256",
+        r = subprocess.run([infer, "-m", model, "--grammar-bench", jl, "--seed", "7", "-n", "512",
                             "--temp", "1"], capture_output=True, text=True)
         if r.returncode != 0:
             print("aw-infer failed:", r.stderr)

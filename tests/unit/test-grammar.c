@@ -225,28 +225,28 @@ static void test_refusals(void **state)
 	refuse("[1, 2]", ENOTSUP, NULL);
 	refuse("{\"type\": \"frobnicate\"}", ENOTSUP, "frobnicate");
 	refuse("false", EINVAL, NULL);
+	/* a required member whose schema includes itself through allOf: no finite value */
+	refuse("{\"definitions\": {\"F\": {\"properties\": {\"c\": {\"allOf\": [{\"$ref\": "
+	       "\"#/definitions/F\"}]}}, \"required\": [\"c\"]}}, \"$ref\": \"#/definitions/F\"}",
+	       E2BIG, "nested");
 
 	/* 1000 levels of nesting: the JSON reader's depth limit */
-	size_t cap = 1000 * 32 + 64;
-	char *deep = malloc(cap), *p = deep;
+	static char deep[1000 * 32 + 64], wide[10000 * 40 + 64];
+	size_t n = 0;
 	for (int i = 0; i < 1000; i++)
-		p += sprintf(p, "{\"properties\": {\"a\": ");
-	p += sprintf(p, "{}");
+		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "{\"properties\": {\"a\": ");
+	n += (size_t)snprintf(deep + n, sizeof(deep) - n, "{}");
 	for (int i = 0; i < 1000; i++)
-		p += sprintf(p, "}}");
+		n += (size_t)snprintf(deep + n, sizeof(deep) - n, "}}");
 	refuse(deep, EBADMSG, NULL);
-	free(deep);
 
 	/* 10 000 properties */
-	cap = 10000 * 40 + 64;
-	char *wide = malloc(cap);
-	p = wide;
-	p += sprintf(p, "{\"type\": \"object\", \"properties\": {");
+	n = (size_t)snprintf(wide, sizeof(wide), "{\"type\": \"object\", \"properties\": {");
 	for (int i = 0; i < 10000; i++)
-		p += sprintf(p, "%s\"p%d\": {\"type\": \"integer\"}", i ? ", " : "", i);
-	p += sprintf(p, "}}");
+		n += (size_t)snprintf(wide + n, sizeof(wide) - n,
+				      "%s\"p%d\": {\"type\": \"integer\"}", i ? ", " : "", i);
+	snprintf(wide + n, sizeof(wide) - n, "}}");
 	refuse(wide, E2BIG, "properties");
-	free(wide);
 }
 
 static const char *const schemas[] = {

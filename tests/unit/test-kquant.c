@@ -332,6 +332,46 @@ static void raw_expect(const struct aw_kern_mat *m, const struct aw_block_q8a *x
 	*ret_bound = (nb + 4) * 0x1p-24 * mag + 1e-30;
 }
 
+/* Every variant this CPU runs on matrix 'w' (any layout) against the exact
+ * values ex[t * ldy + r] and bounds bd[..] of raw_expect(); returns how many
+ * ran. */
+static int raw_check(const struct aw_kern_mat *w, const double *ex, const double *bd,
+		     const struct aw_kern_in *in, float *y, uint32_t ldy, uint32_t r0, uint32_t r1,
+		     int wk, int xk)
+{
+	int supported, tested = 0;
+
+	for (unsigned vi = 0;; vi++) {
+		const struct aw_kern *k = aw_kern_variant(vi, &supported);
+		if (!k)
+			break;
+		if (!want(k, supported))
+			continue;
+		tested++;
+		for (size_t i = 0; i < (size_t)in->n_tok * ldy; i++)
+			y[i] = -12345.0f;
+		k->matmul(w, in, y, ldy, r0, r1);
+		for (uint32_t t = 0; t < in->n_tok; t++)
+			for (uint32_t r = 0; r < ldy; r++) {
+				const float v = y[t * ldy + r];
+				const double e = ex[t * ldy + r], bound = bd[t * ldy + r];
+
+				if (r < r0 || r >= r1) {
+					if (v != -12345.0f)
+						fail_msg("%s %s: row %u written", k->name,
+							 aw_type_name(w->type), r);
+					continue;
+				}
+				if (!(fabs(v - e) <= 2 * bound))
+					fail_msg("%s %s layout %u %ux%u w%d x%d: y[%u][%u] = %.9g, "
+						 "exact %.9g, bound %.3g",
+						 k->name, aw_type_name(w->type), w->layout, w->rows,
+						 w->cols, wk, xk, t, r, (double)v, e, 2 * bound);
+			}
+	}
+	return tested;
+}
+
 /* Shapes: one and several super-blocks (or 1..7 legacy blocks past a group
  * of 8), rows not a multiple of the 16-row tile, token counts that use the
  * 4-, 2- and 1-token tiles, and a batch large enough to take two chunks of
@@ -346,7 +386,7 @@ static void test_variants_raw(void **state)
 		{256, 32, 1, 1},    {768, 224, 17, 3},	{512, 288, 19, 7},
 		{2304, 896, 5, 60}, {1280, 576, 33, 2}, {256, 96, 3, 5},
 	};
-	int supported, tested = 0;
+	int tested = 0;
 
 	(void)state;
 	for (size_t ti = 0; ti < N_TYPES; ti++)
@@ -371,42 +411,39 @@ static void test_variants_raw(void **state)
 				aw_kern_ref_quant_q8a(x, xq, (size_t)n_tok * cols);
 				assert_int_equal(aw_kern_mat_init(type, rows, cols, w, &m), 0);
 				struct aw_kern_in in = {n_tok, cols, NULL, xq};
+				struct aw_kern_mat m8;
+				uint8_t *w8 = NULL;
 
-				for (unsigned vi = 0;; vi++) {
-					const struct aw_kern *k = aw_kern_variant(vi, &supported);
-					if (!k)
-						break;
-					if (!want(k, supported))
-						continue;
-					tested++;
-					for (size_t i = 0; i < (size_t)n_tok * ldy; i++)
-						y[i] = -12345.0f;
-					k->matmul(&m, &in, y, ldy, r0, r1);
-					for (uint32_t t = 0; t < n_tok; t++)
-						for (uint32_t r = 0; r < ldy; r++) {
-							const float v = y[t * ldy + r];
-							double e, bound;
+				/* K-quants: also repacked into KQ8, which must
+				 * dequantize to the same floats and give the same
+				 * products */
+				if (is_k(type)) {
+					float *a = malloc(sizeof(float) * cols);
+					float *b = malloc(sizeof(float) * cols);
 
-							if (r < r0 || r >= r1) {
-								if (v != -12345.0f)
-									fail_msg("%s %s: row %u "
-										 "written",
-										 k->name,
-										 aw_type_name(type),
-										 r);
-								continue;
-							}
-							raw_expect(&m, xq, t, r, &e, &bound);
-							if (!(fabs(v - e) <= 2 * bound))
-								fail_msg("%s %s %ux%u w%d x%d: "
-									 "y[%u][%u] = %.9g, exact "
-									 "%.9g, bound %.3g",
-									 k->name,
-									 aw_type_name(type), rows,
-									 cols, wk, xk, t, r,
-									 (double)v, e, 2 * bound);
-						}
+					assert_int_equal(aw_kern_repack_size(type, rows, cols),
+							 rs * rows);
+					w8 = malloc(rs * rows);
+					assert_int_equal(aw_kern_repack(&m, w8, &m8), 0);
+					assert_int_equal(m8.layout, AW_KERN_LAYOUT_KQ8);
+					for (uint32_t r = 0; r < rows; r++) {
+						aw_kern_mat_row(&m, r, a);
+						aw_kern_mat_row(&m8, r, b);
+						assert_memory_equal(a, b, sizeof(float) * cols);
+					}
+					free(a), free(b);
 				}
+				double *ex = calloc((size_t)n_tok * ldy, sizeof(double));
+				double *bd = calloc((size_t)n_tok * ldy, sizeof(double));
+
+				for (uint32_t t = 0; t < n_tok; t++)
+					for (uint32_t r = r0; r < r1; r++)
+						raw_expect(&m, xq, t, r, &ex[t * ldy + r],
+							   &bd[t * ldy + r]);
+				for (int lay = 0; lay < (w8 ? 2 : 1); lay++)
+					tested += raw_check(lay ? &m8 : &m, ex, bd, &in, y, ldy, r0,
+							    r1, wk, xk);
+				free(w8), free(ex), free(bd);
 				free(w), free(x), free(y), free(xq);
 			}
 	assert_true(tested > 0);

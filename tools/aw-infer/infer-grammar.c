@@ -5,8 +5,8 @@
  * tokens the grammar forces next (aw_grammar_forced) are appended without a
  * forward pass of their own: they join the sampled token in one batch. The
  * generation ends when the matcher is done (only EOS could follow), when the
- * model picks an end-of-generation token the grammar allows, or at -n; in
- * the second half of the -n budget the matcher finishes (steers to the
+ * model picks an end-of-generation token the grammar allows, or at -n; after
+ * the first quarter of the -n budget the matcher finishes (steers to the
  * nearest end of the value), so that the answer still parses.
  */
 #include <errno.h>
@@ -96,8 +96,8 @@ static int generate(const struct infer_model *m, const struct aw_tok *tok,
 		goto out;
 	int32_t pos = n_prompt;
 	while (out->tokens < n_gen) {
-		/* the second half of the budget steers to the nearest end */
-		if (out->tokens >= n_gen / 2)
+		/* the last three quarters of the budget steer to the nearest end */
+		if (out->tokens >= n_gen / 4)
 			aw_grammar_set_finish(mt, 1);
 		if (aw_grammar_done(mt)) {
 			out->complete = 1;

@@ -927,7 +927,7 @@ static int check_tensor(void *ctx, uint32_t idx, const void *data, uint64_t size
 }
 
 /* The loader's progress: on a terminal one line rewritten in place
- * (cc->progress = stderr), otherwise a log line about once a second (-v). */
+ * (cc->progress = stderr), otherwise a log line about once a second and a final one. */
 static int progress(void *ctx, const struct aw_load_progress *p)
 {
 	struct check_ctx *cc = ctx;
@@ -935,7 +935,7 @@ static int progress(void *ctx, const struct aw_load_progress *p)
 
 	if (cc->progress)
 		return aw_loader_print_progress(cc->progress, p);
-	aw_log(AW_LOG_INFO, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
+	aw_log(AW_LOG_NOTICE, "load", "%s", aw_loader_progress_format(p, line, sizeof(line)));
 	return 0;
 }
 
