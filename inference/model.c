@@ -494,10 +494,12 @@ int aw_model_repacker_tensor(void *ctx, uint32_t idx, void *const *data, unsigne
 		rp->rc = -EINVAL;
 		return 1;
 	}
-	/* the kernels' vector loads want AW_KERN_ALIGN: a tensor the file puts
-	 * off that alignment (GGUF only promises 32) is left to aw_model_load(),
-	 * which repacks it into its aligned arena */
-	if ((uintptr_t)data[0] % AW_KERN_ALIGN)
+	/* the X16 kernels' vector loads want AW_KERN_ALIGN: a tensor the file
+	 * puts off that alignment (GGUF only promises 32) is left to
+	 * aw_model_load(), which repacks it into its aligned arena. The KQ8
+	 * kernels load unaligned: any place will do. */
+	aw_kern_mat_prepacked(&src, data[0], &dst);
+	if ((uintptr_t)data[0] % AW_KERN_ALIGN && dst.layout != AW_KERN_LAYOUT_KQ8)
 		return 0;
 	const size_t gbytes = 16 * src.row_size;
 	void *tmp = aligned_alloc(AW_KERN_ALIGN,

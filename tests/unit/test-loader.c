@@ -1048,10 +1048,13 @@ static void repack_case(const char *path, const struct aw_gguf *g, enum aw_load_
 		const struct aw_gguf_tensor *t = aw_gguf_tensor_at(g, i);
 		const void *file = aw_gguf_tensor_data(g, t);
 		const bool mat = strncmp(t->name, "blk.", 4) == 0 && t->ne[1] > 1 &&
-				 (t->type == AW_TYPE_Q8_0 || t->type == AW_TYPE_Q4_0) &&
-				 (uintptr_t)((const uint8_t *)aw_weights_data(w, 0) + t->offset) %
-						 AW_KERN_ALIGN ==
-					 0; /* off-alignment ones are left to the model */
+				 t->ne[1] % 16 == 0 &&
+				 (t->type == AW_TYPE_Q4_K || t->type == AW_TYPE_Q5_K ||
+				  t->type == AW_TYPE_Q6_K || /* KQ8: any alignment */
+				  ((t->type == AW_TYPE_Q8_0 || t->type == AW_TYPE_Q4_0) &&
+				   (uintptr_t)((const uint8_t *)aw_weights_data(w, 0) + t->offset) %
+						   AW_KERN_ALIGN ==
+					   0)); /* off-alignment X16 ones are left to the model */
 
 		if (mat)
 			expect++;
@@ -1142,6 +1145,36 @@ static void test_repack_inplace(void **state)
 	repack_case(path, g, AW_LOAD_URING, AW_LOAD_REPL_COPY);
 	repack_case(path, g, AW_LOAD_URING, AW_LOAD_REPL_READ);
 	repack_case(path, g, AW_LOAD_READ, AW_LOAD_REPL_COPY);
+	aw_gguf_close(g);
+	unlink(path);
+
+	/* K-quants: the KQ8 layout has the file's size, so the repacker takes
+	 * Q4_K, Q5_K and Q6_K matrices in place too (kquant) */
+	static const uint32_t ktypes[] = {AW_TYPE_Q4_K, AW_TYPE_Q5_K, AW_TYPE_Q6_K};
+	for (size_t i = 0; i < 3; i++) {
+		tiny_default(&c);
+		c.vocab = 100;
+		c.dim = 256;
+		c.ffn = 512;
+		c.type = ktypes[i];
+		c.embd_type = AW_TYPE_Q8_0;
+		c.n_layer = 2;
+		assert_int_equal(tiny_write(&c, path, &buf, &len), 0);
+		free(buf);
+		assert_int_equal(aw_gguf_open(path, &g, &err), 0);
+		repack_case(path, g, AW_LOAD_READ, AW_LOAD_REPL_COPY);
+		aw_gguf_close(g);
+		unlink(path);
+	}
+	tiny_default(&c);
+	c.vocab = 100;
+	c.type = AW_TYPE_Q8_0;
+	c.embd_type = AW_TYPE_Q8_0;
+	c.mixed = 1;
+	c.n_layer = 3;
+	assert_int_equal(tiny_write(&c, path, &buf, &len), 0);
+	free(buf);
+	assert_int_equal(aw_gguf_open(path, &g, &err), 0);
 
 	/* the mmap method's replica 0 is read-only: refused */
 	{
