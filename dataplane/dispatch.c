@@ -627,10 +627,11 @@ struct agent_run {
 	int failed;		    /* a malformed call: ERROR instead of END */
 	char err[AW_PROTO_ERROR_MAX_MSG + 1];
 	/* constrained decoding: the sampler's mask hook drives the matcher */
-	int g_mode;   /* AW_AGENT_GRAMMAR_* */
-	int g_active; /* the mask applies now */
-	int g_stay;   /* a forced call: awake to the end (then only EOS) */
-	int32_t g_n;  /* tokens the grammar's vocabulary has */
+	int g_mode;	/* AW_AGENT_GRAMMAR_* */
+	int g_active;	/* the mask applies now */
+	int g_stay;	/* a forced call: awake to the end (then only EOS) */
+	int32_t g_left; /* tokens the request may still generate (max_new_tokens) */
+	int32_t g_n;	/* tokens the grammar's vocabulary has */
 	struct aw_grammar *gr;
 	struct aw_grammar_matcher *gm;
 };
@@ -676,13 +677,22 @@ static int agent_prepare(struct group *g, struct aw_req *r, const struct aw_prot
 	return rc;
 }
 
+/* Tokens before max_new_tokens at which a constrained value is steered to
+ * its nearest end (the grammar's finishing mode). */
+#define AGENT_FINISH_TOKENS 24
+
 /* The sampler's mask hook: the matcher's mask while the grammar is awake. */
 static void agent_fill_mask(void *ctx, uint64_t *allowed, int32_t n_vocab)
 {
 	struct agent_run *a = ctx;
 
-	if (!a->g_active || aw_grammar_mask(a->gm, allowed) <= 0)
-		return;				   /* asleep (or stuck: the parser will tell) */
+	if (!a->g_active)
+		return; /* asleep */
+	/* the budget runs short: steer the value to its nearest end so it parses */
+	if (a->g_left <= AGENT_FINISH_TOKENS)
+		aw_grammar_set_finish(a->gm, 1);
+	if (aw_grammar_mask(a->gm, allowed) <= 0)
+		return;				   /* stuck: the call reader will tell */
 	for (int32_t t = a->g_n; t < n_vocab; t++) /* model rows beyond the tokenizer */
 		allowed[t / 64] &= ~(1ull << (t % 64));
 }
@@ -691,6 +701,7 @@ static void agent_accept(void *ctx, int32_t token)
 {
 	struct agent_run *a = ctx;
 
+	a->g_left--;
 	if (a->g_active)
 		(void)aw_grammar_accept(a->gm, token);
 }
@@ -777,6 +788,7 @@ static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_j
 	if (job->grammar && job->schema) {
 		if ((rc = agent_grammar(g, r, job, a)) < 0)
 			return rc; /* -ECANCELED: refused (and 'r' released) */
+		a->g_left = q->sample.max_tokens > 0 ? q->sample.max_tokens : INT32_MAX;
 		q->hook.fill = agent_fill_mask;
 		q->hook.accept = agent_accept;
 		q->hook.ctx = a;
@@ -850,8 +862,13 @@ static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched
 			 : 0;
 		if (rc == 0 && a->gm)
 			agent_wake(a);
-		if (rc == 0 && ev->done)
+		if (rc == 0 && ev->done) {
 			rc = aw_toolcall_end(a->tc, &a->content, &err);
+			/* out of budget inside a call: the client's limit, not a fault
+			 * (END finish length, the unfinished call not sent) */
+			if (rc < 0 && ev->finish != AW_SCHED_FINISH_STOP)
+				rc = 0;
+		}
 		if (rc == 0 && a->content.len) {
 			send_data(x, a->content.p, a->content.len, x->pending);
 			x->pending = 0;
@@ -881,10 +898,14 @@ static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched
 		if (a->kind == AW_SCHED_EMBED && finish == AW_PROTO_FINISH_STOP &&
 		    ev->n_values > 0) {
 			/* the embedding: little-endian float32 values */
-			uint8_t v[4 * 8192];
+			uint8_t v[4 * 1024];
 			size_t k = 0;
-			for (int32_t i = 0; i < ev->n_values && k + 4 <= sizeof(v); i++, k += 4) {
+			for (int32_t i = 0; i < ev->n_values; i++, k += 4) {
 				uint32_t u;
+				if (k == sizeof(v)) { /* a chunk of 1024 values */
+					send_data(x, (const char *)v, k, 0);
+					k = 0;
+				}
 				memcpy(&u, &ev->values[i], 4);
 				v[k] = (uint8_t)u;
 				v[k + 1] = (uint8_t)(u >> 8);

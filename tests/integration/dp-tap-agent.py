@@ -244,6 +244,23 @@ try:
     except agentwire.AgentwireError as e:
         assert e.name == 'BAD_REQUEST' and "'not'" in e.message, e
         print('unsupported keyword -> %s: %s' % (e.name, e.message))
+    # aw-loadgen with an agent mix: tools, CLASSIFY, EMBED, GENERATE
+    if len(sys.argv) > 5:
+        wl = '/tmp/aw-it-agent-%d.wl' % os.getpid()
+        with open(wl, 'w') as f:
+            f.write('mix = tools:3 classify:3 embed:2 generate:2\nprompt_tokens = uniform:5:40\n'
+                    'max_new_tokens = fixed:48\nlabels = 8\ntools = 3\ntool_choice = required\n'
+                    'prefix_tokens = 30\nshared_prefix = 0.9\npooling = last\n')
+        p = subprocess.run([sys.argv[5], '-s', SRV + ':7878', '-w', wl, '-a', '4', '-d', '2',
+                            '--warmup', '0.5', '--timeout-ms', '20000', '--json',
+                            '--no-progress'], capture_output=True, text=True)
+        os.unlink(wl)
+        assert p.returncode == 0, p.stderr
+        res = json.loads(p.stdout.strip().splitlines()[-1])
+        print('aw-loadgen agent mix:', json.dumps(res)[:600])
+        for op in ('tools', 'classify', 'embed', 'generate'):
+            o = res['ops'][op]
+            assert o['sent'] > 0 and o['err'] == 0 and o['ok'] == o['sent'], (op, o)
     g = group0(d)
     assert g['running'] == 0 and g['sched_running'] == 0, g
     ok = True

@@ -41,6 +41,11 @@ class Cli(unittest.TestCase):
             r = run(*args)
             self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stderr))
             self.assertIn("usage", r.stderr)
+        # http (llama-server's /completion) takes GENERATE only: the default
+        # workload is PINGs
+        r = run("--transport", "http", "-s", "127.0.0.1:9", "-d", "0.1")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("only generate", r.stderr)
         for args in (["--port", "99999"], ["--server-id", "-1"], ["--mtu", "10"], ["x"]):
             r = subprocess.run([ECHOD] + args, capture_output=True, text=True, timeout=10)
             self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stderr))

@@ -10,7 +10,9 @@
  *
  * Transport: libaw_client over a kernel UDP socket (sendmmsg/recvmmsg,
  * optional busy polling); a DPDK transport plugs into the same
- * struct aw_client_transport when the dataplane's port layer exists.
+ * struct aw_client_transport when the dataplane's port layer exists; an
+ * HTTP/1.1 transport (transport-http.c) drives llama-server's streaming
+ * /completion API instead, so that both servers are measured by this code.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,6 +30,8 @@
 #include "arrival.h"
 #include "client.h"
 #include "hist.h"
+#include "http.h"
+#include "transport-http.h"
 #include "workload.h"
 #ifndef AW_LOADGEN_DPDK
 #define AW_LOADGEN_DPDK 0
@@ -41,7 +45,10 @@ enum {
 	LG_E_TIMEOUT = AW_PROTO_ERR_MAX_,
 	LG_E_BADREPLY,
 	LG_E_CANCELLED,
-	LG_E_BUSY, /* not sent: the in-flight limit was reached */
+	LG_E_BUSY,	  /* not sent: the in-flight limit was reached */
+	LG_E_HTTP_STATUS, /* http: a non-2xx answer */
+	LG_E_STREAM_ERR,  /* http: an error event inside the stream */
+	LG_E_CONN,	  /* http: the connection failed */
 	LG_E_KINDS,
 };
 
@@ -56,6 +63,12 @@ static const char *err_kind_name(unsigned k)
 		return "cancelled";
 	case LG_E_BUSY:
 		return "inflight_limit";
+	case LG_E_HTTP_STATUS:
+		return "http_status";
+	case LG_E_STREAM_ERR:
+		return "stream_error";
+	case LG_E_CONN:
+		return "connection";
 	}
 	return aw_proto_code_name(k);
 }
@@ -95,6 +108,7 @@ struct lg_opts {
 	const char *csv, *plot;
 	size_t mtu;
 	int dpdk;		/* --transport dpdk */
+	int http;		/* --transport http (llama-server /completion) */
 	const char *eal_args;	/* --eal */
 	const char *local_cidr; /* --local-ip */
 };
@@ -102,7 +116,9 @@ struct lg_opts {
 struct lg {
 	struct lg_opts o;
 	struct aw_workload wl;
-	struct aw_client *c;
+	struct aw_client *c;		/* udp/dpdk */
+	struct aw_http_transport *http; /* http */
+	char *http_req;			/* one HTTP request being built */
 	struct aw_rng rng;
 	struct lg_req *pool, *free_list;
 	struct opstats *st; /* AW_WL_OPS */
@@ -151,31 +167,21 @@ static void lg_data(void *ctx, uint64_t id, const void *bytes, size_t len, uint3
 	q->last_ns = t;
 }
 
-static void lg_done(void *ctx, uint64_t id, const struct aw_client_result *res)
+/* The request ended: error kind k (0 = answered). */
+static void lg_finish(struct lg_req *q, unsigned k)
 {
-	struct lg_req *q = ctx;
 	struct lg *g = q->g;
 	uint64_t t = now_ns();
-	(void)id;
 
 	g->inflight--;
 	g->completed++;
 	if (q->measured) {
 		struct opstats *s = &g->st[q->op];
 
-		if (res->status == 0 && res->summary.finish != AW_PROTO_FINISH_ERROR) {
+		if (k == 0) {
 			s->ok++;
 			aw_hist_record(&s->e2e, t - q->intended_ns);
 		} else {
-			unsigned k = LG_E_BADREPLY;
-
-			if (res->status == -EREMOTEIO && res->err_code > 0 &&
-			    res->err_code < AW_PROTO_ERR_MAX_)
-				k = res->err_code;
-			else if (res->status == -ETIMEDOUT)
-				k = LG_E_TIMEOUT;
-			else if (res->status == -ECANCELED)
-				k = LG_E_CANCELLED;
 			s->err++;
 			s->errs[k]++;
 		}
@@ -187,6 +193,76 @@ static void lg_done(void *ctx, uint64_t id, const struct aw_client_result *res)
 	}
 	q->next_free = g->free_list;
 	g->free_list = q;
+}
+
+static void lg_done(void *ctx, uint64_t id, const struct aw_client_result *res)
+{
+	unsigned k = 0;
+	(void)id;
+
+	if (res->status != 0 || res->summary.finish == AW_PROTO_FINISH_ERROR) {
+		k = LG_E_BADREPLY;
+		if (res->status == -EREMOTEIO && res->err_code > 0 &&
+		    res->err_code < AW_PROTO_ERR_MAX_)
+			k = res->err_code;
+		else if (res->status == -ETIMEDOUT)
+			k = LG_E_TIMEOUT;
+		else if (res->status == -ECANCELED)
+			k = LG_E_CANCELLED;
+	}
+	lg_finish(ctx, k);
+}
+
+static void lg_http_data(void *ctx, uint32_t n)
+{
+	lg_data(ctx, 0, NULL, 0, n, 0);
+}
+
+static void lg_http_done(void *ctx, int status, int http_status)
+{
+	unsigned k = 0;
+
+	if (status == -EREMOTEIO)
+		k = http_status ? LG_E_HTTP_STATUS : LG_E_STREAM_ERR;
+	else if (status == -ETIMEDOUT)
+		k = LG_E_TIMEOUT;
+	else if (status == -EBADMSG)
+		k = LG_E_BADREPLY;
+	else if (status < 0)
+		k = LG_E_CONN;
+	lg_finish(ctx, k);
+}
+
+/* http: llama-server's /completion request for w (a GENERATE). */
+static int http_submit(struct lg *g, const struct aw_wl_req *w, struct lg_req *q)
+{
+	size_t cap = 2 * w->prompt_len + 4096;
+	char *b = realloc(g->http_req, cap);
+	int n;
+
+	if (!b)
+		return -ENOMEM;
+	g->http_req = b;
+	n = aw_http_completion_request(b, cap, g->o.host, g->o.port, w->prompt, w->prompt_len,
+				       w->max_new_tokens, w->temperature, w->seed);
+	if (n < 0)
+		return n;
+	return aw_http_transport_submit(g->http, b, (size_t)n, lg_http_data, lg_http_done, q);
+}
+
+static int tp_flush(struct lg *g)
+{
+	return g->http ? 0 : aw_client_flush(g->c);
+}
+
+static int tp_poll(struct lg *g)
+{
+	return g->http ? aw_http_transport_poll(g->http) : aw_client_poll(g->c, 0);
+}
+
+static int tp_fd(struct lg *g)
+{
+	return g->http ? aw_http_transport_fd(g->http) : aw_client_fd(g->c);
 }
 
 static void issue(struct lg *g, uint64_t intended, int agent)
@@ -216,7 +292,11 @@ static void issue(struct lg *g, uint64_t intended, int agent)
 	q->measured = (uint8_t)measured;
 	q->agent = agent;
 	q->g = g;
-	rc = aw_client_submit(g->c, w.type, w.session_id, w.body, w.len, lg_data, lg_done, q, NULL);
+	if (g->http)
+		rc = http_submit(g, &w, q);
+	else
+		rc = aw_client_submit(g->c, w.type, w.session_id, w.body, w.len, lg_data, lg_done,
+				      q, NULL);
 	if (rc < 0) {
 		if (measured) {
 			g->st[w.op].err++;
@@ -305,8 +385,8 @@ static int run_once(struct lg *g, double rate)
 				if (g->agent_due[a] && g->agent_due[a] <= now)
 					issue(g, g->agent_due[a], (int)a);
 		}
-		(void)aw_client_flush(g->c);
-		rc = aw_client_poll(g->c, 0);
+		(void)tp_flush(g);
+		rc = tp_poll(g);
 		if (rc < 0)
 			return rc;
 		/* spinning: give the CPU away now and then while nothing happens
@@ -323,7 +403,7 @@ static int run_once(struct lg *g, double rate)
 			/* sleep in the kernel until a reply or the next send is due
 			 * (at most 1 ms, for the client's timers) */
 			uint64_t until = now + 1000000u;
-			struct pollfd p = {.fd = aw_client_fd(g->c), .events = POLLIN};
+			struct pollfd p = {.fd = tp_fd(g), .events = POLLIN};
 			struct timespec ts;
 
 			if (issuing && open_loop && next < until)
@@ -434,6 +514,7 @@ static void print_json(struct lg *g, double rate)
 	snprintf(server, sizeof(server), "%s:%s", g->o.host, g->o.port);
 	printf("{\"server\":");
 	json_str(server);
+	printf(",\"transport\":\"%s\"", g->o.http ? "http" : g->o.dpdk ? "dpdk" : "udp");
 	printf(",\"mode\":\"%s\",", g->o.agents ? "closed" : "open");
 	if (g->o.agents)
 		printf("\"agents\":%u,\"think_us\":%.1f,", g->o.agents, g->o.think_us);
@@ -583,8 +664,10 @@ static void loadgen_usage(FILE *f)
 		"      --mtu BYTES          path MTU for segmenting requests (default 1500)\n"
 		"      --seed N             random seed (default 1)\n"
 		"      --busy-poll          spin on the socket (uses a whole core)\n"
-		"      --transport T        udp (kernel sockets, default) or dpdk (if built with "
-		"DPDK)\n"
+		"      --transport T        udp (kernel sockets, default), dpdk (if built with "
+		"DPDK),\n"
+		"                           or http: llama-server's POST /completion (streamed; "
+		"generate only)\n"
 		"      --eal ARGS           dpdk: EAL arguments, e.g. \"--no-huge -m 512 --no-pci\n"
 		"                           --file-prefix=lg "
 		"--vdev=net_memif0,role=client,socket=S\"\n"
@@ -726,12 +809,15 @@ static int loadgen_parse_args(int argc, char **argv, struct lg_opts *o)
 			o->busy_poll = 1;
 			break;
 		case 't':
+			o->dpdk = o->http = 0;
 			if (strcmp(optarg, "udp") == 0) {
-				o->dpdk = 0;
+			} else if (strcmp(optarg, "http") == 0) {
+				o->http = 1;
 			} else if (strcmp(optarg, "dpdk") == 0 && AW_LOADGEN_DPDK) {
 				o->dpdk = 1;
 			} else {
-				fprintf(stderr, "aw-loadgen: --transport '%s': udp%s\n", optarg,
+				fprintf(stderr, "aw-loadgen: --transport '%s': udp, http%s\n",
+					optarg,
 					AW_LOADGEN_DPDK ? " or dpdk"
 							: " (this build has no DPDK transport)");
 				return -1;
@@ -825,6 +911,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aw-loadgen: %s\n", err.msg);
 		return 2;
 	}
+	if (g.o.http) {
+		for (unsigned i = 0; i < AW_WL_OPS; i++)
+			if (i != AW_WL_GENERATE && g.wl.weight[i] > 0) {
+				fprintf(stderr,
+					"aw-loadgen: --transport http: the workload's mix may hold "
+					"only generate (llama-server's /completion), not %s\n",
+					aw_wl_op_name(i));
+				return 2;
+			}
+	}
 	if (aw_workload_prepare(&g.wl) < 0)
 		return 1;
 	aw_client_opts_default(&co);
@@ -850,6 +946,10 @@ int main(int argc, char **argv)
 		rc = aw_client_new(t, &co, &g.c);
 	} else
 #endif
+		if (g.o.http)
+		rc = aw_http_transport_open(g.o.host, g.o.port, g.o.max_inflight,
+					    (uint64_t)g.o.timeout_ms * 1000000u, &g.http);
+	else
 		rc = aw_client_open(g.o.host, g.o.port, &co, &g.c);
 	if (rc < 0) {
 		fprintf(stderr, "aw-loadgen: %s:%s: %s\n", g.o.host, g.o.port, strerror(-rc));
@@ -882,7 +982,11 @@ int main(int argc, char **argv)
 			print_table(&g, g.o.rate);
 		rc = rc < 0;
 	}
-	aw_client_close(g.c);
+	if (g.http)
+		aw_http_transport_close(g.http);
+	else
+		aw_client_close(g.c);
+	free(g.http_req);
 	aw_workload_fini(&g.wl);
 	free(g.pool);
 	free(g.st);

@@ -443,6 +443,11 @@ int aw_workload_next(struct aw_workload *w, struct aw_rng *r, uint8_t *buf, size
 		q.temperature = (float)w->temperature;
 		q.deadline_us = w->deadline_us;
 		q.seed = aw_rng_next(r);
+		ret->prompt = text;
+		ret->prompt_len = pre + plen;
+		ret->max_new_tokens = q.max_new_tokens;
+		ret->temperature = q.temperature;
+		ret->seed = q.seed;
 		if (ret->session_id)
 			q.req_flags = AW_PROTO_REQF_KEEP_SESSION;
 		if (op == AW_WL_TOOLS) {

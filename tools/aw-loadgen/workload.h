@@ -83,6 +83,14 @@ struct aw_wl_req {
 	uint64_t session_id; /* 0 = none */
 	uint8_t *body;	     /* encoded body / PING payload (points into the caller's buffer) */
 	size_t len;
+	/* the same request in plain fields (for other servers' APIs, e.g. the
+	 * HTTP transport); set for generate/classify/embed; 'prompt' is valid
+	 * until the next call */
+	const char *prompt; /* prompt text (prefix included), prompt_len bytes */
+	size_t prompt_len;
+	uint32_t max_new_tokens;
+	float temperature;
+	uint64_t seed;
 };
 
 /* Draw the next request into 'buf' (cap bytes). Returns 0 or -ENOSPC. */
