@@ -42,7 +42,7 @@ void aw_agent_ctx_init(struct aw_agent_ctx *c, const struct aw_gguf *g, const st
 void aw_agent_ctx_init_template(struct aw_agent_ctx *c, const char *tmpl, size_t len,
 				const struct aw_tok *t, int32_t max_tokens);
 
-#define AW_AGENT_GRAMMAR_NONE   0
+#define AW_AGENT_GRAMMAR_NONE	0
 #define AW_AGENT_GRAMMAR_ALWAYS 1 /* from the first token (RESPONSE_FORMAT, a forced call) */
 #define AW_AGENT_GRAMMAR_CALLS	2 /* woken at each call marker (tool_choice auto) */
 
@@ -60,8 +60,8 @@ struct aw_agent_job {
 	int forced;				  /* the prompt ends inside a call */
 	char tool_name[AW_TOOLCALL_MAX_NAME + 1]; /* named tool ("" otherwise) */
 	/* constrained decoding (inference/grammar.h): the schema to compile */
-	int grammar;	  /* AW_AGENT_GRAMMAR_* */
-	char *schema;	  /* JSON schema text (owned; NUL-terminated), or NULL */
+	int grammar;	      /* AW_AGENT_GRAMMAR_* */
+	char *schema;	      /* JSON schema text (owned; NUL-terminated), or NULL */
 	const char *g_prefix; /* grammar opts: bytes forced before / after the value */
 	const char *g_suffix;
 	char *g_forced; /* bytes the matcher takes first (in the prompt already), or NULL */

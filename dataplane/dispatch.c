@@ -898,10 +898,14 @@ static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched
 		if (a->kind == AW_SCHED_EMBED && finish == AW_PROTO_FINISH_STOP &&
 		    ev->n_values > 0) {
 			/* the embedding: little-endian float32 values */
-			uint8_t v[4 * 8192];
+			uint8_t v[4 * 1024];
 			size_t k = 0;
-			for (int32_t i = 0; i < ev->n_values && k + 4 <= sizeof(v); i++, k += 4) {
+			for (int32_t i = 0; i < ev->n_values; i++, k += 4) {
 				uint32_t u;
+				if (k == sizeof(v)) { /* a chunk of 1024 values */
+					send_data(x, (const char *)v, k, 0);
+					k = 0;
+				}
 				memcpy(&u, &ev->values[i], 4);
 				v[k] = (uint8_t)u;
 				v[k + 1] = (uint8_t)(u >> 8);

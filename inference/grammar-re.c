@@ -47,7 +47,8 @@ struct re {
 	uint32_t nsets, setcap;
 	int nonascii_set[12]; /* cached single-range sets for UTF-8 sequences */
 	struct aw_err *err;
-	int ret; /* first error */
+	int ret;       /* first error */
+	int grp_start; /* the group being opened starts the string */
 };
 
 struct frag {
@@ -302,7 +303,7 @@ static int char_escape(struct re *r, int c)
 	}
 }
 
-static struct frag parse_alt(struct re *r, int depth);
+static struct frag parse_alt(struct re *r, int depth, int start);
 
 /* A bracket class after '['. */
 static struct frag parse_class(struct re *r)
@@ -413,7 +414,9 @@ static struct frag parse_atom(struct re *r, int depth)
 				return f_empty(r);
 			}
 		}
-		struct frag f = parse_alt(r, depth + 1);
+		int start = r->grp_start;
+		r->grp_start = 0;
+		struct frag f = parse_alt(r, depth + 1, start);
 		if (r->pos >= r->n || r->p[r->pos] != ')') {
 			fail(r, ENOTSUP, "unbalanced parenthesis");
 			return f;
@@ -503,6 +506,33 @@ static int parse_count(struct re *r, long *ret)
 	return 0;
 }
 
+/* Does p[a..b) hold an anchor outside classes and escapes? */
+static int has_anchor(const struct re *r, size_t a, size_t b)
+{
+	int cls = 0;
+	for (size_t i = a; i < b; i++) {
+		char ch = r->p[i];
+		if (ch == '\\') {
+			i++;
+			continue;
+		}
+		if (cls) {
+			if (ch == ']')
+				cls = 0;
+			continue;
+		}
+		if (ch == '[') {
+			cls = 1;
+			if (i + 1 < b && r->p[i + 1] == ']')
+				i++;
+			continue;
+		}
+		if (ch == '^' || ch == '$')
+			return 1;
+	}
+	return 0;
+}
+
 static struct frag parse_repeat(struct re *r, int depth)
 {
 	size_t a0 = r->pos;
@@ -542,6 +572,10 @@ static struct frag parse_repeat(struct re *r, int depth)
 	} else {
 		return f;
 	}
+	if (has_anchor(r, a0, a1)) {
+		fail(r, ENOTSUP, "anchor in a repeated group");
+		return f;
+	}
 	if (r->pos < r->n && r->p[r->pos] == '?')
 		r->pos++; /* lazy: same language */
 	if (r->pos < r->n && (r->p[r->pos] == '*' || r->p[r->pos] == '+' || r->p[r->pos] == '{')) {
@@ -570,6 +604,7 @@ static struct frag parse_repeat(struct re *r, int depth)
 			c = f;
 		} else {
 			r->pos = a0;
+			r->grp_start = 0; /* later copies never start the string */
 			c = parse_atom(r, depth);
 		}
 		if (hi < 0 && i == copies - 1) {
@@ -577,6 +612,7 @@ static struct frag parse_repeat(struct re *r, int depth)
 				c = f_star(r, c);
 			} else {
 				r->pos = a0;
+				r->grp_start = 0;
 				struct frag x = parse_atom(r, depth);
 				c = f_cat(r, c, f_star(r, x));
 			}
@@ -588,29 +624,59 @@ static struct frag parse_repeat(struct re *r, int depth)
 	return out;
 }
 
-static struct frag parse_concat(struct re *r, int depth)
+/* Only ')' left after position i: the string ends there. */
+static int only_closers(const struct re *r, size_t i)
+{
+	for (; i < r->n; i++)
+		if (r->p[i] != ')')
+			return 0;
+	return 1;
+}
+
+/* 'start': this sequence begins at the start of the string, so '^' in
+ * front of its first atom is empty; '$' is accepted where the string ends
+ * (only ')' follow, or '|' at the top level). Elsewhere anchors are
+ * refused: the whole-match generator could not honour them. */
+static struct frag parse_concat(struct re *r, int depth, int start)
 {
 	struct frag f = f_empty(r);
 	while (!r->ret && r->pos < r->n && r->p[r->pos] != '|' && r->p[r->pos] != ')') {
-		if (r->p[r->pos] == '$' && r->pos + 1 == r->n && depth == 0) {
+		if (r->p[r->pos] == '^') {
+			if (!start) {
+				fail(r, ENOTSUP, "anchor inside the pattern");
+				break;
+			}
 			r->pos++;
-			break;
+			continue;
 		}
+		if (r->p[r->pos] == '$') {
+			size_t nx = r->pos + 1;
+			if (!(only_closers(r, nx) ||
+			      (depth == 0 && nx < r->n && r->p[nx] == '|'))) {
+				fail(r, ENOTSUP, "anchor inside the pattern");
+				break;
+			}
+			r->pos++;
+			continue;
+		}
+		r->grp_start = start;
 		f = f_cat(r, f, parse_repeat(r, depth));
+		r->grp_start = 0;
+		start = 0;
 	}
 	return f;
 }
 
-static struct frag parse_alt(struct re *r, int depth)
+static struct frag parse_alt(struct re *r, int depth, int start)
 {
 	if (depth > 100) {
 		fail(r, E2BIG, "too deeply nested");
 		return f_empty(r);
 	}
-	struct frag f = parse_concat(r, depth);
+	struct frag f = parse_concat(r, depth, start);
 	while (!r->ret && r->pos < r->n && r->p[r->pos] == '|') {
 		r->pos++;
-		f = f_alt(r, f, parse_concat(r, depth));
+		f = f_alt(r, f, parse_concat(r, depth, start));
 	}
 	return f;
 }
@@ -871,7 +937,7 @@ int aw_gdfa_compile(const char *pattern, size_t len, uint32_t min_len, uint32_t 
 	/* 1. parse into an NFA; ^ and $ at the ends are implied */
 	if (r.n && r.p[0] == '^')
 		r.pos = 1;
-	struct frag f = parse_alt(&r, 0);
+	struct frag f = parse_alt(&r, 0, 1);
 	if (!r.ret && r.pos < r.n)
 		fail(&r, ENOTSUP, "unbalanced parenthesis");
 	int32_t m = nst_new(&r, NS_MATCH, -1, -1, -1);

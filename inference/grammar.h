@@ -22,20 +22,32 @@
  * without exponents (at most 15 integer and 6 fraction digits). Every prefix
  * the matcher allows can be completed to a value that validates.
  *
- * The supported subset (anything else is refused, naming the keyword):
+ * The supported subset (other keywords JSON Schema defines are refused,
+ * naming the keyword and its path; words it does not define are ignored,
+ * as validators ignore them):
  *   type (one or a list), properties, required, additionalProperties,
- *   items (schema or draft-4 tuple list), prefixItems, minItems, maxItems,
- *   enum, const, anyOf, oneOf (when its alternatives are provably disjoint),
- *   allOf with one element, $ref to "#", "#/definitions/..", "#/$defs/..",
- *   minLength, maxLength, pattern (ECMA-style subset: classes, groups,
- *   alternation, quantifiers; refused beyond AW_GRAMMAR_MAX_DFA states),
- *   format (date-time, date, time, uuid, email, ipv4, hostname, uri),
- *   minimum, maximum, exclusiveMinimum, exclusiveMaximum (draft-4 booleans
- *   or numbers); annotations (title, description, default, examples, $id,
- *   $schema, $comment, readOnly, writeOnly, deprecated) are ignored.
- * Limits: schema nesting (the JSON parser's 64), AW_GRAMMAR_MAX_NODES nodes,
- * AW_GRAMMAR_MAX_DFA regex states, AW_GRAMMAR_MAX_PROPS properties per
- * object, and a compile time budget; past any of them compile refuses.
+ *   patternProperties (when no declared name matches), items (schema or
+ *   draft-4 tuple list), prefixItems, minItems, maxItems, enum, const,
+ *   anyOf, oneOf (when its alternatives provably never both match), allOf
+ *   and keywords beside anyOf/oneOf (merged: properties by name, required
+ *   united, other keywords equal), $ref to "#", "#/definitions/..",
+ *   "#/$defs/.." or any local JSON pointer, minLength, maxLength, pattern
+ *   (ECMA-style subset: classes, groups, alternation, quantifiers, anchors
+ *   where the string starts/ends; refused beyond AW_GRAMMAR_MAX_DFA
+ *   states), format (every format JSON Schema defines: date-time, date,
+ *   time, duration, email, idn-email, hostname, idn-hostname, ipv4, ipv6,
+ *   uri, uri-reference, iri, iri-reference, uri-template, uuid,
+ *   json-pointer, relative-json-pointer, regex; other names are
+ *   annotations), minimum, maximum, exclusiveMinimum, exclusiveMaximum
+ *   (draft-4 booleans or numbers), minProperties/maxProperties when the
+ *   required/declared members already satisfy them, uniqueItems with
+ *   maxItems <= 1.
+ * Limits: schema nesting (the JSON parser's 64; 128 through $ref and
+ * merges), AW_GRAMMAR_MAX_NODES nodes, AW_GRAMMAR_MAX_DFA regex states,
+ * AW_GRAMMAR_MAX_PROPS properties per object, AW_GRAMMAR_COMPILE_US of CPU
+ * time; past any of them compile refuses. A schema without a finite value
+ * (a required member containing itself) is refused; optional parts without
+ * one are dropped, so the matcher is never stuck.
  *
  * How a mask is computed (see grammar.c for the full story): the matcher is
  * a pushdown automaton over bytes (objects, arrays, literal tries, string

@@ -121,8 +121,11 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 
 /* ---- matmul: X16 layout -------------------------------------------------------- */
 
-/* R groups of 16 rows (2R ymm "halves" of 8 rows) × T tokens, R * T <= 2;
- * writes rows [lo, hi). Two groups at batch 1 give two memory streams. */
+/* R groups of 16 rows (2R ymm "halves" of 8 rows) × T tokens, R * T <= 2
+ * when batched, R up to 8 at batch 1; writes rows [lo, hi). At batch 1 more
+ * groups are more concurrent memory streams: 8 groups measured 1.3-1.6x the
+ * 2 groups of before (the accumulators no longer fit AVX2's 16 registers,
+ * and the compiler's spills to L1 cost less than the streams gain). */
 INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		     uint32_t g, uint32_t t0, const int R, const int T, const int q4, uint32_t lo,
 		     uint32_t hi)
@@ -132,7 +135,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 	const size_t gbytes = aw_kern_x16_group_bytes(w->type, nb);
 	const uint8_t *gq = (const uint8_t *)w->data + g * gbytes;
 	const struct aw_block_q8a *xr[2];
-	__m256 facc[4][2];
+	__m256 facc[16][2];
 
 	for (int t = 0; t < T; t++) {
 		xr[t] = in->xq + (size_t)(t0 + t) * nb;
@@ -140,7 +143,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 			facc[h][t] = _mm256_setzero_ps();
 	}
 	for (uint32_t b = 0; b < nb; b++) {
-		__m256i iacc[4][2];
+		__m256i iacc[16][2];
 
 		for (int t = 0; t < T; t++)
 			for (int h = 0; h < 2 * R; h++)
@@ -222,9 +225,15 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 				   uint32_t hi)                                                    \
 	{                                                                                          \
 		uint32_t t = 0;                                                                    \
-		if (R == 2) {                                                                      \
-			for (; t < in->n_tok; t++)                                                 \
-				x16_tile(w, in, y, ldy, g, t, 2, 1, q4, lo, hi);                   \
+		if (in->n_tok == 1) {                                                              \
+			if (R == 8)                                                                \
+				x16_tile(w, in, y, ldy, g, 0, 8, 1, q4, lo, hi);                   \
+			else if (R == 4)                                                           \
+				x16_tile(w, in, y, ldy, g, 0, 4, 1, q4, lo, hi);                   \
+			else if (R == 2)                                                           \
+				x16_tile(w, in, y, ldy, g, 0, 2, 1, q4, lo, hi);                   \
+			else                                                                       \
+				x16_tile(w, in, y, ldy, g, 0, 1, 1, q4, lo, hi);                   \
 			return;                                                                    \
 		}                                                                                  \
 		for (; t + 2 <= in->n_tok; t += 2)                                                 \
@@ -242,8 +251,12 @@ static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in,
 	const uint32_t g1 = (r1 + 15) / 16;
 
 	for (uint32_t g = r0 / 16; g < g1;) {
-		/* batch 1: two groups at a time; batched: one group × two tokens */
-		const int R = in->n_tok == 1 && g + 2 <= g1 ? 2 : 1;
+		/* batch 1: up to 8 groups at a time; batched: one group × two tokens */
+		const int R = in->n_tok > 1 ? 1
+			      : g + 8 <= g1 ? 8
+			      : g + 4 <= g1 ? 4
+			      : g + 2 <= g1 ? 2
+					    : 1;
 
 		if (w->type == AW_TYPE_Q4_0)
 			x16_tiles_1(w, in, y, ldy, g, R, r0, r1);

@@ -966,9 +966,10 @@ INLINE void attn_nv(float *out, size_t ldo, const float *q, size_t ldq, uint32_t
 							qv[j], load_kv(F16, row, 16 * j, 0xffff),
 							acc[i]);
 				}
-				_mm512_mask_storeu_ps(
-					&s[h][i0], tail_mask(cn - i0),
-					_mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale)));
+				/* whole vectors (lanes past cn are never read): a masked
+				 * store does not forward to the loads that follow */
+				_mm512_store_ps(&s[h][i0],
+						_mm512_mul_ps(hsum16(acc), _mm512_set1_ps(scale)));
 			}
 			/* running max and sum */
 			__m512 vm = _mm512_set1_ps(m[h]);
@@ -985,7 +986,7 @@ INLINE void attn_nv(float *out, size_t ldo, const float *q, size_t ldq, uint32_t
 				const __m512 e = exp512(_mm512_sub_ps(
 					_mm512_maskz_loadu_ps(msk, &s[h][i]), _mm512_set1_ps(mn)));
 
-				_mm512_mask_storeu_ps(&s[h][i], msk, e);
+				_mm512_store_ps(&s[h][i], e);
 				vs = _mm512_add_ps(vs, _mm512_maskz_mov_ps(msk, e));
 			}
 			l[h] = l[h] * alpha + _mm512_reduce_add_ps(vs);

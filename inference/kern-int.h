@@ -72,13 +72,19 @@ static inline const void *aw_kern_kv_row(const struct aw_kern_kv *kv, uint32_t i
 static inline void aw_kern_kv_rows(const struct aw_kern_kv *kv, uint32_t i0, uint32_t n,
 				   const void **rows)
 {
-	uint32_t blk = i0 / kv->block_rows, in = i0 % kv->block_rows;
+	/* locals: the build has -fno-strict-aliasing, so each store to rows[]
+	 * would otherwise reload kv's fields */
+	const void *const *blocks = kv->blocks;
+	const uint32_t br = kv->block_rows;
+	const size_t stride = kv->row_stride, offset = kv->offset;
+	uint32_t blk = i0 / br, in = i0 % br;
+	const char *base = (const char *)blocks[blk] + offset;
 
 	for (uint32_t j = 0; j < n; j++) {
-		rows[j] = (const char *)kv->blocks[blk] + (size_t)in * kv->row_stride + kv->offset;
-		if (++in == kv->block_rows) {
+		rows[j] = base + (size_t)in * stride;
+		if (++in == br && j + 1 < n) {
 			in = 0;
-			blk++;
+			base = (const char *)blocks[++blk] + offset;
 		}
 	}
 }

@@ -3,7 +3,7 @@
  * by the ISA tables (internal, not a public contract).
  *
  * Same contract as aw_kern_matmul_fn on a ROWS-layout matrix of one of those
- * types: y[t * ldy + r] = sum_i X[t][i] * W[r][i] for t < in->n_tok,
+ * types, or a KQ8 one (Q4_K, Q5_K, Q6_K; kern.h): y[t * ldy + r] = sum_i X[t][i] * W[r][i] for t < in->n_tok,
  * r0 <= r < r1, X read as activation blocks (in->xq). kern-kq-x86.c is built
  * once per x86 table (avx2, avx512, avx512vnni) and kern-kq-neon.c once per
  * Arm level (neon, dotprod, i8mm); each table's matmul hands these types
@@ -14,7 +14,9 @@
  * 32 small integers, and for each token of a tile of up to 4 the 8 integer
  * dot products with the activation blocks are reduced to one vector holding
  * one exact int32 per 32-element block (two per block for Q6_K's 16-wide
- * scales). Then, per group of 8 blocks and token, in float:
+ * scales). On KQ8 weights no reduction is needed: the activations are
+ * transposed the same way once per call, and 8 dot products accumulate each
+ * sub-block in its own lane. Then, per group of 8 blocks and token, in float:
  *
  *     acc += S[b] * (a[b] * dX[b])  +  bias[b] * (dX[b] * sumX[b])
  *
@@ -66,7 +68,7 @@ static inline void aw_kern_kq_tables(const struct aw_block_q8a *xq, uint32_t nb,
 }
 
 /* Floats in each of the two tables of a chunk (16 KiB of stack together,
- * plus 64 KiB of transposed quants for KQ8 weights). */
+ * plus 64 KiB of transposed quants). */
 #define AW_KERN_KQ_TAB 2048
 
 /* Rows per block of the driver's loop: a block's rows stay in cache while

@@ -24,46 +24,37 @@ static inline uint32_t kq8_byte(uint32_t e, uint32_t *ret_hi)
 	return 32 * ((l % 16) / 4) + 4 * i + l % 4;
 }
 
+/* Position of element e of a Q4_K qs / Q6_K ql array in GGUF order:
+ * Q4_K: element 64c + 32h + l in nibble h of byte 32c + l; Q6_K: element
+ * 128H + 32k + l in nibble k/2 of byte 64H + 32(k&1) + l. */
+static inline uint32_t gguf_byte(uint32_t e, int q6, uint32_t *ret_hi)
+{
+	if (q6) {
+		const uint32_t H = e / 128, k = (e % 128) / 32;
+
+		*ret_hi = k / 2;
+		return 64 * H + 32 * (k & 1) + e % 32;
+	}
+	*ret_hi = (e / 32) & 1;
+	return 32 * (e / 64) + e % 32;
+}
+
 /* Q4_K/Q6_K low-4-bit array (128 bytes) of GGUF order -> KQ8 (dir 0) or
- * back (dir 1). GGUF: element 64c + 32h + l in nibble h of byte 32c + l
- * (Q6_K's ql is the same with 128-element halves: element 128H + 32k + l
- * in nibble k/2 of ql[64H + 32(k&1) + l]). */
+ * back (dir 1). */
 static void nibbles(const uint8_t *src, uint8_t *dst, int q6, int dir)
 {
 	uint8_t v[256];
+	uint32_t hi;
 
-	/* to element order */
-	for (uint32_t e = 0; e < 256; e++) {
-		uint32_t byte, hi;
+	for (uint32_t e = 0; e < 256; e++) { /* to element order */
+		const uint32_t byte = dir == 0 ? gguf_byte(e, q6, &hi) : kq8_byte(e, &hi);
 
-		if (dir == 0) {
-			if (q6) {
-				const uint32_t H = e / 128, k = (e % 128) / 32, l = e % 32;
-
-				byte = 64 * H + 32 * (k & 1) + l, hi = k / 2;
-			} else {
-				byte = 32 * (e / 64) + e % 32, hi = (e / 32) & 1;
-			}
-		} else {
-			byte = kq8_byte(e, &hi);
-		}
 		v[e] = hi ? src[byte] >> 4 : src[byte] & 15;
 	}
 	memset(dst, 0, 128);
 	for (uint32_t e = 0; e < 256; e++) {
-		uint32_t byte, hi;
+		const uint32_t byte = dir == 1 ? gguf_byte(e, q6, &hi) : kq8_byte(e, &hi);
 
-		if (dir == 1) {
-			if (q6) {
-				const uint32_t H = e / 128, k = (e % 128) / 32, l = e % 32;
-
-				byte = 64 * H + 32 * (k & 1) + l, hi = k / 2;
-			} else {
-				byte = 32 * (e / 64) + e % 32, hi = (e / 32) & 1;
-			}
-		} else {
-			byte = kq8_byte(e, &hi);
-		}
 		dst[byte] |= (uint8_t)(v[e] << (4 * hi));
 	}
 }

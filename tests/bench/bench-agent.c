@@ -131,8 +131,11 @@ int main(int argc, char **argv)
 	if (threads > 1 && aw_pool_new((unsigned)threads, NULL, &pool) < 0)
 		return 1;
 	const int32_t nv = aw_model_hparams(m)->n_vocab;
-	struct aw_sched_config c = {.max_batch = 16, .prefill_chunk = 512, .ctx = 1024,
-				    .kv_type = AW_TYPE_F16, .no_prefix_cache = 1};
+	struct aw_sched_config c = {.max_batch = 16,
+				    .prefill_chunk = 512,
+				    .ctx = 1024,
+				    .kv_type = AW_TYPE_F16,
+				    .no_prefix_cache = 1};
 	struct aw_sched *s;
 	if (aw_sched_new(m, tok, pool, &c, on_event, &d, &s) < 0)
 		return 1;
@@ -186,7 +189,8 @@ int main(int argc, char **argv)
 		"{\"type\": \"object\", \"required\": [\"name\", \"arguments\"], \"properties\": "
 		"{\"name\": {\"const\": \"search\"}, \"arguments\": {\"type\": \"object\", "
 		"\"required\": [\"query\", \"limit\"], \"properties\": {\"query\": {\"type\": "
-		"\"string\", \"minLength\": 60, \"maxLength\": 80}, \"limit\": {\"type\": \"integer\", "
+		"\"string\", \"minLength\": 60, \"maxLength\": 80}, \"limit\": {\"type\": "
+		"\"integer\", "
 		"\"minimum\": 1, \"maximum\": 50}}}}}";
 	struct aw_grammar_opts go = {0, "\n", "\n</tool_call>"};
 	struct aw_grammar *gr;

@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		tiny_default(&c);
 		c.with_tokenizer = 1;
-		if (tiny_write(&c, NULL, &img, &len) != 0 || aw_gguf_parse(img, len, &g, &err) != 0 ||
+		if (tiny_write(&c, NULL, &img, &len) != 0 ||
+		    aw_gguf_parse(img, len, &g, &err) != 0 ||
 		    aw_tok_new_from_gguf(g, &tok, &err) != 0)
 			abort(); /* kept for the process's life */
 	}

@@ -221,6 +221,9 @@ static void test_refusals(void **state)
 	refuse("{\"type\": \"string\", \"pattern\": \"(a|b)*a(a|b){12}\"}", E2BIG, NULL);
 	refuse("{\"type\": \"string\", \"pattern\": \"a\\\\1\"}", ENOTSUP, "pattern");
 	refuse("{\"type\": \"string\", \"pattern\": \"(?=a)\"}", ENOTSUP, "lookaround");
+	refuse("{\"type\": \"string\", \"pattern\": \"x(a|^b)\"}", ENOTSUP, "anchor");
+	refuse("{\"type\": \"string\", \"pattern\": \"(^a)*\"}", ENOTSUP, "anchor");
+	refuse("{\"type\": \"string\", \"pattern\": \"(a$|b)c\"}", ENOTSUP, "anchor");
 	refuse("{\"type\": \"object\", \"properties\": ", EBADMSG, NULL);
 	refuse("[1, 2]", ENOTSUP, NULL);
 	refuse("{\"type\": \"frobnicate\"}", ENOTSUP, "frobnicate");
@@ -281,6 +284,7 @@ static const char *const schemas[] = {
 	"\"required\": [\"n\"]}]}",
 	"{\"allOf\": [{\"properties\": {\"a\": {\"type\": \"integer\"}}}, {\"required\": "
 	"[\"a\"]}]}",
+	"{\"type\": \"string\", \"pattern\": \"^ab$|^(c|^d)[^x]?$\"}",
 };
 
 static void test_masks_match_brute_force(void **state)
