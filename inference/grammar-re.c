@@ -224,13 +224,13 @@ static int class_escape(int c, struct bset *b, int *nonascii)
 	switch (c) {
 	case 'D':
 		neg = 1;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 'd':
 		bs_add(&t, '0', '9');
 		break;
 	case 'W':
 		neg = 1;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 'w':
 		bs_add(&t, '0', '9');
 		bs_add(&t, 'a', 'z');
@@ -239,7 +239,7 @@ static int class_escape(int c, struct bset *b, int *nonascii)
 		break;
 	case 'S':
 		neg = 1;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 's':
 		bs_add(&t, ' ', ' ');
 		break;

@@ -2508,7 +2508,7 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 				done(m, f, -1);
 			return;
 		}
-		/* fall through */
+		__attribute__((fallthrough));
 	case P_OKEYNEED:
 		if (c != '"')
 			return;
@@ -2592,7 +2592,7 @@ static void feed(struct aw_grammar_matcher *m, const struct frame *f, int c)
 		}
 		if (m->finish && n->lo == 0)
 			return;
-		/* fall through */
+		__attribute__((fallthrough));
 	case P_AITEMNEED: {
 		if (f->b >= n->hi)
 			return;

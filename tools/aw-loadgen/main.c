@@ -299,8 +299,9 @@ static void issue(struct lg *g, uint64_t intended, int agent)
 				      q, NULL);
 	if (rc < 0) {
 		if (measured) {
+			/* http: a connection that failed at once is not the limit */
 			g->st[w.op].err++;
-			g->st[w.op].errs[LG_E_BUSY]++;
+			g->st[w.op].errs[g->http && rc != -EBUSY ? LG_E_CONN : LG_E_BUSY]++;
 		}
 		q->next_free = g->free_list;
 		g->free_list = q;
