@@ -320,6 +320,12 @@ static int emit(void *ctx, const char *text, size_t len, uint32_t n_tokens)
 	return 0;
 }
 
+/* The END summary's model tag for group 'g's current model (proto.h). */
+static uint8_t model_tag(const struct group *g)
+{
+	return g->gen ? (uint8_t)(1 + (g->gen - 1) % 255) : 0;
+}
+
 static void send_end(struct run *x, uint8_t finish, const struct aw_engine_result *res,
 		     uint64_t queue_us)
 {
@@ -328,6 +334,7 @@ static void send_end(struct run *x, uint8_t finish, const struct aw_engine_resul
 	int n;
 
 	s.finish = finish;
+	s.model = model_tag(x->g);
 	if (res) {
 		s.prompt_tokens = res->prompt_tokens;
 		s.gen_tokens = res->gen_tokens;
@@ -917,6 +924,7 @@ static void agent_event(struct group *g, struct aw_req *r, const struct aw_sched
 		if (a->tc && aw_toolcall_count(a->tc) > 0 && finish == AW_PROTO_FINISH_STOP)
 			finish = AW_PROTO_FINISH_TOOL_CALLS;
 		s.finish = finish;
+		s.model = model_tag(g);
 		s.prompt_tokens = ev->prompt_tokens;
 		s.gen_tokens = ev->gen_tokens;
 		s.prefill_us = ev->prefill_us > UINT32_MAX ? UINT32_MAX : (uint32_t)ev->prefill_us;

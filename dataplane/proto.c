@@ -666,7 +666,7 @@ int aw_proto_summary_build(void *buf, size_t cap, const struct aw_proto_summary 
 	if (cap < n)
 		return -ENOSPC;
 	p[0] = s->finish;
-	p[1] = 0;
+	p[1] = s->model;
 	wr16(p + 2, s->n_probs);
 	wr32(p + 4, s->prompt_tokens);
 	wr32(p + 8, s->gen_tokens);
@@ -693,6 +693,7 @@ int aw_proto_summary_parse(const void *buf, size_t len, struct aw_proto_summary 
 	if (s.finish >= AW_PROTO_FINISH_MAX_)
 		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0, "finish reason %u unknown",
 			    s.finish);
+	s.model = p[1];
 	s.n_probs = rd16(p + 2);
 	if (s.n_probs > AW_PROTO_MAX_PROBS || len != AW_PROTO_SUMMARY_LEN + 4u * (size_t)s.n_probs)
 		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0,

@@ -290,6 +290,8 @@ int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_pro
 
 struct aw_proto_summary {
 	uint8_t finish;	  /* enum aw_proto_finish */
+	uint8_t model;	  /* which model served it: its generation (1 = loaded at start,
+			   * +1 per live swap), as 1 + (generation - 1) % 255; 0 = not said */
 	uint16_t n_probs; /* CLASSIFY probabilities */
 	uint32_t prompt_tokens;
 	uint32_t gen_tokens;

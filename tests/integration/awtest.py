@@ -280,10 +280,10 @@ class Client:
 
 
 def summary(payload):
-    (finish, _r, n_probs, pt, gt, q, pf, dc, n_data, data_bytes) = struct.unpack_from(
+    (finish, model, n_probs, pt, gt, q, pf, dc, n_data, data_bytes) = struct.unpack_from(
         '<BBHIIIIIIQ', payload)
     return {'finish': finish, 'prompt_tokens': pt, 'gen_tokens': gt, 'n_data': n_data,
-            'data_bytes': data_bytes, 'queue_us': q}
+            'data_bytes': data_bytes, 'queue_us': q, 'model': model}
 
 
 def echo_expect(prompt, max_new_tokens):

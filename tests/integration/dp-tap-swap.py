@@ -202,12 +202,15 @@ try:
         if t1 > t_limit_hup:  # B, maybe cut at the reloaded limit
             assert exp_b.startswith(data), data
             assert t0 < t_limit or s['gen_tokens'] <= 3, s
+            assert s['model'] == 2, s  # the END summary names the model
             continue
         assert data in (exp_a, exp_b), (data, exp_a, exp_b, t0 - t_hup, t1 - t_hup, s)
         if t1 < t_hup:
             assert data == exp_a, ('before the swap', data)
         if t0 > t_swapped:
             assert data == exp_b, ('after the swap', data)
+        # every response says which model served it (END summary, generation)
+        assert s['model'] == (1 if data == exp_a else 2), (data, s)
         n_a += data == exp_a
         n_b += data == exp_b
     if not n_b:
@@ -215,7 +218,8 @@ try:
         print(collections.Counter((round(t0 - t_hup, 1), data) for t0, t1, typ, data, s in results if t0 > t_hup - 0.2 and t0 < t_hup + 0.5))
         print(exp_a, exp_b)
     assert n_a > 0 and n_b > 0, (n_a, n_b)
-    print('clients: %d responses, %d from model A, %d from model B, 0 errors'
+    print('clients: %d responses, %d from model A, %d from model B (each END named its '
+          'model), 0 errors'
           % (len(results), n_a, n_b))
     t, data, _ = c.call(aw.GENERATE, aw.gen_body(PROMPT, 0))
     assert t['type'] == aw.END and aw.summary(t['payload'])['gen_tokens'] <= 3

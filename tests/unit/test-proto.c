@@ -504,10 +504,13 @@ static void test_reply_payloads(void **state)
 		s.decode_us = 7000;
 		s.n_data = 19;
 		s.data_bytes = 1ull << 33;
+		s.model = 255;
 		n = aw_proto_summary_build(buf, sizeof(buf), &s, probs);
 		assert_int_equal(n, AW_PROTO_SUMMARY_LEN + 12);
+		assert_int_equal(buf[1], 255); /* the model tag sits in byte 1 */
 		assert_int_equal(aw_proto_summary_parse(buf, (size_t)n, &g, &e), 0);
 		assert_int_equal(g.finish, AW_PROTO_FINISH_LENGTH);
+		assert_int_equal(g.model, 255);
 		assert_int_equal(g.prompt_tokens, 100);
 		assert_int_equal(g.gen_tokens, 20);
 		assert_int_equal(g.queue_us, 5);

@@ -113,8 +113,9 @@ class Summary:
     """The END summary of a request."""
 
     def __init__(self, finish, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
-                 n_data, data_bytes, probs):
+                 n_data, data_bytes, probs, model=0):
         self.finish = FINISH_NAMES[finish]
+        self.model = model  # generation of the model that served it (0: not said)
         self.prompt_tokens = prompt_tokens
         self.gen_tokens = gen_tokens
         self.queue_us = queue_us
@@ -392,13 +393,13 @@ class Client:
     def _summary(p):
         if len(p) < SUMMARY.size:
             raise ProtocolError("END payload of %d bytes" % len(p))
-        (finish, _r, n_probs, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
+        (finish, model, n_probs, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
          n_data, data_bytes) = SUMMARY.unpack_from(p)
         if finish >= len(FINISH_NAMES) or n_probs > 256 or len(p) != SUMMARY.size + 4 * n_probs:
             raise ProtocolError("malformed END summary")
         probs = list(struct.unpack_from("<%df" % n_probs, p, SUMMARY.size))
         return Summary(finish, prompt_tokens, gen_tokens, queue_us, prefill_us, decode_us,
-                       n_data, data_bytes, probs)
+                       n_data, data_bytes, probs, model)
 
     def _collect(self, typ, msg, session_id=0, calls=None):
         gen = self._run(typ, msg, session_id)
