@@ -61,6 +61,18 @@ def group0(d):
     return d.telemetry('/agentwire/groups')['0']
 
 
+def group0_idle(d, timeout=10.0):
+    """Group 0's counters once its scheduler holds no sequence. The leader
+    publishes them after each step, while the last END leaves inside the
+    step: a client that saw every END may read them a moment early."""
+    t0 = time.time()
+    while True:
+        g = group0(d)
+        if (g['running'] == 0 and g['sched_running'] == 0) or time.time() - t0 > timeout:
+            return g
+        time.sleep(0.05)
+
+
 model = model_4k()
 N_NEW = 16
 words = ('agent tool call route ticket weather json schema answer plan search fetch '
@@ -145,7 +157,7 @@ try:
     assert s['finish'] == 3 and s['gen_tokens'] < 4000, s
     c.send(aw.hdr(aw.ACK, rid))
     time.sleep(0.2)
-    g = group0(d)
+    g = group0_idle(d)
     assert g['running'] == 0 and g['sched_running'] == 0, g
     assert g['free_blocks'] + g['cache_blocks'] == g['n_blocks'], g
     print('CANCEL after %d tokens: finish cancelled; KV: %d free + %d cached of %d'
