@@ -733,7 +733,8 @@ int main(int argc, char **argv)
 								   s->model,
 								   aw_type_name(types[ti]),
 								   k->name,
-								   lay ? lay_name(types[ti]) : "rows",
+								   lay ? lay_name(types[ti])
+								       : "rows",
 								   md.params / layers / 1e6};
 						rw->batch = nt;
 						rw->g1 = macs / mm_time(pool1, &c, reps) / 1e9;

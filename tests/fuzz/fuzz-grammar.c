@@ -25,7 +25,8 @@ static void init(void)
 	static char text[NT][16];
 	static const char *toks[NT];
 	static int32_t types[NT];
-	static const char *const extra[] = {"{\"", "\":", "\"}", "ab\"", ",\"", "12", "true", "\\\""};
+	static const char *const extra[] = {"{\"", "\":", "\"}",  "ab\"",
+					    ",\"", "12",  "true", "\\\""};
 	struct aw_tok_vocab v;
 
 	snprintf(text[0], 16, "<unk>");
