@@ -241,7 +241,13 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 		}
 		if (q5) {
 			/* Q5_0: the nibble plus 16 where the block's mask has the bit
-			 * (a byte-masked add), unsigned 0..31, offset 16 at the start */
+			 * (a byte-masked add), unsigned 0..31, offset 16 at the start;
+			 * at batch 1 the high halves go to accumulators of their own
+			 * (two dependency chains of 4 vpdpbusd per block, not one of 8) */
+			__m512i ihi[8];
+
+			for (int r = 0; r < R; r++)
+				ihi[r] = _mm512_setzero_si512();
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
 				__m512i wl[8], wh[8];
@@ -271,10 +277,16 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 
 					for (int r = 0; r < R; r++) {
 						iacc[r][t] = dot4(iacc[r][t], wl[r], xl);
-						iacc[r][t] = dot4(iacc[r][t], wh[r], xh);
+						if (T == 1)
+							ihi[r] = dot4(ihi[r], wh[r], xh);
+						else
+							iacc[r][t] = dot4(iacc[r][t], wh[r], xh);
 					}
 				}
 			}
+			if (T == 1)
+				for (int r = 0; r < R; r++)
+					iacc[r][0] = _mm512_add_epi32(iacc[r][0], ihi[r]);
 		} else if (q4 && AW_KERN_VNNI && T == 1) {
 			/* batch 1 (memory-bound, so fewer instructions per byte keep more
 			 * loads in flight): the high nibble is used in place as 16 * q
