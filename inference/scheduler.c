@@ -46,8 +46,8 @@ struct rq {
 	int32_t n_done; /* positions with K/V */
 	int32_t slot;	/* KV sequence, -1 when not running */
 	int32_t n_gen;
-	int32_t n_ff;		/* of n_gen, tokens emitted by fast-forward */
-	int32_t ff_lo, ff_hi;	/* positions of the last forced run and the token sampled
+	int32_t n_ff;		    /* of n_gen, tokens emitted by fast-forward */
+	int32_t ff_lo, ff_hi;	    /* positions of the last forced run and the token sampled
 				 * before it, while not yet computed (statistics) */
 	struct aw_sample_hook hook; /* constrained decoding (its 'forced' drives fast-forward) */
 	int32_t cached;
