@@ -1246,6 +1246,12 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 		struct group *g = &d->g[i];
 		char name[RTE_RING_NAMESIZE];
 		unsigned n = p->group[i].ring_size;
+		/* queue_depth requests can wait: the request pool holds that many (plus
+		 * the running ones), so a full pool is the OVERLOADED limit and the
+		 * ring (ring_size >= queue_depth entries) never refuses first */
+		unsigned depth = p->group[i].queue_depth && p->group[i].queue_depth < n
+					 ? p->group[i].queue_depth
+					 : n;
 
 		g->d = d;
 		g->idx = i;
@@ -1272,9 +1278,9 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 			}
 		}
 		snprintf(name, sizeof(name), "aw_reqpool_%u", i);
-		/* ring_size objects can wait; one more per group runs (with a
+		/* depth objects can wait; one more per group runs (with a
 		 * scheduler: max_batch more run) */
-		g->pool = rte_mempool_create(name, n + 1 + (g->m ? g->p.max_batch : 0),
+		g->pool = rte_mempool_create(name, depth + 1 + (g->m ? g->p.max_batch : 0),
 					     sizeof(struct aw_req) + g->p.max_request, 0, 0, NULL,
 					     NULL, NULL, NULL, g->p.socket, 0);
 		if (!g->ring || !g->cancel || !g->pool) {
@@ -1285,8 +1291,9 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 			goto err;
 		}
 		aw_log(AW_LOG_INFO, "dispatch",
-		       "group %u: leader lcore %u, socket %d, ring %u, requests up to %u bytes", i,
-		       g->p.lcore, g->p.socket, n, g->p.max_request);
+		       "group %u: leader lcore %u, socket %d, ring %u, queue depth %u, requests "
+		       "up to %u bytes",
+		       i, g->p.lcore, g->p.socket, n, depth, g->p.max_request);
 	}
 	*ret_d = d;
 	return 0;
