@@ -456,8 +456,17 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	__atomic_store_n(&g->obs.prefix_hit_tokens, g->obs.prefix_hit_tokens + ev->cached_tokens,
 			 __ATOMIC_RELAXED);
 	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, x->wait_us + ev->queue_us);
-	if (!x->lost)
+	if (!x->lost && ev->finish == AW_SCHED_FINISH_ERROR && ev->error == -ENOENT &&
+	    !ev->gen_tokens) {
+		/* the session this turn continued was evicted while it waited */
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "session %llx was evicted before this turn ran",
+			 (unsigned long long)r->flow.session_id);
+		send_error(x, AW_PROTO_ERR_UNKNOWN_SESSION, msg);
+	} else if (!x->lost) {
 		send_end(x, (uint8_t)ev->finish, &res, x->wait_us + ev->queue_us);
+	}
 	GST_ADD(g, completed, 1);
 	__atomic_fetch_sub(&g->running, 1, __ATOMIC_RELAXED);
 	req_put(g, r);
