@@ -456,8 +456,17 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	__atomic_store_n(&g->obs.prefix_hit_tokens, g->obs.prefix_hit_tokens + ev->cached_tokens,
 			 __ATOMIC_RELAXED);
 	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, x->wait_us + ev->queue_us);
-	if (!x->lost)
+	if (!x->lost && ev->finish == AW_SCHED_FINISH_ERROR && ev->error == -ENOENT &&
+	    !ev->gen_tokens) {
+		/* the session this turn continued was evicted while it waited */
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "session %llx was evicted before this turn ran",
+			 (unsigned long long)r->flow.session_id);
+		send_error(x, AW_PROTO_ERR_UNKNOWN_SESSION, msg);
+	} else if (!x->lost) {
 		send_end(x, (uint8_t)ev->finish, &res, x->wait_us + ev->queue_us);
+	}
 	GST_ADD(g, completed, 1);
 	__atomic_fetch_sub(&g->running, 1, __ATOMIC_RELAXED);
 	req_put(g, r);
@@ -1246,6 +1255,12 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 		struct group *g = &d->g[i];
 		char name[RTE_RING_NAMESIZE];
 		unsigned n = p->group[i].ring_size;
+		/* queue_depth requests can wait: the request pool holds that many (plus
+		 * the running ones), so a full pool is the OVERLOADED limit and the
+		 * ring (ring_size >= queue_depth entries) never refuses first */
+		unsigned depth = p->group[i].queue_depth && p->group[i].queue_depth < n
+					 ? p->group[i].queue_depth
+					 : n;
 
 		g->d = d;
 		g->idx = i;
@@ -1272,9 +1287,9 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 			}
 		}
 		snprintf(name, sizeof(name), "aw_reqpool_%u", i);
-		/* ring_size objects can wait; one more per group runs (with a
+		/* depth objects can wait; one more per group runs (with a
 		 * scheduler: max_batch more run) */
-		g->pool = rte_mempool_create(name, n + 1 + (g->m ? g->p.max_batch : 0),
+		g->pool = rte_mempool_create(name, depth + 1 + (g->m ? g->p.max_batch : 0),
 					     sizeof(struct aw_req) + g->p.max_request, 0, 0, NULL,
 					     NULL, NULL, NULL, g->p.socket, 0);
 		if (!g->ring || !g->cancel || !g->pool) {
@@ -1285,8 +1300,9 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 			goto err;
 		}
 		aw_log(AW_LOG_INFO, "dispatch",
-		       "group %u: leader lcore %u, socket %d, ring %u, requests up to %u bytes", i,
-		       g->p.lcore, g->p.socket, n, g->p.max_request);
+		       "group %u: leader lcore %u, socket %d, ring %u, queue depth %u, requests "
+		       "up to %u bytes",
+		       i, g->p.lcore, g->p.socket, n, depth, g->p.max_request);
 	}
 	*ret_d = d;
 	return 0;

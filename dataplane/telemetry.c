@@ -114,6 +114,8 @@ static int cmd_groups(const char *cmd, const char *params, struct rte_tel_data *
 		rte_tel_data_add_dict_u64(o, "leader_lcore", p->lcore);
 		rte_tel_data_add_dict_int(o, "socket", p->socket);
 		rte_tel_data_add_dict_u64(o, "ring_size", p->ring_size);
+		rte_tel_data_add_dict_u64(o, "queue_depth",
+					  p->queue_depth ? p->queue_depth : p->ring_size);
 		rte_tel_data_add_dict_u64(o, "queued", gs.queued);
 		rte_tel_data_add_dict_u64(o, "running", gs.running);
 		rte_tel_data_add_dict_u64(o, "enqueued", gs.enqueued);

@@ -55,6 +55,9 @@ struct rq {
 	int cancelled;
 	int sess_joined; /* session tokens prepended (or none to prepend) */
 	int sess_owner;	 /* holds the session's entry busy */
+	int sess_held;	 /* the session was held at submit: its history must still
+			  * be there at admission (the caller left it out) */
+	int err;	 /* cause of an ERROR finish (-errno), for the event */
 	uint64_t admit_no;
 	uint64_t t_arrive, t_admit, t_first;
 	struct aw_sampler *smp;
@@ -241,6 +244,7 @@ static void emit_end(struct aw_sched *s, struct rq *r, enum aw_sched_finish f, i
 		.cached_tokens = (uint32_t)r->cached,
 		.gen_tokens = (uint32_t)r->n_gen,
 		.preemptions = r->preemptions,
+		.error = f == AW_SCHED_FINISH_ERROR ? r->err : 0,
 	};
 	if (r->op != AW_SCHED_GENERATE && f == AW_SCHED_FINISH_STOP) {
 		ev.values = r->vals;
@@ -654,8 +658,8 @@ static int sess_join(struct aw_sched *s, struct rq *r, struct session **ret_x)
 	struct session *x = sess_find(s, r->session);
 
 	*ret_x = NULL;
-	if (!x)
-		return 0;
+	if (!x) /* evicted or expired while r waited: r's tokens lack the history */
+		return r->sess_held ? -ENOENT : 0;
 	if (x->busy)
 		return 1;
 	if (x->n_tok + r->n_tok >= s->c.ctx)
@@ -1256,6 +1260,7 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 		wq_remove(s, r, prev);
 		if (ret < 0) {
 			sess_disown(s, r);
+			r->err = ret;
 			emit_end(s, r, AW_SCHED_FINISH_ERROR, -1, NULL, 0, now);
 			rq_free(r);
 			continue;
@@ -1604,6 +1609,7 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 	r->id = q->id;
 	r->user = q->user;
 	r->session = q->session;
+	r->sess_held = q->session && sess_find(s, q->session) != NULL;
 	r->prio = q->priority > 0 ? 1 : 0;
 	r->deadline = q->deadline_us;
 	r->slot = -1;

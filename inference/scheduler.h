@@ -163,6 +163,11 @@ struct aw_sched_event {
 	 * per label in request order, or the embedding; valid during the callback */
 	const float *values;
 	int32_t n_values;
+	/* finish ERROR: why, as -errno when known (else 0). -ENOENT: the request
+	 * continued a session that was held at submit (its tokens carry only the
+	 * new turn) but was evicted or expired before admission; nothing ran, and
+	 * the caller should send the whole conversation again. */
+	int error;
 };
 
 typedef void aw_sched_event_fn(void *ctx, const struct aw_sched_event *ev);
