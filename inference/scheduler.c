@@ -46,6 +46,10 @@ struct rq {
 	int32_t n_done; /* positions with K/V */
 	int32_t slot;	/* KV sequence, -1 when not running */
 	int32_t n_gen;
+	int32_t n_ff;		    /* of n_gen, tokens emitted by fast-forward */
+	int32_t ff_lo, ff_hi;	    /* positions of the last forced run and the token sampled
+				 * before it, while not yet computed (statistics) */
+	struct aw_sample_hook hook; /* constrained decoding (its 'forced' drives fast-forward) */
 	int32_t cached;
 	int32_t n_hashed; /* leading full blocks already offered to the cache */
 	uint64_t hash;	  /* chained key of block n_hashed - 1 */
@@ -55,6 +59,9 @@ struct rq {
 	int cancelled;
 	int sess_joined; /* session tokens prepended (or none to prepend) */
 	int sess_owner;	 /* holds the session's entry busy */
+	int sess_held;	 /* the session was held at submit: its history must still
+			  * be there at admission (the caller left it out) */
+	int err;	 /* cause of an ERROR finish (-errno), for the event */
 	uint64_t admit_no;
 	uint64_t t_arrive, t_admit, t_first;
 	struct aw_sampler *smp;
@@ -135,6 +142,7 @@ struct aw_sched {
 	int32_t dim;
 	char *piece;
 	size_t piece_cap;
+	int32_t *ff; /* (AW_SCHED_MAX_FORCED) fast-forward tokens of one call */
 
 	/* prefix cache, indexed by block */
 	uint64_t *c_hash, *c_serial, *c_parent;
@@ -247,7 +255,9 @@ static void emit_end(struct aw_sched *s, struct rq *r, enum aw_sched_finish f, i
 		.prompt_tokens = (uint32_t)(r->n_tok - r->n_gen),
 		.cached_tokens = (uint32_t)r->cached,
 		.gen_tokens = (uint32_t)r->n_gen,
+		.forced_tokens = (uint32_t)r->n_ff,
 		.preemptions = r->preemptions,
+		.error = f == AW_SCHED_FINISH_ERROR ? r->err : 0,
 	};
 	if (r->op != AW_SCHED_GENERATE && f == AW_SCHED_FINISH_STOP) {
 		ev.values = r->vals;
@@ -632,6 +642,7 @@ static void preempt(struct aw_sched *s, struct rq *r)
 	r->n_hashed = 0;
 	r->hash = 0;
 	r->parent = 0;
+	r->ff_lo = r->ff_hi = 0;
 	r->preemptions++;
 	s->st.preempted++;
 	if (r->op == AW_SCHED_EMBED) {
@@ -661,8 +672,8 @@ static int sess_join(struct aw_sched *s, struct rq *r, struct session **ret_x)
 	struct session *x = sess_find(s, r->session);
 
 	*ret_x = NULL;
-	if (!x)
-		return 0;
+	if (!x) /* evicted or expired while r waited: r's tokens lack the history */
+		return r->sess_held ? -ENOENT : 0;
 	if (x->busy)
 		return 1;
 	if (x->n_tok + r->n_tok >= s->c.ctx)
@@ -968,28 +979,26 @@ static void plan_add(struct aw_sched *s, struct rq *r, int32_t chunk, int32_t *n
 	(*n_seq)++;
 }
 
-/* Sample after the forward pass for 'r' whose logits are 'lg'. */
-static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64_t now)
+/* Record token 't' of running 'r' (sampled, or forced by its hook when
+ * 'forced'): its text through the stream decoder and the sampler (stop
+ * strings, max_tokens, EOS, the hook's accept), the history, the event.
+ * Returns 1 when 'r' ended (it is freed then), 0 otherwise. */
+static int take_token(struct aw_sched *s, struct rq *r, int32_t t, int forced, uint64_t now)
 {
 	const char *text = "";
 	size_t plen = 0, len = 0;
-	int32_t t = aw_sample_pick(r->smp, lg);
 
-	if (t < 0) {
-		run_remove(s, r);
-		finish_running(s, r, AW_SCHED_FINISH_ERROR, -1, NULL, 0, now);
-		return;
-	}
 	if (s->tok)
 		aw_tok_stream_push(&r->ts, t, s->piece, s->piece_cap, &plen);
 	enum aw_sample_finish f = aw_sample_accept(r->smp, t, s->piece, plen, &text, &len);
 	if (!r->t_first)
 		r->t_first = now;
 	r->n_gen++;
+	r->n_ff += forced;
 	if (rq_reserve(r, r->n_tok + 1) < 0) {
 		run_remove(s, r);
 		finish_running(s, r, AW_SCHED_FINISH_ERROR, t, text, len, now);
-		return;
+		return 1;
 	}
 	r->tok[r->n_tok++] = t;
 	if (f == AW_SAMPLE_CONTINUE && r->n_tok >= s->c.ctx)
@@ -1009,11 +1018,55 @@ static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64
 		finish_running(
 			s, r, f == AW_SAMPLE_LENGTH ? AW_SCHED_FINISH_LENGTH : AW_SCHED_FINISH_STOP,
 			t, text, len, now);
-		return;
+		return 1;
 	}
 	struct aw_sched_event ev = {
 		.id = r->id, .user = r->user, .token = t, .text = text, .len = len};
 	s->fn(s->fn_ctx, &ev);
+	return 0;
+}
+
+/* Fast-forward: after 'r' took a sampled token (and its event went out, so
+ * a hook woken by that token's text sees it), the tokens its hook says the
+ * constraint determines are taken at once, each exactly like a sampled one
+ * (text, stop strings, max_tokens, events), and appended to the history
+ * without a forward pass of their own: the next step computes them with the
+ * sampled token as one chunk, logits from its last position only. */
+static void fast_forward(struct aw_sched *s, struct rq *r, uint64_t now)
+{
+	const int32_t lo = r->n_tok - 1; /* the sampled token, not computed yet */
+	int32_t n;
+
+	if (!r->hook.forced || s->c.no_fast_forward)
+		return;
+	n = r->hook.forced(r->hook.ctx, s->ff, AW_SCHED_MAX_FORCED);
+	if (n <= 0)
+		return;
+	if (n > AW_SCHED_MAX_FORCED)
+		n = AW_SCHED_MAX_FORCED;
+	for (int32_t i = 0; i < n; i++) {
+		if (s->ff[i] < 0 || s->ff[i] >= s->n_vocab)
+			break; /* the hook's mistake: the rest is sampled */
+		s->st.forced_tokens++;
+		if (take_token(s, r, s->ff[i], 1, now))
+			return; /* ended (stop string, max_tokens, EOS, context) */
+	}
+	r->ff_lo = lo;
+	r->ff_hi = r->n_tok;
+}
+
+/* Sample after the forward pass for 'r' whose logits are 'lg'. */
+static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64_t now)
+{
+	int32_t t = aw_sample_pick(r->smp, lg);
+
+	if (t < 0) {
+		run_remove(s, r);
+		finish_running(s, r, AW_SCHED_FINISH_ERROR, -1, NULL, 0, now);
+		return;
+	}
+	if (take_token(s, r, t, 0, now) == 0)
+		fast_forward(s, r, now);
 }
 
 /* --- agent operations: CLASSIFY and EMBED --------------------------------------- */
@@ -1380,6 +1433,7 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 		wq_remove(s, r, prev);
 		if (ret < 0) {
 			sess_disown(s, r);
+			r->err = ret;
 			emit_end(s, r, AW_SCHED_FINISH_ERROR, -1, NULL, 0, now);
 			rq_free(r);
 			continue;
@@ -1407,10 +1461,18 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 		const uint64_t t1 = aw_sched_now_us();
 		int32_t n_pre = s->n_fold_tok;
 
-		for (int32_t i = 0; i < n_seq; i++)
-			n_pre += s->b_cnt[i] > 1 || s->b_rq[i]->n_done < s->b_rq[i]->n_tok - 1
-					 ? s->b_cnt[i]
-					 : 0;
+		for (int32_t i = 0; i < n_seq; i++) {
+			const struct rq *r = s->b_rq[i];
+			const int32_t lo = r->n_done, hi = r->n_done + s->b_cnt[i];
+			int32_t pre = s->b_cnt[i] > 1 || lo < r->n_tok - 1 ? s->b_cnt[i] : 0;
+			/* a forced run and the token sampled before it are decode work */
+			if (pre && r->ff_hi > lo) {
+				const int32_t a = lo > r->ff_lo ? lo : r->ff_lo;
+				const int32_t e = hi < r->ff_hi ? hi : r->ff_hi;
+				pre -= e > a ? e - a : 0;
+			}
+			n_pre += pre;
+		}
 		const double dt = (double)(t1 - t0);
 		s->st.step_us = s->st.step_us > 0 ? 0.8 * s->st.step_us + 0.2 * dt : dt;
 		if (n_pre * 2 >= n && n >= 8)
@@ -1520,6 +1582,7 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	s->hidden = malloc(sizeof(float) * T * (size_t)hp->dim);
 	s->b_nl = malloc(sizeof(int32_t) * S);
 	s->b_nh = malloc(sizeof(int32_t) * S);
+	s->ff = malloc(sizeof(int32_t) * AW_SCHED_MAX_FORCED);
 	s->pend = malloc(sizeof(*s->pend) * S);
 	s->lanes = malloc(sizeof(*s->lanes) * S);
 	s->logit_rows = (int32_t)(T < S ? T : S);
@@ -1551,7 +1614,7 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	    !s->b_cnt || !s->logits || !s->run || !s->free_slots || !s->c_hash || !s->c_serial ||
 	    !s->c_parent || !s->c_tok || !s->c_next || !s->c_prev_lru || !s->c_next_lru ||
 	    !s->bucket || !s->sess || !s->piece || !s->hidden || !s->b_nl || !s->b_nh || !s->pend ||
-	    !s->lanes || !s->fold_slot || !s->mirror) {
+	    !s->lanes || !s->fold_slot || !s->mirror || !s->ff) {
 		aw_sched_free(s);
 		return -ENOMEM;
 	}
@@ -1664,6 +1727,7 @@ void aw_sched_free(struct aw_sched *s)
 	free(s->b_tok);
 	free(s->cells);
 	free(s->piece);
+	free(s->ff);
 	aw_kv_free(s->kv);
 	free(s);
 }
@@ -1742,6 +1806,7 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 	r->id = q->id;
 	r->user = q->user;
 	r->session = q->session;
+	r->sess_held = q->session && sess_find(s, q->session) != NULL;
 	r->prio = q->priority > 0 ? 1 : 0;
 	r->deadline = q->deadline_us;
 	r->slot = -1;
@@ -1754,8 +1819,10 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 		rq_free(r);
 		return ret;
 	}
-	if (r->op == AW_SCHED_GENERATE && (q->hook.fill || q->hook.accept))
+	if (r->op == AW_SCHED_GENERATE && (q->hook.fill || q->hook.accept || q->hook.forced)) {
+		r->hook = q->hook;
 		aw_sample_set_hook(r->smp, &q->hook); /* constrained decoding */
+	}
 	memcpy(r->tok, q->tokens, sizeof(int32_t) * (size_t)q->n_tokens);
 	r->n_tok = r->n_new = q->n_tokens;
 	if (s->tok)
