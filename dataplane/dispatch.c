@@ -648,6 +648,7 @@ struct agent_run {
 	int g_stay;	/* a forced call: awake to the end (then only EOS) */
 	int32_t g_left; /* tokens the request may still generate (max_new_tokens) */
 	int32_t g_n;	/* tokens the grammar's vocabulary has */
+	int32_t g_eos;	/* end-of-generation token forced when the value is done, or -1 */
 	struct aw_grammar *gr;
 	struct aw_grammar_matcher *gm;
 };
@@ -720,6 +721,33 @@ static void agent_accept(void *ctx, int32_t token)
 	a->g_left--;
 	if (a->g_active)
 		(void)aw_grammar_accept(a->gm, token);
+}
+
+/* Fast-forward (the scheduler calls it after each sampled token's event, so
+ * a grammar woken by that token's text counts): what the awake grammar
+ * determines next, or EOS once the value is done (only EOS could follow:
+ * an auto call's end has put the grammar to sleep before this). */
+static int32_t agent_forced(void *ctx, int32_t *out, int32_t cap)
+{
+	struct agent_run *a = ctx;
+	size_t n = 0;
+
+	if (!a->g_active || cap <= 0)
+		return 0;
+	if (aw_grammar_done(a->gm)) {
+		if (a->g_eos < 0)
+			return 0;
+		out[0] = a->g_eos;
+		return 1;
+	}
+	if (a->g_left <= AGENT_FINISH_TOKENS)
+		aw_grammar_set_finish(a->gm, 1); /* as the mask would: the same path */
+	if (aw_grammar_forced(a->gm, out, (size_t)cap, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (out[i] >= a->g_n)
+			return (int32_t)i; /* model rows beyond the tokenizer: never */
+	return (int32_t)n;
 }
 
 /* Compile the job's schema and start its matcher; refuses 'r' on failure
@@ -805,9 +833,16 @@ static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_j
 		if ((rc = agent_grammar(g, r, job, a)) < 0)
 			return rc; /* -ECANCELED: refused (and 'r' released) */
 		a->g_left = q->sample.max_tokens > 0 ? q->sample.max_tokens : INT32_MAX;
+		/* the EOS fast-forward ends a finished value with: the end of turn
+		 * when the model has one, else its EOS (both on the sampler's list) */
+		a->g_eos = -1;
+		for (int32_t i = 0; i < q->sample.n_eos; i++)
+			if (aw_tok_is_eog(g->tok, q->sample.eos[i]))
+				a->g_eos = q->sample.eos[i];
 		q->hook.fill = agent_fill_mask;
 		q->hook.accept = agent_accept;
 		q->hook.ctx = a;
+		q->hook.forced = agent_forced;
 	}
 	q->tokens = job->tokens;
 	q->n_tokens = job->n_tokens;
