@@ -72,6 +72,8 @@ struct rq {
 	int32_t *lab_tok; /* labels' tokens, concatenated */
 	int32_t *lab_off; /* (n_labels + 1) offsets into lab_tok */
 	int multi;	  /* CLASSIFY: some label has several tokens */
+	int fold;	  /* CLASSIFY: label tokens ride in this step's batch */
+	int32_t fold_row; /* CLASSIFY: their first logit row in this step */
 	int pooling, normalize;
 	float *vals; /* result: probabilities or the embedding */
 	double *lp;  /* CLASSIFY: (n_labels) label log-probabilities so far */
@@ -132,6 +134,11 @@ struct aw_sched {
 	struct rq **pend;     /* (max_batch) CLASSIFY requests awaiting their label pass */
 	int32_t n_pend;
 	struct lane *lanes; /* (max_batch) label-pass lanes */
+	int32_t logit_rows; /* rows 'logits' holds (grown for folded labels) */
+	int32_t *fold_slot; /* (max_batch) label sequences forked for this step */
+	int32_t n_fold_slot;
+	struct aw_model_mirror *mirror; /* (max_batch) prompt K/V copied into them */
+	int32_t n_mirror, n_fold_tok;
 	int32_t dim;
 	char *piece;
 	size_t piece_cap;
@@ -1236,9 +1243,126 @@ static void agent_step(struct aw_sched *s, struct rq *r, const float *lg, const 
 		agent_finish(s, r, ret, now);
 		return;
 	}
+	const double lse = aw_score_lse(lg, s->n_vocab);
 	for (int32_t j = 0; j < r->n_labels; j++)
-		r->lp[j] = aw_score_logprob(lg, s->n_vocab, first[j]);
-	s->pend[s->n_pend++] = r; /* still running: its sequence holds the prompt */
+		r->lp[j] = (double)lg[first[j]] - lse;
+	if (!r->fold) {
+		s->pend[s->n_pend++] = r; /* still running: its sequence holds the prompt */
+		return;
+	}
+	/* the label tokens rode in this pass (fold_plan()): their rows in label
+	 * order, each label's l_0..l_{L-2} predicting the next token */
+	const float *row_lg = s->logits + (size_t)r->fold_row * (size_t)s->n_vocab;
+	for (int32_t j = 0; j < r->n_labels; j++) {
+		const int32_t *t = r->lab_tok + r->lab_off[j];
+		const int32_t L = r->lab_off[j + 1] - r->lab_off[j];
+		for (int32_t i = 0; i + 1 < L; i++, row_lg += s->n_vocab)
+			r->lp[j] += aw_score_logprob(row_lg, s->n_vocab, t[i + 1]);
+	}
+	/* the prompt's sequence carried the first label: drop its positions */
+	aw_kv_seq_drop(s->kv, r->slot, aw_kv_seq_len(s->kv, r->slot) - r->n_tok);
+	agent_finish(s, r, 0, now);
+}
+
+/* Fold the label tokens of every CLASSIFY request whose prompt this step's
+ * plan completes into the same batch ('*n' tokens so far, 'n_seq' requests,
+ * 'rows' logit rows), so the weights are read once: the first label of
+ * several tokens continues the prompt's own sequence, each other one a
+ * sequence sharing the prompt's blocks (aw_kv_seq_share()) and owning a copy
+ * of the block where its label starts, into which the pass mirrors the
+ * prompt positions it writes there. A request that does not fit (batch
+ * tokens, logit rows, free sequences, KV blocks) runs its label pass after
+ * the step as before (classify_labels()). */
+static void fold_plan(struct aw_sched *s, int32_t *n, int32_t n_seq, int32_t rows)
+{
+	const int32_t T = s->c.max_batch_tokens;
+
+	s->n_fold_slot = s->n_mirror = s->n_fold_tok = 0;
+	if (s->c.no_classify_fold)
+		return;
+	for (int32_t i = 0; i < n_seq; i++) {
+		struct rq *r = s->b_rq[i];
+		int32_t extra = 0, lanes = 0;
+
+		if (r->op != AW_SCHED_CLASSIFY || !r->multi || r->n_done + s->b_cnt[i] != r->n_tok)
+			continue;
+		for (int32_t j = 0; j < r->n_labels; j++) {
+			const int32_t L = r->lab_off[j + 1] - r->lab_off[j];
+			extra += L > 1 ? L - 1 : 0;
+			lanes += L > 1;
+		}
+		if (*n + extra > T || lanes - 1 > s->n_free_slots)
+			continue;
+		if (rows + extra > s->logit_rows) {
+			float *g = realloc(s->logits, sizeof(float) * (size_t)s->n_vocab *
+							      (size_t)(rows + extra));
+			if (!g)
+				continue;
+			s->logits = g;
+			s->logit_rows = rows + extra;
+		}
+		const int32_t n0 = *n, f0 = s->n_fold_slot, m0 = s->n_mirror;
+		const int32_t blk0 = r->n_tok / s->B * s->B;
+		int own = 1, ok = 1;
+		for (int32_t j = 0; j < r->n_labels && ok; j++) {
+			const int32_t *t = r->lab_tok + r->lab_off[j];
+			const int32_t L = r->lab_off[j + 1] - r->lab_off[j];
+			int32_t seq = r->slot;
+			if (L < 2)
+				continue;
+			if (own) {
+				ok = reserve(s, r->slot, r->n_tok + L - 1) == 0;
+				own = 0;
+			} else {
+				seq = s->free_slots[--s->n_free_slots];
+				s->fold_slot[s->n_fold_slot++] = seq;
+				/* when this pass writes every prompt position of the
+				 * label's first block, that block starts empty (no
+				 * copy); otherwise it is a copy of the prompt's */
+				const int32_t at = r->n_done <= blk0 ? blk0 : r->n_tok;
+				ok = aw_kv_seq_share(s->kv, r->slot, seq, at) == 0 &&
+				     reserve(s, seq, r->n_tok + L - 1) == 0 &&
+				     aw_kv_seq_set_len(s->kv, seq, r->n_tok) == 0;
+				const int32_t from = r->n_done > blk0 ? r->n_done : blk0;
+				if (ok && from < r->n_tok)
+					s->mirror[s->n_mirror++] = (struct aw_model_mirror){
+						r->slot, seq, from, r->n_tok};
+			}
+			for (int32_t k = 0; ok && k < L - 1; k++) {
+				s->b_tok[*n] = t[k];
+				s->b_pos[*n] = r->n_tok + k;
+				s->b_seq[*n] = seq;
+				s->b_logits[*n] = AW_MODEL_OUT_LOGITS;
+				(*n)++;
+			}
+		}
+		if (!ok) {
+			/* undo: the label pass after the step does it the old way */
+			while (s->n_fold_slot > f0) {
+				const int32_t d = s->fold_slot[--s->n_fold_slot];
+				aw_kv_seq_clear(s->kv, d);
+				s->free_slots[s->n_free_slots++] = d;
+			}
+			s->n_mirror = m0;
+			*n = n0;
+			continue;
+		}
+		r->fold = 1;
+		r->fold_row = rows;
+		rows += extra;
+		s->n_fold_tok += extra;
+		s->st.labels_folded += (uint64_t)extra;
+	}
+}
+
+/* Give back the sequences fold_plan() forked (after the step's results). */
+static void fold_release(struct aw_sched *s)
+{
+	while (s->n_fold_slot > 0) {
+		const int32_t d = s->fold_slot[--s->n_fold_slot];
+		aw_kv_seq_clear(s->kv, d);
+		s->free_slots[s->n_free_slots++] = d;
+	}
 }
 
 /* Run the label passes of the CLASSIFY requests agent_step() left pending. */
@@ -1323,11 +1447,19 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 	}
 
 	if (n > 0) {
+		int32_t rows = 0;
+		for (int32_t i = 0; i < n_seq; i++)
+			rows += s->b_nl[i];
+		fold_plan(s, &n, n_seq, rows);
 		struct aw_batch b = {n, s->b_tok, s->b_pos, s->b_seq, s->b_logits};
 		const uint64_t t0 = aw_sched_now_us();
-		int ret = aw_model_forward_ex(s->m, s->kv, &b, s->pool, s->logits, s->hidden);
+		int ret = s->n_fold_tok > 0
+				  ? aw_model_forward_shared(s->m, s->kv, &b, s->mirror, s->n_mirror,
+							    s->pool, s->logits, s->hidden)
+				  : aw_model_forward_ex(s->m, s->kv, &b, s->pool, s->logits,
+							s->hidden);
 		const uint64_t t1 = aw_sched_now_us();
-		int32_t n_pre = 0;
+		int32_t n_pre = s->n_fold_tok;
 
 		for (int32_t i = 0; i < n_seq; i++) {
 			const struct rq *r = s->b_rq[i];
@@ -1366,6 +1498,7 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 			lg += (size_t)s->b_nl[i] * (size_t)s->n_vocab;
 			hd += (size_t)s->b_nh[i] * (size_t)s->dim;
 		}
+		fold_release(s);
 		agent_flush(s, now);
 	}
 	s->st.steps++;
@@ -1452,7 +1585,10 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	s->ff = malloc(sizeof(int32_t) * AW_SCHED_MAX_FORCED);
 	s->pend = malloc(sizeof(*s->pend) * S);
 	s->lanes = malloc(sizeof(*s->lanes) * S);
-	s->logits = malloc(sizeof(float) * (size_t)s->n_vocab * (T < S ? T : S));
+	s->logit_rows = (int32_t)(T < S ? T : S);
+	s->logits = malloc(sizeof(float) * (size_t)s->n_vocab * (size_t)s->logit_rows);
+	s->fold_slot = malloc(sizeof(int32_t) * S);
+	s->mirror = malloc(sizeof(*s->mirror) * S);
 	s->run = malloc(sizeof(*s->run) * S);
 	s->free_slots = malloc(sizeof(int32_t) * S);
 	s->c_hash = calloc(NB, sizeof(uint64_t));
@@ -1478,7 +1614,7 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	    !s->b_cnt || !s->logits || !s->run || !s->free_slots || !s->c_hash || !s->c_serial ||
 	    !s->c_parent || !s->c_tok || !s->c_next || !s->c_prev_lru || !s->c_next_lru ||
 	    !s->bucket || !s->sess || !s->piece || !s->hidden || !s->b_nl || !s->b_nh || !s->pend ||
-	    !s->lanes || !s->ff) {
+	    !s->lanes || !s->fold_slot || !s->mirror || !s->ff) {
 		aw_sched_free(s);
 		return -ENOMEM;
 	}
@@ -1582,6 +1718,8 @@ void aw_sched_free(struct aw_sched *s)
 	free(s->b_nh);
 	free(s->pend);
 	free(s->lanes);
+	free(s->fold_slot);
+	free(s->mirror);
 	free(s->b_rq);
 	free(s->b_logits);
 	free(s->b_seq);

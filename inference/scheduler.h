@@ -126,6 +126,9 @@ struct aw_sched_config {
 	int32_t low_share;	     /* the lower class gets at least 1 admission in this many
 				    * when both wait; 0: 4; 1: strict alternation */
 	int no_prefix_cache;	     /* 1: do not share blocks between requests */
+	int no_classify_fold;	     /* 1: CLASSIFY's label tokens always in a pass of
+				      * their own after the prompt (the comparison for
+				      * the fold, see docs/ARCHITECTURE.md) */
 	double cost_hint_us_per_tok; /* prefill cost assumed until measured; 0: none
 				      * (no request is refused by estimate before the
 				      * first measurement) */
@@ -204,6 +207,8 @@ struct aw_sched_stats {
 	uint64_t sessions_expired; /* by TTL */
 	uint64_t sessions_evicted; /* by LRU for memory or slots */
 	uint64_t rejected;	   /* submits refused (queue full) */
+	uint64_t labels_folded;	   /* CLASSIFY label tokens computed in their prompt's
+				    * last pass (the rest: in passes of their own) */
 	uint64_t forced_tokens;	   /* tokens emitted by fast-forward (the hook's 'forced') */
 	int32_t running;	   /* sequences in flight now */
 	int32_t waiting;	   /* requests waiting now */
