@@ -3918,9 +3918,30 @@ static void hook_accept(void *ctx, int32_t token)
 	aw_grammar_accept(ctx, token);
 }
 
+/* Fast-forward: the forced tokens, or an end-of-generation token when
+ * nothing else may follow (not after one was accepted). */
+static int32_t hook_forced(void *ctx, int32_t *out, int32_t cap)
+{
+	struct aw_grammar_matcher *m = ctx;
+	size_t n = 0;
+
+	if (cap <= 0)
+		return 0;
+	if (aw_grammar_done(m)) {
+		if (cur(m)->done || !m->v->neog)
+			return 0;
+		out[0] = m->v->eog[0];
+		return 1;
+	}
+	if (aw_grammar_forced(m, out, (size_t)cap, &n) < 0)
+		return 0;
+	return (int32_t)n;
+}
+
 void aw_grammar_sample_hook(struct aw_grammar_matcher *m, struct aw_sample_hook *h)
 {
 	h->fill = hook_fill;
 	h->accept = hook_accept;
 	h->ctx = m;
+	h->forced = hook_forced;
 }
