@@ -48,10 +48,11 @@
 
 enum gk { GK_ROOT, GK_OBJECT, GK_ARRAY, GK_STRING, GK_NUMBER, GK_LIT, GK_ALT, GK_TEXT };
 
-#define NUM_MAX_INT  15 /* integer digits generated */
-#define NUM_MAX_FRAC 6	/* fraction digits generated */
-#define ANY_DEPTH    6	/* nesting of containers from an untyped ("any") schema */
-#define ALT_DEPTH    16 /* anyOf nested inside anyOf without consuming a byte */
+#define NUM_MAX_INT  15		       /* integer digits generated */
+#define NUM_MAX_FRAC 6		       /* fraction digits generated */
+#define NUM_LIM	     999999999999999ll /* the largest NUM_MAX_INT-digit integer */
+#define ANY_DEPTH    6		       /* nesting of containers from an untyped ("any") schema */
+#define ALT_DEPTH    16		       /* anyOf nested inside anyOf without consuming a byte */
 
 struct gnode {
 	uint8_t kind;	  /* enum gk */
@@ -948,7 +949,7 @@ static int64_t c_number(struct comp *c, const struct aw_json *s, int integer)
 	double lo = -INFINITY, hi = INFINITY, v;
 	int xlo = 0, xhi = 0;
 	const struct aw_json *j;
-	const double lim = 999999999999999.0; /* NUM_MAX_INT digits */
+	const double lim = (double)NUM_LIM;
 
 	nd.integer = (uint8_t)integer;
 	if ((j = aw_json_get(s, "minimum")) && num_of(j, &lo) < 0)
@@ -3559,13 +3560,22 @@ static uint32_t state_key(struct aw_grammar_matcher *m, uint64_t *ret_hash)
 					 (n->hi == UINT32_MAX || n->hi - b > 256))
 					b = n->lo;
 			}
+			int64_t x = f->x;
+			if (f->ph >= P_NSTART && f->ph <= P_NFRAC && f->node != UINT32_MAX) {
+				/* a number without bounds in reach: the digits so far
+				 * matter only by their count (ph tells a leading 0) */
+				const struct gnode *n = &m->g->nodes[f->node];
+				if (n->ilo <= -NUM_LIM && n->ihi >= NUM_LIM && n->dlo <= -1e15 &&
+				    n->dhi >= 1e15)
+					x = x != 0;
+			}
 			memcpy(p, &f->node, 4);
 			p[4] = f->ph;
 			p[5] = f->neg;
 			memcpy(p + 6, &f->depth, 2);
 			memcpy(p + 8, &f->a, 4);
 			memcpy(p + 12, &b, 4);
-			memcpy(p + 16, &f->x, 8);
+			memcpy(p + 16, &x, 8);
 			p += 24;
 		}
 		memset(p, 0xee, 8);
@@ -3725,6 +3735,50 @@ static int string_kind(const struct aw_grammar_matcher *m, const struct frame *c
 	return dfa < 0 ? 1 : 2;
 }
 
+/* Free string content (the tops in 'tops' share bounds and state, see
+ * string_kind): plain tokens from the tables, the rest walked. Sets bits
+ * in 'mask' without counting them. */
+static void free_mask(struct aw_grammar_matcher *m, const struct frame *const *tops, uint32_t n,
+		      uint64_t *mask)
+{
+	const struct aw_grammar_vocab *v = m->v;
+	const struct frame *top = tops[0];
+	uint32_t hi = top->node == UINT32_MAX ? UINT32_MAX : m->g->nodes[top->node].hi;
+	uint32_t lo = top->node == UINT32_MAX ? 0 : m->g->nodes[top->node].lo;
+	uint32_t room = free_room(m, top);
+	int count = 0;
+	if (!(m->finish && top->b >= lo)) {
+		const uint64_t *le = v->le + (size_t)room * v->words;
+		for (uint32_t w = 0; w < v->words; w++)
+			mask[w] |= le[w];
+	}
+	m->nout = 0;
+	m->nscr = 0;
+	for (uint32_t i = 0; i < n; i++)
+		emit(m, tops[i]);
+	walk(m, &v->quote, n, mask, &count, NULL);
+	/* content, closing quote, suffix: the suffix is checked once per
+	 * distinct suffix from the states after the string closed */
+	struct qrange q = {top->b < lo ? lo - top->b : 0,
+			   hi == UINT32_MAX ? UINT32_MAX : hi - top->b};
+	if (m->finish) {
+		uint32_t lim = top->b < lo ? lo - top->b : 0;
+		if (lim < q.kmax)
+			q.kmax = lim;
+	}
+	if (q.kmin <= q.kmax) {
+		m->nout = 0;
+		m->nscr = 0;
+		for (uint32_t i = 0; i < n; i++)
+			done(m, tops[i], -1);
+		uint32_t n0 = m->nout;
+		if (n0 && v->g_empty != UINT32_MAX)
+			set_group(v, v->g_empty, &q, mask, &count);
+		if (n0)
+			walk(m, &v->sfx, n0, mask, &count, &q);
+	}
+}
+
 int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 {
 	const struct aw_grammar_vocab *v = m->v;
@@ -3751,45 +3805,33 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 	m->nscr = 0;
 	for (uint32_t i = 0; i < h->n; i++)
 		emit(m, m->stacks[h->soff + i]);
-	/* the tops of all stacks inside the same kind of string: shared fast paths */
+	/* the tops of all stacks inside strings: the fast paths, once per group
+	 * of tops in the same string state (their masks are united) */
 	const struct frame *const *tops = &m->stacks[h->soff];
-	const struct frame *top = tops[0];
-	int kind = string_kind(m, tops, h->n);
-	if (kind == 1) {
-		/* free string content: plain tokens from the tables, the rest walked */
-		uint32_t hi = top->node == UINT32_MAX ? UINT32_MAX : m->g->nodes[top->node].hi;
-		uint32_t lo = top->node == UINT32_MAX ? 0 : m->g->nodes[top->node].lo;
-		uint32_t room = free_room(m, top);
-		if (!(m->finish && top->b >= lo)) {
-			const uint64_t *le = v->le + (size_t)room * v->words;
-			memcpy(allowed, le, v->words * sizeof(uint64_t));
-			for (uint32_t w = 0; w < v->words; w++)
-				count += __builtin_popcountll(le[w]);
+	const struct frame *grp[MAX_STACKS];
+	uint8_t used[MAX_STACKS] = {0};
+	int kind = h->n <= MAX_STACKS ? string_kind(m, tops, 1) : 0;
+	for (uint32_t i = 1; kind && i < h->n; i++)
+		if (!string_kind(m, tops + i, 1))
+			kind = 0;
+	if (kind) {
+		for (uint32_t i = 0; i < h->n; i++) {
+			if (used[i])
+				continue;
+			uint32_t ng = 0;
+			for (uint32_t j = i; j < h->n; j++) {
+				const struct frame *pair[2] = {tops[i], tops[j]};
+				if (!used[j] && (j == i || string_kind(m, pair, 2))) {
+					used[j] = 1;
+					grp[ng++] = tops[j];
+				}
+			}
+			if (string_kind(m, grp, 1) == 1)
+				free_mask(m, grp, ng, allowed);
+			else
+				walk_dfa(m, grp, ng, allowed, &count);
 		}
-		walk(m, &v->quote, h->n, allowed, &count, NULL);
-		/* content, closing quote, suffix: the suffix is checked once per
-		 * distinct suffix from the states after the string closed */
-		struct qrange q = {top->b < lo ? lo - top->b : 0,
-				   hi == UINT32_MAX ? UINT32_MAX : hi - top->b};
-		if (m->finish) {
-			uint32_t lim = top->b < lo ? lo - top->b : 0;
-			if (lim < q.kmax)
-				q.kmax = lim;
-		}
-		if (q.kmin <= q.kmax) {
-			m->nout = 0;
-			m->nscr = 0;
-			for (uint32_t i = 0; i < h->n; i++)
-				done(m, tops[i], -1);
-			uint32_t n0 = m->nout;
-			if (n0 && v->g_empty != UINT32_MAX)
-				set_group(v, v->g_empty, &q, allowed, &count);
-			if (n0)
-				walk(m, &v->sfx, n0, allowed, &count, &q);
-		}
-	} else if (kind == 2) {
-		walk_dfa(m, tops, h->n, allowed, &count);
-		count = 0; /* cover() set bits uncounted */
+		count = 0; /* table bits were set uncounted */
 		for (uint32_t w = 0; w < v->words; w++)
 			count += __builtin_popcountll(allowed[w]);
 	} else {
