@@ -1070,6 +1070,7 @@ static void publish_stats(struct group *g)
 	SST_SET(g, cache_evicted, st.cache_evicted);
 	SST_SET(g, sessions_expired, st.sessions_expired);
 	SST_SET(g, sessions_evicted, st.sessions_evicted);
+	SST_SET(g, forced_tokens, st.forced_tokens);
 	SST_SET(g, sched_running, (uint32_t)st.running);
 	SST_SET(g, sched_waiting, (uint32_t)st.waiting);
 	SST_SET(g, cache_blocks, (uint32_t)st.cache_blocks);
@@ -1477,6 +1478,7 @@ void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 	SST_GET(cache_evicted);
 	SST_GET(sessions_expired);
 	SST_GET(sessions_evicted);
+	SST_GET(forced_tokens);
 	SST_GET(sched_running);
 	SST_GET(sched_waiting);
 	SST_GET(cache_blocks);

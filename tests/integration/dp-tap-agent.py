@@ -238,6 +238,11 @@ try:
         assert s.finish == 'tool_calls', s
     print('named and required tool calls on random weights: valid for their schema (5 seeds '
           'each), finish tool_calls; e.g. %r' % calls[0])
+    # fast-forward: the tokens the grammar determines ('{"name": "get_weather", ...')
+    # were emitted without a decode step each
+    ff = group0_idle(d)['forced_tokens']
+    assert ff >= 10 * 10, ff
+    print('fast-forward: %d tokens forced over the 10 calls' % ff)
     # a call of several KB of arguments: more than one reply datagram, sent as
     # TOOL_CALL fragments (flag MORE) and gathered by the client
     big = [{'type': 'function', 'function': {

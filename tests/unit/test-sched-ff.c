@@ -11,8 +11,8 @@
  *     equals `aw-infer --json-schema` (which fast-forwards the same way)
  *     byte for byte (AW_INFER names the binary);
  *   - max_tokens falling inside a forced run, a stop string inside forced
- *     text (the same byte as without fast-forward), CANCEL while a forced
- *     run waits for its pass, preemption and the prefix cache over forced
+ *     text (the same byte as without fast-forward), CANCEL or a deadline
+ *     while a forced run waits for its pass, preemption and the prefix cache over forced
  *     chunks; after every test the KV pool is all free. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -160,6 +160,7 @@ struct out {
 	struct aw_sched *s;   /* for cancel_at */
 	struct gh *h;	      /* the request's hook, for cancel_at */
 	int cancel_at;	      /* cancel when the hook has made this many forced runs */
+	int no_cancel;	      /* only note when (cancel_after) */
 	int32_t cancel_after; /* tokens seen when the cancel was sent */
 };
 
@@ -184,7 +185,8 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 		/* the first token of a forced run: the rest of the run follows in
 		 * this same step; the pass that computes them must not run */
 		o->cancel_after = o->n;
-		assert_int_equal(aw_sched_cancel(o->s, ev->id), 0);
+		if (!o->no_cancel)
+			assert_int_equal(aw_sched_cancel(o->s, ev->id), 0);
 	}
 }
 
@@ -580,9 +582,10 @@ static void test_ff_stop_string(void **state)
 	close_world(&w);
 }
 
-/* CANCEL sent while a forced run's tokens are being emitted: the request
- * ends CANCELLED at the next step, before the pass that would compute them,
- * with every block back in the pool. */
+/* CANCEL sent while a forced run's tokens are being emitted (or a deadline
+ * that passes then): the request ends CANCELLED (DEADLINE) at the next step,
+ * before the pass that would compute them, with every block back in the
+ * pool. */
 static void test_ff_cancel(void **state)
 {
 	struct world w;
@@ -590,36 +593,45 @@ static void test_ff_cancel(void **state)
 	struct gh h;
 	struct aw_sched_req q;
 	struct aw_sched_stats st0, st1;
+	const uint64_t deadline = 1000000000000ull;
 
 	(void)state;
 	open_world(&w, 1, 5);
-	struct aw_sched *s = new_sched(&w, 1, 0, o);
-	memset(o, 0, sizeof(o));
-	gh_open(&h, &w, tool_schema, PFX, SFX);
-	o[0].s = s;
-	o[0].h = &h;
-	o[0].cancel_at = 3; /* the third forced run */
-	req(&q, 0, 300);
-	q.hook = gh_hook(&h);
-	assert_int_equal(aw_sched_submit(s, &q), 0);
-	while (!o[0].cancel_after)
-		assert_true(aw_sched_step(s, aw_sched_now_us()) > 0);
-	const int32_t run = h.runs[2][1];
-	assert_true(run >= 1);
-	aw_sched_get_stats(s, &st0);
-	assert_false(o[0].done);
-	assert_int_equal(aw_sched_step(s, aw_sched_now_us()), 0);
-	aw_sched_get_stats(s, &st1);
-	assert_true(o[0].done);
-	assert_int_equal(o[0].end.finish, AW_SCHED_FINISH_CANCELLED);
-	/* the whole run was emitted (same step), and nothing was computed after */
-	assert_int_equal(o[0].n, o[0].cancel_after + run - 1);
-	assert_int_equal(o[0].end.gen_tokens, (uint32_t)o[0].n);
-	assert_int_equal(st1.decode_tokens + st1.prefill_tokens,
-			 st0.decode_tokens + st0.prefill_tokens);
-	check_empty(s);
-	aw_sched_free(s);
-	gh_close(&h);
+	for (int dl = 0; dl < 2; dl++) {
+		struct aw_sched *s = new_sched(&w, 1, 0, o);
+		memset(o, 0, sizeof(o));
+		gh_open(&h, &w, tool_schema, PFX, SFX);
+		o[0].s = s;
+		o[0].h = &h;
+		o[0].cancel_at = 3; /* the third forced run */
+		o[0].no_cancel = dl;
+		req(&q, 0, 300);
+		q.hook = gh_hook(&h);
+		q.deadline_us = dl ? deadline : 0;
+		assert_int_equal(aw_sched_submit(s, &q), 0);
+		uint64_t now = 1000;
+		while (!o[0].cancel_after)
+			assert_true(aw_sched_step(s, now++) > 0);
+		const int32_t run = h.runs[2][1];
+		assert_true(run >= 1);
+		aw_sched_get_stats(s, &st0);
+		assert_false(o[0].done);
+		assert_int_equal(aw_sched_step(s, dl ? deadline : now), 0);
+		aw_sched_get_stats(s, &st1);
+		assert_true(o[0].done);
+		assert_int_equal(o[0].end.finish,
+				 dl ? AW_SCHED_FINISH_DEADLINE : AW_SCHED_FINISH_CANCELLED);
+		/* the whole run was emitted (same step), and nothing was computed after */
+		assert_int_equal(o[0].n, o[0].cancel_after + run - 1);
+		assert_int_equal(o[0].end.gen_tokens, (uint32_t)o[0].n);
+		assert_int_equal(o[0].end.forced_tokens,
+				 (uint32_t)(h.runs[0][1] + h.runs[1][1] + run));
+		assert_int_equal(st1.decode_tokens + st1.prefill_tokens,
+				 st0.decode_tokens + st0.prefill_tokens);
+		check_empty(s);
+		aw_sched_free(s);
+		gh_close(&h);
+	}
 	close_world(&w);
 }
 
