@@ -395,8 +395,9 @@ static void request_complete(struct aw_dp_lcore *lc, const struct aw_dp_flow *fl
 	}
 	CTR_INC(lc, AW_DP_REFUSED);
 	if (rc == -EMSGSIZE)
-		lc_error(lc, flow, AW_PROTO_ERR_TOO_LONG, 0, "request larger than the server takes",
-			 1, now);
+		lc_error(lc, flow, AW_PROTO_ERR_TOO_LONG, 0,
+			 "message size: the request exceeds the server's message size limit", 1,
+			 now);
 	else
 		lc_error(lc, flow, AW_PROTO_ERR_UNSUPPORTED, 0, "no worker group serves requests",
 			 1, now);
@@ -686,6 +687,12 @@ size_t aw_dp_max_payload(const struct aw_dp *dp, const struct aw_dp_flow *flow)
 int aw_dp_reply(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, uint32_t seq,
 		const void *payload, size_t len, int terminal)
 {
+	return aw_dp_reply_flags(dp, flow, type, 0, seq, payload, len, terminal);
+}
+
+int aw_dp_reply_flags(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, uint16_t flags,
+		      uint32_t seq, const void *payload, size_t len, int terminal)
+{
 	struct aw_dp_lcore *lc = dp->lc[flow->lcore_idx];
 	struct rte_mbuf *m;
 	struct txmeta *t;
@@ -693,7 +700,7 @@ int aw_dp_reply(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, u
 	if (len > dp->max_payload[flow->port_idx])
 		return -EMSGSIZE;
 	/* the pool may be briefly empty under load: wait for the TX side */
-	while (!(m = reply_mbuf(lc->pool, dp, flow, type, 0, seq, payload, len))) {
+	while (!(m = reply_mbuf(lc->pool, dp, flow, type, flags, seq, payload, len))) {
 		if (dp_state(dp) == DP_QUIT)
 			return -ESHUTDOWN;
 		rte_pause();

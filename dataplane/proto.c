@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- little-endian access ------------------------------------------------------- */
@@ -232,7 +233,9 @@ int aw_proto_hdr_parse(const void *buf, size_t len, uint32_t max_msg, struct aw_
 	}
 	if (h.msg_len > max_msg)
 		return fail(e, EMSGSIZE, AW_PROTO_FAULT_TOO_LONG, AW_PROTO_ERR_TOO_LONG,
-			    "message of %u bytes exceeds the limit of %u", h.msg_len, max_msg);
+			    "message size: the request of %u bytes exceeds the server's message "
+			    "size limit of %u bytes (max_request_bytes)",
+			    h.msg_len, max_msg);
 	*ret_hdr = h;
 	return 0;
 }
@@ -779,7 +782,7 @@ int aw_proto_tool_call_build(void *buf, size_t cap, const struct aw_proto_tool_c
 
 	if (c->name.len == 0 || c->name.len > AW_PROTO_MAX_TOOL_NAME)
 		return -EINVAL;
-	if (cap < n || n > 65535u)
+	if (cap < n || n > AW_PROTO_MAX_REPLY_MSG)
 		return -ENOSPC;
 	wr32(p, c->n_tokens);
 	wr16(p + 4, c->index);
@@ -789,6 +792,59 @@ int aw_proto_tool_call_build(void *buf, size_t cap, const struct aw_proto_tool_c
 	if (c->args.len)
 		memcpy(p + AW_PROTO_TOOL_CALL_HDR_LEN + c->name.len, c->args.p, c->args.len);
 	return (int)n;
+}
+
+int aw_proto_frag_add(struct aw_proto_frag *f, const struct aw_proto_hdr *h, const void *pl,
+		      const void **ret_p, size_t *ret_len, struct aw_proto_err *e)
+{
+	const int more = (h->flags & AW_PROTO_F_MORE) != 0;
+
+	if (more && h->type != AW_PROTO_TOOL_CALL)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0,
+			    "%s datagram (seq %u) marked MORE: only TOOL_CALL is fragmented",
+			    aw_proto_type_name(h->type), h->seq);
+	if (f->type && h->type != f->type)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0,
+			    "%s fragments missing: %zu bytes so far, then %s (seq %u)",
+			    aw_proto_type_name(f->type), f->len, aw_proto_type_name(h->type),
+			    h->seq);
+	if (!more && !f->type) {
+		*ret_p = pl;
+		*ret_len = h->payload_len;
+		return 1;
+	}
+	if (f->len + h->payload_len > AW_PROTO_MAX_REPLY_MSG)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0, "%s reply longer than %u bytes",
+			    aw_proto_type_name(h->type), AW_PROTO_MAX_REPLY_MSG);
+	if (f->len + h->payload_len > f->cap) {
+		size_t cap = f->cap ? f->cap : 4096;
+		uint8_t *b;
+
+		while (cap < f->len + h->payload_len)
+			cap *= 2;
+		b = realloc(f->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		f->buf = b;
+		f->cap = cap;
+	}
+	if (h->payload_len)
+		memcpy(f->buf + f->len, pl, h->payload_len);
+	f->len += h->payload_len;
+	f->type = h->type;
+	if (more)
+		return 0;
+	*ret_p = f->buf;
+	*ret_len = f->len;
+	f->type = 0;
+	f->len = 0;
+	return 1;
+}
+
+void aw_proto_frag_fini(struct aw_proto_frag *f)
+{
+	free(f->buf);
+	memset(f, 0, sizeof(*f));
 }
 
 int aw_proto_tool_call_parse(const void *buf, size_t len, struct aw_proto_tool_call *ret,

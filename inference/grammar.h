@@ -162,7 +162,7 @@ size_t aw_grammar_n_steps(const struct aw_grammar_matcher *m);
 
 /* Tokens the grammar forces from here (fast-forward): the bytes that every
  * continuation must start with, tokenized, minus the last token (which a
- * longer token could span). Writes at most 'cap' ids to 'out' and sets
+ * longer token could span) unless nothing but EOS can follow them. Writes at most 'cap' ids to 'out' and sets
  * *ret_n; does not accept them (the caller feeds them to the model in one
  * batch and then calls aw_grammar_accept() for each). Returns 0 or -ENOMEM. */
 int aw_grammar_forced(struct aw_grammar_matcher *m, int32_t *out, size_t cap, size_t *ret_n);
@@ -176,7 +176,10 @@ int aw_grammar_can_end(struct aw_grammar_matcher *m);
 /* 1 after an EOS token was accepted, or when nothing but EOS may follow. */
 int aw_grammar_done(struct aw_grammar_matcher *m);
 
-/* Fill 'h' so that aw_sample_pick()/aw_sample_accept() mask and advance 'm'. */
+/* Fill 'h' so that aw_sample_pick()/aw_sample_accept() mask and advance 'm',
+ * and so that its 'forced' gives aw_grammar_forced()'s tokens (fast-forward),
+ * or, when nothing but end-of-generation may follow, the vocabulary's first
+ * end-of-generation token (the sampler's EOS list must name it). */
 void aw_grammar_sample_hook(struct aw_grammar_matcher *m, struct aw_sample_hook *h);
 
 #endif
