@@ -3995,9 +3995,15 @@ int aw_grammar_forced(struct aw_grammar_matcher *m, int32_t *out, size_t cap, si
 			pos += blen;
 		}
 	}
-	/* keep the tokens whose bytes are exactly the forced prefix, minus the last */
-	size_t pos = 0;
-	for (size_t i = 0; i + 1 < nid && n < cap; i++) {
+	/* keep the tokens whose bytes are exactly the forced prefix, minus the
+	 * last — unless nothing but EOS can follow the forced bytes (then no
+	 * longer token can span past them) */
+	size_t pos = 0, keep_last = 0;
+	if (nid > 0 && nb < sizeof(buf) && aw_grammar_accept_bytes(m, buf, nb) == 0) {
+		keep_last = (size_t)aw_grammar_done(m);
+		aw_grammar_rollback(m, 1);
+	}
+	for (size_t i = 0; i + 1 - keep_last < nid && n < cap; i++) {
 		uint32_t len = v->off[ids[i] + 1] - v->off[ids[i]];
 		if (!len || pos + len > nb || memcmp(v->blob + v->off[ids[i]], buf + pos, len))
 			break;

@@ -20,7 +20,7 @@
  *
  *   bench-agent MODEL [--prompt N] [--labels K] [--reps R] [--threads T]
  *               [--classify 0|1] [--constrained 0|1] [--schemas FILE.jsonl]
- *               [--n-schemas N] [--max-new N]
+ *               [--n-schemas N] [--max-new N] [--temp T]
  *
  * Prints one line per figure and the ratios. Timings are noisy on a shared
  * machine: CLASSIFY figures are the best of R repetitions; the constrained
@@ -250,7 +250,7 @@ static int read_schemas(const char *path, const struct aw_grammar_opts *go, stru
  * generation of as many tokens, interleaved per run (the order rotates). */
 static void bench_constrained(struct aw_model *m, struct aw_tok *tok, struct aw_pool *pool,
 			      int reps, int32_t max_new, const char *schemas_path, int n_schemas,
-			      int threads)
+			      int threads, float temp)
 {
 	static const char *const tools[][2] = {
 		{"get_weather",
@@ -348,7 +348,7 @@ static void bench_constrained(struct aw_model *m, struct aw_tok *tok, struct aw_
 			for (int j = 0; j < 3; j++) {
 				const int v = order[j];
 				aw_sample_params_default(&q.sample);
-				q.sample.temperature = 1.0f;
+				q.sample.temperature = temp;
 				q.sample.seed = (uint64_t)(r * 1000 + k + 1);
 				q.sample.max_tokens = v == V_FREE ? n_ff : max_new;
 				q.sample.n_eos = v == V_FREE ? 0 : 1;
@@ -381,9 +381,9 @@ static void bench_constrained(struct aw_model *m, struct aw_tok *tok, struct aw_
 		}
 	}
 	printf("constrained: %d tool calls (Qwen framing), %d of the first %d JSONSchemaBench "
-	       "schemas that compile; %d reps, temperature 1, max_new %d, %d threads; grammar "
+	       "schemas that compile; %d reps, temperature %g, max_new %d, %d threads; grammar "
 	       "vocabulary built in %.0f ms (%d tokens)\n",
-	       nw - nbench, nbench, tried, reps, max_new, threads, vocab_us / 1000,
+	       nw - nbench, nbench, tried, reps, (double)temp, max_new, threads, vocab_us / 1000,
 	       aw_grammar_vocab_n(gv));
 	printf("  %-22s %4s %6s %6s %8s %8s %8s  %6s %6s %6s  %6s %6s  %6s\n", "workload", "runs",
 	       "tokens", "forced", "free/s", "ff/s", "step/s", "ff/fr", "st/fr", "ff/st", "cpu-ff",
@@ -426,6 +426,7 @@ int main(int argc, char **argv)
 {
 	int32_t n_prompt = 200, K = 8, reps = 5, threads = 1, max_new = 256, n_schemas = 6;
 	int do_cls = 1, do_con = 1;
+	float temp = 1.0f;
 	const char *schemas = NULL;
 	struct aw_gguf *g;
 	struct aw_model *m;
@@ -437,7 +438,7 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench-agent MODEL [--prompt N] [--labels K] [--reps R] "
 				"[--threads T] [--classify 0|1] [--constrained 0|1] [--schemas "
-				"FILE.jsonl] [--n-schemas N] [--max-new N]\n");
+				"FILE.jsonl] [--n-schemas N] [--max-new N] [--temp T]\n");
 		return 2;
 	}
 	for (int i = 2; i + 1 < argc; i += 2) {
@@ -460,6 +461,8 @@ int main(int argc, char **argv)
 			n_schemas = v;
 		else if (strcmp(argv[i], "--max-new") == 0 && v > 0 && v <= 900)
 			max_new = v;
+		else if (strcmp(argv[i], "--temp") == 0 && atof(argv[i + 1]) >= 0)
+			temp = (float)atof(argv[i + 1]);
 		else {
 			fprintf(stderr, "bench-agent: bad option %s %s\n", argv[i], argv[i + 1]);
 			return 2;
@@ -547,7 +550,7 @@ int main(int argc, char **argv)
 	}
 
 	if (do_con)
-		bench_constrained(m, tok, pool, reps, max_new, schemas, n_schemas, threads);
+		bench_constrained(m, tok, pool, reps, max_new, schemas, n_schemas, threads, temp);
 	aw_sched_free(s);
 	aw_sched_free(s_nf);
 	aw_pool_free(pool);
