@@ -433,9 +433,13 @@ INLINE void tile8(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, u
  * meets the scales in float without a horizontal sum: both halves of A
  * belong to sub-block i, so
  *
- *     acc += cvt(A) * ([a | a] * [dX | dX])  +  [bias | 0] * [dX*sumX | ..]
+ *     acc += cvt(A) * ([a | a] * [dX | dX])  +  [bias | bias] * [dX*sumX | 0]
  *
- * (16 float lanes, summed once at the end of the row). Q6_K is taken
+ * (16 float lanes, summed once at the end of the row). With two or more
+ * tokens (Q4_K, Q5_K) the A of tokens t and t + 1 are first folded into
+ * one vector [A_t.lo + A_t.hi | A_t+1.lo + A_t+1.hi], which halves the
+ * float work: acc += cvt(S) * ([a | a] * [dX_t | dX_t+1]) + [bias | bias] *
+ * [dX*sumX_t | dX*sumX_t+1]. Q6_K is taken
  * unsigned (q in 0..63, no sign moves onto the activations): its -32 is an
  * integer start value of the accumulators, -32 times the sum of the 16
  * activations each 16-wide scale covers (tabulated once per token), and
@@ -507,7 +511,7 @@ INLINE void decode512(const uint8_t *blk, const uint32_t type, struct kw *o)
 		}
 	}
 	o->fa = _mm512_insertf32x8(_mm512_castps256_ps512(g.fa), g.fa, 1);
-	o->fm = _mm512_insertf32x8(_mm512_setzero_ps(), g.fm, 0);
+	o->fm = _mm512_insertf32x8(_mm512_castps256_ps512(g.fm), g.fm, 1);
 }
 
 /* Inputs of a GEMM chunk, at its first token. */
@@ -534,6 +538,48 @@ INLINE void gtile(const struct aw_kern_mat *w, const struct gctx *c, uint32_t r0
 	for (uint32_t g = 0; g < ng; g++) {
 		for (int r = 0; r < R; r++)
 			decode512(row + (size_t)r * w->row_size + g * bs, type, &o[r]);
+		/* Q4_K, Q5_K: tokens in pairs, each row's two vectors A folded
+		 * into one [token t | token t + 1] before the float step */
+		if (type != AW_TYPE_Q6_K && T >= 2) {
+			for (int t = 0; t < T; t += 2) {
+				const uint8_t *xa = c->xt + (size_t)t * 32 * nbp + 256 * g;
+				const uint8_t *xb = xa + 32 * nbp;
+				const float *dx = c->dx + t * nbp + 8 * g,
+					    *xs = c->xs + t * nbp + 8 * g;
+				const __m512 dxp = _mm512_insertf32x8(
+					_mm512_castps256_ps512(_mm256_loadu_ps(dx)),
+					_mm256_loadu_ps(dx + nbp), 1);
+				const __m512 xsp = _mm512_insertf32x8(
+					_mm512_castps256_ps512(_mm256_loadu_ps(xs)),
+					_mm256_loadu_ps(xs + nbp), 1);
+				__m512i x[2][4];
+
+				for (int q = 0; q < 4; q++) {
+					x[0][q] = _mm512_loadu_si512(xa + 64 * q);
+					x[1][q] = _mm512_loadu_si512(xb + 64 * q);
+				}
+				for (int r = 0; r < R; r++) {
+					__m512i a =
+						dot512(_mm512_setzero_si512(), o[r].w[0], x[0][0]);
+					__m512i b =
+						dot512(_mm512_setzero_si512(), o[r].w[0], x[1][0]);
+
+					for (int q = 1; q < 4; q++) {
+						a = dot512(a, o[r].w[q], x[0][q]);
+						b = dot512(b, o[r].w[q], x[1][q]);
+					}
+					const __m512i s =
+						_mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44),
+								 _mm512_shuffle_i64x2(a, b, 0xee));
+
+					acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+								    _mm512_mul_ps(o[r].fa, dxp),
+								    acc[r][t]);
+					acc[r][t] = _mm512_fmadd_ps(o[r].fm, xsp, acc[r][t]);
+				}
+			}
+			continue;
+		}
 		for (int t = 0; t < T; t++) {
 			const uint8_t *xt = c->xt + (size_t)t * 32 * nbp + 256 * g;
 			const __m512i x0 = _mm512_loadu_si512(xt), x1 = _mm512_loadu_si512(xt + 64);
@@ -563,8 +609,8 @@ INLINE void gtile(const struct aw_kern_mat *w, const struct gctx *c, uint32_t r0
 								    _mm512_mul_ps(o[r].fa, dx),
 								    acc[r][t]);
 				}
-			} else {
-				const __m512 xs = _mm512_castps256_ps512(
+			} else { /* one token: [xs | 0] against [bias | bias] */
+				const __m512 xs = _mm512_zextps256_ps512(
 					_mm256_loadu_ps(c->xs + t * nbp + 8 * g));
 
 				for (int r = 0; r < R; r++) {
@@ -580,6 +626,16 @@ INLINE void gtile(const struct aw_kern_mat *w, const struct gctx *c, uint32_t r0
 				}
 			}
 		}
+	}
+	if (type != AW_TYPE_Q6_K && T >= 2) {
+		for (int t = 0; t < T; t += 2)
+			for (int r = 0; r < R; r++) {
+				y[(size_t)t * ldy + r0 + r] =
+					hsum(_mm512_castps512_ps256(acc[r][t]));
+				y[(size_t)(t + 1) * ldy + r0 + r] =
+					hsum(_mm512_extractf32x8_ps(acc[r][t], 1));
+			}
+		return;
 	}
 	for (int t = 0; t < T; t++)
 		for (int r = 0; r < R; r++)
