@@ -196,7 +196,8 @@ static int check_tools(const struct aw_json *t, const struct aw_proto_req *req,
 	if (t->type != AW_JSON_ARRAY)
 		return refuse(j, AW_PROTO_ERR_BAD_REQUEST, "TOOLS is not a JSON array");
 	if (t->len > AW_AGENT_MAX_TOOLS)
-		return refuse(j, AW_PROTO_ERR_BAD_REQUEST, "TOOLS: %zu tools, at most %d", t->len,
+		return refuse(j, AW_PROTO_ERR_BAD_REQUEST,
+			      "tool count: %zu tools in TOOLS, at most %d", t->len,
 			      AW_AGENT_MAX_TOOLS);
 	for (size_t i = 0; i < t->len; i++) {
 		const struct aw_json *f = aw_json_get(t->items[i], "function");

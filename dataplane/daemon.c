@@ -351,7 +351,8 @@ static int fill_dispatch_params(const struct aw_conf *c, const struct aw_conf_pl
 			    plan->lcores[i].index == g && plan->lcores[i].leader)
 				gp->lcore = plan->lcores[i].lcore;
 		gp->socket = c->groups[g].node < 0 ? 0 : c->groups[g].node;
-		gp->ring_size = c->limits.queue_depth;
+		gp->ring_size = c->groups[g].ring_size;
+		gp->queue_depth = c->limits.queue_depth;
 		gp->max_request = (unsigned)c->dataplane.max_request_bytes;
 		gp->idle = c->groups[g].idle == AW_CONF_IDLE_POLL    ? AW_DP_IDLE_POLL
 			   : c->groups[g].idle == AW_CONF_IDLE_YIELD ? AW_DP_IDLE_YIELD

@@ -395,8 +395,9 @@ static void request_complete(struct aw_dp_lcore *lc, const struct aw_dp_flow *fl
 	}
 	CTR_INC(lc, AW_DP_REFUSED);
 	if (rc == -EMSGSIZE)
-		lc_error(lc, flow, AW_PROTO_ERR_TOO_LONG, 0, "request larger than the server takes",
-			 1, now);
+		lc_error(lc, flow, AW_PROTO_ERR_TOO_LONG, 0,
+			 "message size: the request exceeds the server's message size limit", 1,
+			 now);
 	else
 		lc_error(lc, flow, AW_PROTO_ERR_UNSUPPORTED, 0, "no worker group serves requests",
 			 1, now);

@@ -456,8 +456,17 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	__atomic_store_n(&g->obs.prefix_hit_tokens, g->obs.prefix_hit_tokens + ev->cached_tokens,
 			 __ATOMIC_RELAXED);
 	aw_hist_observe(&g->obs.queue_us, &aw_hist_latency_us, x->wait_us + ev->queue_us);
-	if (!x->lost)
+	if (!x->lost && ev->finish == AW_SCHED_FINISH_ERROR && ev->error == -ENOENT &&
+	    !ev->gen_tokens) {
+		/* the session this turn continued was evicted while it waited */
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "session %llx was evicted before this turn ran",
+			 (unsigned long long)r->flow.session_id);
+		send_error(x, AW_PROTO_ERR_UNKNOWN_SESSION, msg);
+	} else if (!x->lost) {
 		send_end(x, (uint8_t)ev->finish, &res, x->wait_us + ev->queue_us);
+	}
 	GST_ADD(g, completed, 1);
 	__atomic_fetch_sub(&g->running, 1, __ATOMIC_RELAXED);
 	req_put(g, r);
@@ -639,6 +648,7 @@ struct agent_run {
 	int g_stay;	/* a forced call: awake to the end (then only EOS) */
 	int32_t g_left; /* tokens the request may still generate (max_new_tokens) */
 	int32_t g_n;	/* tokens the grammar's vocabulary has */
+	int32_t g_eos;	/* end-of-generation token forced when the value is done, or -1 */
 	struct aw_grammar *gr;
 	struct aw_grammar_matcher *gm;
 };
@@ -711,6 +721,33 @@ static void agent_accept(void *ctx, int32_t token)
 	a->g_left--;
 	if (a->g_active)
 		(void)aw_grammar_accept(a->gm, token);
+}
+
+/* Fast-forward (the scheduler calls it after each sampled token's event, so
+ * a grammar woken by that token's text counts): what the awake grammar
+ * determines next, or EOS once the value is done (only EOS could follow:
+ * an auto call's end has put the grammar to sleep before this). */
+static int32_t agent_forced(void *ctx, int32_t *out, int32_t cap)
+{
+	struct agent_run *a = ctx;
+	size_t n = 0;
+
+	if (!a->g_active || cap <= 0)
+		return 0;
+	if (aw_grammar_done(a->gm)) {
+		if (a->g_eos < 0)
+			return 0;
+		out[0] = a->g_eos;
+		return 1;
+	}
+	if (a->g_left <= AGENT_FINISH_TOKENS)
+		aw_grammar_set_finish(a->gm, 1); /* as the mask would: the same path */
+	if (aw_grammar_forced(a->gm, out, (size_t)cap, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (out[i] >= a->g_n)
+			return (int32_t)i; /* model rows beyond the tokenizer: never */
+	return (int32_t)n;
 }
 
 /* Compile the job's schema and start its matcher; refuses 'r' on failure
@@ -796,9 +833,16 @@ static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_j
 		if ((rc = agent_grammar(g, r, job, a)) < 0)
 			return rc; /* -ECANCELED: refused (and 'r' released) */
 		a->g_left = q->sample.max_tokens > 0 ? q->sample.max_tokens : INT32_MAX;
+		/* the EOS fast-forward ends a finished value with: the end of turn
+		 * when the model has one, else its EOS (both on the sampler's list) */
+		a->g_eos = -1;
+		for (int32_t i = 0; i < q->sample.n_eos; i++)
+			if (aw_tok_is_eog(g->tok, q->sample.eos[i]))
+				a->g_eos = q->sample.eos[i];
 		q->hook.fill = agent_fill_mask;
 		q->hook.accept = agent_accept;
 		q->hook.ctx = a;
+		q->hook.forced = agent_forced;
 	}
 	q->tokens = job->tokens;
 	q->n_tokens = job->n_tokens;
@@ -1246,6 +1290,12 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 		struct group *g = &d->g[i];
 		char name[RTE_RING_NAMESIZE];
 		unsigned n = p->group[i].ring_size;
+		/* queue_depth requests can wait: the request pool holds that many (plus
+		 * the running ones), so a full pool is the OVERLOADED limit and the
+		 * ring (ring_size >= queue_depth entries) never refuses first */
+		unsigned depth = p->group[i].queue_depth && p->group[i].queue_depth < n
+					 ? p->group[i].queue_depth
+					 : n;
 
 		g->d = d;
 		g->idx = i;
@@ -1272,9 +1322,9 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 			}
 		}
 		snprintf(name, sizeof(name), "aw_reqpool_%u", i);
-		/* ring_size objects can wait; one more per group runs (with a
+		/* depth objects can wait; one more per group runs (with a
 		 * scheduler: max_batch more run) */
-		g->pool = rte_mempool_create(name, n + 1 + (g->m ? g->p.max_batch : 0),
+		g->pool = rte_mempool_create(name, depth + 1 + (g->m ? g->p.max_batch : 0),
 					     sizeof(struct aw_req) + g->p.max_request, 0, 0, NULL,
 					     NULL, NULL, NULL, g->p.socket, 0);
 		if (!g->ring || !g->cancel || !g->pool) {
@@ -1285,8 +1335,9 @@ int aw_dispatch_new(const struct aw_dispatch_params *p, struct aw_dp *dp,
 			goto err;
 		}
 		aw_log(AW_LOG_INFO, "dispatch",
-		       "group %u: leader lcore %u, socket %d, ring %u, requests up to %u bytes", i,
-		       g->p.lcore, g->p.socket, n, g->p.max_request);
+		       "group %u: leader lcore %u, socket %d, ring %u, queue depth %u, requests "
+		       "up to %u bytes",
+		       i, g->p.lcore, g->p.socket, n, depth, g->p.max_request);
 	}
 	*ret_d = d;
 	return 0;

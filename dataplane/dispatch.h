@@ -44,7 +44,8 @@
 struct aw_dispatch_group_params {
 	unsigned lcore;	      /* DPDK lcore id of the group's leader */
 	int socket;	      /* NUMA node of the ring and the request pool */
-	unsigned ring_size;   /* requests that may wait (ring entries) */
+	unsigned ring_size;   /* entries of the group's request ring */
+	unsigned queue_depth; /* requests that may wait (<= ring_size; 0: ring_size) */
 	unsigned max_request; /* bytes of the largest request body held */
 	enum aw_dp_idle idle; /* what the leader does with no request waiting */
 	/* scheduler (engines with group_model) */

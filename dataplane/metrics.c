@@ -356,13 +356,15 @@ int aw_metrics_new(uint32_t addr, uint16_t port, struct aw_dp *dp, struct aw_dis
 	sa.sin_port = htons(port);
 	inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip));
 	errno = 0;
+	/* libmicrohttpd's default SO_REUSEADDR only: no LISTENING_ADDRESS_REUSE,
+	 * whose SO_REUSEPORT would let a second daemon share the port and split
+	 * the scrapes between the two (dp-tap-prometheus checks the refusal). */
 	m->mhd = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL,
 		NULL, handler, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
 		(struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNS,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)MAX_CONNS_PER_IP,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S, MHD_OPTION_END);
 	if (!m->mhd) {
 		int rc = errno ? -errno : -EADDRINUSE;
 

@@ -347,9 +347,15 @@ int aw_proto_reasm_add(struct aw_proto_reasm *r, const struct aw_proto_peer *pee
 	size_t bm;
 
 	aw_proto_reasm_expire(r, now_us);
-	if (h->msg_len > r->lim.max_msg)
-		return rfail(r, e, EMSGSIZE, AW_PROTO_FAULT_TOO_LONG, AW_PROTO_ERR_TOO_LONG,
-			     "message longer than the reassembly limit");
+	if (h->msg_len > r->lim.max_msg) {
+		rfail(r, e, EMSGSIZE, AW_PROTO_FAULT_TOO_LONG, AW_PROTO_ERR_TOO_LONG, "");
+		if (e)
+			snprintf(e->err.msg, sizeof(e->err.msg),
+				 "message size: the request of %u bytes exceeds the server's "
+				 "message size limit of %u bytes (max_request_bytes)",
+				 h->msg_len, r->lim.max_msg);
+		return -EMSGSIZE;
+	}
 	if (h->seg_count <= 1) {
 		/* the common case: no copy, no state */
 		ret_msg->hdr = *h;

@@ -232,7 +232,9 @@ int aw_proto_hdr_parse(const void *buf, size_t len, uint32_t max_msg, struct aw_
 	}
 	if (h.msg_len > max_msg)
 		return fail(e, EMSGSIZE, AW_PROTO_FAULT_TOO_LONG, AW_PROTO_ERR_TOO_LONG,
-			    "message of %u bytes exceeds the limit of %u", h.msg_len, max_msg);
+			    "message size: the request of %u bytes exceeds the server's message "
+			    "size limit of %u bytes (max_request_bytes)",
+			    h.msg_len, max_msg);
 	*ret_hdr = h;
 	return 0;
 }

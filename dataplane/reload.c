@@ -27,6 +27,7 @@
 #include <rte_log.h>
 
 #include "log.h"
+#include "telemetry.h"
 
 #include "aw-config.h"
 #if AW_HAVE_SYSTEMD
@@ -343,6 +344,7 @@ static void *reload_main(void *arg)
 			if (have_st)
 				r->model_st = st_before;
 			r->swapped = 1;
+			aw_telemetry_set_model(nc->model.path);
 		}
 	} else if (changed) {
 		aw_log(AW_LOG_WARNING, "reload",

@@ -114,6 +114,8 @@ static int cmd_groups(const char *cmd, const char *params, struct rte_tel_data *
 		rte_tel_data_add_dict_u64(o, "leader_lcore", p->lcore);
 		rte_tel_data_add_dict_int(o, "socket", p->socket);
 		rte_tel_data_add_dict_u64(o, "ring_size", p->ring_size);
+		rte_tel_data_add_dict_u64(o, "queue_depth",
+					  p->queue_depth ? p->queue_depth : p->ring_size);
 		rte_tel_data_add_dict_u64(o, "queued", gs.queued);
 		rte_tel_data_add_dict_u64(o, "running", gs.running);
 		rte_tel_data_add_dict_u64(o, "enqueued", gs.enqueued);
@@ -167,12 +169,20 @@ static int cmd_model(const char *cmd, const char *params, struct rte_tel_data *d
 	rte_tel_data_start_dict(d);
 	rte_tel_data_add_dict_string(d, "engine", tel_engine->ops->name);
 	rte_tel_data_add_dict_string(d, "path", tel_model);
+	rte_tel_data_add_dict_u64(d, "generation", aw_engine_model_generation(tel_engine));
 	desc[0] = '\0';
 	if (tel_engine->ops->describe)
 		tel_engine->ops->describe(tel_engine->state, desc, sizeof(desc));
 	rte_tel_data_add_dict_string(d, "describe", desc);
 	pthread_mutex_unlock(&tel_lock);
 	return 0;
+}
+
+void aw_telemetry_set_model(const char *model_path)
+{
+	pthread_mutex_lock(&tel_lock);
+	snprintf(tel_model, sizeof(tel_model), "%s", model_path ? model_path : "");
+	pthread_mutex_unlock(&tel_lock);
 }
 
 /* --- /reload (loader): the main loop does the work, as for SIGHUP --- */

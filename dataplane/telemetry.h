@@ -15,6 +15,9 @@
 int aw_telemetry_init(const char *prefix, struct aw_dp *dp, struct aw_dispatch *disp,
 		      const struct aw_engine *engine, const char *model_path);
 
+/* The model file now served (after a live swap), for /agentwire/model. */
+void aw_telemetry_set_model(const char *model_path);
+
 /* Forget the objects (before freeing them); later reads answer "stopping". */
 void aw_telemetry_detach(void);
 

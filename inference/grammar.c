@@ -1908,6 +1908,36 @@ static void fs_init(void)
 
 #define PURE_MAX 48 /* plain-content tokens longer than this (chars) go to the quote trie */
 
+/* Symbols of token text, for the pattern-string tables: printable ASCII
+ * 0x20..0x7E as 0..94, SYM_U a byte of a complete non-ASCII character,
+ * SYM_X a byte of an invalid or unfinished UTF-8 sequence, SYM_CTRL a
+ * control byte. A set of them is two words. */
+enum { SYM_U = 95, SYM_X = 96, SYM_CTRL = 97, SYM_N = 98 };
+
+struct symset {
+	uint64_t w[2];
+};
+
+static inline int sym_ascii(uint8_t b)
+{
+	return b >= 0x20 && b < 0x7F ? b - 0x20 : SYM_CTRL;
+}
+
+static inline void sym_add(struct symset *s, int sym)
+{
+	s->w[sym >> 6] |= 1ull << (sym & 63);
+}
+
+static inline int sym_has(const struct symset *s, int sym)
+{
+	return (int)(s->w[sym >> 6] >> (sym & 63) & 1);
+}
+
+static inline int sym_within(const struct symset *a, const struct symset *b)
+{
+	return !(a->w[0] & ~b->w[0]) && !(a->w[1] & ~b->w[1]);
+}
+
 struct ftrie {
 	uint32_t n;	/* nodes */
 	uint8_t *byte;	/* (n) edge byte */
@@ -1935,6 +1965,10 @@ struct aw_grammar_vocab {
 	uint32_t neog;
 	uint8_t maxdepth;
 	uint64_t *le; /* (PURE_MAX + 1, words): pure tokens of <= k characters */
+	/* pattern strings (see walk_dfa): tokens by the symbols they contain */
+	struct symset *sub; /* (all.n) symbols below each node of 'all' */
+	uint64_t *first;    /* (SYM_U + 1, words): whole tokens whose first character is sym */
+	uint64_t *rest;	    /* (SYM_N, words): tokens with sym after their first character */
 };
 
 struct qtok {
@@ -2042,6 +2076,93 @@ static int ftrie_build(struct ftrie *f, struct aw_grammar_vocab *v, struct tokre
 	return 0;
 }
 
+/* The symbol tables: per token, its first character's symbol and the
+ * symbols after it (a token with invalid or unfinished UTF-8 or a control
+ * byte is in no 'first' set); per node of the 'all' trie, the symbols of
+ * the nodes below it (a non-ASCII byte is SYM_U when the UTF-8 is valid so
+ * far, SYM_X otherwise; a node where a token ends inside a character adds
+ * SYM_X). */
+static int sym_tables(struct aw_grammar_vocab *v)
+{
+	const struct ftrie *f = &v->all;
+	size_t w = v->words;
+	v->first = calloc((size_t)(SYM_U + 1) * w, sizeof(uint64_t));
+	v->rest = calloc((size_t)SYM_N * w, sizeof(uint64_t));
+	v->sub = calloc(f->n ? f->n : 1, sizeof(*v->sub));
+	uint8_t *lab = malloc(f->n ? f->n : 1);
+	if (!v->first || !v->rest || !v->sub || !lab) {
+		free(lab);
+		return -ENOMEM;
+	}
+	for (int32_t i = 0; i < v->n_vocab; i++) {
+		const uint8_t *p = (const uint8_t *)v->blob + v->off[i];
+		uint32_t len = v->off[i + 1] - v->off[i];
+		int fsst = FS_BASE, fsym = -1, bad = 0, past = 0;
+		uint64_t bit = 1ull << (i & 63);
+		for (uint32_t k = 0; k < len; k++) {
+			int ns, sy;
+			if (k && fsst == FS_BASE)
+				past = 1; /* past the first character */
+			if (fsst == FS_BASE && p[k] < 0x80) {
+				ns = FS_BASE;
+				sy = sym_ascii(p[k]);
+			} else {
+				ns = fs_next[fsst][p[k]];
+				sy = ns < 0 ? SYM_X : SYM_U;
+			}
+			if (sy == SYM_X || sy == SYM_CTRL)
+				bad = 1;
+			if (!k)
+				fsym = sy;
+			if (past)
+				v->rest[(size_t)sy * w + (size_t)(i >> 6)] |= bit;
+			fsst = ns < 0 ? FS_BASE : ns;
+		}
+		if (len && !bad && fsst == FS_BASE)
+			v->first[(size_t)fsym * w + (size_t)(i >> 6)] |= bit;
+	}
+	/* node labels, parents, then the sets bottom-up (children follow parents) */
+	uint32_t *par = malloc((f->n ? f->n : 1) * sizeof(*par));
+	if (!par) {
+		free(lab);
+		return -ENOMEM;
+	}
+	int fsd[257];
+	uint32_t pst[257];
+	fsd[0] = FS_BASE;
+	for (uint32_t j = 0; j < f->n; j++) {
+		uint32_t d = f->depth[j];
+		int fp = fsd[d - 1], ns, sy;
+		uint8_t b = f->byte[j];
+		if (fp == FS_BASE && b < 0x80) {
+			ns = FS_BASE;
+			sy = sym_ascii(b);
+		} else {
+			ns = fp < 0 ? -1 : fs_next[fp][b];
+			sy = ns < 0 ? SYM_X : SYM_U;
+		}
+		fsd[d] = ns;
+		pst[d] = j;
+		par[j] = d > 1 ? pst[d - 1] : UINT32_MAX;
+		lab[j] = (uint8_t)sy;
+		if (f->tok[j] >= 0 && ns != FS_BASE)
+			lab[j] |= 0x80; /* a token ends inside a character */
+	}
+	for (uint32_t j = f->n; j-- > 0;) {
+		if (par[j] == UINT32_MAX)
+			continue;
+		struct symset *ps = &v->sub[par[j]];
+		ps->w[0] |= v->sub[j].w[0];
+		ps->w[1] |= v->sub[j].w[1];
+		sym_add(ps, lab[j] & 0x7f);
+		if (lab[j] & 0x80)
+			sym_add(ps, SYM_X);
+	}
+	free(par);
+	free(lab);
+	return 0;
+}
+
 int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 {
 	struct aw_grammar_vocab *v = calloc(1, sizeof(*v));
@@ -2130,7 +2251,7 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 	v->off[n] = (uint32_t)total;
 	qsort(r, nr, sizeof(*r), tokref_cmp);
 	qsort(q, nq, sizeof(*q), tokref_cmp);
-	if (ftrie_build(&v->all, v, r, nr) < 0)
+	if (ftrie_build(&v->all, v, r, nr) < 0 || sym_tables(v) < 0)
 		goto nomem;
 	/* the quote trie chains identical tokens through 'same' too: rebuild
 	 * would double-chain, so build it from the distinct texts only */
@@ -2196,6 +2317,9 @@ void aw_grammar_vocab_free(struct aw_grammar_vocab *v)
 	free(v->same);
 	free(v->eog);
 	free(v->le);
+	free(v->sub);
+	free(v->first);
+	free(v->rest);
 	free(v);
 }
 
@@ -2275,6 +2399,7 @@ struct aw_grammar_matcher {
 	uint32_t alt_depth;
 	int finish; /* aw_grammar_set_finish() */
 	uint64_t *tmpmask;
+	uint64_t *covbuf; /* (words) scratch of cover() */
 	uint8_t *keybuf;
 	size_t keycap;
 };
@@ -2860,7 +2985,8 @@ int aw_grammar_matcher_new(struct aw_grammar *g, const struct aw_grammar_vocab *
 	m->capout = 4096;
 	m->out = malloc(m->capout * sizeof(*m->out));
 	m->tmpmask = malloc(v->words * sizeof(uint64_t));
-	if (!m->scr || !m->out || !m->tmpmask) {
+	m->covbuf = malloc(v->words * sizeof(uint64_t));
+	if (!m->scr || !m->out || !m->tmpmask || !m->covbuf) {
 		aw_grammar_matcher_free(m);
 		return -ENOMEM;
 	}
@@ -2885,6 +3011,7 @@ void aw_grammar_matcher_free(struct aw_grammar_matcher *m)
 	free(m->scr);
 	free(m->out);
 	free(m->tmpmask);
+	free(m->covbuf);
 	free(m->keybuf);
 	free(m);
 }
@@ -3107,28 +3234,196 @@ static inline void set_tok(const struct aw_grammar_vocab *v, int32_t t, uint64_t
 	}
 }
 
-/* The state is one stack whose top is inside a pattern string: step the
- * DFA inline (one table lookup per trie edge, no frames) and go back to
- * the general walk only below a closing quote. */
-static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *top, uint64_t *mask,
-		     int *count)
+/* ---- pattern strings ----
+ * The stacks' tops are all inside one pattern string, in one DFA state s0:
+ * the DFA is stepped inline (one table lookup per trie edge, no frames), and
+ * the general walk takes over only below a closing quote. A permissive state
+ * would still visit most of the 400 000-node trie of a 128k vocabulary, so
+ * most tokens are first set from the vocabulary's symbol tables ("cover"):
+ * for a first character c taking s0 to y, where L(y) is the set of symbols
+ * that loop on y (a non-ASCII symbol when every non-ASCII character does),
+ * every token starting with c whose later symbols are all in L(y) is
+ * allowed (it ends in y, and every DFA state kept is live):
+ *     mask |= first[c] & ~OR{rest[x] : x not in L(y)}.
+ * The walk then skips a subtree when its path so far is such a token's
+ * prefix and every symbol below it is in L(y): all its tokens are set. */
+
+#define COVER_CAND 16 /* first-character targets considered */
+#define COVER_MIN  24 /* a target is covered when at least this many symbols loop on it */
+#define UMEMO	   64
+
+struct umemo {
+	uint32_t n;
+	uint32_t key[UMEMO];
+	int32_t val[UMEMO];
+};
+
+/* From DFA state t in the middle of a UTF-8 character (UTF-8 state f): the
+ * one state every valid completion ends in, or -1 (none, several, a dead
+ * one, or the memo is full). */
+static int32_t u_walk(const struct aw_gdfa *d, uint32_t t, int f, struct umemo *mm)
+{
+	uint32_t key = t * FS_N + (uint32_t)f;
+	for (uint32_t i = 0; i < mm->n; i++)
+		if (mm->key[i] == key)
+			return mm->val[i];
+	if (mm->n == UMEMO)
+		return -1;
+	int32_t r = -2;
+	for (int b = 0x80; b < 0xC0; b++) {
+		int nf = fs_next[f][b];
+		if (nf < 0)
+			continue;
+		int32_t nt = d->next[(size_t)t * 256 + b];
+		int32_t got = nt < 0 ? -1 : nf == FS_BASE ? nt : u_walk(d, (uint32_t)nt, nf, mm);
+		if (got < 0 || (r != -2 && got != r)) {
+			r = -1;
+			break;
+		}
+		r = got;
+	}
+	if (r == -2)
+		r = -1;
+	if (mm->n < UMEMO) {
+		mm->key[mm->n] = key;
+		mm->val[mm->n++] = r;
+	}
+	return r;
+}
+
+/* The one state every non-ASCII character takes s to (all live), or -1. */
+static int32_t u_target(const struct aw_gdfa *d, uint32_t s)
+{
+	struct umemo mm;
+	int32_t r = -2;
+	mm.n = 0;
+	for (int b = 0xC2; b <= 0xF4; b++) {
+		int nf = fs_next[FS_BASE][b];
+		if (nf < 0)
+			continue;
+		int32_t nt = d->next[(size_t)s * 256 + b];
+		int32_t got = nt < 0 ? -1 : u_walk(d, (uint32_t)nt, nf, &mm);
+		if (got < 0 || (r != -2 && got != r))
+			return -1;
+		r = got;
+	}
+	return r < 0 ? -1 : r;
+}
+
+/* L(y): the symbols that loop on y. */
+static struct symset loops(const struct aw_gdfa *d, uint32_t y)
+{
+	struct symset l = {{0, 0}};
+	for (int b = 0x20; b < 0x7F; b++)
+		if (b != '"' && b != '\\' && d->next[(size_t)y * 256 + b] == (int32_t)y)
+			sym_add(&l, b - 0x20);
+	if (u_target(d, y) == (int32_t)y)
+		sym_add(&l, SYM_U);
+	return l;
+}
+
+struct cover {
+	int8_t k[SYM_U + 1]; /* per first symbol: index into y/l, -1: not covered */
+	uint32_t n;
+	int32_t y[COVER_CAND];
+	struct symset l[COVER_CAND];
+	uint8_t on[COVER_CAND];
+};
+
+/* Fill 'cv' for DFA state s0 and set the covered tokens in 'mask'. */
+static void cover(struct aw_grammar_matcher *m, const struct aw_gdfa *d, uint32_t s0,
+		  struct cover *cv, uint64_t *mask)
+{
+	const struct aw_grammar_vocab *v = m->v;
+	size_t w = v->words;
+	memset(cv->k, -1, sizeof(cv->k));
+	cv->n = 0;
+	for (int f = 0; f <= SYM_U; f++) {
+		int32_t y;
+		if (f == SYM_U) {
+			y = u_target(d, s0);
+		} else {
+			int b = f + 0x20;
+			y = b == '"' || b == '\\' ? -1 : d->next[(size_t)s0 * 256 + b];
+		}
+		if (y < 0)
+			continue;
+		uint32_t j = 0;
+		while (j < cv->n && cv->y[j] != y)
+			j++;
+		if (j == cv->n) {
+			if (cv->n == COVER_CAND)
+				continue;
+			cv->y[j] = y;
+			cv->l[j] = loops(d, (uint32_t)y);
+			cv->on[j] = __builtin_popcountll(cv->l[j].w[0]) +
+					    __builtin_popcountll(cv->l[j].w[1]) >=
+				    COVER_MIN;
+			cv->n++;
+		}
+		if (cv->on[j])
+			cv->k[f] = (int8_t)j;
+	}
+	uint64_t *notr = m->covbuf;
+	for (uint32_t j = 0; j < cv->n; j++) {
+		if (!cv->on[j])
+			continue;
+		memset(notr, 0, w * sizeof(uint64_t));
+		for (int x = 0; x < SYM_N; x++) {
+			if (sym_has(&cv->l[j], x))
+				continue;
+			const uint64_t *r = v->rest + (size_t)x * w;
+			for (size_t i = 0; i < w; i++)
+				notr[i] |= r[i];
+		}
+		for (int f = 0; f <= SYM_U; f++) {
+			if (cv->k[f] != (int8_t)j)
+				continue;
+			const uint64_t *fs = v->first + (size_t)f * w;
+			for (size_t i = 0; i < w; i++)
+				mask[i] |= fs[i] & ~notr[i];
+		}
+	}
+}
+
+static inline int utf8_step(int st, uint8_t c)
+{
+	if (st < 0)
+		return -1;
+	return st == FS_BASE && c < 0x80 ? FS_BASE : fs_next[st][c];
+}
+
+static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *const *tops, uint32_t ntop,
+		     uint64_t *mask, int *count)
 {
 	const struct aw_grammar_vocab *v = m->v;
 	const struct ftrie *f = &v->all;
-	const struct aw_gdfa *d = &m->g->dfas[m->g->nodes[top->node].dfa];
+	const struct aw_gdfa *d = &m->g->dfas[m->g->nodes[tops[0]->node].dfa];
 	uint32_t st[257];
-	st[0] = top->a;
+	int8_t cy[257], fsd[257];
+	struct cover cv;
+	if (m->finish) {
+		memset(cv.k, -1, sizeof(cv.k));
+		cv.n = 0;
+	} else {
+		cover(m, d, tops[0]->a, &cv, mask);
+	}
+	st[0] = tops[0]->a;
+	cy[0] = -2; /* before the first character */
+	fsd[0] = FS_BASE;
 	for (uint32_t i = 0; i < f->n;) {
 		uint32_t dep = f->depth[i], s = st[dep - 1];
-		int c = f->byte[i];
+		uint8_t c = f->byte[i];
 		if (c == '"') {
 			if (d->accept[s]) {
-				/* the string closes here; the parent takes the rest */
-				struct frame t = *top;
-				t.a = s;
+				/* the string closes here; the parents take the rest */
 				m->nout = 0;
 				m->nscr = 0;
-				done(m, &t, -1);
+				for (uint32_t k = 0; k < ntop; k++) {
+					struct frame t = *tops[k];
+					t.a = s;
+					done(m, &t, -1);
+				}
 				uint32_t n0 = m->nout;
 				if (n0) {
 					set_tok(v, f->tok[i], mask, count);
@@ -3146,6 +3441,19 @@ static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *top, uint
 		}
 		st[dep] = (uint32_t)ns;
 		set_tok(v, f->tok[i], mask, count);
+		int fs = utf8_step(fsd[dep - 1], c), k = cy[dep - 1];
+		fsd[dep] = (int8_t)fs;
+		if (k == -2)
+			k = c >= 0x80 ? cv.k[SYM_U] : c >= 0x20 && c < 0x7F ? cv.k[c - 0x20] : -1;
+		else if (k >= 0 && !sym_has(&cv.l[k], c >= 0x80 ? SYM_U : sym_ascii(c)))
+			k = -1;
+		if (fs < 0)
+			k = -1;
+		cy[dep] = (int8_t)k;
+		if (k >= 0 && sym_within(&v->sub[i], &cv.l[k])) {
+			i = f->end[i]; /* every token below is covered */
+			continue;
+		}
 		i++;
 	}
 }
@@ -3337,6 +3645,55 @@ out:
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* Characters a free string at FS_BASE may still take within one token. */
+static uint32_t free_room(const struct aw_grammar_matcher *m, const struct frame *top)
+{
+	uint32_t hi = top->node == UINT32_MAX ? UINT32_MAX : m->g->nodes[top->node].hi;
+	uint32_t lo = top->node == UINT32_MAX ? 0 : m->g->nodes[top->node].lo;
+	uint32_t room = hi == UINT32_MAX ? PURE_MAX : hi - top->b;
+	if (room > PURE_MAX)
+		room = PURE_MAX;
+	if (m->finish && top->b < lo && lo - top->b < room)
+		room = lo - top->b; /* finishing: no further than the minimum */
+	return room;
+}
+
+/* 1: every top is free string content at a character boundary with the same
+ * bounds left; 2: every top is in the same pattern DFA state; 0: neither. */
+static int string_kind(const struct aw_grammar_matcher *m, const struct frame *const *tops,
+		       uint32_t n)
+{
+	const struct aw_grammar *g = m->g;
+	const struct frame *t0 = tops[0];
+	if (!n || t0->ph != P_SBODY)
+		return 0;
+	int32_t dfa = t0->node == UINT32_MAX ? -1 : g->nodes[t0->node].dfa;
+	if (dfa < 0 && t0->a != FS_BASE)
+		return 0;
+	for (uint32_t i = 1; i < n; i++) {
+		const struct frame *t = tops[i];
+		if (t->ph != P_SBODY || t->a != t0->a)
+			return 0;
+		int32_t td = t->node == UINT32_MAX ? -1 : g->nodes[t->node].dfa;
+		if (td != dfa)
+			return 0;
+		if (dfa < 0) {
+			/* the same bounds from here on */
+			uint32_t lo0 = t0->node == UINT32_MAX ? 0 : g->nodes[t0->node].lo;
+			uint32_t hi0 = t0->node == UINT32_MAX ? UINT32_MAX : g->nodes[t0->node].hi;
+			uint32_t lo = t->node == UINT32_MAX ? 0 : g->nodes[t->node].lo;
+			uint32_t hi = t->node == UINT32_MAX ? UINT32_MAX : g->nodes[t->node].hi;
+			uint32_t need0 = t0->b < lo0 ? lo0 - t0->b : 0;
+			uint32_t need = t->b < lo ? lo - t->b : 0;
+			uint32_t left0 = hi0 == UINT32_MAX ? UINT32_MAX : hi0 - t0->b;
+			uint32_t left = hi == UINT32_MAX ? UINT32_MAX : hi - t->b;
+			if (need != need0 || left != left0)
+				return 0;
+		}
+	}
+	return dfa < 0 ? 1 : 2;
+}
+
 int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 {
 	const struct aw_grammar_vocab *v = m->v;
@@ -3363,17 +3720,15 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 	m->nscr = 0;
 	for (uint32_t i = 0; i < h->n; i++)
 		emit(m, m->stacks[h->soff + i]);
-	const struct frame *top = h->n == 1 ? m->stacks[h->soff] : NULL;
-	if (top && top->ph == P_SBODY && top->a == FS_BASE &&
-	    (top->node == UINT32_MAX || m->g->nodes[top->node].dfa < 0)) {
+	/* the tops of all stacks inside the same kind of string: shared fast paths */
+	const struct frame *const *tops = &m->stacks[h->soff];
+	const struct frame *top = tops[0];
+	int kind = string_kind(m, tops, h->n);
+	if (kind == 1) {
 		/* free string content: plain tokens from the tables, the rest walked */
 		uint32_t hi = top->node == UINT32_MAX ? UINT32_MAX : m->g->nodes[top->node].hi;
-		uint32_t room = hi == UINT32_MAX ? PURE_MAX : hi - top->b;
-		if (room > PURE_MAX)
-			room = PURE_MAX;
 		uint32_t lo = top->node == UINT32_MAX ? 0 : m->g->nodes[top->node].lo;
-		if (m->finish && top->b < lo && lo - top->b < room)
-			room = lo - top->b; /* finishing: no further than the minimum */
+		uint32_t room = free_room(m, top);
 		if (!(m->finish && top->b >= lo)) {
 			const uint64_t *le = v->le + (size_t)room * v->words;
 			memcpy(allowed, le, v->words * sizeof(uint64_t));
@@ -3382,7 +3737,7 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 		}
 		walk(m, &v->quote, h->n, allowed, &count, NULL);
 		/* content, closing quote, suffix: the suffix is checked once per
-		 * distinct suffix from the state after the string closed */
+		 * distinct suffix from the states after the string closed */
 		struct qrange q = {top->b < lo ? lo - top->b : 0,
 				   hi == UINT32_MAX ? UINT32_MAX : hi - top->b};
 		if (m->finish) {
@@ -3393,16 +3748,19 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 		if (q.kmin <= q.kmax) {
 			m->nout = 0;
 			m->nscr = 0;
-			done(m, top, -1);
+			for (uint32_t i = 0; i < h->n; i++)
+				done(m, tops[i], -1);
 			uint32_t n0 = m->nout;
 			if (n0 && v->g_empty != UINT32_MAX)
 				set_group(v, v->g_empty, &q, allowed, &count);
 			if (n0)
 				walk(m, &v->sfx, n0, allowed, &count, &q);
 		}
-	} else if (top && top->ph == P_SBODY && top->node != UINT32_MAX &&
-		   m->g->nodes[top->node].dfa >= 0) {
-		walk_dfa(m, top, allowed, &count);
+	} else if (kind == 2) {
+		walk_dfa(m, tops, h->n, allowed, &count);
+		count = 0; /* cover() set bits uncounted */
+		for (uint32_t w = 0; w < v->words; w++)
+			count += __builtin_popcountll(allowed[w]);
 	} else {
 		walk(m, &v->all, h->n, allowed, &count, NULL);
 	}
@@ -3560,9 +3918,30 @@ static void hook_accept(void *ctx, int32_t token)
 	aw_grammar_accept(ctx, token);
 }
 
+/* Fast-forward: the forced tokens, or an end-of-generation token when
+ * nothing else may follow (not after one was accepted). */
+static int32_t hook_forced(void *ctx, int32_t *out, int32_t cap)
+{
+	struct aw_grammar_matcher *m = ctx;
+	size_t n = 0;
+
+	if (cap <= 0)
+		return 0;
+	if (aw_grammar_done(m)) {
+		if (cur(m)->done || !m->v->neog)
+			return 0;
+		out[0] = m->v->eog[0];
+		return 1;
+	}
+	if (aw_grammar_forced(m, out, (size_t)cap, &n) < 0)
+		return 0;
+	return (int32_t)n;
+}
+
 void aw_grammar_sample_hook(struct aw_grammar_matcher *m, struct aw_sample_hook *h)
 {
 	h->fill = hook_fill;
 	h->accept = hook_accept;
 	h->ctx = m;
+	h->forced = hook_forced;
 }

@@ -176,7 +176,10 @@ int aw_grammar_can_end(struct aw_grammar_matcher *m);
 /* 1 after an EOS token was accepted, or when nothing but EOS may follow. */
 int aw_grammar_done(struct aw_grammar_matcher *m);
 
-/* Fill 'h' so that aw_sample_pick()/aw_sample_accept() mask and advance 'm'. */
+/* Fill 'h' so that aw_sample_pick()/aw_sample_accept() mask and advance 'm',
+ * and so that its 'forced' gives aw_grammar_forced()'s tokens (fast-forward),
+ * or, when nothing but end-of-generation may follow, the vocabulary's first
+ * end-of-generation token (the sampler's EOS list must name it). */
 void aw_grammar_sample_hook(struct aw_grammar_matcher *m, struct aw_sample_hook *h);
 
 #endif

@@ -9,8 +9,10 @@
  * signed. Without dotprod the 4-product lane sums are smull + addp + sadalp
  * (products at most 32 * 128 in magnitude, pair sums within int16). The
  * block sums are folded by addp into lane-per-block vectors (blocks 0-3 and
- * 4-7). The i8mm level runs the dotprod code: an smmla version (2 rows × 2
- * tokens per instruction) is not written yet.
+ * 4-7). The i8mm level adds an smmla kernel (2 rows × 2 tokens per
+ * instruction) for batches of 2 or more tokens on KQ8 Q4_K, Q5_K and Q6_K
+ * weights (described at its code below); for one token, ROWS weights and
+ * the legacy types it runs the dotprod code.
  */
 #include <arm_neon.h>
 #include <string.h>
@@ -407,4 +409,304 @@ INLINE void tile8(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, u
 		y[(size_t)t * ldy + r] = vaddvq_f32(vaddq_f32(acc[t][0], acc[t][1]));
 }
 
+#if AW_KERN_NEON_LEVEL == 2
+
+/* ---- i8mm: smmla on KQ8 weights, 2 rows x 2 tokens per instruction ----
+ *
+ * smmla (vmmlaq_s32) adds a 2x8 by 8x2 int8 product into a 2x2 int32 tile:
+ * lane 2i + j += sum_{n<8} a[8i + n] * b[8j + n]. a = 8 quants of one
+ * sub-block of rows r and r + 1, b = the same 8 elements of tokens t and
+ * t + 1; 4 of them (8-element chunks c < 4: elements 8c..8c+7) sum the
+ * sub-block for the 4 (row, token) pairs, exactly. The weights stay in KQ8
+ * (no NEON-only layout, so the reference, aw_kern_mat_row and the loader
+ * need nothing new): a KQ8 vector holds 4 elements of 4 sub-blocks, and two
+ * zips per operand byte (32-bit: elements 4m..4m+7 of one row, 64-bit: the
+ * two rows) put a chunk of one sub-block of both rows in one operand. For
+ * the packed formats the zips run on the packed bytes before the nibbles
+ * and high bits are split off, so each packed byte is shuffled once for
+ * two operands. The activations are transposed once per chunk of tokens
+ * into the operand order: pair p, block b, chunk c at 64(p nb + b) + 16c,
+ * tokens 2p and 2p + 1 in its two halves (an odd last token is paired with
+ * itself, an odd last row too; the duplicate lanes are not stored). Per
+ * sub-block and tile, in float:
+ *
+ *     acc += cvt(S) * (A * D)  +  B * X
+ *
+ * A = the sub-block's factor of rows (r, r, r+1, r+1), D = dX of tokens
+ * (t, t+1, t, t+1), B = its bias (or Q6_K's second factor against its own
+ * S), X = dX * sumX; the same terms as the dotprod kernel, summed in
+ * sub-block order, so the same rounding bound applies. One token (decode)
+ * and rows longer than the tables go to the dotprod code above, which the
+ * i8mm table also runs for ROWS weights and the legacy types. */
+
+/* Forward declaration: the dotprod form, defined at the end of the file. */
+void aw_kern_kq_matmul_i8mm_sdot(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
+				 size_t ldy, uint32_t r0, uint32_t r1);
+
+/* A super-block of two rows, decoded: q[s][c] = chunk c of sub-block s
+ * (rows r, r + 1 in the low and high halves); fa[s] = (a_r, a_r, a_r1,
+ * a_r1) of sub-block s (Q6_K: its first 16 elements), fb[s] = its bias
+ * (Q6_K: the factor of its second 16 elements). */
+struct pair {
+	int8x16_t q[8][4];
+	float32x4_t fa[8], fb[8];
+};
+
+/* o[s] = [a0, a1 of row 0, b0, b1 of row 1] at 4-byte sub-block slot s of
+ * each: a0/b0 elements 4m + j, a1/b1 elements 4(m + 1) + j of sub-blocks
+ * 4k + s (KQ8 vectors) */
+INLINE void ilv(uint8x16_t a0, uint8x16_t a1, uint8x16_t b0, uint8x16_t b1, uint8x16_t o[4])
+{
+	const uint32x4_t z0 = vzip1q_u32(vreinterpretq_u32_u8(a0), vreinterpretq_u32_u8(a1));
+	const uint32x4_t z1 = vzip2q_u32(vreinterpretq_u32_u8(a0), vreinterpretq_u32_u8(a1));
+	const uint32x4_t w0 = vzip1q_u32(vreinterpretq_u32_u8(b0), vreinterpretq_u32_u8(b1));
+	const uint32x4_t w1 = vzip2q_u32(vreinterpretq_u32_u8(b0), vreinterpretq_u32_u8(b1));
+	const uint64x2_t zz[2] = {vreinterpretq_u64_u32(z0), vreinterpretq_u64_u32(z1)};
+	const uint64x2_t ww[2] = {vreinterpretq_u64_u32(w0), vreinterpretq_u64_u32(w1)};
+
+	for (int h = 0; h < 2; h++) {
+		o[2 * h] = vreinterpretq_u8_u64(vzip1q_u64(zz[h], ww[h]));
+		o[2 * h + 1] = vreinterpretq_u8_u64(vzip2q_u64(zz[h], ww[h]));
+	}
+}
+
+/* (v0[s], v0[s], v1[s], v1[s]) for s < 8 from lane-per-sub-block vectors */
+INLINE void pair_factors(const float32x4_t v0[2], const float32x4_t v1[2], float32x4_t o[8])
+{
+	for (int k = 0; k < 2; k++) {
+		const float32x4_t lo = vzip1q_f32(v0[k], v1[k]), hi = vzip2q_f32(v0[k], v1[k]);
+
+		o[4 * k] = vzip1q_f32(lo, lo);
+		o[4 * k + 1] = vzip2q_f32(lo, lo);
+		o[4 * k + 2] = vzip1q_f32(hi, hi);
+		o[4 * k + 3] = vzip2q_f32(hi, hi);
+	}
+}
+
+INLINE void decode_pair(const uint8_t *b0, const uint8_t *b1, const uint32_t type, struct pair *o)
+{
+	const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+	struct grp g0, g1;
+
+	kscales(b0, type, &g0);
+	kscales(b1, type, &g1);
+	pair_factors(g0.fa, g1.fa, o->fa);
+	pair_factors(type == AW_TYPE_Q6_K ? g0.fb : g0.fm, type == AW_TYPE_Q6_K ? g1.fb : g1.fm,
+		     o->fb);
+
+	const uint32_t qoff = type == AW_TYPE_Q6_K ? 0 : type == AW_TYPE_Q5_K ? 48 : 16;
+	const uint8_t *q0 = b0 + qoff, *q1 = b1 + qoff;
+
+	for (int k = 0; k < 2; k++) {
+		uint8x16_t p[2][4], hb[4];
+
+		/* packed nibbles: low = chunk cc, high = chunk cc + 2 */
+		for (int cc = 0; cc < 2; cc++)
+			ilv(vld1q_u8(q0 + 64 * cc + 16 * k), vld1q_u8(q0 + 64 * cc + 32 + 16 * k),
+			    vld1q_u8(q1 + 64 * cc + 16 * k), vld1q_u8(q1 + 64 * cc + 32 + 16 * k),
+			    p[cc]);
+		if (type == AW_TYPE_Q6_K) /* field f of hb = bits 4-5 of chunk f */
+			ilv(vld1q_u8(b0 + 128 + 16 * k), vld1q_u8(b0 + 160 + 16 * k),
+			    vld1q_u8(b1 + 128 + 16 * k), vld1q_u8(b1 + 160 + 16 * k), hb);
+		else if (type == AW_TYPE_Q5_K) { /* each sub-block's 4 bytes twice */
+			const uint8x16_t h0 = vld1q_u8(b0 + 16 + 16 * k);
+			const uint8x16_t h1 = vld1q_u8(b1 + 16 + 16 * k);
+
+			ilv(h0, h0, h1, h1, hb);
+		}
+		for (int s = 0; s < 4; s++) {
+			uint8x16_t q[4] = {
+				vandq_u8(p[0][s], lo4),
+				vandq_u8(p[1][s], lo4),
+				vshrq_n_u8(p[0][s], 4),
+				vshrq_n_u8(p[1][s], 4),
+			};
+
+			if (type == AW_TYPE_Q6_K) {
+				const uint8x16_t hi2 = vdupq_n_u8(0x30);
+
+				q[0] = vorrq_u8(q[0], vandq_u8(vshlq_n_u8(hb[s], 4), hi2));
+				q[1] = vorrq_u8(q[1], vandq_u8(vshlq_n_u8(hb[s], 2), hi2));
+				q[2] = vorrq_u8(q[2], vandq_u8(hb[s], hi2));
+				q[3] = vorrq_u8(q[3], vandq_u8(vshrq_n_u8(hb[s], 2), hi2));
+				for (int c = 0; c < 4; c++)
+					o->q[4 * k + s][c] =
+						vsubq_s8(vreinterpretq_s8_u8(q[c]), vdupq_n_s8(32));
+				continue;
+			}
+			if (type == AW_TYPE_Q5_K)
+				for (int c = 0; c < 4; c++) {
+					/* byte n of a row's half: bit 2c + n / 4 */
+					const uint8x8_t m8 = vcreate_u8(
+						0x0101010100000000ull * (1ull << (2 * c + 1)) +
+						0x0000000001010101ull * (1ull << (2 * c)));
+					const uint8x16_t h = vtstq_u8(hb[s], vcombine_u8(m8, m8));
+
+					q[c] = vorrq_u8(q[c], vandq_u8(h, vdupq_n_u8(16)));
+				}
+			for (int c = 0; c < 4; c++)
+				o->q[4 * k + s][c] = vreinterpretq_s8_u8(q[c]);
+		}
+	}
+}
+
+/* Tile: rows r, r + 1 (the same row twice when r1 == r) against the P
+ * token pairs at xp / dp / sp (tables of pair_tables()); out[p] = the 2x2
+ * results, lane 2i + j = row r + i, token 2p + j. */
+INLINE void mtile(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const int8_t *xp,
+		  const float *dp, const float *sp, const int P, const uint32_t type,
+		  float32x4_t out[4])
+{
+	const uint32_t bsize = type == AW_TYPE_Q6_K ? 210 : type == AW_TYPE_Q5_K ? 176 : 144;
+	struct pair o;
+
+	for (int p = 0; p < P; p++)
+		out[p] = vdupq_n_f32(0.0f);
+	for (uint32_t g = 0; g < nb / 8; g++) {
+		decode_pair(row0 + (size_t)g * bsize, row1 + (size_t)g * bsize, type, &o);
+		for (int s = 0; s < 8; s++) {
+			const uint32_t b = 8 * g + s;
+
+			for (int p = 0; p < P; p++) {
+				const int8_t *x = xp + 64 * ((size_t)p * nb + b);
+				const float32x2_t d2 = vld1_f32(dp + 2 * ((size_t)p * nb + b));
+				const float32x4_t d = vcombine_f32(d2, d2);
+				int32x4_t s0 = vdupq_n_s32(0), s1 = vdupq_n_s32(0);
+
+				s0 = vmmlaq_s32(s0, o.q[s][0], vld1q_s8(x));
+				s0 = vmmlaq_s32(s0, o.q[s][1], vld1q_s8(x + 16));
+				if (type == AW_TYPE_Q6_K) {
+					s1 = vmmlaq_s32(s1, o.q[s][2], vld1q_s8(x + 32));
+					s1 = vmmlaq_s32(s1, o.q[s][3], vld1q_s8(x + 48));
+					out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s0),
+							   vmulq_f32(o.fa[s], d));
+					out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s1),
+							   vmulq_f32(o.fb[s], d));
+				} else {
+					const float32x2_t x2 =
+						vld1_f32(sp + 2 * ((size_t)p * nb + b));
+
+					s0 = vmmlaq_s32(s0, o.q[s][2], vld1q_s8(x + 32));
+					s0 = vmmlaq_s32(s0, o.q[s][3], vld1q_s8(x + 48));
+					out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s0),
+							   vmulq_f32(o.fa[s], d));
+					out[p] = vfmaq_f32(out[p], o.fb[s], vcombine_f32(x2, x2));
+				}
+			}
+		}
+	}
+}
+
+#define MTILE(name, P, type)                                                                       \
+	static void name(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const int8_t *xp,  \
+			 const float *dp, const float *sp, float32x4_t out[4])                     \
+	{                                                                                          \
+		mtile(row0, row1, nb, xp, dp, sp, P, type, out);                                   \
+	}
+#define MTILES(t, type)                                                                            \
+	MTILE(mt_##t##_4, 4, type)                                                                 \
+	MTILE(mt_##t##_3, 3, type)                                                                 \
+	MTILE(mt_##t##_2, 2, type)                                                                 \
+	MTILE(mt_##t##_1, 1, type)
+MTILES(q4_k, AW_TYPE_Q4_K)
+MTILES(q5_k, AW_TYPE_Q5_K)
+MTILES(q6_k, AW_TYPE_Q6_K)
+
+typedef void mtile_fn(const uint8_t *, const uint8_t *, uint32_t, const int8_t *, const float *,
+		      const float *, float32x4_t[4]);
+
+/* Pair tables of tokens t < n (n even, or the last token paired with
+ * itself): quants in operand order at xp, (dX, dX * sumX) of the pair's two
+ * tokens at dp / sp + 2 (p nb + b). */
+static void pair_tables(const struct aw_block_q8a *xq, uint32_t nb, uint32_t n, int8_t *xp,
+			float *dp, float *sp)
+{
+	for (uint32_t p = 0; 2 * p < n; p++)
+		for (uint32_t b = 0; b < nb; b++)
+			for (uint32_t h = 0; h < 2; h++) {
+				const uint32_t t = 2 * p + h < n ? 2 * p + h : n - 1;
+				const struct aw_block_q8a *x = xq + (size_t)t * nb + b;
+				const size_t i = (size_t)p * nb + b;
+
+				dp[2 * i + h] = x->d;
+				sp[2 * i + h] = x->d * (float)x->sum;
+				for (uint32_t c = 0; c < 4; c++)
+					memcpy(xp + 64 * i + 16 * c + 8 * h, x->qs + 8 * c, 8);
+			}
+}
+
+/* The loop of aw_kern_kq_drive() over row pairs and tiles of up to 4
+ * token pairs; chunk: tokens per table fill (even, >= 2). */
+static __attribute__((noinline)) void mdrive(const struct aw_kern_mat *w,
+					     const struct aw_kern_in *in, float *y, size_t ldy,
+					     uint32_t r0, uint32_t r1, uint32_t chunk,
+					     mtile_fn *const tiles[4])
+{
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	float dp[AW_KERN_KQ_TAB] __attribute__((aligned(64)));
+	float sp[AW_KERN_KQ_TAB] __attribute__((aligned(64)));
+	int8_t xp[32 * AW_KERN_KQ_TAB] __attribute__((aligned(64)));
+
+	for (uint32_t rb = r0; rb < r1; rb += AW_KERN_KQ_ROWS) {
+		const uint32_t re = r1 - rb < AW_KERN_KQ_ROWS ? r1 : rb + AW_KERN_KQ_ROWS;
+
+		for (uint32_t c0 = 0; c0 < in->n_tok; c0 += chunk) {
+			const uint32_t n = in->n_tok - c0 < chunk ? in->n_tok - c0 : chunk;
+			const uint32_t np = (n + 1) / 2;
+
+			pair_tables(in->xq + (size_t)c0 * nb, nb, n, xp, dp, sp);
+			for (uint32_t r = rb; r < re; r += 2) {
+				const uint8_t *row0 =
+					(const uint8_t *)w->data + (size_t)r * w->row_size;
+				const uint8_t *row1 = r + 1 < re ? row0 + w->row_size : row0;
+
+				for (uint32_t p0 = 0; p0 < np; p0 += 4) {
+					const uint32_t P = np - p0 < 4 ? np - p0 : 4;
+					float32x4_t out[4];
+					float v[4][4];
+
+					tiles[4 - P](row0, row1, nb, xp + 64 * (size_t)p0 * nb,
+						     dp + 2 * (size_t)p0 * nb,
+						     sp + 2 * (size_t)p0 * nb, out);
+					for (uint32_t p = 0; p < P; p++) {
+						vst1q_f32(v[p], out[p]);
+						for (uint32_t i = 0; i < (r + 1 < re ? 2u : 1u);
+						     i++)
+							for (uint32_t j = 0; j < 2; j++) {
+								const uint32_t t = 2 * (p0 + p) + j;
+
+								if (t < n)
+									y[(size_t)(c0 + t) * ldy +
+									  r + i] = v[p][2 * i + j];
+							}
+					}
+				}
+			}
+		}
+	}
+}
+
+void FN(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy, uint32_t r0,
+	uint32_t r1)
+{
+	static mtile_fn *const q4k[4] = {mt_q4_k_4, mt_q4_k_3, mt_q4_k_2, mt_q4_k_1};
+	static mtile_fn *const q5k[4] = {mt_q5_k_4, mt_q5_k_3, mt_q5_k_2, mt_q5_k_1};
+	static mtile_fn *const q6k[4] = {mt_q6_k_4, mt_q6_k_3, mt_q6_k_2, mt_q6_k_1};
+	const uint32_t nb = w->cols / AW_KERN_QK;
+	const uint32_t chunk = nb ? AW_KERN_KQ_TAB / nb / 2 * 2 : 0;
+	mtile_fn *const *t = w->type == AW_TYPE_Q4_K   ? q4k
+			     : w->type == AW_TYPE_Q5_K ? q5k
+			     : w->type == AW_TYPE_Q6_K ? q6k
+						       : NULL;
+
+	if (t && w->layout == AW_KERN_LAYOUT_KQ8 && in->n_tok >= 2 && chunk >= 2 &&
+	    w->cols % 256 == 0)
+		mdrive(w, in, y, ldy, r0, r1, chunk, t);
+	else
+		aw_kern_kq_matmul_i8mm_sdot(w, in, y, ldy, r0, r1);
+}
+
+AW_KERN_KQ_MATMUL(aw_kern_kq_matmul_i8mm_sdot)
+#else
 AW_KERN_KQ_MATMUL(FN)
+#endif

@@ -191,12 +191,13 @@ void aw_kv_seq_clear(struct aw_kv *kv, int32_t seq)
 	kv->len[seq] = 0;
 }
 
-int aw_kv_seq_fork(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos)
+/* aw_kv_seq_fork() (ahead == 0) or aw_kv_seq_share() (ahead != 0) */
+static int fork_seq(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos, int ahead)
 {
 	const int32_t B = kv->c.block_size;
 
 	if (src < 0 || src >= kv->c.max_seqs || dst < 0 || dst >= kv->c.max_seqs || src == dst ||
-	    n_pos < 0 || n_pos > kv->len[src])
+	    n_pos < 0 || n_pos > (ahead ? kv->n_table[src] * B : kv->len[src]))
 		return -EINVAL;
 	aw_kv_seq_clear(kv, dst);
 	const int32_t n = (n_pos + B - 1) / B;
@@ -209,6 +210,16 @@ int aw_kv_seq_fork(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos)
 	kv->n_table[dst] = n;
 	kv->len[dst] = n_pos;
 	return 0;
+}
+
+int aw_kv_seq_fork(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos)
+{
+	return fork_seq(kv, src, dst, n_pos, 0);
+}
+
+int aw_kv_seq_share(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos)
+{
+	return fork_seq(kv, src, dst, n_pos, 1);
 }
 
 int32_t aw_kv_block_refs(const struct aw_kv *kv, int32_t block)

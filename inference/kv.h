@@ -89,6 +89,12 @@ void aw_kv_seq_clear(struct aw_kv *kv, int32_t seq);
  * block copies it first. Returns 0 or -EINVAL. */
 int aw_kv_seq_fork(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos);
 
+/* aw_kv_seq_fork() over positions 'src' has only reserved (n_pos up to its
+ * reserved blocks' end), for a forward pass that writes them into blocks the
+ * two sequences share while 'dst' reads them (aw_model_forward_shared()).
+ * 'dst' holds n_pos positions afterwards. Returns 0 or -EINVAL. */
+int aw_kv_seq_share(struct aw_kv *kv, int32_t src, int32_t dst, int32_t n_pos);
+
 /* Free blocks in the pool. */
 int32_t aw_kv_free_blocks(const struct aw_kv *kv);
 

@@ -865,8 +865,10 @@ struct fwd {
 	int32_t n_out;	 /* rows normed at the end (logit rows first) */
 	int32_t n_logit; /* of those, rows projected to logits */
 	float *logits;
-	float *hidden;	       /* (n_hidden, dim) normed hidden states, or NULL */
-	size_t blk_per_thread; /* block pointers per thread (K and V) */
+	float *hidden;			      /* (n_hidden, dim) normed hidden states, or NULL */
+	size_t blk_per_thread;		      /* block pointers per thread (K and V) */
+	const struct aw_model_mirror *mirror; /* (n_mirror) extra K/V stores */
+	int32_t n_mirror;
 };
 
 static inline void barrier(struct fwd *f, unsigned nth)
@@ -972,6 +974,16 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 				 kv_dim);
 			kv_store(kv, aw_kv_v(kv, l, b->seq[t], b->pos[t]), m->vv + t * kv_dim,
 				 kv_dim);
+			for (int32_t i = 0; i < f->n_mirror; i++) {
+				const struct aw_model_mirror *mr = &f->mirror[i];
+				if (b->seq[t] != mr->src || b->pos[t] < mr->from ||
+				    b->pos[t] >= mr->to)
+					continue;
+				kv_store(kv, aw_kv_k(kv, l, mr->dst, b->pos[t]), m->kk + t * kv_dim,
+					 kv_dim);
+				kv_store(kv, aw_kv_v(kv, l, mr->dst, b->pos[t]), m->vv + t * kv_dim,
+					 kv_dim);
+			}
 		}
 		barrier(f, nth);
 
@@ -1077,6 +1089,10 @@ static void forward_thread(void *ctx, unsigned ith, unsigned nth)
 	}
 }
 
+static int forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+		   const struct aw_model_mirror *mirror, int32_t n_mirror, struct aw_pool *pool,
+		   float *logits, float *hidden);
+
 static void forward_one(void *ctx, unsigned ith, unsigned nth)
 {
 	forward_thread(ctx, ith, nth);
@@ -1101,6 +1117,24 @@ static int out_kind(const struct aw_batch *b, int32_t i, const float *hidden)
 
 int aw_model_forward_ex(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
 			struct aw_pool *pool, float *logits, float *hidden)
+{
+	return forward(m, kv, b, NULL, -1, pool, logits, hidden);
+}
+
+int aw_model_forward_shared(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+			    const struct aw_model_mirror *mirror, int32_t n_mirror,
+			    struct aw_pool *pool, float *logits, float *hidden)
+{
+	if (n_mirror < 0 || (n_mirror > 0 && !mirror))
+		return -EINVAL;
+	return forward(m, kv, b, mirror, n_mirror, pool, logits, hidden);
+}
+
+/* the forward pass; n_mirror < 0: reserve blocks here (copy-on-write),
+ * else the caller reserved them (aw_model_forward_shared()) */
+static int forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+		   const struct aw_model_mirror *mirror, int32_t n_mirror, struct aw_pool *pool,
+		   float *logits, float *hidden)
 {
 	const unsigned nth = pool ? aw_pool_size(pool) : 1;
 	int32_t n_out = 0, n_logit = 0, n_hidden = 0;
@@ -1160,15 +1194,36 @@ int aw_model_forward_ex(struct aw_model *m, struct aw_kv *kv, const struct aw_ba
 	n_out = o_h;
 	if (n_logit > 0 && !logits)
 		return -EINVAL;
-	/* reserve each sequence's blocks once (the first token of it) */
-	for (int32_t i = 0; i < b->n; i++) {
+	/* reserve each sequence's blocks once (the first token of it), or check
+	 * the caller did */
+	for (int32_t i = 0; i < b->n && n_mirror < 0; i++) {
 		const int32_t s = b->seq[i];
 		if (b->pos[i] == aw_kv_seq_len(kv, s) &&
 		    (r = aw_kv_seq_reserve(kv, s, m->seq_next[s])) < 0)
 			return r;
 	}
+	for (int32_t i = 0; i < b->n && n_mirror >= 0; i++)
+		if (b->pos[i] >= aw_kv_seq_n_blocks(kv, b->seq[i]) * kv->c.block_size)
+			return -EINVAL;
+	for (int32_t i = 0; i < n_mirror; i++) {
+		const struct aw_model_mirror *mr = &mirror[i];
+		if (mr->src < 0 || mr->src >= kv->c.max_seqs || mr->dst < 0 ||
+		    mr->dst >= kv->c.max_seqs || mr->dst == mr->src || mr->from < 0 ||
+		    mr->to > aw_kv_seq_n_blocks(kv, mr->dst) * kv->c.block_size)
+			return -EINVAL;
+	}
 
-	struct fwd f = {m, kv, b, pool, n_out, n_logit, logits, hidden, per_thread};
+	struct fwd f = {m,
+			kv,
+			b,
+			pool,
+			n_out,
+			n_logit,
+			logits,
+			hidden,
+			per_thread,
+			mirror,
+			n_mirror > 0 ? n_mirror : 0};
 	if (nth > 1)
 		aw_pool_run(pool, forward_one, &f);
 	else

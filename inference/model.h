@@ -231,6 +231,25 @@ int aw_model_forward(struct aw_model *m, struct aw_kv *kv, const struct aw_batch
 int aw_model_forward_ex(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
 			struct aw_pool *pool, float *logits, float *hidden);
 
+/* K/V rows a forward pass writes for sequence 'src' at positions [from, to)
+ * that it also writes into sequence 'dst' (whose block there is its own). */
+struct aw_model_mirror {
+	int32_t src, dst; /* sequence ids */
+	int32_t from, to; /* positions */
+};
+
+/* aw_model_forward_ex() over blocks the caller prepared: every position the
+ * batch writes is already reserved (aw_kv_seq_reserve()), and sequences of
+ * the batch may share the blocks it writes on purpose (aw_kv_seq_share():
+ * CLASSIFY's label tokens read the prompt written in the same pass), so the
+ * pass reserves and copies nothing. Per layer, every token's K/V (and the
+ * mirror[0..n_mirror) copies) is stored before any token's attention reads
+ * the cache. Returns as aw_model_forward_ex(), or -EINVAL also when a
+ * position is not reserved or a mirror is out of range. */
+int aw_model_forward_shared(struct aw_model *m, struct aw_kv *kv, const struct aw_batch *b,
+			    const struct aw_model_mirror *mirror, int32_t n_mirror,
+			    struct aw_pool *pool, float *logits, float *hidden);
+
 /* Logits of vocabulary rows rows[0..n_rows) for one hidden state 'hidden'
  * (dim floats from aw_model_forward_ex()): out[i] equals entry rows[i] of the
  * full logits, computed from only those rows of the output matrix (each

@@ -72,11 +72,17 @@ enum aw_sample_finish {
  * aw_sample_pick() with a bitmap of ceil(n_vocab/64) words, all bits set;
  * it clears the bits of tokens that are not allowed. 'accept' is called by
  * aw_sample_accept() with the chosen token so the hook can advance its state.
- * Either may be NULL. */
+ * 'forced' (fast-forward; the sampler never calls it, its owner does: see
+ * the scheduler) writes to out[0..cap) the tokens the constraint determines
+ * from its current state, in order, and returns their count (0: none); it
+ * does not advance the state: each of them is then accepted through
+ * aw_sample_accept() like a sampled token. It may name an EOS token when
+ * nothing else may follow. Any of the three may be NULL. */
 struct aw_sample_hook {
 	void (*fill)(void *ctx, uint64_t *allowed, int32_t n_vocab);
 	void (*accept)(void *ctx, int32_t token);
 	void *ctx;
+	int32_t (*forced)(void *ctx, int32_t *out, int32_t cap);
 };
 
 struct aw_sampler;

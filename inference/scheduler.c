@@ -46,6 +46,10 @@ struct rq {
 	int32_t n_done; /* positions with K/V */
 	int32_t slot;	/* KV sequence, -1 when not running */
 	int32_t n_gen;
+	int32_t n_ff;		    /* of n_gen, tokens emitted by fast-forward */
+	int32_t ff_lo, ff_hi;	    /* positions of the last forced run and the token sampled
+				 * before it, while not yet computed (statistics) */
+	struct aw_sample_hook hook; /* constrained decoding (its 'forced' drives fast-forward) */
 	int32_t cached;
 	int32_t n_hashed; /* leading full blocks already offered to the cache */
 	uint64_t hash;	  /* chained key of block n_hashed - 1 */
@@ -55,6 +59,9 @@ struct rq {
 	int cancelled;
 	int sess_joined; /* session tokens prepended (or none to prepend) */
 	int sess_owner;	 /* holds the session's entry busy */
+	int sess_held;	 /* the session was held at submit: its history must still
+			  * be there at admission (the caller left it out) */
+	int err;	 /* cause of an ERROR finish (-errno), for the event */
 	uint64_t admit_no;
 	uint64_t t_arrive, t_admit, t_first;
 	struct aw_sampler *smp;
@@ -65,6 +72,8 @@ struct rq {
 	int32_t *lab_tok; /* labels' tokens, concatenated */
 	int32_t *lab_off; /* (n_labels + 1) offsets into lab_tok */
 	int multi;	  /* CLASSIFY: some label has several tokens */
+	int fold;	  /* CLASSIFY: label tokens ride in this step's batch */
+	int32_t fold_row; /* CLASSIFY: their first logit row in this step */
 	int pooling, normalize;
 	float *vals; /* result: probabilities or the embedding */
 	double *lp;  /* CLASSIFY: (n_labels) label log-probabilities so far */
@@ -125,9 +134,15 @@ struct aw_sched {
 	struct rq **pend;     /* (max_batch) CLASSIFY requests awaiting their label pass */
 	int32_t n_pend;
 	struct lane *lanes; /* (max_batch) label-pass lanes */
+	int32_t logit_rows; /* rows 'logits' holds (grown for folded labels) */
+	int32_t *fold_slot; /* (max_batch) label sequences forked for this step */
+	int32_t n_fold_slot;
+	struct aw_model_mirror *mirror; /* (max_batch) prompt K/V copied into them */
+	int32_t n_mirror, n_fold_tok;
 	int32_t dim;
 	char *piece;
 	size_t piece_cap;
+	int32_t *ff; /* (AW_SCHED_MAX_FORCED) fast-forward tokens of one call */
 
 	/* prefix cache, indexed by block */
 	uint64_t *c_hash, *c_serial, *c_parent;
@@ -240,7 +255,9 @@ static void emit_end(struct aw_sched *s, struct rq *r, enum aw_sched_finish f, i
 		.prompt_tokens = (uint32_t)(r->n_tok - r->n_gen),
 		.cached_tokens = (uint32_t)r->cached,
 		.gen_tokens = (uint32_t)r->n_gen,
+		.forced_tokens = (uint32_t)r->n_ff,
 		.preemptions = r->preemptions,
+		.error = f == AW_SCHED_FINISH_ERROR ? r->err : 0,
 	};
 	if (r->op != AW_SCHED_GENERATE && f == AW_SCHED_FINISH_STOP) {
 		ev.values = r->vals;
@@ -625,6 +642,7 @@ static void preempt(struct aw_sched *s, struct rq *r)
 	r->n_hashed = 0;
 	r->hash = 0;
 	r->parent = 0;
+	r->ff_lo = r->ff_hi = 0;
 	r->preemptions++;
 	s->st.preempted++;
 	if (r->op == AW_SCHED_EMBED) {
@@ -654,8 +672,8 @@ static int sess_join(struct aw_sched *s, struct rq *r, struct session **ret_x)
 	struct session *x = sess_find(s, r->session);
 
 	*ret_x = NULL;
-	if (!x)
-		return 0;
+	if (!x) /* evicted or expired while r waited: r's tokens lack the history */
+		return r->sess_held ? -ENOENT : 0;
 	if (x->busy)
 		return 1;
 	if (x->n_tok + r->n_tok >= s->c.ctx)
@@ -961,28 +979,26 @@ static void plan_add(struct aw_sched *s, struct rq *r, int32_t chunk, int32_t *n
 	(*n_seq)++;
 }
 
-/* Sample after the forward pass for 'r' whose logits are 'lg'. */
-static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64_t now)
+/* Record token 't' of running 'r' (sampled, or forced by its hook when
+ * 'forced'): its text through the stream decoder and the sampler (stop
+ * strings, max_tokens, EOS, the hook's accept), the history, the event.
+ * Returns 1 when 'r' ended (it is freed then), 0 otherwise. */
+static int take_token(struct aw_sched *s, struct rq *r, int32_t t, int forced, uint64_t now)
 {
 	const char *text = "";
 	size_t plen = 0, len = 0;
-	int32_t t = aw_sample_pick(r->smp, lg);
 
-	if (t < 0) {
-		run_remove(s, r);
-		finish_running(s, r, AW_SCHED_FINISH_ERROR, -1, NULL, 0, now);
-		return;
-	}
 	if (s->tok)
 		aw_tok_stream_push(&r->ts, t, s->piece, s->piece_cap, &plen);
 	enum aw_sample_finish f = aw_sample_accept(r->smp, t, s->piece, plen, &text, &len);
 	if (!r->t_first)
 		r->t_first = now;
 	r->n_gen++;
+	r->n_ff += forced;
 	if (rq_reserve(r, r->n_tok + 1) < 0) {
 		run_remove(s, r);
 		finish_running(s, r, AW_SCHED_FINISH_ERROR, t, text, len, now);
-		return;
+		return 1;
 	}
 	r->tok[r->n_tok++] = t;
 	if (f == AW_SAMPLE_CONTINUE && r->n_tok >= s->c.ctx)
@@ -1002,11 +1018,55 @@ static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64
 		finish_running(
 			s, r, f == AW_SAMPLE_LENGTH ? AW_SCHED_FINISH_LENGTH : AW_SCHED_FINISH_STOP,
 			t, text, len, now);
-		return;
+		return 1;
 	}
 	struct aw_sched_event ev = {
 		.id = r->id, .user = r->user, .token = t, .text = text, .len = len};
 	s->fn(s->fn_ctx, &ev);
+	return 0;
+}
+
+/* Fast-forward: after 'r' took a sampled token (and its event went out, so
+ * a hook woken by that token's text sees it), the tokens its hook says the
+ * constraint determines are taken at once, each exactly like a sampled one
+ * (text, stop strings, max_tokens, events), and appended to the history
+ * without a forward pass of their own: the next step computes them with the
+ * sampled token as one chunk, logits from its last position only. */
+static void fast_forward(struct aw_sched *s, struct rq *r, uint64_t now)
+{
+	const int32_t lo = r->n_tok - 1; /* the sampled token, not computed yet */
+	int32_t n;
+
+	if (!r->hook.forced || s->c.no_fast_forward)
+		return;
+	n = r->hook.forced(r->hook.ctx, s->ff, AW_SCHED_MAX_FORCED);
+	if (n <= 0)
+		return;
+	if (n > AW_SCHED_MAX_FORCED)
+		n = AW_SCHED_MAX_FORCED;
+	for (int32_t i = 0; i < n; i++) {
+		if (s->ff[i] < 0 || s->ff[i] >= s->n_vocab)
+			break; /* the hook's mistake: the rest is sampled */
+		s->st.forced_tokens++;
+		if (take_token(s, r, s->ff[i], 1, now))
+			return; /* ended (stop string, max_tokens, EOS, context) */
+	}
+	r->ff_lo = lo;
+	r->ff_hi = r->n_tok;
+}
+
+/* Sample after the forward pass for 'r' whose logits are 'lg'. */
+static void sample_one(struct aw_sched *s, struct rq *r, const float *lg, uint64_t now)
+{
+	int32_t t = aw_sample_pick(r->smp, lg);
+
+	if (t < 0) {
+		run_remove(s, r);
+		finish_running(s, r, AW_SCHED_FINISH_ERROR, -1, NULL, 0, now);
+		return;
+	}
+	if (take_token(s, r, t, 0, now) == 0)
+		fast_forward(s, r, now);
 }
 
 /* --- agent operations: CLASSIFY and EMBED --------------------------------------- */
@@ -1183,9 +1243,126 @@ static void agent_step(struct aw_sched *s, struct rq *r, const float *lg, const 
 		agent_finish(s, r, ret, now);
 		return;
 	}
+	const double lse = aw_score_lse(lg, s->n_vocab);
 	for (int32_t j = 0; j < r->n_labels; j++)
-		r->lp[j] = aw_score_logprob(lg, s->n_vocab, first[j]);
-	s->pend[s->n_pend++] = r; /* still running: its sequence holds the prompt */
+		r->lp[j] = (double)lg[first[j]] - lse;
+	if (!r->fold) {
+		s->pend[s->n_pend++] = r; /* still running: its sequence holds the prompt */
+		return;
+	}
+	/* the label tokens rode in this pass (fold_plan()): their rows in label
+	 * order, each label's l_0..l_{L-2} predicting the next token */
+	const float *row_lg = s->logits + (size_t)r->fold_row * (size_t)s->n_vocab;
+	for (int32_t j = 0; j < r->n_labels; j++) {
+		const int32_t *t = r->lab_tok + r->lab_off[j];
+		const int32_t L = r->lab_off[j + 1] - r->lab_off[j];
+		for (int32_t i = 0; i + 1 < L; i++, row_lg += s->n_vocab)
+			r->lp[j] += aw_score_logprob(row_lg, s->n_vocab, t[i + 1]);
+	}
+	/* the prompt's sequence carried the first label: drop its positions */
+	aw_kv_seq_drop(s->kv, r->slot, aw_kv_seq_len(s->kv, r->slot) - r->n_tok);
+	agent_finish(s, r, 0, now);
+}
+
+/* Fold the label tokens of every CLASSIFY request whose prompt this step's
+ * plan completes into the same batch ('*n' tokens so far, 'n_seq' requests,
+ * 'rows' logit rows), so the weights are read once: the first label of
+ * several tokens continues the prompt's own sequence, each other one a
+ * sequence sharing the prompt's blocks (aw_kv_seq_share()) and owning a copy
+ * of the block where its label starts, into which the pass mirrors the
+ * prompt positions it writes there. A request that does not fit (batch
+ * tokens, logit rows, free sequences, KV blocks) runs its label pass after
+ * the step as before (classify_labels()). */
+static void fold_plan(struct aw_sched *s, int32_t *n, int32_t n_seq, int32_t rows)
+{
+	const int32_t T = s->c.max_batch_tokens;
+
+	s->n_fold_slot = s->n_mirror = s->n_fold_tok = 0;
+	if (s->c.no_classify_fold)
+		return;
+	for (int32_t i = 0; i < n_seq; i++) {
+		struct rq *r = s->b_rq[i];
+		int32_t extra = 0, lanes = 0;
+
+		if (r->op != AW_SCHED_CLASSIFY || !r->multi || r->n_done + s->b_cnt[i] != r->n_tok)
+			continue;
+		for (int32_t j = 0; j < r->n_labels; j++) {
+			const int32_t L = r->lab_off[j + 1] - r->lab_off[j];
+			extra += L > 1 ? L - 1 : 0;
+			lanes += L > 1;
+		}
+		if (*n + extra > T || lanes - 1 > s->n_free_slots)
+			continue;
+		if (rows + extra > s->logit_rows) {
+			float *g = realloc(s->logits, sizeof(float) * (size_t)s->n_vocab *
+							      (size_t)(rows + extra));
+			if (!g)
+				continue;
+			s->logits = g;
+			s->logit_rows = rows + extra;
+		}
+		const int32_t n0 = *n, f0 = s->n_fold_slot, m0 = s->n_mirror;
+		const int32_t blk0 = r->n_tok / s->B * s->B;
+		int own = 1, ok = 1;
+		for (int32_t j = 0; j < r->n_labels && ok; j++) {
+			const int32_t *t = r->lab_tok + r->lab_off[j];
+			const int32_t L = r->lab_off[j + 1] - r->lab_off[j];
+			int32_t seq = r->slot;
+			if (L < 2)
+				continue;
+			if (own) {
+				ok = reserve(s, r->slot, r->n_tok + L - 1) == 0;
+				own = 0;
+			} else {
+				seq = s->free_slots[--s->n_free_slots];
+				s->fold_slot[s->n_fold_slot++] = seq;
+				/* when this pass writes every prompt position of the
+				 * label's first block, that block starts empty (no
+				 * copy); otherwise it is a copy of the prompt's */
+				const int32_t at = r->n_done <= blk0 ? blk0 : r->n_tok;
+				ok = aw_kv_seq_share(s->kv, r->slot, seq, at) == 0 &&
+				     reserve(s, seq, r->n_tok + L - 1) == 0 &&
+				     aw_kv_seq_set_len(s->kv, seq, r->n_tok) == 0;
+				const int32_t from = r->n_done > blk0 ? r->n_done : blk0;
+				if (ok && from < r->n_tok)
+					s->mirror[s->n_mirror++] = (struct aw_model_mirror){
+						r->slot, seq, from, r->n_tok};
+			}
+			for (int32_t k = 0; ok && k < L - 1; k++) {
+				s->b_tok[*n] = t[k];
+				s->b_pos[*n] = r->n_tok + k;
+				s->b_seq[*n] = seq;
+				s->b_logits[*n] = AW_MODEL_OUT_LOGITS;
+				(*n)++;
+			}
+		}
+		if (!ok) {
+			/* undo: the label pass after the step does it the old way */
+			while (s->n_fold_slot > f0) {
+				const int32_t d = s->fold_slot[--s->n_fold_slot];
+				aw_kv_seq_clear(s->kv, d);
+				s->free_slots[s->n_free_slots++] = d;
+			}
+			s->n_mirror = m0;
+			*n = n0;
+			continue;
+		}
+		r->fold = 1;
+		r->fold_row = rows;
+		rows += extra;
+		s->n_fold_tok += extra;
+		s->st.labels_folded += (uint64_t)extra;
+	}
+}
+
+/* Give back the sequences fold_plan() forked (after the step's results). */
+static void fold_release(struct aw_sched *s)
+{
+	while (s->n_fold_slot > 0) {
+		const int32_t d = s->fold_slot[--s->n_fold_slot];
+		aw_kv_seq_clear(s->kv, d);
+		s->free_slots[s->n_free_slots++] = d;
+	}
 }
 
 /* Run the label passes of the CLASSIFY requests agent_step() left pending. */
@@ -1256,6 +1433,7 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 		wq_remove(s, r, prev);
 		if (ret < 0) {
 			sess_disown(s, r);
+			r->err = ret;
 			emit_end(s, r, AW_SCHED_FINISH_ERROR, -1, NULL, 0, now);
 			rq_free(r);
 			continue;
@@ -1269,16 +1447,32 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 	}
 
 	if (n > 0) {
+		int32_t rows = 0;
+		for (int32_t i = 0; i < n_seq; i++)
+			rows += s->b_nl[i];
+		fold_plan(s, &n, n_seq, rows);
 		struct aw_batch b = {n, s->b_tok, s->b_pos, s->b_seq, s->b_logits};
 		const uint64_t t0 = aw_sched_now_us();
-		int ret = aw_model_forward_ex(s->m, s->kv, &b, s->pool, s->logits, s->hidden);
+		int ret = s->n_fold_tok > 0
+				  ? aw_model_forward_shared(s->m, s->kv, &b, s->mirror, s->n_mirror,
+							    s->pool, s->logits, s->hidden)
+				  : aw_model_forward_ex(s->m, s->kv, &b, s->pool, s->logits,
+							s->hidden);
 		const uint64_t t1 = aw_sched_now_us();
-		int32_t n_pre = 0;
+		int32_t n_pre = s->n_fold_tok;
 
-		for (int32_t i = 0; i < n_seq; i++)
-			n_pre += s->b_cnt[i] > 1 || s->b_rq[i]->n_done < s->b_rq[i]->n_tok - 1
-					 ? s->b_cnt[i]
-					 : 0;
+		for (int32_t i = 0; i < n_seq; i++) {
+			const struct rq *r = s->b_rq[i];
+			const int32_t lo = r->n_done, hi = r->n_done + s->b_cnt[i];
+			int32_t pre = s->b_cnt[i] > 1 || lo < r->n_tok - 1 ? s->b_cnt[i] : 0;
+			/* a forced run and the token sampled before it are decode work */
+			if (pre && r->ff_hi > lo) {
+				const int32_t a = lo > r->ff_lo ? lo : r->ff_lo;
+				const int32_t e = hi < r->ff_hi ? hi : r->ff_hi;
+				pre -= e > a ? e - a : 0;
+			}
+			n_pre += pre;
+		}
 		const double dt = (double)(t1 - t0);
 		s->st.step_us = s->st.step_us > 0 ? 0.8 * s->st.step_us + 0.2 * dt : dt;
 		if (n_pre * 2 >= n && n >= 8)
@@ -1304,6 +1498,7 @@ int aw_sched_step(struct aw_sched *s, uint64_t now)
 			lg += (size_t)s->b_nl[i] * (size_t)s->n_vocab;
 			hd += (size_t)s->b_nh[i] * (size_t)s->dim;
 		}
+		fold_release(s);
 		agent_flush(s, now);
 	}
 	s->st.steps++;
@@ -1387,9 +1582,13 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	s->hidden = malloc(sizeof(float) * T * (size_t)hp->dim);
 	s->b_nl = malloc(sizeof(int32_t) * S);
 	s->b_nh = malloc(sizeof(int32_t) * S);
+	s->ff = malloc(sizeof(int32_t) * AW_SCHED_MAX_FORCED);
 	s->pend = malloc(sizeof(*s->pend) * S);
 	s->lanes = malloc(sizeof(*s->lanes) * S);
-	s->logits = malloc(sizeof(float) * (size_t)s->n_vocab * (T < S ? T : S));
+	s->logit_rows = (int32_t)(T < S ? T : S);
+	s->logits = malloc(sizeof(float) * (size_t)s->n_vocab * (size_t)s->logit_rows);
+	s->fold_slot = malloc(sizeof(int32_t) * S);
+	s->mirror = malloc(sizeof(*s->mirror) * S);
 	s->run = malloc(sizeof(*s->run) * S);
 	s->free_slots = malloc(sizeof(int32_t) * S);
 	s->c_hash = calloc(NB, sizeof(uint64_t));
@@ -1415,7 +1614,7 @@ int aw_sched_new(struct aw_model *m, const struct aw_tok *tok, struct aw_pool *p
 	    !s->b_cnt || !s->logits || !s->run || !s->free_slots || !s->c_hash || !s->c_serial ||
 	    !s->c_parent || !s->c_tok || !s->c_next || !s->c_prev_lru || !s->c_next_lru ||
 	    !s->bucket || !s->sess || !s->piece || !s->hidden || !s->b_nl || !s->b_nh || !s->pend ||
-	    !s->lanes) {
+	    !s->lanes || !s->fold_slot || !s->mirror || !s->ff) {
 		aw_sched_free(s);
 		return -ENOMEM;
 	}
@@ -1519,6 +1718,8 @@ void aw_sched_free(struct aw_sched *s)
 	free(s->b_nh);
 	free(s->pend);
 	free(s->lanes);
+	free(s->fold_slot);
+	free(s->mirror);
 	free(s->b_rq);
 	free(s->b_logits);
 	free(s->b_seq);
@@ -1526,6 +1727,7 @@ void aw_sched_free(struct aw_sched *s)
 	free(s->b_tok);
 	free(s->cells);
 	free(s->piece);
+	free(s->ff);
 	aw_kv_free(s->kv);
 	free(s);
 }
@@ -1604,6 +1806,7 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 	r->id = q->id;
 	r->user = q->user;
 	r->session = q->session;
+	r->sess_held = q->session && sess_find(s, q->session) != NULL;
 	r->prio = q->priority > 0 ? 1 : 0;
 	r->deadline = q->deadline_us;
 	r->slot = -1;
@@ -1616,8 +1819,10 @@ int aw_sched_submit(struct aw_sched *s, const struct aw_sched_req *q)
 		rq_free(r);
 		return ret;
 	}
-	if (r->op == AW_SCHED_GENERATE && (q->hook.fill || q->hook.accept))
+	if (r->op == AW_SCHED_GENERATE && (q->hook.fill || q->hook.accept || q->hook.forced)) {
+		r->hook = q->hook;
 		aw_sample_set_hook(r->smp, &q->hook); /* constrained decoding */
+	}
 	memcpy(r->tok, q->tokens, sizeof(int32_t) * (size_t)q->n_tokens);
 	r->n_tok = r->n_new = q->n_tokens;
 	if (s->tok)

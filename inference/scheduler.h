@@ -36,6 +36,19 @@
  * last block, copy-on-write). Cached blocks no sequence uses are evicted
  * least-recently-used when memory is needed.
  *
+ * Fast-forward (constrained decoding): a request whose hook (struct
+ * aw_sample_hook, a grammar) has a 'forced' callback is asked, after each
+ * sampled token and its event, which tokens the constraint now determines.
+ * Those are taken at once, each like a sampled token — its text streamed in
+ * its own event, stop strings and max_tokens applied token by token (so a
+ * request ends at the same byte as without fast-forward), counted in
+ * gen_tokens and forced_tokens — and appended to the history uncomputed: the
+ * next step runs the sampled token and the forced run as one chunk of the
+ * sequence (K/V written for each position, logits from the last only), so a
+ * run of k forced tokens costs one forward pass, not k. A CANCEL or deadline
+ * that arrives meanwhile ends the request before that pass; the chunk's
+ * blocks go through the prefix cache like any.
+ *
  * Sessions: a request with a session id keeps its tokens and blocks after
  * it finishes; the session's next request carries only the new tokens, which
  * are appended to the session's (so only they are prefilled). Idle sessions
@@ -85,6 +98,7 @@ enum aw_sched_kind {
 };
 
 #define AW_SCHED_MAX_LABELS 256 /* labels of one CLASSIFY request */
+#define AW_SCHED_MAX_FORCED 256 /* tokens one fast-forward may take */
 
 /* Why a request ended; the numbers are the wire protocol's finish reasons
  * (enum aw_proto_finish). */
@@ -112,9 +126,14 @@ struct aw_sched_config {
 	int32_t low_share;	     /* the lower class gets at least 1 admission in this many
 				    * when both wait; 0: 4; 1: strict alternation */
 	int no_prefix_cache;	     /* 1: do not share blocks between requests */
+	int no_classify_fold;	     /* 1: CLASSIFY's label tokens always in a pass of
+				      * their own after the prompt (the comparison for
+				      * the fold, see docs/ARCHITECTURE.md) */
 	double cost_hint_us_per_tok; /* prefill cost assumed until measured; 0: none
 				      * (no request is refused by estimate before the
 				      * first measurement) */
+	int no_fast_forward;	     /* 1: ignore hooks' 'forced' (every token is sampled
+				      * after a forward pass of its own; for comparisons) */
 };
 
 /* A request as handed to aw_sched_submit() (everything is copied). */
@@ -136,7 +155,9 @@ struct aw_sched_req {
 	int normalize;		      /* EMBED: 1 = divide by the L2 norm */
 	struct aw_sample_hook hook;   /* GENERATE: mask hook (a grammar), copied into the
 				       * request's sampler; its ctx must live until the
-				       * request's last event */
+				       * request's last event; its 'forced', when set, is
+				       * called on the leader after each sampled token's
+				       * event (fast-forward, above) */
 };
 
 /* What the callback receives. A sampled token comes with its text (which may
@@ -154,7 +175,8 @@ struct aw_sched_event {
 	/* summary (when done) */
 	uint32_t prompt_tokens; /* tokens prefilled or reused, session's included */
 	uint32_t cached_tokens; /* of those, reused from the prefix cache or session */
-	uint32_t gen_tokens;	/* tokens sampled */
+	uint32_t gen_tokens;	/* tokens generated (sampled or forced) */
+	uint32_t forced_tokens; /* of those, forced by the hook (fast-forward) */
 	uint32_t preemptions;	/* times the request was preempted */
 	uint64_t queue_us;	/* arrival to first admission */
 	uint64_t prefill_us;	/* first admission to first token */
@@ -163,6 +185,11 @@ struct aw_sched_event {
 	 * per label in request order, or the embedding; valid during the callback */
 	const float *values;
 	int32_t n_values;
+	/* finish ERROR: why, as -errno when known (else 0). -ENOENT: the request
+	 * continued a session that was held at submit (its tokens carry only the
+	 * new turn) but was evicted or expired before admission; nothing ran, and
+	 * the caller should send the whole conversation again. */
+	int error;
 };
 
 typedef void aw_sched_event_fn(void *ctx, const struct aw_sched_event *ev);
@@ -180,6 +207,9 @@ struct aw_sched_stats {
 	uint64_t sessions_expired; /* by TTL */
 	uint64_t sessions_evicted; /* by LRU for memory or slots */
 	uint64_t rejected;	   /* submits refused (queue full) */
+	uint64_t labels_folded;	   /* CLASSIFY label tokens computed in their prompt's
+				    * last pass (the rest: in passes of their own) */
+	uint64_t forced_tokens;	   /* tokens emitted by fast-forward (the hook's 'forced') */
 	int32_t running;	   /* sequences in flight now */
 	int32_t waiting;	   /* requests waiting now */
 	int32_t cache_blocks;	   /* blocks held by the prefix cache */

@@ -50,6 +50,10 @@ int aw_score_pool_parse(const char *s);
  * (a zero vector stays zero). */
 void aw_score_embed_finish(float *v, int32_t dim, enum aw_score_pool p, int32_t n, int normalize);
 
+/* log(sum_i exp(logits[i])) over 'n_vocab' logits (the log-softmax
+ * normaliser; one per row serves every token scored from it). */
+double aw_score_lse(const float *logits, int32_t n_vocab);
+
 /* log(softmax(logits))[token] over 'n_vocab' logits. */
 double aw_score_logprob(const float *logits, int32_t n_vocab, int32_t token);
 

@@ -23,10 +23,20 @@ GENERATE, CLASSIFY, EMBED, CANCEL, PING, STATS, RESUME, ACK = 1, 2, 3, 4, 5, 6, 
 DATA, END, ERROR, PONG, PROGRESS = 0x81, 0x82, 0x83, 0x84, 0x85
 ERR_BAD_REQUEST, ERR_TOO_LONG, ERR_OVERLOADED, ERR_UNKNOWN_REQUEST = 1, 2, 3, 8
 
-TAP_IF = 'aw0'
-HOST_IP = '10.99.0.1'
-SRV_IP = '10.99.0.2'
+# a tap and a /24 of its own per test process, so that integration runs that
+# overlap on one machine (several checkouts, CI beside a developer) never
+# answer each other's traffic; tests may set their own before starting the
+# daemon, and Daemon() points [port 0] at them unless the test sets port.0.*
+NET = 1 + os.getpid() % 250
+TAP_IF = 'awt%d' % NET
+HOST_IP = '10.101.%d.1' % NET
+SRV_IP = '10.101.%d.2' % NET
 PORT = 7878
+
+
+def port_sets():
+    """--set values that put the daemon's [port 0] on TAP_IF / SRV_IP."""
+    return ['port.0.device=net_tap0,iface=' + TAP_IF, 'port.0.address=%s/24' % SRV_IP]
 
 
 def skip(msg):
@@ -136,6 +146,8 @@ class Daemon:
     def __init__(self, exe, conf, sets=(), env=None, prefix=None):
         self.prefix = prefix or 'aw-it-%d' % os.getpid()
         args = [exe, '-c', conf, '--set', 'eal.file_prefix=' + self.prefix]
+        if not any(s.startswith('port.0.') for s in sets):
+            sets = port_sets() + list(sets)
         for s in sets:
             args += ['--set', s]
         e = dict(os.environ)
@@ -192,14 +204,14 @@ class Daemon:
 class Client:
     """One UDP socket talking to the daemon, with retransmission and RESUME."""
 
-    def __init__(self, host=SRV_IP, port=PORT, timeout=0.2, loss=0.0, seed=1):
+    def __init__(self, host=None, port=PORT, timeout=0.2, loss=0.0, seed=1):
         # 'loss': drop this fraction of datagrams sent and received in the
         # client itself (for kernels without sch_netem)
         self.loss = loss
         self.rnd = random.Random(seed)
         self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s.bind((HOST_IP, 0))
-        self.addr = (host, port)
+        self.addr = (host or SRV_IP, port)
         self.timeout = timeout
         self.next_id = random.getrandbits(48) + 1
 

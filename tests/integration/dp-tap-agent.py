@@ -143,8 +143,10 @@ try:
          'BAD_REQUEST', 'never made'),
         # 10 000 tools are beyond the daemon's message limit (64 KiB by default);
         # 200 fit in a message and meet the tool limit
-        ('10 000 tools', dict(messages=user, tools=[tool] * 10000), 'TOO_LONG', 'exceeds'),
-        ('200 tools', dict(messages=user, tools=[tool] * 200), 'BAD_REQUEST', 'at most 128'),
+        ('10 000 tools', dict(messages=user, tools=[tool] * 10000), 'TOO_LONG',
+         "message size: the request of "),
+        ('200 tools', dict(messages=user, tools=[tool] * 200), 'BAD_REQUEST',
+         'tool count: 200 tools in TOOLS, at most 128'),
         ('1 000-deep schema', dict(raw_tools=deep), 'BAD_REQUEST', 'TOOLS'),
         ('tools, no tool template', dict(messages=user, tools=[tool]), 'UNSUPPORTED',
          'template'),

@@ -61,6 +61,7 @@ try:
     eth = srv_mac + my_mac
     good_dgram = aw.hdr(aw.PING, 1, b'x')
     H, S = aw.HOST_IP, aw.SRV_IP
+    THIRD = H.rsplit('.', 1)[0] + '.3'  # in the subnet, not the daemon's
     frames = {
         'ethertype': eth + b'\x86\xdd' + os.urandom(60),
         'dst_mac': b'\x02\x99\x99\x99\x99\x99' + my_mac + b'\x08\x00' +
@@ -76,8 +77,8 @@ try:
         'udp_csum': eth + b'\x08\x00' + ipv4(H, S, 17, udp(H, S, 5000, aw.PORT, good_dgram,
                                                            good=False)),
         'ip_proto': eth + b'\x08\x00' + ipv4(H, S, 6, os.urandom(20)),
-        'ip_dst': eth + b'\x08\x00' + ipv4(H, '10.99.0.3', 17,
-                                           udp(H, '10.99.0.3', 5000, aw.PORT, good_dgram)),
+        'ip_dst': eth + b'\x08\x00' + ipv4(H, THIRD, 17,
+                                           udp(H, THIRD, 5000, aw.PORT, good_dgram)),
         'truncated': eth + b'\x08\x00' + b'\x45\x00',
         'udp_port': eth + b'\x08\x00' + ipv4(H, S, 17, udp(H, S, 5000, aw.PORT + 1, good_dgram)),
     }

@@ -12,7 +12,8 @@ import awtest as aw
 
 exe, conf = aw.need_root_and_build(sys.argv)
 model = aw.model_file()
-d = aw.Daemon(exe, conf, sets=['model.path=' + model, 'limits.queue_depth=4'],
+d = aw.Daemon(exe, conf, sets=['model.path=' + model, 'limits.queue_depth=4',
+                               'group.0.ring_size=256'],
               env={'AW_ENGINE': 'echo:20000'})
 ok = False
 try:
@@ -42,12 +43,15 @@ try:
         print('round %d: %d overloaded (first after %.1f ms), %d completed' %
               (rnd, over, first_over * 1e3, ended))
         assert over >= 30 and ended >= 4, (over, ended)  # queue_depth 4 admitted at least
+        # ... and at most: 4 waiting + 1 running (the ring itself has ring_size entries)
+        assert ended <= 5, (over, ended)
         assert first_over < 0.1, first_over
     time.sleep(0.2)
     st = d.telemetry('/agentwire/stats')
     assert st['mbufs_in_use'] <= base + 64, (base, st['mbufs_in_use'])
     g = d.telemetry('/agentwire/groups')['0']
     assert g['overloaded'] >= 60, g
+    assert g['ring_size'] == 256 and g['queue_depth'] == 4, g  # [group 0] ring_size
 
     # shutdown with work in flight: everyone gets a final message
     ids = [c.rid() for _ in range(4)]

@@ -208,4 +208,27 @@ finally:
     shutil.rmtree(tmp, ignore_errors=True)
     if not ok:
         print(d.output()[-3000:])
+
+# --- the metrics port already taken: the daemon refuses to start and names the key ------
+taken = socket.socket()
+taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # as a second daemon would
+taken.bind(('127.0.0.1', 0))
+taken.listen(1)
+busy = taken.getsockname()[1]
+try:
+    d2 = aw.Daemon(exe, conf, sets=['model.path=' + model,
+                                    'port.0.device=net_tap0,iface=' + aw.TAP_IF,
+                                    'port.0.address=%s/24' % aw.SRV_IP,
+                                    'telemetry.metrics_port=%d' % busy],
+                   prefix='aw-it-%d-busy' % os.getpid())
+    d2.stop()
+    raise AssertionError('daemon started although metrics port %d was taken' % busy)
+except RuntimeError as e:
+    msg = str(e)
+    assert msg.startswith('daemon exited') and 'exited 0' not in msg, msg
+    assert 'metrics_port' in msg and ('%d' % busy) in msg, msg
+    print('port %d taken: daemon refused to start, naming telemetry.metrics_port' % busy)
+finally:
+    taken.close()
 print('dp-tap-prometheus: ok')

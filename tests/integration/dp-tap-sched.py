@@ -38,6 +38,9 @@ SRV = '10.97.%d.2' % NET
 F_KEEP_SESSION, F_CONTINUE = 0x01, 0x02
 
 exe, conf = aw.need_root_and_build(sys.argv)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                                'tools', 'python'))
+import agentwire  # noqa: E402
 
 
 def model_4k():
@@ -229,6 +232,26 @@ try:
     assert s2['prompt_tokens'] > s1['prompt_tokens'] + s1['gen_tokens'] - 1, (s1, s2)
     print('session turn 2: %d prompt tokens, %d reused from turn 1'
           % (s2['prompt_tokens'], reused))
+    # the Python client's Session: later turns send only their text with
+    # CONTINUE; a conversation the server does not hold (here: one the client
+    # brings from elsewhere) is refused UNKNOWN_SESSION and resent whole
+    with agentwire.Client(SRV, aw.PORT, timeout=5.0) as pc:
+        ps = agentwire.Session(pc)
+        a1, t1 = ps.generate('Hello, I need a flight to Rome.', max_new_tokens=8)
+        a2, t2 = ps.generate(' And a hotel.', max_new_tokens=8)
+        # turn 2's prompt is the session's (turn 1's prompt and answer) + its own
+        assert ps.resent == 0, ps.resent
+        assert t2.prompt_tokens > t1.prompt_tokens + t1.gen_tokens - 1, (t1, t2)
+        moved = agentwire.Session(pc, history=ps.history)  # a new id: not held here
+        a3, t3 = moved.generate(' And a car.', max_new_tokens=8)
+        assert moved.resent == 1, moved.resent
+        # the resent turn carried the whole conversation, and the next one
+        # continues it on the server
+        a4, t4 = moved.generate(' Thanks.', max_new_tokens=4)
+        assert moved.resent == 1, moved.resent
+        assert t4.prompt_tokens > t3.prompt_tokens + t3.gen_tokens - 1, (t3, t4)
+        print('python Session: 2 turns continued, a moved conversation resent once (%d '
+              'prompt tokens), then continued (%d)' % (t3.prompt_tokens, t4.prompt_tokens))
     # 6. priority: with every slot (max_batch 16) taken by long generations,
     # a high-priority request overtakes normal ones that wait; prompts whose
     # greedy output runs 200 tokens without EOS (checked with aw-infer), so

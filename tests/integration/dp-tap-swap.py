@@ -148,6 +148,8 @@ try:
     wait_log(d, 'is serving (generation 2)')
     t_swapped = time.time()
     print('swap: %.3f s from SIGHUP to the new model serving' % (t_swapped - t_hup))
+    tm = d.telemetry('/agentwire/model')
+    assert tm['path'] == model_b and tm['generation'] == 2, tm  # not the old path
     time.sleep(1.5)
     wait_log(d, 'its memory is freed')
 

@@ -31,6 +31,8 @@ for p in props:
     cmd += ['--property', p]
 cmd += ['--setenv', 'AW_ENGINE=echo', '--', os.path.abspath(exe), '-c', os.path.abspath(conf),
         '--set', 'model.path=' + model, '--set', 'eal.file_prefix=' + unit]
+for s in aw.port_sets():  # the tap and subnet of this process
+    cmd += ['--set', s]
 
 
 def show(*keys):

@@ -273,7 +273,7 @@ static void test_bad(void **state)
 	many[10000 * ol + 1] = '\0';
 	r.tools = S(many);
 	expect_refused(&c, AW_PROTO_GENERATE, &r, AW_PROTO_ERR_BAD_REQUEST,
-		       "10000 tools, at most 128");
+		       "tool count: 10000 tools in TOOLS, at most 128");
 	free(many);
 	/* a schema nested 1 000 deep */
 	char *deep = malloc(20000);

@@ -23,10 +23,59 @@
 #include "tok.h"
 
 static const char *const extra[] = {
-	"{\"",	    "\": ",	    "\"}",     "abc\"", ", \"", "12",	    "\"",	    "name",
-	"age",	    "true",	    "false",   "null",	"\\\"", "\\n",	    "\"]",	    "[\"",
-	"0.",	    "-1",	    "},",      "}]",	"ab",	"\xc3\xa9", "\xe6\x97\xa5", "\xe6",
-	"\x97\xa5", "\"name\": \"", "x\", \"", "1234",	"e5",	"  ",	    "\n",	    "\"\"",
+	"{\"",
+	"\": ",
+	"\"}",
+	"abc\"",
+	", \"",
+	"12",
+	"\"",
+	"name",
+	"age",
+	"true",
+	"false",
+	"null",
+	"\\\"",
+	"\\n",
+	"\"]",
+	"[\"",
+	"0.",
+	"-1",
+	"},",
+	"}]",
+	"ab",
+	"\xc3\xa9",
+	"\xe6\x97\xa5",
+	"\xe6",
+	"\x97\xa5",
+	"\"name\": \"",
+	"x\", \"",
+	"1234",
+	"e5",
+	"  ",
+	"\n",
+	"\"\"",
+	/* for pattern strings: separators inside, after the first character,
+	 * non-ASCII first and later, a character cut short */
+	"/ab",
+	"a/b",
+	"~0",
+	"~1/",
+	"x:y",
+	"ab:",
+	"::",
+	"abcabc",
+	"/\xc3\xa9",
+	"\xc3\xa9/",
+	"\xe6\x97\xa5"
+	"a",
+	"a\xe6\x97",
+	"/\"",
+	"a\",",
+	"Ab",
+	"zz~",
+	"/~0/",
+	"b\"}",
 };
 #define N_EXTRA	 (sizeof(extra) / sizeof(extra[0]))
 #define N_TOKENS (3 + 256 + N_EXTRA)
@@ -285,6 +334,27 @@ static const char *const schemas[] = {
 	"{\"allOf\": [{\"properties\": {\"a\": {\"type\": \"integer\"}}}, {\"required\": "
 	"[\"a\"]}]}",
 	"{\"type\": \"string\", \"pattern\": \"^ab$|^(c|^d)[^x]?$\"}",
+	/* permissive patterns (the symbol-table cover of pattern strings), in
+	 * several stacks at once (anyOf alternatives in the same DFA state) */
+	"{\"type\": \"array\", \"items\": {\"anyOf\": [{\"type\": \"object\", \"properties\": "
+	"{\"path\": {\"type\": \"string\", \"pattern\": \"^(/[^/~]*(~[01][^/~]*)*)*$\"}, "
+	"\"op\": {\"const\": \"add\"}}, \"required\": [\"path\", \"op\"]}, {\"type\": "
+	"\"object\", \"properties\": {\"path\": {\"type\": \"string\", \"pattern\": "
+	"\"^(/[^/~]*(~[01][^/~]*)*)*$\"}, \"op\": {\"const\": \"remove\"}}, \"required\": "
+	"[\"path\", \"op\"]}]}, \"maxItems\": 3}",
+	"{\"type\": \"string\", \"pattern\": \"(.+/)?.+:.+\"}",
+	"{\"type\": \"string\", \"pattern\": \"^[^a]*$\", \"maxLength\": 12}",
+	"{\"type\": \"string\", \"pattern\": \"^[a-z/]+(:[0-9]{2,3})?$\"}",
+	/* free strings in several stacks: same bounds (shared tables), then
+	 * different ones (the general walk) */
+	"{\"anyOf\": [{\"type\": \"object\", \"properties\": {\"d\": {\"type\": \"string\"}, "
+	"\"a\": {\"type\": \"integer\"}}, \"required\": [\"d\", \"a\"]}, {\"type\": \"object\", "
+	"\"properties\": {\"d\": {\"type\": \"string\"}, \"b\": {\"type\": \"boolean\"}}, "
+	"\"required\": [\"d\", \"b\"]}]}",
+	"{\"anyOf\": [{\"type\": \"object\", \"properties\": {\"d\": {\"type\": \"string\"}, "
+	"\"a\": {\"type\": \"integer\"}}, \"required\": [\"d\", \"a\"]}, {\"type\": \"object\", "
+	"\"properties\": {\"d\": {\"type\": \"string\", \"maxLength\": 5}, \"b\": {\"type\": "
+	"\"boolean\"}}, \"required\": [\"d\", \"b\"]}]}",
 };
 
 static void test_masks_match_brute_force(void **state)

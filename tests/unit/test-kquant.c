@@ -375,9 +375,11 @@ static int raw_check(const struct aw_kern_mat *w, const double *ex, const double
 
 /* Shapes: one and several super-blocks (or 1..7 legacy blocks past a group
  * of 8), rows not a multiple of the 16-row tile, token counts that use the
- * 4-, 2- and 1-token tiles (and the x86 GEMM's 2-row tiles with a row
- * left over), and a batch large enough to take two chunks of
- * the kernels' activation tables. Every variant this CPU runs, against the
+ * 4-, 2- and 1-token tiles, and a batch large enough to take two chunks of
+ * the kernels' activation tables; an odd number of rows past a 64-row block
+ * and of tokens past a 4-pair tile (the i8mm kernel's row and token pairs
+ * and its self-paired last row and token; the x86 GEMM's 2-row tiles with
+ * a row left over). Every variant this CPU runs, against the
  * exact value within twice the reference's rounding bound; rows outside
  * [r0, r1) and columns past the rows of y are left alone. */
 static void test_variants_raw(void **state)
@@ -386,7 +388,7 @@ static void test_variants_raw(void **state)
 		uint32_t kcols, lcols, rows, n_tok;
 	} shapes[] = {
 		{256, 32, 1, 1},    {768, 224, 17, 3}, {512, 288, 19, 7}, {2304, 896, 5, 60},
-		{1280, 576, 33, 2}, {256, 96, 3, 5},   {512, 288, 7, 11},
+		{1280, 576, 33, 2}, {256, 96, 3, 5},   {512, 160, 70, 9}, {512, 288, 7, 11},
 	};
 	int tested = 0;
 

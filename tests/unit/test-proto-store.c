@@ -181,6 +181,10 @@ static void test_reasm_limits(void **state)
 		seg(big, sizeof(big), 300, 0, 9, &h, &pl, dg, sizeof(dg));
 		assert_int_equal(aw_proto_reasm_add(r, &c, &h, pl, 0, &m, &e), -EMSGSIZE);
 		assert_int_equal(e.fault, AW_PROTO_FAULT_TOO_LONG);
+		assert_int_equal(e.code, AW_PROTO_ERR_TOO_LONG);
+		assert_string_equal(e.err.msg, "message size: the request of 2000 bytes exceeds "
+					       "the server's message size limit of 1500 bytes "
+					       "(max_request_bytes)");
 	}
 	aw_proto_reasm_free(r);
 

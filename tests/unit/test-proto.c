@@ -189,6 +189,10 @@ static void test_malformed_headers(void **state)
 		assert_int_equal(aw_proto_hdr_parse(buf, n, 27, &h, &e), -EMSGSIZE);
 		assert_int_equal(e.fault, AW_PROTO_FAULT_TOO_LONG);
 		assert_int_equal(e.code, AW_PROTO_ERR_TOO_LONG);
+		/* the client is told which limit: the message size, with both sizes */
+		assert_string_equal(e.err.msg, "message size: the request of 28 bytes exceeds the "
+					       "server's message size limit of 27 bytes "
+					       "(max_request_bytes)");
 	}
 	/* zero-length payload is a valid header (PING may be empty) */
 	n = ping(buf, 0);

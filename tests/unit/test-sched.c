@@ -347,6 +347,25 @@ static void test_session(void **state)
 	aw_sched_get_stats(s, &st);
 	assert_int_equal(st.sessions, 0);
 	assert_int_equal(st.sessions_expired, 1);
+
+	/* a turn submitted while its session was held carries only the new
+	 * text: when the session goes (here a flush) before it is admitted, it
+	 * ends with ERROR -ENOENT without running, never on the bare turn */
+	req(&r, 3, p1, 21, 7);
+	r.session = 78;
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	run_idle(s, 200);
+	assert_int_equal(w.out[3].end.finish, AW_SCHED_FINISH_LENGTH);
+	assert_int_equal(w.out[3].end.error, 0);
+	req(&r, 4, p2, 13, 7);
+	r.session = 78;
+	assert_int_equal(aw_sched_submit(s, &r), 0);
+	aw_sched_flush(s);
+	run_idle(s, 200);
+	assert_true(w.out[4].done);
+	assert_int_equal(w.out[4].end.finish, AW_SCHED_FINISH_ERROR);
+	assert_int_equal(w.out[4].end.error, -ENOENT);
+	assert_int_equal(w.out[4].n, 0);
 	check_empty(s);
 	aw_sched_free(s);
 	close_world(&w);

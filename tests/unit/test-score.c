@@ -34,6 +34,7 @@ struct out {
 	struct aw_sched_event end;
 	float vals[AW_SCHED_MAX_LABELS > DIM ? AW_SCHED_MAX_LABELS : DIM];
 	int n_tok;
+	int32_t toks[8]; /* the first generated tokens */
 };
 
 struct world {
@@ -52,6 +53,8 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 	assert_true(ev->id < MAXR);
 	o = &w->out[ev->id];
 	assert_false(o->done);
+	if (ev->token >= 0 && o->n_tok < 8)
+		o->toks[o->n_tok] = ev->token;
 	if (ev->token >= 0)
 		o->n_tok++;
 	if (ev->done) {
@@ -249,17 +252,24 @@ static void test_pooling(void **state)
 	close_world(&w);
 }
 
-static struct aw_sched *new_sched(struct world *w, int32_t max_batch, int32_t max_tokens)
+static struct aw_sched *new_sched_fold(struct world *w, int32_t max_batch, int32_t max_tokens,
+				       int32_t chunk, int fold)
 {
 	struct aw_sched *s = NULL;
 	struct aw_sched_config c = {.max_batch = max_batch,
 				    .max_batch_tokens = max_tokens,
-				    .prefill_chunk = 8,
+				    .prefill_chunk = chunk,
 				    .block_size = 8,
-				    .ctx = 256};
+				    .ctx = 256,
+				    .no_classify_fold = !fold};
 
 	assert_int_equal(aw_sched_new(w->m, NULL, NULL, &c, on_event, w, &s), 0);
 	return s;
+}
+
+static struct aw_sched *new_sched(struct world *w, int32_t max_batch, int32_t max_tokens)
+{
+	return new_sched_fold(w, max_batch, max_tokens, 8, 1);
 }
 
 static void gen_req(struct aw_sched_req *r, uint64_t id, const int32_t *tok, int n)
@@ -422,6 +432,90 @@ static void test_sched_classify(void **state)
 	close_world(&w);
 }
 
+static uint64_t folded(struct aw_sched *s)
+{
+	struct aw_sched_stats st;
+
+	aw_sched_get_stats(s, &st);
+	return st.labels_folded;
+}
+
+/* One CLASSIFY on 'sf' (folds) and 'sn' (does not): both equal the
+ * reference (classify_case), and each other; the fold happened on 'sf' only;
+ * a greedy generation of the same prompt afterwards is the same on both.
+ * Returns the prompt positions 'sf' read from its prefix cache. */
+static int32_t fold_case(struct world *w, struct aw_sched *sf, struct aw_sched *sn, int n_labels,
+			 int max_len, int n_prompt, uint64_t seed, int with_gen)
+{
+	float vf[AW_SCHED_MAX_LABELS];
+	const uint64_t f0 = folded(sf), n0 = folded(sn);
+	int32_t p[64], tf[8];
+	struct aw_sched_req r;
+
+	classify_case(w, sf, n_labels, max_len, n_prompt, seed, with_gen);
+	memcpy(vf, w->out[0].vals, sizeof(float) * (size_t)n_labels);
+	const int32_t cached = w->out[0].end.cached_tokens;
+	assert_true(folded(sf) > f0);
+	classify_case(w, sn, n_labels, max_len, n_prompt, seed, with_gen);
+	assert_int_equal(folded(sn), n0);
+	/* The same arithmetic row by row (the kernels compute each token's row
+	 * alike whatever the batch, and F32 K/V rows are stored as computed):
+	 * the only difference allowed is the float rounding of the final
+	 * normalisation, a few ulp of values <= 1. */
+	for (int j = 0; j < n_labels; j++)
+		assert_float_equal(vf[j], w->out[0].vals[j], 4 * 1.2e-7);
+	mkprompt(p, n_prompt, seed);
+	memset(w->out, 0, sizeof(w->out));
+	gen_req(&r, 2, p, n_prompt);
+	assert_int_equal(aw_sched_submit(sf, &r), 0);
+	run_idle(sf);
+	memcpy(tf, w->out[2].toks, sizeof(tf));
+	memset(w->out, 0, sizeof(w->out));
+	assert_int_equal(aw_sched_submit(sn, &r), 0);
+	run_idle(sn);
+	assert_int_equal(w->out[2].n_tok, 6);
+	assert_memory_equal(tf, w->out[2].toks, sizeof(int32_t) * 6);
+	return cached;
+}
+
+static void test_sched_classify_fold(void **state)
+{
+	struct world w;
+
+	(void)state;
+	open_world(&w, AW_TYPE_F32);
+	struct aw_sched *sf = new_sched_fold(&w, 16, 32, 8, 1),
+			*sn = new_sched_fold(&w, 16, 32, 8, 0);
+	fold_case(&w, sf, sn, 8, 4, 24, 11, 0); /* prompt ends on a block edge */
+	fold_case(&w, sf, sn, 8, 4, 13, 12, 1); /* mid-block, next to generation */
+	fold_case(&w, sf, sn, 5, 3, 50, 13, 0); /* last of several chunks */
+	fold_case(&w, sf, sn, 1, 6, 7, 14, 0);	/* one label: the prompt's own sequence */
+	fold_case(&w, sf, sn, 3, 6, 1, 15, 0);	/* one-token prompt */
+	/* the same prompts again: read from the prefix cache (the last position
+	 * recomputed, in a block copied from the cache's), folded again */
+	assert_int_equal(fold_case(&w, sf, sn, 6, 3, 24, 11, 0), 23);
+	assert_int_equal(fold_case(&w, sf, sn, 6, 3, 13, 12, 0), 8);
+	/* every block free or held by the cache alone, nothing running */
+	struct aw_sched_stats st;
+	aw_sched_get_stats(sf, &st);
+	assert_true(st.cache_blocks > 0);
+	check_empty(sf);
+	check_empty(sn);
+	aw_sched_free(sf);
+	aw_sched_free(sn);
+	/* chunks of 5 positions in blocks of 8: the last chunk starts inside
+	 * the label's first block (a copy of the prompt's, the rest mirrored) */
+	sf = new_sched_fold(&w, 16, 32, 5, 1);
+	sn = new_sched_fold(&w, 16, 32, 5, 0);
+	fold_case(&w, sf, sn, 8, 4, 13, 16, 1);
+	fold_case(&w, sf, sn, 4, 5, 30, 17, 0);
+	check_empty(sf);
+	check_empty(sn);
+	aw_sched_free(sf);
+	aw_sched_free(sn);
+	close_world(&w);
+}
+
 static void test_sched_bad(void **state)
 {
 	struct world w;
@@ -464,9 +558,9 @@ static void test_sched_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hidden_rows), cmocka_unit_test(test_pooling),
-		cmocka_unit_test(test_sched_embed), cmocka_unit_test(test_sched_classify),
-		cmocka_unit_test(test_sched_bad),
+		cmocka_unit_test(test_hidden_rows),	    cmocka_unit_test(test_pooling),
+		cmocka_unit_test(test_sched_embed),	    cmocka_unit_test(test_sched_classify),
+		cmocka_unit_test(test_sched_classify_fold), cmocka_unit_test(test_sched_bad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

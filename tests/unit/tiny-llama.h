@@ -34,6 +34,8 @@ struct tiny_cfg {
 	int qkv_bias;	       /* add blk.N.attn_{q,k,v}.bias (qwen2 writes them) */
 	uint32_t tok_extra;    /* tokenizer tokens beyond vocab (must be refused) */
 	const char *nan_scale; /* tensor whose block 1 gets a NaN fp16 scale */
+	int tok_json;	       /* with_tokenizer: all 256 byte tokens, then (1) JSON
+				* pieces or (2) nothing more (vocab >= 259 + 40) */
 };
 
 /* qwen2 files: biases on Q/K/V, keys under "qwen2.", NEOX RoPE */
@@ -162,17 +164,54 @@ static inline void tiny_tokenizer(struct tiny_img *im, const struct tiny_cfg *c)
 				      "w",
 				      "r",
 				      "d"};
+	/* tok_json 1: pieces that span JSON's boundaries (U+2581 is a space) */
+	static const char *json[] = {
+		"{\"",
+		"\":\xe2\x96\x81",
+		"\"}",
+		",\xe2\x96\x81\"",
+		"\"name\":\xe2\x96\x81\"",
+		"name",
+		"arguments",
+		"\"arguments\"",
+		"true",
+		"false",
+		"null",
+		"12",
+		"ab",
+		"abc",
+		"}}",
+		"\"]",
+		"[\"",
+		"0.",
+		"\xe2\x96\x81{",
+		"query",
+		"\n",
+		"<tool_call>",
+		"</tool_call>",
+		"\":",
+		"ok",
+		"\",\xe2\x96\x81\"",
+		"er",
+		"in",
+		"on",
+		"\xe2\x96\x81\"",
+	};
+	const char **wl = c->tok_json == 1 ? json : words;
+	const size_t nw = c->tok_json == 1   ? sizeof(json) / sizeof(json[0])
+			  : c->tok_json == 2 ? 0
+					     : sizeof(words) / sizeof(words[0]);
 	uint32_t i = 0;
 
 	toks[i] = "<unk>", types[i++] = 2;
 	toks[i] = "<s>", types[i++] = 3;
 	toks[i] = "</s>", types[i++] = 3;
-	for (uint32_t b = 0; b < 256 && i < nv - 20; b += 8) {
+	for (uint32_t b = 0; b < 256 && i < nv - 20; b += c->tok_json ? 1 : 8) {
 		snprintf(names[i], 16, "<0x%02X>", b);
 		toks[i] = names[i], types[i++] = 6;
 	}
-	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]) && i < nv; w++) {
-		toks[i] = words[w], scores[i] = -(float)w, types[i++] = 1;
+	for (size_t w = 0; w < nw && i < nv; w++) {
+		toks[i] = wl[w], scores[i] = -(float)w, types[i++] = 1;
 	}
 	for (; i < nv; i++) {
 		snprintf(names[i], 16, "t%u", i);

@@ -124,7 +124,7 @@ static void infer_usage(FILE *f)
 		"                          pooling of the final hidden states), one float a line\n"
 		"      --no-normalize      with --embed: no L2 normalisation\n"
 		"      --label TEXT        CLASSIFY (repeat, up to 256): print each label's\n"
-		"                          probability given the prompt, one \"P<TAB>LABEL\" line"
+		"                          probability given the prompt, one \"P<TAB>LABEL\" line\n"
 		"      --bench             prefill and decode speed as one JSON line\n"
 		"      --reps N            benchmark repetitions, best kept (default 3)\n"
 		"      --tokenize TEXT|-   print TEXT's token ids on one line (- reads all of\n"

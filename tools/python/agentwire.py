@@ -50,6 +50,8 @@ TAG_PROMPT, TAG_STOP, TAG_LABEL = 1, 2, 3
 TAG_MESSAGES, TAG_TOOLS, TAG_RESPONSE_FORMAT, TAG_TOOL_CHOICE, TAG_EMBED_OPTS = 4, 5, 6, 7, 8
 TOOL_CHOICES = {"auto": 0, "none": 1, "required": 2}
 POOLINGS = {"mean": 0, "cls": 1, "last": 2}
+REQF_KEEP_SESSION, REQF_CONTINUE = 0x01, 0x02
+ERR_UNKNOWN_SESSION = 4
 FIXED = struct.Struct("<HBBIfIfffIQ")  # 40 bytes
 assert FIXED.size == 40
 SUMMARY = struct.Struct("<BBHIIIIIIQ")  # 36 bytes
@@ -188,15 +190,20 @@ def segments(typ, request_id, msg, seg_size, session_id=0, flags=0):
 def request_body(prompt, max_new_tokens=0, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
                  repetition_penalty=1.0, seed=0, stop=(), labels=(), priority=0,
                  deadline_us=0, keep_session=False, messages=None, tools=None,
-                 tool_choice=None, response_format=None, pooling=None, normalize=True):
+                 tool_choice=None, response_format=None, pooling=None, normalize=True,
+                 continue_session=False):
     """Encode a GENERATE/CLASSIFY/EMBED body (fixed block + TLVs). 'prompt'
     may be None when 'messages' (a list of chat messages) replaces it;
     'tools' is a list of tool definitions, 'tool_choice' "auto", "none",
     "required" or a tool's name; 'response_format' a JSON schema (dict);
-    'pooling' ("mean", "cls", "last") and 'normalize' are EMBED's options."""
+    'pooling' ("mean", "cls", "last") and 'normalize' are EMBED's options.
+    'keep_session' keeps the KV after the turn (flag KEEP_SESSION);
+    'continue_session' says the prompt is only the next turn's text (flag
+    CONTINUE: UNKNOWN_SESSION when the server does not hold the session)."""
     if isinstance(prompt, str):
         prompt = prompt.encode()
-    body = FIXED.pack(40, priority, 1 if keep_session else 0, max_new_tokens, temperature,
+    flags = (REQF_KEEP_SESSION if keep_session else 0) | (REQF_CONTINUE if continue_session else 0)
+    body = FIXED.pack(40, priority, flags, max_new_tokens, temperature,
                       top_k, top_p, min_p, repetition_penalty, deadline_us, seed)
 
     def tlv(tag, value):
@@ -488,3 +495,43 @@ class Client:
         if len(data) % 4:
             raise ProtocolError("embedding of %d bytes" % len(data))
         return list(struct.unpack("<%df" % (len(data) // 4), data))
+
+
+class Session:
+    """A conversation whose KV the server keeps between turns (KEEP_SESSION).
+
+    Each turn after the first sends only its new text, with CONTINUE. When the
+    server no longer holds the session (it expired, was evicted, or the
+    request reached another server) it answers UNKNOWN_SESSION, and the turn
+    is sent again with the whole conversation so far, which starts the
+    session anew (the server's prefix cache may still hold its blocks). The
+    conversation is kept here as text: the resent prompt is the earlier
+    prompts and answers concatenated, re-tokenized by the server.
+
+        s = agentwire.Session(client)              # or Session(client, sid)
+        answer, summary = s.generate("Hello, I need a flight to Rome.")
+        answer, summary = s.generate(" And a hotel.")
+        s.resent                                   # turns sent in full again
+    """
+
+    def __init__(self, client, session_id=None, history=""):
+        self.client = client
+        self.session_id = session_id or int.from_bytes(os.urandom(8), "little") | 1
+        self.history = history  # the conversation so far (prompts and answers)
+        self.resent = 0
+
+    def generate(self, text, **params):
+        """One turn: returns (answer, Summary). Raises AgentwireError for
+        errors other than UNKNOWN_SESSION."""
+        c, sid = self.client, self.session_id
+        try:
+            out, summary = c.generate(text, session_id=sid, keep_session=True,
+                                      continue_session=bool(self.history), **params)
+        except AgentwireError as e:
+            if e.code != ERR_UNKNOWN_SESSION or not self.history:
+                raise
+            self.resent += 1
+            out, summary = c.generate(self.history + text, session_id=sid, keep_session=True,
+                                      **params)
+        self.history += text + out
+        return out, summary
