@@ -529,7 +529,7 @@ INLINE void gtile(const struct aw_kern_mat *w, const struct gctx *c, uint32_t r0
 	const uint32_t ng = w->cols / 256, nbp = c->nbp;
 	const size_t bs = type == AW_TYPE_Q4_K ? 144 : type == AW_TYPE_Q5_K ? 176 : 210;
 	const uint8_t *row = (const uint8_t *)w->data + (size_t)r0 * w->row_size;
-	__m512 acc[2][4];
+	__m512 acc[2][8];
 	struct kw o[2];
 
 	for (int r = 0; r < R; r++)
@@ -651,18 +651,21 @@ typedef void gtile_fn(const struct aw_kern_mat *w, const struct gctx *c, uint32_
 	{                                                                                          \
 		gtile(w, c, r0, y, ldy, R, T, type);                                               \
 	}
-#define GTILES(pre, type)                                                                          \
+/* tiles [R - 1][k]: k = 0, 1, 2, 3 for 8 (QT8 of the type), 4, 2, 1 tokens */
+#define GTILES(pre, type, QT8)                                                                     \
+	GTILE(pre##_28, 2, QT8, type)                                                              \
 	GTILE(pre##_24, 2, 4, type)                                                                \
 	GTILE(pre##_22, 2, 2, type)                                                                \
 	GTILE(pre##_21, 2, 1, type)                                                                \
+	GTILE(pre##_18, 1, QT8, type)                                                              \
 	GTILE(pre##_14, 1, 4, type)                                                                \
 	GTILE(pre##_12, 1, 2, type)                                                                \
 	GTILE(pre##_11, 1, 1, type)                                                                \
-	static gtile_fn *const pre[2][3] = {{pre##_14, pre##_12, pre##_11},                        \
-					    {pre##_24, pre##_22, pre##_21}};
-GTILES(g_q4_k, AW_TYPE_Q4_K)
-GTILES(g_q5_k, AW_TYPE_Q5_K)
-GTILES(g_q6_k, AW_TYPE_Q6_K)
+	static gtile_fn *const pre[2][4] = {{pre##_18, pre##_14, pre##_12, pre##_11},              \
+					    {pre##_28, pre##_24, pre##_22, pre##_21}};
+GTILES(g_q4_k, AW_TYPE_Q4_K, 8)
+GTILES(g_q5_k, AW_TYPE_Q5_K, 8)
+GTILES(g_q6_k, AW_TYPE_Q6_K, 4) /* 8 tokens would spill */
 
 /* Q6_K start values of a chunk: for token t < n and group g < nbp / 8,
  * c6[(t * nbp/8 + g) * 16 + i] = -32 * (sum of block 8g+i's quants 0..15),
@@ -704,9 +707,11 @@ static void gemm(const struct aw_kern_mat *w, const struct aw_kern_in *in, float
 	int32_t c6[2 * KQ_TAB2] __attribute__((aligned(64)));
 	uint8_t xt[32 * KQ_TAB2] __attribute__((aligned(64)));
 	const uint32_t chunk = KQ_TAB2 / nbp, rb = gemm_rows(w->row_size);
-	gtile_fn *const(*tl)[3] = w->type == AW_TYPE_Q4_K   ? g_q4_k
+	gtile_fn *const(*tl)[4] = w->type == AW_TYPE_Q4_K   ? g_q4_k
 				  : w->type == AW_TYPE_Q5_K ? g_q5_k
 							    : g_q6_k;
+
+	const uint32_t qt8 = w->type == AW_TYPE_Q6_K ? 4 : 8;
 
 	if (chunk == 0 || w->cols % 256) {
 		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
@@ -724,21 +729,24 @@ static void gemm(const struct aw_kern_mat *w, const struct aw_kern_in *in, float
 			const uint32_t be = r1 - b0 < rb ? r1 : b0 + rb;
 
 			for (uint32_t t = 0; t < n;) {
-				const int k = n - t >= 4 ? 0 : n - t >= 2 ? 1 : 2;
+				const int k = qt8 == 8 && n - t >= 8 ? 0
+					      : n - t >= 4	     ? 1
+					      : n - t >= 2	     ? 2
+								     : 3;
 				const struct gctx c = {xt + (size_t)t * 32 * nbp, dx + t * nbp,
 						       xs + t * nbp, c6 + (size_t)t * 2 * nbp, nbp};
 				float *yt = y + (size_t)(c0 + t) * ldy;
 				uint32_t r = b0;
 
 				/* pairs of rows only where a row block is read
-				 * several times: two interleaved row streams from
-				 * memory defeat the prefetcher (batch 1 ran at
-				 * half speed) */
-				for (; n >= 8 && r + 2 <= be; r += 2)
+				 * by several tiles of tokens (from L2 after the
+				 * first): two interleaved row streams from memory
+				 * ran at half the speed of one (batch 1 to 8) */
+				for (; n >= 16 && r + 2 <= be; r += 2)
 					tl[1][k](w, &c, r, yt, ldy);
 				for (; r < be; r++)
 					tl[0][k](w, &c, r, yt, ldy);
-				t += k == 0 ? 4 : k == 1 ? 2 : 1;
+				t += k == 0 ? qt8 : 8u >> k;
 			}
 		}
 	}
