@@ -10,6 +10,9 @@
  */
 #include <errno.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #include "kern-kq-int.h"
 
@@ -150,6 +153,37 @@ static inline void st32(uint8_t *p, uint32_t w)
  * GGUF byte base + l. */
 static inline void nibbles_fast(const uint8_t *src, uint8_t *dst, int q6)
 {
+#if defined(__x86_64__)
+	/* SSE2 (every x86-64): v[i] = the 4 output words of sub-block i
+	 * (k = 0..3), then a 4 x 8 transpose of 32-bit words */
+	const __m128i m4 = _mm_set1_epi8(0x0f);
+	__m128i v[8];
+
+	for (uint32_t i = 0; i < 8; i++) {
+		const uint32_t base = q6 ? 64 * (i / 4) + 32 * (i & 1) : 32 * (i / 2);
+		const int hi = q6 ? (i % 4) / 2 : (int)(i & 1);
+		__m128i a = _mm_loadu_si128((const __m128i *)(src + base));
+		__m128i b = _mm_loadu_si128((const __m128i *)(src + base + 16));
+
+		if (hi) {
+			a = _mm_srli_epi16(a, 4);
+			b = _mm_srli_epi16(b, 4);
+		}
+		v[i] = _mm_or_si128(_mm_and_si128(a, m4), _mm_slli_epi16(_mm_and_si128(b, m4), 4));
+	}
+	for (uint32_t h = 0; h < 2; h++) { /* sub-blocks 4h .. 4h + 3 */
+		const __m128i t0 = _mm_unpacklo_epi32(v[4 * h], v[4 * h + 1]);
+		const __m128i t1 = _mm_unpackhi_epi32(v[4 * h], v[4 * h + 1]);
+		const __m128i t2 = _mm_unpacklo_epi32(v[4 * h + 2], v[4 * h + 3]);
+		const __m128i t3 = _mm_unpackhi_epi32(v[4 * h + 2], v[4 * h + 3]);
+
+		_mm_storeu_si128((__m128i *)(dst + 0 + 16 * h), _mm_unpacklo_epi64(t0, t2));
+		_mm_storeu_si128((__m128i *)(dst + 32 + 16 * h), _mm_unpackhi_epi64(t0, t2));
+		_mm_storeu_si128((__m128i *)(dst + 64 + 16 * h), _mm_unpacklo_epi64(t1, t3));
+		_mm_storeu_si128((__m128i *)(dst + 96 + 16 * h), _mm_unpackhi_epi64(t1, t3));
+	}
+	return;
+#endif
 	for (uint32_t i = 0; i < 8; i++) {
 		const uint32_t base = q6 ? 64 * (i / 4) + 32 * (i & 1) : 32 * (i / 2);
 		const uint32_t sh = q6 ? 4 * ((i % 4) / 2) : 4 * (i & 1);
