@@ -687,6 +687,12 @@ size_t aw_dp_max_payload(const struct aw_dp *dp, const struct aw_dp_flow *flow)
 int aw_dp_reply(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, uint32_t seq,
 		const void *payload, size_t len, int terminal)
 {
+	return aw_dp_reply_flags(dp, flow, type, 0, seq, payload, len, terminal);
+}
+
+int aw_dp_reply_flags(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, uint16_t flags,
+		      uint32_t seq, const void *payload, size_t len, int terminal)
+{
 	struct aw_dp_lcore *lc = dp->lc[flow->lcore_idx];
 	struct rte_mbuf *m;
 	struct txmeta *t;
@@ -694,7 +700,7 @@ int aw_dp_reply(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, u
 	if (len > dp->max_payload[flow->port_idx])
 		return -EMSGSIZE;
 	/* the pool may be briefly empty under load: wait for the TX side */
-	while (!(m = reply_mbuf(lc->pool, dp, flow, type, 0, seq, payload, len))) {
+	while (!(m = reply_mbuf(lc->pool, dp, flow, type, flags, seq, payload, len))) {
 		if (dp_state(dp) == DP_QUIT)
 			return -ESHUTDOWN;
 		rte_pause();

@@ -170,6 +170,10 @@ uint64_t aw_dp_heartbeat(const struct aw_dp *dp, unsigned idx);
 int aw_dp_reply(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, uint32_t seq,
 		const void *payload, size_t len, int terminal);
 
+/* aw_dp_reply() with header flags (AW_PROTO_F_MORE on a reply fragment). */
+int aw_dp_reply_flags(struct aw_dp *dp, const struct aw_dp_flow *flow, uint8_t type, uint16_t flags,
+		      uint32_t seq, const void *payload, size_t len, int terminal);
+
 /* Largest reply payload (after the 64-byte proto header) that fits the
  * flow's port MTU. */
 size_t aw_dp_max_payload(const struct aw_dp *dp, const struct aw_dp_flow *flow);

@@ -243,6 +243,19 @@ const char *aw_dispatch_outcome_name(enum aw_dispatch_outcome o)
 	return (unsigned)o < AW_DISPATCH_OUT__COUNT ? names[o] : "unknown";
 }
 
+static int send_reply_flags(struct run *x, uint8_t type, uint16_t flags, const void *payload,
+			    size_t len, int terminal)
+{
+	int rc = aw_dp_reply_flags(x->g->d->dp, &x->r->flow, type, flags, x->seq, payload, len,
+				   terminal);
+
+	if (rc < 0)
+		x->lost = 1;
+	else
+		x->seq++;
+	return rc;
+}
+
 static int send_reply(struct run *x, uint8_t type, const void *payload, size_t len, int terminal)
 {
 	int rc = aw_dp_reply(x->g->d->dp, &x->r->flow, type, x->seq, payload, len, terminal);
@@ -855,12 +868,15 @@ static int agent_fill(struct group *g, struct aw_req *r, const struct aw_agent_j
 	return 0;
 }
 
-/* One parsed call as a TOOL_CALL datagram (it must fit one reply datagram). */
+/* One parsed call as a TOOL_CALL reply: one datagram, or when longer a run
+ * of fragments, every one but the last flagged AW_PROTO_F_MORE (docs/PROTOCOL.md,
+ * "Reply fragments"). */
 static int agent_on_call(void *ctx, const struct aw_toolcall_call *c)
 {
 	struct run *x = ctx;
 	struct agent_run *a = x->ag;
-	uint8_t b[9216];
+	uint8_t sb[2048], *b = sb;
+	const size_t need = AW_PROTO_TOOL_CALL_HDR_LEN + c->name_len + c->args_len;
 	size_t max = aw_dp_max_payload(x->g->d->dp, &x->r->flow);
 	struct aw_proto_tool_call tc = {.n_tokens = c->n_tokens, .index = (uint16_t)c->index};
 	int n;
@@ -869,16 +885,28 @@ static int agent_on_call(void *ctx, const struct aw_toolcall_call *c)
 	tc.name.len = (uint32_t)c->name_len;
 	tc.args.p = c->args;
 	tc.args.len = (uint32_t)c->args_len;
-	if (max > sizeof(b))
-		max = sizeof(b);
-	n = aw_proto_tool_call_build(b, max, &tc);
-	if (n < 0) {
-		snprintf(a->err, sizeof(a->err),
-			 "tool call %u of %zu bytes does not fit a %zu-byte reply datagram",
-			 c->index, c->name_len + c->args_len, max);
+	if (need > sizeof(sb) && !(b = malloc(need))) {
+		snprintf(a->err, sizeof(a->err), "tool call %u: out of memory", c->index);
 		return 1;
 	}
-	send_reply(x, AW_PROTO_TOOL_CALL, b, (size_t)n, 0);
+	n = aw_proto_tool_call_build(b, need, &tc);
+	if (n < 0) {
+		snprintf(a->err, sizeof(a->err), "tool call %u of %zu bytes: longer than %u bytes",
+			 c->index, c->name_len + c->args_len, AW_PROTO_MAX_REPLY_MSG);
+		if (b != sb)
+			free(b);
+		return 1;
+	}
+	for (size_t off = 0; off < (size_t)n;) {
+		const size_t k = (size_t)n - off < max ? (size_t)n - off : max;
+		const uint16_t fl = off + k < (size_t)n ? AW_PROTO_F_MORE : 0;
+
+		if (send_reply_flags(x, AW_PROTO_TOOL_CALL, fl, b + off, k, 0) < 0)
+			break;
+		off += k;
+	}
+	if (b != sb)
+		free(b);
 	GST_ADD(x->g, tokens_out, c->n_tokens);
 	return 0;
 }
@@ -1042,6 +1070,7 @@ static void publish_stats(struct group *g)
 	SST_SET(g, cache_evicted, st.cache_evicted);
 	SST_SET(g, sessions_expired, st.sessions_expired);
 	SST_SET(g, sessions_evicted, st.sessions_evicted);
+	SST_SET(g, forced_tokens, st.forced_tokens);
 	SST_SET(g, sched_running, (uint32_t)st.running);
 	SST_SET(g, sched_waiting, (uint32_t)st.waiting);
 	SST_SET(g, cache_blocks, (uint32_t)st.cache_blocks);
@@ -1449,6 +1478,7 @@ void aw_dispatch_group_stats(const struct aw_dispatch *d, unsigned g,
 	SST_GET(cache_evicted);
 	SST_GET(sessions_expired);
 	SST_GET(sessions_evicted);
+	SST_GET(forced_tokens);
 	SST_GET(sched_running);
 	SST_GET(sched_waiting);
 	SST_GET(cache_blocks);

@@ -86,6 +86,7 @@ struct aw_dispatch_group_stats {
 	int sched;
 	uint64_t steps, prefill_tokens, decode_tokens, cached_tokens, admitted, preempted, deferred,
 		cache_evicted, sessions_expired, sessions_evicted;
+	uint64_t forced_tokens; /* tokens emitted by fast-forward (constrained decoding) */
 	uint32_t sched_running, sched_waiting, cache_blocks, sessions, free_blocks, n_blocks;
 	uint32_t pool_threads; /* threads of the group's pool */
 };

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- little-endian access ------------------------------------------------------- */
@@ -781,7 +782,7 @@ int aw_proto_tool_call_build(void *buf, size_t cap, const struct aw_proto_tool_c
 
 	if (c->name.len == 0 || c->name.len > AW_PROTO_MAX_TOOL_NAME)
 		return -EINVAL;
-	if (cap < n || n > 65535u)
+	if (cap < n || n > AW_PROTO_MAX_REPLY_MSG)
 		return -ENOSPC;
 	wr32(p, c->n_tokens);
 	wr16(p + 4, c->index);
@@ -791,6 +792,59 @@ int aw_proto_tool_call_build(void *buf, size_t cap, const struct aw_proto_tool_c
 	if (c->args.len)
 		memcpy(p + AW_PROTO_TOOL_CALL_HDR_LEN + c->name.len, c->args.p, c->args.len);
 	return (int)n;
+}
+
+int aw_proto_frag_add(struct aw_proto_frag *f, const struct aw_proto_hdr *h, const void *pl,
+		      const void **ret_p, size_t *ret_len, struct aw_proto_err *e)
+{
+	const int more = (h->flags & AW_PROTO_F_MORE) != 0;
+
+	if (more && h->type != AW_PROTO_TOOL_CALL)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0,
+			    "%s datagram (seq %u) marked MORE: only TOOL_CALL is fragmented",
+			    aw_proto_type_name(h->type), h->seq);
+	if (f->type && h->type != f->type)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0,
+			    "%s fragments missing: %zu bytes so far, then %s (seq %u)",
+			    aw_proto_type_name(f->type), f->len, aw_proto_type_name(h->type),
+			    h->seq);
+	if (!more && !f->type) {
+		*ret_p = pl;
+		*ret_len = h->payload_len;
+		return 1;
+	}
+	if (f->len + h->payload_len > AW_PROTO_MAX_REPLY_MSG)
+		return fail(e, EBADMSG, AW_PROTO_FAULT_BODY, 0, "%s reply longer than %u bytes",
+			    aw_proto_type_name(h->type), AW_PROTO_MAX_REPLY_MSG);
+	if (f->len + h->payload_len > f->cap) {
+		size_t cap = f->cap ? f->cap : 4096;
+		uint8_t *b;
+
+		while (cap < f->len + h->payload_len)
+			cap *= 2;
+		b = realloc(f->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		f->buf = b;
+		f->cap = cap;
+	}
+	if (h->payload_len)
+		memcpy(f->buf + f->len, pl, h->payload_len);
+	f->len += h->payload_len;
+	f->type = h->type;
+	if (more)
+		return 0;
+	*ret_p = f->buf;
+	*ret_len = f->len;
+	f->type = 0;
+	f->len = 0;
+	return 1;
+}
+
+void aw_proto_frag_fini(struct aw_proto_frag *f)
+{
+	free(f->buf);
+	memset(f, 0, sizeof(*f));
 }
 
 int aw_proto_tool_call_parse(const void *buf, size_t len, struct aw_proto_tool_call *ret,

@@ -53,6 +53,9 @@
 #define AW_PROTO_F_AUTH	      0x0001u /* tenant_id and mac are valid */
 #define AW_PROTO_F_RETRANSMIT 0x0002u /* the sender repeats this datagram */
 #define AW_PROTO_F_CONTROL    0x0004u /* reply to CANCEL/RESUME/ACK, outside the stream */
+#define AW_PROTO_F_MORE                                                                            \
+	0x0008u /* reply fragment: the payload continues in the next
+					 * sequenced datagram (TOOL_CALL; see aw_proto_frag) */
 
 enum aw_proto_type {
 	/* requests */
@@ -357,6 +360,35 @@ int aw_proto_tool_call_parse(const void *buf, size_t len, struct aw_proto_tool_c
 			     struct aw_proto_err *e);
 int aw_proto_progress_parse(const void *buf, size_t len, struct aw_proto_progress *ret,
 			    struct aw_proto_err *e);
+
+/* ---- reply fragments ---------------------------------------------------------------- */
+
+/* A sequenced reply whose payload does not fit one datagram (today: a
+ * TOOL_CALL with long arguments) travels as a run of consecutive datagrams
+ * of its type: every one but the last carries AW_PROTO_F_MORE, each has its
+ * own seq (so loss and RESUME work per datagram, and END's n_data counts
+ * them all), and the payload is their payloads concatenated in seq order.
+ * A reassembled payload is at most AW_PROTO_MAX_REPLY_MSG bytes. */
+#define AW_PROTO_MAX_REPLY_MSG (1u << 20)
+
+struct aw_proto_frag {
+	uint8_t *buf; /* payload so far (owned; aw_proto_frag_fini() frees it) */
+	size_t len, cap;
+	uint8_t type; /* the run's type, 0 when no run is open */
+};
+
+/* Feed the in-order sequenced reply datagram 'h'/'pl' of one response.
+ * Returns 1 and sets *ret_p, *ret_len to the whole payload when it completes
+ * one ('pl' itself for a datagram outside a run; else the run's buffer,
+ * valid until the next call); 0 when it is a fragment with more to come;
+ * -EBADMSG (e names it) for AW_PROTO_F_MORE on a type other than TOOL_CALL,
+ * a run that another type interrupts (fragments missing: the terminal or a
+ * DATA came instead), or a payload beyond AW_PROTO_MAX_REPLY_MSG; -ENOMEM.
+ * 'f' starts zeroed. */
+int aw_proto_frag_add(struct aw_proto_frag *f, const struct aw_proto_hdr *h, const void *pl,
+		      const void **ret_p, size_t *ret_len, struct aw_proto_err *e);
+/* Release the run's buffer (f may be reused zeroed). */
+void aw_proto_frag_fini(struct aw_proto_frag *f);
 
 /* ---- client address ---------------------------------------------------------------- */
 

@@ -141,6 +141,7 @@ static int cmd_groups(const char *cmd, const char *params, struct rte_tel_data *
 			rte_tel_data_add_dict_u64(o, "cache_evicted", gs.cache_evicted);
 			rte_tel_data_add_dict_u64(o, "sessions_expired", gs.sessions_expired);
 			rte_tel_data_add_dict_u64(o, "sessions_evicted", gs.sessions_evicted);
+			rte_tel_data_add_dict_u64(o, "forced_tokens", gs.forced_tokens);
 			rte_tel_data_add_dict_u64(o, "sched_running", gs.sched_running);
 			rte_tel_data_add_dict_u64(o, "sched_waiting", gs.sched_waiting);
 			rte_tel_data_add_dict_u64(o, "cache_blocks", gs.cache_blocks);

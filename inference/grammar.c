@@ -48,10 +48,11 @@
 
 enum gk { GK_ROOT, GK_OBJECT, GK_ARRAY, GK_STRING, GK_NUMBER, GK_LIT, GK_ALT, GK_TEXT };
 
-#define NUM_MAX_INT  15 /* integer digits generated */
-#define NUM_MAX_FRAC 6	/* fraction digits generated */
-#define ANY_DEPTH    6	/* nesting of containers from an untyped ("any") schema */
-#define ALT_DEPTH    16 /* anyOf nested inside anyOf without consuming a byte */
+#define NUM_MAX_INT  15		       /* integer digits generated */
+#define NUM_MAX_FRAC 6		       /* fraction digits generated */
+#define NUM_LIM	     999999999999999ll /* the largest NUM_MAX_INT-digit integer */
+#define ANY_DEPTH    6		       /* nesting of containers from an untyped ("any") schema */
+#define ALT_DEPTH    16		       /* anyOf nested inside anyOf without consuming a byte */
 
 struct gnode {
 	uint8_t kind;	  /* enum gk */
@@ -948,7 +949,7 @@ static int64_t c_number(struct comp *c, const struct aw_json *s, int integer)
 	double lo = -INFINITY, hi = INFINITY, v;
 	int xlo = 0, xhi = 0;
 	const struct aw_json *j;
-	const double lim = 999999999999999.0; /* NUM_MAX_INT digits */
+	const double lim = (double)NUM_LIM;
 
 	nd.integer = (uint8_t)integer;
 	if ((j = aw_json_get(s, "minimum")) && num_of(j, &lo) < 0)
@@ -1938,12 +1939,17 @@ static inline int sym_within(const struct symset *a, const struct symset *b)
 	return !(a->w[0] & ~b->w[0]) && !(a->w[1] & ~b->w[1]);
 }
 
+struct fnode {
+	uint32_t end;  /* index after the subtree */
+	int32_t tok;   /* a token ending here, -1: none */
+	uint8_t byte;  /* edge byte */
+	uint8_t depth; /* 1-based */
+};
+
 struct ftrie {
-	uint32_t n;	/* nodes */
-	uint8_t *byte;	/* (n) edge byte */
-	uint8_t *depth; /* (n) 1-based */
-	uint32_t *end;	/* (n) index after the subtree */
-	int32_t *tok;	/* (n) a token ending here, -1: none */
+	uint32_t n;	    /* nodes */
+	struct fnode *nd;   /* (n) pre-order */
+	uint32_t root[256]; /* the depth-1 node of each first byte, UINT32_MAX: none */
 };
 
 struct aw_grammar_vocab {
@@ -2017,10 +2023,7 @@ static int tokref_cmp(const void *a, const void *b)
 
 static void ftrie_free(struct ftrie *f)
 {
-	free(f->byte);
-	free(f->depth);
-	free(f->end);
-	free(f->tok);
+	free(f->nd);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -2031,12 +2034,11 @@ static int ftrie_build(struct ftrie *f, struct aw_grammar_vocab *v, struct tokre
 	for (uint32_t i = 0; i < n; i++)
 		cap += r[i].len;
 	cap++;
-	f->byte = malloc(cap);
-	f->depth = malloc(cap);
-	f->end = malloc(cap * sizeof(*f->end));
-	f->tok = malloc(cap * sizeof(*f->tok));
+	f->nd = malloc(cap * sizeof(*f->nd));
 	uint32_t *stk = malloc(256 * sizeof(*stk));
-	if (!f->byte || !f->depth || !f->end || !f->tok || !stk) {
+	for (int c = 0; c < 256; c++)
+		f->root[c] = UINT32_MAX;
+	if (!f->nd || !stk) {
 		free(stk);
 		return -ENOMEM;
 	}
@@ -2052,25 +2054,27 @@ static int ftrie_build(struct ftrie *f, struct aw_grammar_vocab *v, struct tokre
 		}
 		if (prev && common == t->len && common == prev->len && v) {
 			/* identical bytes: chain */
-			int32_t last = f->tok[stk[common - 1]];
+			int32_t last = f->nd[stk[common - 1]].tok;
 			while (v->same[last] >= 0)
 				last = v->same[last];
 			v->same[last] = t->id;
 			continue;
 		}
 		while (sp > common)
-			f->end[stk[--sp]] = nn;
+			f->nd[stk[--sp]].end = nn;
 		for (uint32_t d = common; d < t->len; d++) {
-			f->byte[nn] = (uint8_t)t->s[d];
-			f->depth[nn] = (uint8_t)(d + 1);
-			f->tok[nn] = -1;
+			f->nd[nn].byte = (uint8_t)t->s[d];
+			f->nd[nn].depth = (uint8_t)(d + 1);
+			f->nd[nn].tok = -1;
+			if (!d)
+				f->root[(uint8_t)t->s[0]] = nn;
 			stk[sp++] = nn++;
 		}
-		f->tok[stk[sp - 1]] = t->id;
+		f->nd[stk[sp - 1]].tok = t->id;
 		prev = t;
 	}
 	while (sp)
-		f->end[stk[--sp]] = nn;
+		f->nd[stk[--sp]].end = nn;
 	f->n = nn;
 	free(stk);
 	return 0;
@@ -2131,9 +2135,9 @@ static int sym_tables(struct aw_grammar_vocab *v)
 	uint32_t pst[257];
 	fsd[0] = FS_BASE;
 	for (uint32_t j = 0; j < f->n; j++) {
-		uint32_t d = f->depth[j];
+		uint32_t d = f->nd[j].depth;
 		int fp = fsd[d - 1], ns, sy;
-		uint8_t b = f->byte[j];
+		uint8_t b = f->nd[j].byte;
 		if (fp == FS_BASE && b < 0x80) {
 			ns = FS_BASE;
 			sy = sym_ascii(b);
@@ -2145,7 +2149,7 @@ static int sym_tables(struct aw_grammar_vocab *v)
 		pst[d] = j;
 		par[j] = d > 1 ? pst[d - 1] : UINT32_MAX;
 		lab[j] = (uint8_t)sy;
-		if (f->tok[j] >= 0 && ns != FS_BASE)
+		if (f->nd[j].tok >= 0 && ns != FS_BASE)
 			lab[j] |= 0x80; /* a token ends inside a character */
 	}
 	for (uint32_t j = f->n; j-- > 0;) {
@@ -3172,6 +3176,17 @@ static void set_group(const struct aw_grammar_vocab *v, uint32_t g, const struct
 	}
 }
 
+static inline void set_tok(const struct aw_grammar_vocab *v, int32_t t, uint64_t *mask, int *count)
+{
+	for (; t >= 0; t = v->same[t]) {
+		uint64_t bit = 1ull << (t & 63);
+		if (!(mask[t >> 6] & bit)) {
+			mask[t >> 6] |= bit;
+			(*count)++;
+		}
+	}
+}
+
 /* Walk trie 'f' from state out[0..n0): set the bits of tokens that survive
  * (with 'q': f's payloads are suffix groups, filtered by q). */
 static void walk_range(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t i0,
@@ -3182,17 +3197,17 @@ static void walk_range(struct aw_grammar_matcher *m, const struct ftrie *f, uint
 	const struct aw_grammar_vocab *v = m->v;
 	lv[0] = (struct lvl){s0, n0, m->nscr};
 	for (uint32_t i = i0; i < i1;) {
-		uint32_t d = f->depth[i] - dbase;
+		uint32_t d = f->nd[i].depth - dbase;
 		const struct lvl *p = &lv[d - 1];
 		m->nout = p->start + p->n;
 		m->nscr = p->scr;
 		uint32_t from = m->nout;
-		int c = f->byte[i];
+		int c = f->nd[i].byte;
 		for (uint32_t k = p->start; k < from; k++)
 			feed(m, m->out[k], c);
 		uint32_t alive = m->nout - from;
 		if (!alive) {
-			i = f->end[i];
+			i = f->nd[i].end;
 			continue;
 		}
 		if (alive > MAX_STACKS) {
@@ -3201,12 +3216,12 @@ static void walk_range(struct aw_grammar_matcher *m, const struct ftrie *f, uint
 		}
 		lv[d] = (struct lvl){from, alive, m->nscr};
 		if (q) {
-			if (f->tok[i] >= 0)
-				set_group(v, (uint32_t)f->tok[i], q, mask, count);
+			if (f->nd[i].tok >= 0)
+				set_group(v, (uint32_t)f->nd[i].tok, q, mask, count);
 			i++;
 			continue;
 		}
-		for (int32_t t = f->tok[i]; t >= 0; t = v->same[t]) {
+		for (int32_t t = f->nd[i].tok; t >= 0; t = v->same[t]) {
 			uint64_t bit = 1ull << (t & 63);
 			if (!(mask[t >> 6] & bit)) {
 				mask[t >> 6] |= bit;
@@ -3217,21 +3232,38 @@ static void walk_range(struct aw_grammar_matcher *m, const struct ftrie *f, uint
 	}
 }
 
+/* The whole trie: its first level through the root table, so that first
+ * bytes no stack takes cost no visit of the node array. */
 static void walk(struct aw_grammar_matcher *m, const struct ftrie *f, uint32_t n0, uint64_t *mask,
 		 int *count, const struct qrange *q)
 {
-	walk_range(m, f, 0, f->n, 0, 0, n0, mask, count, q);
-}
-
-static inline void set_tok(const struct aw_grammar_vocab *v, int32_t t, uint64_t *mask, int *count)
-{
-	for (; t >= 0; t = v->same[t]) {
-		uint64_t bit = 1ull << (t & 63);
-		if (!(mask[t >> 6] & bit)) {
-			mask[t >> 6] |= bit;
-			(*count)++;
+	const struct aw_grammar_vocab *v = m->v;
+	uint32_t scr0 = m->nscr;
+	for (int c = 0; c < 256; c++) {
+		uint32_t r = f->root[c];
+		if (r == UINT32_MAX)
+			continue;
+		m->nout = n0;
+		m->nscr = scr0;
+		for (uint32_t k = 0; k < n0; k++)
+			feed(m, m->out[k], c);
+		uint32_t alive = m->nout - n0;
+		if (!alive)
+			continue;
+		if (alive > MAX_STACKS) {
+			m->nout = n0 + MAX_STACKS;
+			alive = MAX_STACKS;
 		}
+		if (q) {
+			if (f->nd[r].tok >= 0)
+				set_group(v, (uint32_t)f->nd[r].tok, q, mask, count);
+		} else {
+			set_tok(v, f->nd[r].tok, mask, count);
+		}
+		walk_range(m, f, r + 1, f->nd[r].end, 1, n0, alive, mask, count, q);
 	}
+	m->nout = n0;
+	m->nscr = scr0;
 }
 
 /* ---- pattern strings ----
@@ -3412,8 +3444,8 @@ static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *const *to
 	cy[0] = -2; /* before the first character */
 	fsd[0] = FS_BASE;
 	for (uint32_t i = 0; i < f->n;) {
-		uint32_t dep = f->depth[i], s = st[dep - 1];
-		uint8_t c = f->byte[i];
+		uint32_t dep = f->nd[i].depth, s = st[dep - 1];
+		uint8_t c = f->nd[i].byte;
 		if (c == '"') {
 			if (d->accept[s]) {
 				/* the string closes here; the parents take the rest */
@@ -3426,21 +3458,21 @@ static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *const *to
 				}
 				uint32_t n0 = m->nout;
 				if (n0) {
-					set_tok(v, f->tok[i], mask, count);
-					walk_range(m, f, i + 1, f->end[i], dep, 0, n0, mask, count,
-						   NULL);
+					set_tok(v, f->nd[i].tok, mask, count);
+					walk_range(m, f, i + 1, f->nd[i].end, dep, 0, n0, mask,
+						   count, NULL);
 				}
 			}
-			i = f->end[i];
+			i = f->nd[i].end;
 			continue;
 		}
 		int32_t ns = d->next[(size_t)s * 256 + c];
 		if (ns < 0 || (m->finish && d->dist[ns] >= d->dist[s])) {
-			i = f->end[i];
+			i = f->nd[i].end;
 			continue;
 		}
 		st[dep] = (uint32_t)ns;
-		set_tok(v, f->tok[i], mask, count);
+		set_tok(v, f->nd[i].tok, mask, count);
 		int fs = utf8_step(fsd[dep - 1], c), k = cy[dep - 1];
 		fsd[dep] = (int8_t)fs;
 		if (k == -2)
@@ -3451,7 +3483,7 @@ static void walk_dfa(struct aw_grammar_matcher *m, const struct frame *const *to
 			k = -1;
 		cy[dep] = (int8_t)k;
 		if (k >= 0 && sym_within(&v->sub[i], &cv.l[k])) {
-			i = f->end[i]; /* every token below is covered */
+			i = f->nd[i].end; /* every token below is covered */
 			continue;
 		}
 		i++;
@@ -3528,13 +3560,22 @@ static uint32_t state_key(struct aw_grammar_matcher *m, uint64_t *ret_hash)
 					 (n->hi == UINT32_MAX || n->hi - b > 256))
 					b = n->lo;
 			}
+			int64_t x = f->x;
+			if (f->ph >= P_NSTART && f->ph <= P_NFRAC && f->node != UINT32_MAX) {
+				/* a number without bounds in reach: the digits so far
+				 * matter only by their count (ph tells a leading 0) */
+				const struct gnode *n = &m->g->nodes[f->node];
+				if (n->ilo <= -NUM_LIM && n->ihi >= NUM_LIM && n->dlo <= -1e15 &&
+				    n->dhi >= 1e15)
+					x = x != 0;
+			}
 			memcpy(p, &f->node, 4);
 			p[4] = f->ph;
 			p[5] = f->neg;
 			memcpy(p + 6, &f->depth, 2);
 			memcpy(p + 8, &f->a, 4);
 			memcpy(p + 12, &b, 4);
-			memcpy(p + 16, &f->x, 8);
+			memcpy(p + 16, &x, 8);
 			p += 24;
 		}
 		memset(p, 0xee, 8);
@@ -3694,6 +3735,50 @@ static int string_kind(const struct aw_grammar_matcher *m, const struct frame *c
 	return dfa < 0 ? 1 : 2;
 }
 
+/* Free string content (the tops in 'tops' share bounds and state, see
+ * string_kind): plain tokens from the tables, the rest walked. Sets bits
+ * in 'mask' without counting them. */
+static void free_mask(struct aw_grammar_matcher *m, const struct frame *const *tops, uint32_t n,
+		      uint64_t *mask)
+{
+	const struct aw_grammar_vocab *v = m->v;
+	const struct frame *top = tops[0];
+	uint32_t hi = top->node == UINT32_MAX ? UINT32_MAX : m->g->nodes[top->node].hi;
+	uint32_t lo = top->node == UINT32_MAX ? 0 : m->g->nodes[top->node].lo;
+	uint32_t room = free_room(m, top);
+	int count = 0;
+	if (!(m->finish && top->b >= lo)) {
+		const uint64_t *le = v->le + (size_t)room * v->words;
+		for (uint32_t w = 0; w < v->words; w++)
+			mask[w] |= le[w];
+	}
+	m->nout = 0;
+	m->nscr = 0;
+	for (uint32_t i = 0; i < n; i++)
+		emit(m, tops[i]);
+	walk(m, &v->quote, n, mask, &count, NULL);
+	/* content, closing quote, suffix: the suffix is checked once per
+	 * distinct suffix from the states after the string closed */
+	struct qrange q = {top->b < lo ? lo - top->b : 0,
+			   hi == UINT32_MAX ? UINT32_MAX : hi - top->b};
+	if (m->finish) {
+		uint32_t lim = top->b < lo ? lo - top->b : 0;
+		if (lim < q.kmax)
+			q.kmax = lim;
+	}
+	if (q.kmin <= q.kmax) {
+		m->nout = 0;
+		m->nscr = 0;
+		for (uint32_t i = 0; i < n; i++)
+			done(m, tops[i], -1);
+		uint32_t n0 = m->nout;
+		if (n0 && v->g_empty != UINT32_MAX)
+			set_group(v, v->g_empty, &q, mask, &count);
+		if (n0)
+			walk(m, &v->sfx, n0, mask, &count, &q);
+	}
+}
+
 int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 {
 	const struct aw_grammar_vocab *v = m->v;
@@ -3720,45 +3805,33 @@ int aw_grammar_mask(struct aw_grammar_matcher *m, uint64_t *allowed)
 	m->nscr = 0;
 	for (uint32_t i = 0; i < h->n; i++)
 		emit(m, m->stacks[h->soff + i]);
-	/* the tops of all stacks inside the same kind of string: shared fast paths */
+	/* the tops of all stacks inside strings: the fast paths, once per group
+	 * of tops in the same string state (their masks are united) */
 	const struct frame *const *tops = &m->stacks[h->soff];
-	const struct frame *top = tops[0];
-	int kind = string_kind(m, tops, h->n);
-	if (kind == 1) {
-		/* free string content: plain tokens from the tables, the rest walked */
-		uint32_t hi = top->node == UINT32_MAX ? UINT32_MAX : m->g->nodes[top->node].hi;
-		uint32_t lo = top->node == UINT32_MAX ? 0 : m->g->nodes[top->node].lo;
-		uint32_t room = free_room(m, top);
-		if (!(m->finish && top->b >= lo)) {
-			const uint64_t *le = v->le + (size_t)room * v->words;
-			memcpy(allowed, le, v->words * sizeof(uint64_t));
-			for (uint32_t w = 0; w < v->words; w++)
-				count += __builtin_popcountll(le[w]);
+	const struct frame *grp[MAX_STACKS];
+	uint8_t used[MAX_STACKS] = {0};
+	int kind = h->n <= MAX_STACKS ? string_kind(m, tops, 1) : 0;
+	for (uint32_t i = 1; kind && i < h->n; i++)
+		if (!string_kind(m, tops + i, 1))
+			kind = 0;
+	if (kind) {
+		for (uint32_t i = 0; i < h->n; i++) {
+			if (used[i])
+				continue;
+			uint32_t ng = 0;
+			for (uint32_t j = i; j < h->n; j++) {
+				const struct frame *pair[2] = {tops[i], tops[j]};
+				if (!used[j] && (j == i || string_kind(m, pair, 2))) {
+					used[j] = 1;
+					grp[ng++] = tops[j];
+				}
+			}
+			if (string_kind(m, grp, 1) == 1)
+				free_mask(m, grp, ng, allowed);
+			else
+				walk_dfa(m, grp, ng, allowed, &count);
 		}
-		walk(m, &v->quote, h->n, allowed, &count, NULL);
-		/* content, closing quote, suffix: the suffix is checked once per
-		 * distinct suffix from the states after the string closed */
-		struct qrange q = {top->b < lo ? lo - top->b : 0,
-				   hi == UINT32_MAX ? UINT32_MAX : hi - top->b};
-		if (m->finish) {
-			uint32_t lim = top->b < lo ? lo - top->b : 0;
-			if (lim < q.kmax)
-				q.kmax = lim;
-		}
-		if (q.kmin <= q.kmax) {
-			m->nout = 0;
-			m->nscr = 0;
-			for (uint32_t i = 0; i < h->n; i++)
-				done(m, tops[i], -1);
-			uint32_t n0 = m->nout;
-			if (n0 && v->g_empty != UINT32_MAX)
-				set_group(v, v->g_empty, &q, allowed, &count);
-			if (n0)
-				walk(m, &v->sfx, n0, allowed, &count, &q);
-		}
-	} else if (kind == 2) {
-		walk_dfa(m, tops, h->n, allowed, &count);
-		count = 0; /* cover() set bits uncounted */
+		count = 0; /* table bits were set uncounted */
 		for (uint32_t w = 0; w < v->words; w++)
 			count += __builtin_popcountll(allowed[w]);
 	} else {
@@ -3856,14 +3929,14 @@ int aw_grammar_forced(struct aw_grammar_matcher *m, int32_t *out, size_t cap, si
 			uint32_t i = 0;
 			for (size_t d = 0; pos + d < nb && i < v->all.n;) {
 				/* find child with byte buf[pos+d] at depth d+1 */
-				while (i < v->all.n && v->all.depth[i] == d + 1 &&
-				       v->all.byte[i] != (uint8_t)buf[pos + d])
-					i = v->all.end[i];
-				if (i >= v->all.n || v->all.depth[i] != d + 1)
+				while (i < v->all.n && v->all.nd[i].depth == d + 1 &&
+				       v->all.nd[i].byte != (uint8_t)buf[pos + d])
+					i = v->all.nd[i].end;
+				if (i >= v->all.n || v->all.nd[i].depth != d + 1)
 					break;
 				d++;
-				if (v->all.tok[i] >= 0) {
-					best = v->all.tok[i];
+				if (v->all.nd[i].tok >= 0) {
+					best = v->all.nd[i].tok;
 					blen = d;
 				}
 				i++;
@@ -3874,9 +3947,15 @@ int aw_grammar_forced(struct aw_grammar_matcher *m, int32_t *out, size_t cap, si
 			pos += blen;
 		}
 	}
-	/* keep the tokens whose bytes are exactly the forced prefix, minus the last */
-	size_t pos = 0;
-	for (size_t i = 0; i + 1 < nid && n < cap; i++) {
+	/* keep the tokens whose bytes are exactly the forced prefix, minus the
+	 * last — unless nothing but EOS can follow the forced bytes (then no
+	 * longer token can span past them) */
+	size_t pos = 0, keep_last = 0;
+	if (nid > 0 && nb < sizeof(buf) && aw_grammar_accept_bytes(m, buf, nb) == 0) {
+		keep_last = (size_t)aw_grammar_done(m);
+		aw_grammar_rollback(m, 1);
+	}
+	for (size_t i = 0; i + 1 - keep_last < nid && n < cap; i++) {
 		uint32_t len = v->off[ids[i] + 1] - v->off[ids[i]];
 		if (!len || pos + len > nb || memcmp(v->blob + v->off[ids[i]], buf + pos, len))
 			break;

@@ -162,7 +162,7 @@ size_t aw_grammar_n_steps(const struct aw_grammar_matcher *m);
 
 /* Tokens the grammar forces from here (fast-forward): the bytes that every
  * continuation must start with, tokenized, minus the last token (which a
- * longer token could span). Writes at most 'cap' ids to 'out' and sets
+ * longer token could span) unless nothing but EOS can follow them. Writes at most 'cap' ids to 'out' and sets
  * *ret_n; does not accept them (the caller feeds them to the model in one
  * batch and then calls aw_grammar_accept() for each). Returns 0 or -ENOMEM. */
 int aw_grammar_forced(struct aw_grammar_matcher *m, int32_t *out, size_t cap, size_t *ret_n);

@@ -93,8 +93,8 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 			_mm256_max_ps(_mm256_and_ps(v[0], absmask), _mm256_and_ps(v[1], absmask)),
 			_mm256_max_ps(_mm256_and_ps(v[2], absmask), _mm256_and_ps(v[3], absmask)));
 		const float amax = hmax256(a);
-		const float d = amax / 127.0f;
-		const float id = d != 0.0f ? 1.0f / d : 0.0f;
+		const float d = aw_kern_q8a_scale(amax);
+		const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
 		const __m256 vid = _mm256_set1_ps(id);
 		__m256i q[4];
 

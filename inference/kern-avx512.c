@@ -166,8 +166,8 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 		const __m512 x1 = _mm512_loadu_ps(x + 32 * b + 16);
 		const __m512 a = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
 		const float amax = _mm512_reduce_max_ps(a);
-		const float d = amax / 127.0f;
-		const float id = d != 0.0f ? 1.0f / d : 0.0f;
+		const float d = aw_kern_q8a_scale(amax);
+		const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
 		const __m512 vid = _mm512_set1_ps(id);
 		/* cvtps2dq rounds to nearest even, as rintf does in the default mode */
 		const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));

@@ -7,10 +7,36 @@
 #ifndef AW_KERN_INT_H
 #define AW_KERN_INT_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "kern.h"
+
+/* The scale of an activation block whose largest magnitude is 'amax' (>= 0,
+ * finite): amax / 127 rounded to the nearest fp16 value (ties to even), kept
+ * as a float, as llama.cpp stores the scale of its Q8_0 activation blocks;
+ * the quants are x * (127 / amax) rounded to nearest (even). Rounding the
+ * scale moves every dequantized value of the block by at most 2^-11 of it;
+ * matching the peer's rounding keeps embeddings on quantized weights equal
+ * to its (docs/BENCHMARKS.md, agentops). Below fp16's normal range the
+ * scale is an fp16 subnormal (a multiple of 2^-24, as the peer's); beyond its
+ * largest finite value (65504) it stays the float amax / 127 (the peer's
+ * would be inf). */
+static inline float aw_kern_q8a_scale(float amax)
+{
+	float d = amax / 127.0f;
+	uint32_t u;
+
+	if (d > 65504.0f)
+		return d;
+	if (d < 6.103515625e-05f) /* fp16 subnormals: multiples of 2^-24 */
+		return rintf(d * 16777216.0f) / 16777216.0f;
+	memcpy(&u, &d, 4);
+	u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu; /* keep 10 mantissa bits */
+	memcpy(&d, &u, 4);
+	return d;
+}
 
 /* Bytes of one interleaved block (16 rows × 32 quants) without the scales. */
 static inline size_t aw_kern_x16_qbytes(uint32_t type)

@@ -10,9 +10,9 @@
  * (products at most 32 * 128 in magnitude, pair sums within int16). The
  * block sums are folded by addp into lane-per-block vectors (blocks 0-3 and
  * 4-7). The i8mm level adds an smmla kernel (2 rows × 2 tokens per
- * instruction) for batches of 2 or more tokens on KQ8 Q4_K, Q5_K and Q6_K
- * weights (described at its code below); for one token, ROWS weights and
- * the legacy types it runs the dotprod code.
+ * instruction) for batches of 2 or more tokens, on every type and layout
+ * here (described at its code below); for one token it runs the dotprod
+ * code.
  */
 #include <arm_neon.h>
 #include <string.h>
@@ -435,9 +435,13 @@ INLINE void tile8(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, u
  * A = the sub-block's factor of rows (r, r, r+1, r+1), D = dX of tokens
  * (t, t+1, t, t+1), B = its bias (or Q6_K's second factor against its own
  * S), X = dX * sumX; the same terms as the dotprod kernel, summed in
- * sub-block order, so the same rounding bound applies. One token (decode)
- * and rows longer than the tables go to the dotprod code above, which the
- * i8mm table also runs for ROWS weights and the legacy types. */
+ * sub-block order, so the same rounding bound applies. ROWS weights of all
+ * six types (the legacy ones, and K-quants loaded without repacking) take
+ * the same path: each row is decoded as for the dotprod code, 16 elements
+ * per vector, and one 64-bit zip of the two rows makes two operands; a
+ * legacy row's last 1..7 blocks form a short group. One token (decode)
+ * and rows longer than the tables (more than 32768 columns) go to the
+ * dotprod code above. */
 
 /* Forward declaration: the dotprod form, defined at the end of the file. */
 void aw_kern_kq_matmul_i8mm_sdot(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
@@ -553,9 +557,51 @@ INLINE void decode_pair(const uint8_t *b0, const uint8_t *b1, const uint32_t typ
 /* Tile: rows r, r + 1 (the same row twice when r1 == r) against the P
  * token pairs at xp / dp / sp (tables of pair_tables()); out[p] = the 2x2
  * results, lane 2i + j = row r + i, token 2p + j. */
-INLINE void mtile(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const int8_t *xp,
+/* out[p] += the terms of sub-blocks (or legacy blocks) s < n of group g of
+ * the decoded pair o, for token pairs p < P */
+INLINE void accum(const struct pair *o, uint32_t g, int n, uint32_t nb, const int8_t *xp,
 		  const float *dp, const float *sp, const int P, const uint32_t type,
 		  float32x4_t out[4])
+{
+	for (int s = 0; s < n; s++) {
+		const uint32_t b = 8 * g + s;
+
+		for (int p = 0; p < P; p++) {
+			const size_t i = (size_t)p * nb + b;
+			const int8_t *x = xp + 64 * i;
+			const float32x2_t d2 = vld1_f32(dp + 2 * i);
+			const float32x4_t d = vcombine_f32(d2, d2);
+			int32x4_t s0 = vdupq_n_s32(0), s1 = vdupq_n_s32(0);
+
+			s0 = vmmlaq_s32(s0, o->q[s][0], vld1q_s8(x));
+			s0 = vmmlaq_s32(s0, o->q[s][1], vld1q_s8(x + 16));
+			if (type == AW_TYPE_Q6_K) {
+				s1 = vmmlaq_s32(s1, o->q[s][2], vld1q_s8(x + 32));
+				s1 = vmmlaq_s32(s1, o->q[s][3], vld1q_s8(x + 48));
+				out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s0),
+						   vmulq_f32(o->fa[s], d));
+				out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s1),
+						   vmulq_f32(o->fb[s], d));
+				continue;
+			}
+			s0 = vmmlaq_s32(s0, o->q[s][2], vld1q_s8(x + 32));
+			s0 = vmmlaq_s32(s0, o->q[s][3], vld1q_s8(x + 48));
+			out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s0), vmulq_f32(o->fa[s], d));
+			if (type != AW_TYPE_Q5_0) {
+				const float32x2_t x2 = vld1_f32(sp + 2 * i);
+
+				out[p] = vfmaq_f32(out[p], o->fb[s], vcombine_f32(x2, x2));
+			}
+		}
+	}
+}
+
+/* Tile on KQ8 weights: rows r, r + 1 (the same row twice when r1 == r)
+ * against the P token pairs at xp / dp / sp (tables of pair_tables());
+ * out[p] = the 2x2 results, lane 2i + j = row r + i, token 2p + j. */
+INLINE void mtile8(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const int8_t *xp,
+		   const float *dp, const float *sp, const int P, const uint32_t type,
+		   float32x4_t out[4])
 {
 	const uint32_t bsize = type == AW_TYPE_Q6_K ? 210 : type == AW_TYPE_Q5_K ? 176 : 144;
 	struct pair o;
@@ -564,56 +610,68 @@ INLINE void mtile(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const i
 		out[p] = vdupq_n_f32(0.0f);
 	for (uint32_t g = 0; g < nb / 8; g++) {
 		decode_pair(row0 + (size_t)g * bsize, row1 + (size_t)g * bsize, type, &o);
-		for (int s = 0; s < 8; s++) {
-			const uint32_t b = 8 * g + s;
-
-			for (int p = 0; p < P; p++) {
-				const int8_t *x = xp + 64 * ((size_t)p * nb + b);
-				const float32x2_t d2 = vld1_f32(dp + 2 * ((size_t)p * nb + b));
-				const float32x4_t d = vcombine_f32(d2, d2);
-				int32x4_t s0 = vdupq_n_s32(0), s1 = vdupq_n_s32(0);
-
-				s0 = vmmlaq_s32(s0, o.q[s][0], vld1q_s8(x));
-				s0 = vmmlaq_s32(s0, o.q[s][1], vld1q_s8(x + 16));
-				if (type == AW_TYPE_Q6_K) {
-					s1 = vmmlaq_s32(s1, o.q[s][2], vld1q_s8(x + 32));
-					s1 = vmmlaq_s32(s1, o.q[s][3], vld1q_s8(x + 48));
-					out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s0),
-							   vmulq_f32(o.fa[s], d));
-					out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s1),
-							   vmulq_f32(o.fb[s], d));
-				} else {
-					const float32x2_t x2 =
-						vld1_f32(sp + 2 * ((size_t)p * nb + b));
-
-					s0 = vmmlaq_s32(s0, o.q[s][2], vld1q_s8(x + 32));
-					s0 = vmmlaq_s32(s0, o.q[s][3], vld1q_s8(x + 48));
-					out[p] = vfmaq_f32(out[p], vcvtq_f32_s32(s0),
-							   vmulq_f32(o.fa[s], d));
-					out[p] = vfmaq_f32(out[p], o.fb[s], vcombine_f32(x2, x2));
-				}
-			}
-		}
+		accum(&o, g, 8, nb, xp, dp, sp, P, type, out);
 	}
 }
 
-#define MTILE(name, P, type)                                                                       \
-	static void name(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const int8_t *xp,  \
-			 const float *dp, const float *sp, float32x4_t out[4])                     \
-	{                                                                                          \
-		mtile(row0, row1, nb, xp, dp, sp, P, type, out);                                   \
+/* The same on ROWS weights of any of the six types: each row's group is
+ * decoded as for the dotprod code (decode(): elements 0-15 and 16-31 of
+ * each block in two vectors) and a 64-bit zip of the two rows' vectors
+ * makes the operands (chunks 0, 1 from the first, 2, 3 from the second). */
+INLINE void mtile(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const int8_t *xp,
+		  const float *dp, const float *sp, const int P, const uint32_t type,
+		  float32x4_t out[4])
+{
+	struct grp g0, g1;
+	struct pair o;
+
+	for (int p = 0; p < P; p++)
+		out[p] = vdupq_n_f32(0.0f);
+	for (uint32_t g = 0; 8 * g < nb; g++) {
+		const int n = nb - 8 * g >= 8 ? 8 : (int)(nb - 8 * g);
+
+		decode(row0, g, n, type, &g0);
+		decode(row1, g, n, type, &g1);
+		pair_factors(g0.fa, g1.fa, o.fa);
+		pair_factors(type == AW_TYPE_Q6_K ? g0.fb : g0.fm,
+			     type == AW_TYPE_Q6_K ? g1.fb : g1.fm, o.fb);
+		for (int s = 0; s < n; s++)
+			for (int h = 0; h < 2; h++) {
+				const int64x2_t a = vreinterpretq_s64_s8(g0.q[s][h]);
+				const int64x2_t b = vreinterpretq_s64_s8(g1.q[s][h]);
+
+				o.q[s][2 * h] = vreinterpretq_s8_s64(vzip1q_s64(a, b));
+				o.q[s][2 * h + 1] = vreinterpretq_s8_s64(vzip2q_s64(a, b));
+			}
+		accum(&o, g, n, nb, xp, dp, sp, P, type, out);
 	}
-#define MTILES(t, type)                                                                            \
-	MTILE(mt_##t##_4, 4, type)                                                                 \
-	MTILE(mt_##t##_3, 3, type)                                                                 \
-	MTILE(mt_##t##_2, 2, type)                                                                 \
-	MTILE(mt_##t##_1, 1, type)
-MTILES(q4_k, AW_TYPE_Q4_K)
-MTILES(q5_k, AW_TYPE_Q5_K)
-MTILES(q6_k, AW_TYPE_Q6_K)
+}
 
 typedef void mtile_fn(const uint8_t *, const uint8_t *, uint32_t, const int8_t *, const float *,
 		      const float *, float32x4_t[4]);
+
+#define MTILE(name, fn, P, type)                                                                   \
+	static void name(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const int8_t *xp,  \
+			 const float *dp, const float *sp, float32x4_t out[4])                     \
+	{                                                                                          \
+		fn(row0, row1, nb, xp, dp, sp, P, type, out);                                      \
+	}
+#define MTILES(t, fn, type)                                                                        \
+	MTILE(t##_4, fn, 4, type)                                                                  \
+	MTILE(t##_3, fn, 3, type)                                                                  \
+	MTILE(t##_2, fn, 2, type)                                                                  \
+	MTILE(t##_1, fn, 1, type)                                                                  \
+	static mtile_fn *const t[4] = {t##_4, t##_3, t##_2, t##_1};
+
+MTILES(m8_q4_k, mtile8, AW_TYPE_Q4_K)
+MTILES(m8_q5_k, mtile8, AW_TYPE_Q5_K)
+MTILES(m8_q6_k, mtile8, AW_TYPE_Q6_K)
+MTILES(m_q4_k, mtile, AW_TYPE_Q4_K)
+MTILES(m_q5_k, mtile, AW_TYPE_Q5_K)
+MTILES(m_q6_k, mtile, AW_TYPE_Q6_K)
+MTILES(m_q4_1, mtile, AW_TYPE_Q4_1)
+MTILES(m_q5_0, mtile, AW_TYPE_Q5_0)
+MTILES(m_q5_1, mtile, AW_TYPE_Q5_1)
 
 /* Pair tables of tokens t < n (n even, or the last token paired with
  * itself): quants in operand order at xp, (dX, dX * sumX) of the pair's two
@@ -689,18 +747,18 @@ static __attribute__((noinline)) void mdrive(const struct aw_kern_mat *w,
 void FN(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy, uint32_t r0,
 	uint32_t r1)
 {
-	static mtile_fn *const q4k[4] = {mt_q4_k_4, mt_q4_k_3, mt_q4_k_2, mt_q4_k_1};
-	static mtile_fn *const q5k[4] = {mt_q5_k_4, mt_q5_k_3, mt_q5_k_2, mt_q5_k_1};
-	static mtile_fn *const q6k[4] = {mt_q6_k_4, mt_q6_k_3, mt_q6_k_2, mt_q6_k_1};
+	const int k8 = w->layout == AW_KERN_LAYOUT_KQ8;
 	const uint32_t nb = w->cols / AW_KERN_QK;
 	const uint32_t chunk = nb ? AW_KERN_KQ_TAB / nb / 2 * 2 : 0;
-	mtile_fn *const *t = w->type == AW_TYPE_Q4_K   ? q4k
-			     : w->type == AW_TYPE_Q5_K ? q5k
-			     : w->type == AW_TYPE_Q6_K ? q6k
+	mtile_fn *const *t = w->type == AW_TYPE_Q4_1   ? m_q4_1
+			     : w->type == AW_TYPE_Q5_0 ? m_q5_0
+			     : w->type == AW_TYPE_Q5_1 ? m_q5_1
+			     : w->type == AW_TYPE_Q4_K ? (k8 ? m8_q4_k : m_q4_k)
+			     : w->type == AW_TYPE_Q5_K ? (k8 ? m8_q5_k : m_q5_k)
+			     : w->type == AW_TYPE_Q6_K ? (k8 ? m8_q6_k : m_q6_k)
 						       : NULL;
 
-	if (t && w->layout == AW_KERN_LAYOUT_KQ8 && in->n_tok >= 2 && chunk >= 2 &&
-	    w->cols % 256 == 0)
+	if (t && (k8 || w->layout == AW_KERN_LAYOUT_ROWS) && in->n_tok >= 2 && chunk >= 2)
 		mdrive(w, in, y, ldy, r0, r1, chunk, t);
 	else
 		aw_kern_kq_matmul_i8mm_sdot(w, in, y, ldy, r0, r1);

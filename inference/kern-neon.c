@@ -128,8 +128,9 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 			v[j] = vld1q_f32(xb + 4 * j);
 			a = vmaxq_f32(a, vabsq_f32(v[j]));
 		}
-		const float d = vmaxvq_f32(a) / 127.0f;
-		const float id = d != 0.0f ? 1.0f / d : 0.0f;
+		const float amax = vmaxvq_f32(a);
+		const float d = aw_kern_q8a_scale(amax);
+		const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
 		int32x4_t q[8], s = vdupq_n_s32(0);
 
 		for (int j = 0; j < 8; j++) {

@@ -23,8 +23,8 @@ void aw_kern_ref_quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 
 		for (int j = 0; j < AW_KERN_QK; j++)
 			amax = fmaxf(amax, fabsf(xb[j]));
-		const float d = amax / 127.0f;
-		const float id = d != 0.0f ? 1.0f / d : 0.0f;
+		const float d = aw_kern_q8a_scale(amax);
+		const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
 
 		y[b].d = d;
 		for (int j = 0; j < AW_KERN_QK; j++) {

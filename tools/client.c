@@ -198,6 +198,8 @@ struct req {
 	uint8_t cancel;	   /* cancel requested */
 	struct slot *win;  /* reorder_window slots, lazily allocated */
 	uint32_t n_held;
+	struct aw_proto_frag frag; /* a TOOL_CALL arriving in fragments */
+	uint32_t n_stream;	   /* stream datagrams (DATA, TOOL_CALL fragments) delivered */
 	struct aw_client_result res;
 	struct req *prev, *next; /* active list */
 };
@@ -328,6 +330,7 @@ static void req_clear(struct aw_client *c, struct req *r)
 		free(r->win);
 	}
 	free(r->body);
+	aw_proto_frag_fini(&r->frag);
 	r->prev->next = r->next;
 	r->next->prev = r->prev;
 	memset(r, 0, sizeof(*r));
@@ -528,18 +531,32 @@ static void fail_bad(struct aw_client *c, struct req *r, const char *msg)
 static int deliver(struct aw_client *c, struct req *r, const struct aw_proto_hdr *h,
 		   const uint8_t *pl, uint64_t now)
 {
-	struct aw_proto_err e;
+	struct aw_proto_err e = {0};
+	const void *p;
+	size_t plen;
+	int fr;
 
 	r->next_seq++;
 	r->retries = 0;
 	r->rto = c->rto_us;
 	r->t_timer = now + r->rto;
+	if (h->type == AW_PROTO_DATA || h->type == AW_PROTO_TOOL_CALL)
+		r->n_stream++;
+	/* a reply in fragments: gather them, handle the whole payload */
+	fr = aw_proto_frag_add(&r->frag, h, pl, &p, &plen, &e);
+	if (fr == 0)
+		return 0;
+	if (fr < 0) {
+		fail_bad(c, r, fr == -ENOMEM ? "out of memory for a reply" : e.err.msg);
+		return 1;
+	}
+	pl = (const uint8_t *)p;
 	switch (h->type) {
 	case AW_PROTO_DATA: {
 		uint32_t nt;
 		struct aw_proto_str s;
 
-		if (aw_proto_data_parse(pl, h->payload_len, &nt, &s, &e) < 0) {
+		if (aw_proto_data_parse(pl, plen, &nt, &s, &e) < 0) {
 			fail_bad(c, r, e.err.msg);
 			return 1;
 		}
@@ -552,7 +569,7 @@ static int deliver(struct aw_client *c, struct req *r, const struct aw_proto_hdr
 	case AW_PROTO_TOOL_CALL: {
 		struct aw_proto_tool_call tc;
 
-		if (aw_proto_tool_call_parse(pl, h->payload_len, &tc, &e) < 0) {
+		if (aw_proto_tool_call_parse(pl, plen, &tc, &e) < 0) {
 			fail_bad(c, r, e.err.msg);
 			return 1;
 		}
@@ -574,7 +591,7 @@ static int deliver(struct aw_client *c, struct req *r, const struct aw_proto_hdr
 			fail_bad(c, r, e.err.msg);
 			return 1;
 		}
-		if (s.n_data != h->seq || s.n_data != r->res.n_data + r->res.n_tool_calls ||
+		if (s.n_data != h->seq || s.n_data != r->n_stream ||
 		    s.data_bytes != r->res.data_bytes) {
 			fail_bad(c, r, "summary disagrees with the data received");
 			return 1;

@@ -57,7 +57,8 @@ struct aw_client_result {
 	float probs[AW_PROTO_MAX_PROBS]; /* CLASSIFY probabilities, summary.n_probs of them */
 	uint64_t data_bytes;		 /* output bytes delivered */
 	uint32_t n_data;		 /* DATA datagrams delivered */
-	uint32_t n_tool_calls;		 /* TOOL_CALL datagrams delivered */
+	uint32_t n_tool_calls;		 /* tool calls delivered (a call may span several
+					  * TOOL_CALL datagrams: AW_PROTO_F_MORE) */
 	uint32_t n_retransmits;		 /* request retransmissions */
 	uint32_t n_resumes;		 /* RESUME requests sent */
 	uint32_t n_dups;		 /* duplicate reply datagrams dropped */

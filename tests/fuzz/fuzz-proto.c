@@ -6,9 +6,13 @@
  * and must give back the same bytes (reserved field aside), their payload is
  * fed to the body parser that matches the type, and they are pushed through
  * a reassembly table and a retransmit store with small limits, so that the
- * tables see duplicates, conflicts, limits and expiry. A crash, a sanitizer
- * report or a failed round trip is a finding.
+ * tables see duplicates, conflicts, limits and expiry. Replies also go, in
+ * input order, through a reply-fragment gatherer (aw_proto_frag: the MORE
+ * flag, runs interrupted by another type, the size limit), whose whole
+ * payloads are fed to the body parsers. A crash, a sanitizer report or a
+ * failed round trip is a finding.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +77,7 @@ static void check_body(const struct aw_proto_hdr *h, const uint8_t *pl, size_t l
 	}
 	case AW_PROTO_TOOL_CALL: {
 		struct aw_proto_tool_call c, d;
-		static uint8_t out[70000];
+		static uint8_t out[AW_PROTO_MAX_REPLY_MSG];
 
 		if (aw_proto_tool_call_parse(pl, len, &c, &e) == 0) {
 			int n = aw_proto_tool_call_build(out, sizeof(out), &c);
@@ -108,6 +112,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	xl.max_total_bytes = 8192;
 	xl.max_entries = 8;
 	xl.retain_us = 40;
+	struct aw_proto_frag fg = {0};
+
 	r = aw_proto_reasm_new(&rl);
 	x = aw_proto_rtx_new(&xl);
 	if (!r || !x)
@@ -163,6 +169,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 								  len, h.type != AW_PROTO_DATA,
 								  now);
 				check_body(&h, dg + AW_PROTO_HDR_LEN, h.payload_len);
+				/* reply fragments, as a client gathers them */
+				const void *fp;
+				size_t fl;
+				int fr = aw_proto_frag_add(&fg, &h, dg + AW_PROTO_HDR_LEN, &fp, &fl,
+							   &e);
+				if (fr == 1) {
+					if (fl > AW_PROTO_MAX_REPLY_MSG)
+						abort();
+					check_body(&h, fp, fl);
+				} else if (fr < 0) {
+					if (fr != -EBADMSG && fr != -ENOMEM)
+						abort();
+					aw_proto_frag_fini(&fg); /* the client fails the request */
+				}
 				break;
 			}
 			if (aw_proto_reasm_add(r, &peer, &h, dg + AW_PROTO_HDR_LEN, now, &m, &e) ==
@@ -176,6 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)aw_proto_reasm_expire(r, now);
 		(void)aw_proto_rtx_expire(x, now);
 	}
+	aw_proto_frag_fini(&fg);
 	aw_proto_reasm_free(r);
 	aw_proto_rtx_free(x);
 	return 0;

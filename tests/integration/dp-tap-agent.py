@@ -192,9 +192,10 @@ with open(tmpl, 'w') as f:
             '{%- endfor %}<tools></tools><tool_response></tool_response>')
 qmodel = '/tmp/aw-it-agent-qwen-%d.gguf' % os.getpid()
 subprocess.run([aw.TOOLS['mkmodel'], '--out', qmodel, '--preset', 'tiny', '--seed', '7',
-                '--ctx', '2048', '--chat-template', tmpl], check=True, stdout=subprocess.DEVNULL)
+                '--ctx', '8192', '--chat-template', tmpl], check=True, stdout=subprocess.DEVNULL)
 os.unlink(tmpl)
-d = aw.Daemon(exe, conf, sets=['model.path=' + qmodel, 'group.0.kv_cache=16M',
+d = aw.Daemon(exe, conf, sets=['model.path=' + qmodel, 'group.0.kv_cache=64M',
+                               'limits.max_new_tokens=6000',
                                'port.0.device=net_tap0,iface=awa0',
                                'port.0.address=10.96.0.2/24'])
 ok = False
@@ -237,6 +238,26 @@ try:
         assert s.finish == 'tool_calls', s
     print('named and required tool calls on random weights: valid for their schema (5 seeds '
           'each), finish tool_calls; e.g. %r' % calls[0])
+    # fast-forward: the tokens the grammar determines ('{"name": "get_weather", ...')
+    # were emitted without a decode step each
+    ff = group0_idle(d)['forced_tokens']
+    assert ff >= 10 * 10, ff
+    print('fast-forward: %d tokens forced over the 10 calls' % ff)
+    # a call of several KB of arguments: more than one reply datagram, sent as
+    # TOOL_CALL fragments (flag MORE) and gathered by the client
+    big = [{'type': 'function', 'function': {
+                'name': 'write_file', 'parameters': {
+                    'type': 'object', 'required': ['content'],
+                    'properties': {'content': {'type': 'string', 'minLength': 4000,
+                                               'maxLength': 4100}}}}}]
+    text, calls, s = c.chat(user, tools=big, tool_choice='write_file', max_new_tokens=6000,
+                            temperature=1.0, seed=11)
+    assert len(calls) == 1 and calls[0].name == 'write_file', (calls, s.__dict__)
+    n = len(calls[0].arguments['content'])
+    assert 4000 <= n <= 4100 and set(calls[0].arguments) == {'content'}, n
+    assert s.finish == 'tool_calls' and s.n_data >= 3, s
+    print('a %d-character argument: one call in %d TOOL_CALL datagrams, %d tokens'
+          % (n, s.n_data, s.gen_tokens))
     # auto: the model decides (random weights rarely write the marker)
     text, calls, s = c.chat(user, tools=tools, max_new_tokens=24, temperature=1.0, seed=3)
     assert all(valid(k) for k in calls), calls

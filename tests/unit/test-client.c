@@ -495,7 +495,7 @@ static void test_untrusted_replies(void **state)
 struct calls {
 	int n;
 	char names[4][65];
-	char args[4][128];
+	char args[4][6000];
 };
 
 struct one_calls {
@@ -510,7 +510,7 @@ static void on_call(void *ctx, uint64_t id, const struct aw_proto_tool_call *tc,
 
 	assert_true(k->n < 4);
 	snprintf(k->names[k->n], 65, "%.*s", (int)tc->name.len, tc->name.p);
-	snprintf(k->args[k->n], 128, "%.*s", (int)tc->args.len, tc->args.p);
+	snprintf(k->args[k->n], sizeof(k->args[0]), "%.*s", (int)tc->args.len, tc->args.p);
 	k->n++;
 }
 
@@ -573,6 +573,65 @@ static void test_tool_calls(void **state)
 	wait_one(c, &w.o);
 	assert_int_equal(w.o.res.status, -EBADMSG);
 	assert_int_equal(w.k.n, 0);
+
+	/* a call of ~5 KB arguments in 4 fragments (AW_PROTO_F_MORE on all but
+	 * the last), sent out of order: one call, every fragment in n_data */
+	static char big[5000], whole[5200];
+	memset(big, 'a', sizeof(big));
+	big[0] = '"', big[sizeof(big) - 1] = '"';
+	tc.index = 0;
+	tc.name = (struct aw_proto_str){"write_file", 10};
+	tc.args = (struct aw_proto_str){big, sizeof(big)};
+	const int wn = aw_proto_tool_call_build(whole, sizeof(whole), &tc);
+	assert_int_equal(wn, 12 + 10 + 5000);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(
+		aw_client_submit(c, AW_PROTO_GENERATE, 0, "z", 1, NULL, one_done, &w.o, &id), 0);
+	h = script_expect(&s, c, AW_PROTO_GENERATE);
+	static const uint32_t order[4] = {2, 0, 3, 1};
+	for (int i = 0; i < 4; i++) {
+		const uint32_t q = order[i], o = q * 1400, k = q < 3 ? 1400 : (uint32_t)wn - o;
+		script_send(&s, h.request_id, AW_PROTO_TOOL_CALL, q < 3 ? AW_PROTO_F_MORE : 0, q,
+			    whole + o, k);
+	}
+	memset(&sm, 0, sizeof(sm));
+	sm.finish = AW_PROTO_FINISH_TOOL_CALLS;
+	sm.n_data = 4;
+	n = aw_proto_summary_build(b, sizeof(b), &sm, NULL);
+	script_send(&s, h.request_id, AW_PROTO_END, 0, 4, b, (size_t)n);
+	wait_one(c, &w.o);
+	assert_int_equal(w.o.res.status, 0);
+	assert_int_equal(w.o.res.n_tool_calls, 1);
+	assert_int_equal(w.k.n, 1);
+	assert_string_equal(w.k.names[0], "write_file");
+	assert_int_equal(strlen(w.k.args[0]), 5000);
+	assert_memory_equal(w.k.args[0], big, 5000);
+
+	/* fragments then END (the last fragment never sent): a clear error */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(
+		aw_client_submit(c, AW_PROTO_GENERATE, 0, "v", 1, NULL, one_done, &w.o, &id), 0);
+	h = script_expect(&s, c, AW_PROTO_GENERATE);
+	script_send(&s, h.request_id, AW_PROTO_TOOL_CALL, AW_PROTO_F_MORE, 0, whole, 1400);
+	sm.n_data = 1;
+	n = aw_proto_summary_build(b, sizeof(b), &sm, NULL);
+	script_send(&s, h.request_id, AW_PROTO_END, 0, 1, b, (size_t)n);
+	wait_one(c, &w.o);
+	assert_int_equal(w.o.res.status, -EBADMSG);
+	assert_string_equal(w.o.res.err_msg,
+			    "TOOL_CALL fragments missing: 1400 bytes so far, then END (seq 1)");
+	assert_int_equal(w.k.n, 0);
+	/* MORE on a DATA datagram: refused */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(
+		aw_client_submit(c, AW_PROTO_GENERATE, 0, "u", 1, NULL, one_done, &w.o, &id), 0);
+	h = script_expect(&s, c, AW_PROTO_GENERATE);
+	n = data(b, "x");
+	script_send(&s, h.request_id, AW_PROTO_DATA, AW_PROTO_F_MORE, 0, b, (size_t)n);
+	wait_one(c, &w.o);
+	assert_int_equal(w.o.res.status, -EBADMSG);
+	assert_string_equal(w.o.res.err_msg,
+			    "DATA datagram (seq 0) marked MORE: only TOOL_CALL is fragmented");
 	aw_client_close(c);
 	close(s.fd);
 }

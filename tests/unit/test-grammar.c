@@ -176,13 +176,18 @@ static int refuse(const char *schema, int code, const char *needle)
 
 /* One random walk: check every mask against brute force; returns the text
  * (caller frees) or NULL when the walk hit 'max' tokens first. */
-static char *walk(struct aw_grammar *g, int max, int check)
+static char *walk_from(struct aw_grammar *g, const char *prefix, int max, int check)
 {
 	struct aw_grammar_matcher *m;
 	uint64_t mask[(N_TOKENS + 63) / 64];
 	char *out = calloc(1, 4096);
 	size_t len = 0;
 	assert_int_equal(aw_grammar_matcher_new(g, vocab, &m), 0);
+	if (prefix) {
+		assert_int_equal(aw_grammar_accept_bytes(m, prefix, strlen(prefix)), 0);
+		len = strlen(prefix);
+		memcpy(out, prefix, len);
+	}
 	for (int step = 0; step < max; step++) {
 		if (step == max / 2)
 			aw_grammar_set_finish(m, 1); /* steer to the end, still checked */
@@ -236,6 +241,11 @@ static char *walk(struct aw_grammar *g, int max, int check)
 		return NULL;
 	}
 	return out;
+}
+
+static char *walk(struct aw_grammar *g, int max, int check)
+{
+	return walk_from(g, NULL, max, check);
 }
 
 static struct aw_json *parse_ok(const char *s)
@@ -355,6 +365,11 @@ static const char *const schemas[] = {
 	"\"a\": {\"type\": \"integer\"}}, \"required\": [\"d\", \"a\"]}, {\"type\": \"object\", "
 	"\"properties\": {\"d\": {\"type\": \"string\", \"maxLength\": 5}, \"b\": {\"type\": "
 	"\"boolean\"}}, \"required\": [\"d\", \"b\"]}]}",
+	/* strings in several stacks in different states: each group on its
+	 * own fast path, the masks united */
+	"{\"anyOf\": [{\"type\": \"string\", \"pattern\": \"^[a-z/]+$\"}, {\"type\": \"string\", "
+	"\"format\": \"date\"}, {\"type\": \"string\", \"maxLength\": 3}, {\"type\": \"string\", "
+	"\"pattern\": \"^a.*:\"}, {\"type\": \"integer\"}]}",
 };
 
 static void test_masks_match_brute_force(void **state)
@@ -466,6 +481,40 @@ static void test_rollback_and_forced(void **state)
 	aw_grammar_free(g);
 }
 
+/* Walks from fixed prefixes that leave several stacks inside strings (the
+ * fast paths per group of tops in the same string state), checked against
+ * brute force at every step. */
+static void test_string_stacks(void **state)
+{
+	static const struct {
+		int schema; /* index into schemas[] */
+		const char *prefix;
+	} cases[] = {
+		{17, "[{\"path\": \""},
+		{17, "[{\"path\": \"/a~"},
+		{21, "{\"d\": \""},
+		{21, "{\"d\": \"xy"},
+		{22, "{\"d\": \""},
+		{22, "{\"d\": \"abcd"},
+		{23, "\""},
+		{23, "\"a"},
+		{23, "\"ab"},
+		{23, "\"a/"},
+		{23, "\"2"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct aw_grammar *g = compile(schemas[cases[i].schema]);
+		for (int w = 0; w < 6; w++) {
+			char *s = walk_from(g, cases[i].prefix, 150, 1);
+			assert_non_null(s); /* finishing makes every walk end */
+			aw_json_free(parse_ok(s));
+			free(s);
+		}
+		aw_grammar_free(g);
+	}
+}
+
 static void test_any_grammar_and_sampler(void **state)
 {
 	(void)state;
@@ -537,6 +586,7 @@ int main(void)
 		cmocka_unit_test(test_masks_match_brute_force),
 		cmocka_unit_test(test_values_meet_schema),
 		cmocka_unit_test(test_rollback_and_forced),
+		cmocka_unit_test(test_string_stacks),
 		cmocka_unit_test(test_any_grammar_and_sampler),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

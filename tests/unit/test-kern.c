@@ -107,15 +107,26 @@ static void check_q8a_ref(const float *x, const struct aw_block_q8a *q, size_t n
 
 		for (int j = 0; j < 32; j++)
 			amax = fmaxf(amax, fabsf(x[b * 32 + j]));
-		assert_true(q[b].d == amax / 127.0f);
+		/* the scale: amax/127 rounded to fp16 (aw_kern_q8a_scale), against
+		 * the library's own fp16 conversion */
+		const double dt = (double)amax / 127.0;
+		if (amax / 127.0f <= 65504.0f)
+			assert_true(q[b].d == aw_fp16_to_f32(aw_f32_to_fp16(amax / 127.0f)));
+		else
+			assert_true(q[b].d == amax / 127.0f); /* beyond fp16: the float */
+		/* half an fp16 ulp: 2^-11 relative, or 2^-25 among subnormals */
+		assert_true(fabs((double)q[b].d - dt) <= dt / 2048.0 + 0x1p-25);
 		for (int j = 0; j < 32; j++) {
 			assert_true(q[b].qs[j] >= -127 && q[b].qs[j] <= 127);
 			sum += q[b].qs[j];
-			/* rounding to nearest: |x - d q| <= d/2 (plus the rounding of 1/d and x/d) */
+			/* rounding to nearest: |x - dt q| <= dt/2 (plus the rounding of
+			 * 127/amax and x*127/amax); the fp16 scale adds |q| |d - dt| <=
+			 * 127 (dt 2^-11 + 2^-25) */
 			const double err =
 				fabs((double)x[b * 32 + j] - (double)q[b].d * q[b].qs[j]);
 
-			assert_true(err <= (double)q[b].d * (0.5 + 1e-5) + 1e-30);
+			assert_true(err <=
+				    dt * (0.5 + 127.0 / 2048.0 + 1e-5) + 127 * 0x1p-25 + 1e-30);
 		}
 		assert_int_equal(sum, q[b].sum);
 	}

@@ -11,8 +11,8 @@
  *     equals `aw-infer --json-schema` (which fast-forwards the same way)
  *     byte for byte (AW_INFER names the binary);
  *   - max_tokens falling inside a forced run, a stop string inside forced
- *     text (the same byte as without fast-forward), CANCEL while a forced
- *     run waits for its pass, preemption and the prefix cache over forced
+ *     text (the same byte as without fast-forward), CANCEL or a deadline
+ *     while a forced run waits for its pass, preemption and the prefix cache over forced
  *     chunks; after every test the KV pool is all free. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,6 +122,23 @@ static int32_t gh_forced(void *ctx, int32_t *out, int32_t cap)
 	return n;
 }
 
+/* Generated tokens a request that ended by a forced EOS left without K/V:
+ * the last sampled token and the runs forced right after it (taken in one
+ * go, so each starts where the one before ended). */
+static int32_t ff_tail(const struct gh *h)
+{
+	int i = h->n_runs - 1;
+	int32_t tail = 1;
+
+	assert_true(i >= 0);
+	tail += h->runs[i][1];
+	while (i > 0 && h->runs[i - 1][0] + h->runs[i - 1][1] == h->runs[i][0]) {
+		i--;
+		tail += h->runs[i][1];
+	}
+	return tail;
+}
+
 static void gh_open(struct gh *h, struct world *w, const char *schema, const char *prefix,
 		    const char *suffix)
 {
@@ -160,6 +177,7 @@ struct out {
 	struct aw_sched *s;   /* for cancel_at */
 	struct gh *h;	      /* the request's hook, for cancel_at */
 	int cancel_at;	      /* cancel when the hook has made this many forced runs */
+	int no_cancel;	      /* only note when (cancel_after) */
 	int32_t cancel_after; /* tokens seen when the cancel was sent */
 };
 
@@ -184,7 +202,8 @@ static void on_event(void *ctx, const struct aw_sched_event *ev)
 		/* the first token of a forced run: the rest of the run follows in
 		 * this same step; the pass that computes them must not run */
 		o->cancel_after = o->n;
-		assert_int_equal(aw_sched_cancel(o->s, ev->id), 0);
+		if (!o->no_cancel)
+			assert_int_equal(aw_sched_cancel(o->s, ev->id), 0);
 	}
 }
 
@@ -275,7 +294,8 @@ static const char enum_schema[] =
 
 /* One pass: the two constrained requests and one unconstrained, either
  * together (batch) or one after the other; outputs into o[0..3). */
-static int pass(struct world *w, int ff, int batch, struct out *o, struct aw_sched_stats *ret_st)
+static int pass(struct world *w, int ff, int batch, struct out *o, struct aw_sched_stats *ret_st,
+		int32_t *ret_saved)
 {
 	struct gh h[2];
 	struct aw_sched_req q;
@@ -300,6 +320,8 @@ static int pass(struct world *w, int ff, int batch, struct out *o, struct aw_sch
 		assert_true(o[i].done);
 	check_empty(s);
 	aw_sched_free(s);
+	/* positions fast-forward never computes beyond stepwise's (its EOS) */
+	*ret_saved = ff ? ff_tail(&h[0]) - 1 + ff_tail(&h[1]) - 1 : 0;
 	gh_close(&h[0]);
 	gh_close(&h[1]);
 	return steps;
@@ -325,10 +347,11 @@ static void test_ff_equals_stepwise(void **state)
 	(void)state;
 	open_world(&w, 2, 11);
 	/* [ff][batch] */
-	steps[0] = pass(&w, 0, 0, o[0], &st[0]);
-	steps[1] = pass(&w, 0, 1, o[1], &st[1]);
-	steps[2] = pass(&w, 1, 0, o[2], &st[2]);
-	steps[3] = pass(&w, 1, 1, o[3], &st[3]);
+	int32_t saved[4];
+	steps[0] = pass(&w, 0, 0, o[0], &st[0], &saved[0]);
+	steps[1] = pass(&w, 0, 1, o[1], &st[1], &saved[1]);
+	steps[2] = pass(&w, 1, 0, o[2], &st[2], &saved[2]);
+	steps[3] = pass(&w, 1, 1, o[3], &st[3], &saved[3]);
 	for (int k = 1; k < 4; k++)
 		for (int i = 0; i < 3; i++)
 			same_output(&o[0][i], &o[k][i]);
@@ -362,9 +385,12 @@ static void test_ff_equals_stepwise(void **state)
 	 * decode work, not prefill */
 	for (int k = 0; k < 2; k++) {
 		assert_int_equal(st[k].prefill_tokens, st[k + 2].prefill_tokens);
-		/* the same positions, but the token before a forced EOS is never
-		 * computed (nothing needs its logits) */
-		assert_int_equal(st[k].decode_tokens, st[k + 2].decode_tokens + 2);
+		/* the same positions, but the last sampled token and the run
+		 * forced after it up to the EOS are never computed (nothing
+		 * needs their logits) */
+		assert_true(saved[k + 2] >= 2);
+		assert_int_equal(st[k].decode_tokens,
+				 st[k + 2].decode_tokens + (uint64_t)saved[k + 2]);
 	}
 	assert_int_equal(st[1].prefill_tokens, (uint64_t)(3 * N_PROMPT)); /* no cache hits */
 	close_world(&w);
@@ -580,9 +606,10 @@ static void test_ff_stop_string(void **state)
 	close_world(&w);
 }
 
-/* CANCEL sent while a forced run's tokens are being emitted: the request
- * ends CANCELLED at the next step, before the pass that would compute them,
- * with every block back in the pool. */
+/* CANCEL sent while a forced run's tokens are being emitted (or a deadline
+ * that passes then): the request ends CANCELLED (DEADLINE) at the next step,
+ * before the pass that would compute them, with every block back in the
+ * pool. */
 static void test_ff_cancel(void **state)
 {
 	struct world w;
@@ -590,36 +617,45 @@ static void test_ff_cancel(void **state)
 	struct gh h;
 	struct aw_sched_req q;
 	struct aw_sched_stats st0, st1;
+	const uint64_t deadline = 1000000000000ull;
 
 	(void)state;
 	open_world(&w, 1, 5);
-	struct aw_sched *s = new_sched(&w, 1, 0, o);
-	memset(o, 0, sizeof(o));
-	gh_open(&h, &w, tool_schema, PFX, SFX);
-	o[0].s = s;
-	o[0].h = &h;
-	o[0].cancel_at = 3; /* the third forced run */
-	req(&q, 0, 300);
-	q.hook = gh_hook(&h);
-	assert_int_equal(aw_sched_submit(s, &q), 0);
-	while (!o[0].cancel_after)
-		assert_true(aw_sched_step(s, aw_sched_now_us()) > 0);
-	const int32_t run = h.runs[2][1];
-	assert_true(run >= 1);
-	aw_sched_get_stats(s, &st0);
-	assert_false(o[0].done);
-	assert_int_equal(aw_sched_step(s, aw_sched_now_us()), 0);
-	aw_sched_get_stats(s, &st1);
-	assert_true(o[0].done);
-	assert_int_equal(o[0].end.finish, AW_SCHED_FINISH_CANCELLED);
-	/* the whole run was emitted (same step), and nothing was computed after */
-	assert_int_equal(o[0].n, o[0].cancel_after + run - 1);
-	assert_int_equal(o[0].end.gen_tokens, (uint32_t)o[0].n);
-	assert_int_equal(st1.decode_tokens + st1.prefill_tokens,
-			 st0.decode_tokens + st0.prefill_tokens);
-	check_empty(s);
-	aw_sched_free(s);
-	gh_close(&h);
+	for (int dl = 0; dl < 2; dl++) {
+		struct aw_sched *s = new_sched(&w, 1, 0, o);
+		memset(o, 0, sizeof(o));
+		gh_open(&h, &w, tool_schema, PFX, SFX);
+		o[0].s = s;
+		o[0].h = &h;
+		o[0].cancel_at = 3; /* the third forced run */
+		o[0].no_cancel = dl;
+		req(&q, 0, 300);
+		q.hook = gh_hook(&h);
+		q.deadline_us = dl ? deadline : 0;
+		assert_int_equal(aw_sched_submit(s, &q), 0);
+		uint64_t now = 1000;
+		while (!o[0].cancel_after)
+			assert_true(aw_sched_step(s, now++) > 0);
+		const int32_t run = h.runs[2][1];
+		assert_true(run >= 1);
+		aw_sched_get_stats(s, &st0);
+		assert_false(o[0].done);
+		assert_int_equal(aw_sched_step(s, dl ? deadline : now), 0);
+		aw_sched_get_stats(s, &st1);
+		assert_true(o[0].done);
+		assert_int_equal(o[0].end.finish,
+				 dl ? AW_SCHED_FINISH_DEADLINE : AW_SCHED_FINISH_CANCELLED);
+		/* the whole run was emitted (same step), and nothing was computed after */
+		assert_int_equal(o[0].n, o[0].cancel_after + run - 1);
+		assert_int_equal(o[0].end.gen_tokens, (uint32_t)o[0].n);
+		assert_int_equal(o[0].end.forced_tokens,
+				 (uint32_t)(h.runs[0][1] + h.runs[1][1] + run));
+		assert_int_equal(st1.decode_tokens + st1.prefill_tokens,
+				 st0.decode_tokens + st0.prefill_tokens);
+		check_empty(s);
+		aw_sched_free(s);
+		gh_close(&h);
+	}
 	close_world(&w);
 }
 
@@ -656,8 +692,8 @@ static void test_ff_cache_and_preemption(void **state)
 	assert_int_equal(o[1].end.cached_tokens, 8);
 	aw_sched_get_stats(s, &st);
 	/* every full block of the computed positions: all but the last token
-	 * sampled and the EOS forced after it */
-	assert_int_equal(st.cache_blocks, (n_full - 2) / 8);
+	 * sampled and what was forced after it */
+	assert_int_equal(st.cache_blocks, (n_full - ff_tail(&hf)) / 8);
 	check_empty(s);
 	aw_sched_free(s);
 	gh_close(&h[0]);

@@ -303,6 +303,64 @@ class TestUntrustedReplies(unittest.TestCase):
         with self.assertRaises(agentwire.ProtocolError):
             agentwire.parse_tool_call(struct.pack("<IHHI", 1, 0, 0, 0))
 
+    def test_tool_call_fragments(self):
+        """A TOOL_CALL of ~5 KB arguments in 4 fragments (F_MORE on all but
+        the last), out of order: one call; a run cut by END, or MORE on DATA:
+        a ProtocolError naming the problem."""
+        srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        name, args = b"write_file", json.dumps({"content": "a" * 5000}).encode()
+        tc = struct.pack("<IHHI", 40, 0, len(name), len(args)) + name + args
+        frags = [tc[i:i + 1400] for i in range(0, len(tc), 1400)]
+        self.assertEqual(len(frags), 4)
+
+        def serve():
+            seen = set()
+            for case in range(3):
+                while True:  # the next new GENERATE (not an ACK or a retransmission)
+                    d, peer = srv.recvfrom(65536)
+                    h, _ = agentwire.parse_header(d)
+                    if h["type"] == agentwire.GENERATE and h["request_id"] not in seen:
+                        break
+                rid = h["request_id"]
+                seen.add(rid)
+                if case == 0:
+                    for i in (2, 0, 3, 1):
+                        srv.sendto(agentwire.build(agentwire.TOOL_CALL, rid, frags[i], seq=i,
+                                                   flags=agentwire.F_MORE if i < 3 else 0),
+                                   peer)
+                    end = agentwire.SUMMARY.pack(5, 0, 0, 3, 40, 0, 0, 0, 4, 0)
+                    srv.sendto(agentwire.build(agentwire.END, rid, end, seq=4), peer)
+                elif case == 1:
+                    srv.sendto(agentwire.build(agentwire.TOOL_CALL, rid, frags[0], seq=0,
+                                               flags=agentwire.F_MORE), peer)
+                    end = agentwire.SUMMARY.pack(5, 0, 0, 3, 40, 0, 0, 0, 1, 0)
+                    srv.sendto(agentwire.build(agentwire.END, rid, end, seq=1), peer)
+                else:
+                    srv.sendto(agentwire.build(agentwire.DATA, rid, b"\1\0\0\0x", seq=0,
+                                               flags=agentwire.F_MORE), peer)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        msgs = [{"role": "user", "content": "write it"}]
+        tools = [{"type": "function", "function": {"name": "write_file"}}]
+        with agentwire.Client("127.0.0.1", port, rto=0.5) as c:
+            text, calls, summary = c.chat(msgs, tools=tools, tool_choice="write_file")
+            self.assertEqual(text, "")
+            self.assertEqual([(k.name, k.arguments) for k in calls],
+                             [("write_file", {"content": "a" * 5000})])
+            self.assertEqual(summary.finish, "tool_calls")
+            with self.assertRaisesRegex(agentwire.ProtocolError,
+                                        r"^TOOL_CALL fragments missing: 1400 bytes so far, "
+                                        r"then END \(seq 1\)$"):
+                c.chat(msgs, tools=tools)
+            with self.assertRaisesRegex(agentwire.ProtocolError,
+                                        r"DATA datagram \(seq 0\) marked MORE"):
+                c.chat(msgs, tools=tools)
+        t.join()
+        srv.close()
+
     def test_timeout(self):
         srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         srv.bind(("127.0.0.1", 0))

@@ -39,7 +39,10 @@ assert HDR.size == 64
 
 GENERATE, CLASSIFY, EMBED, CANCEL, PING, STATS, RESUME, ACK = range(1, 9)
 DATA, END, ERROR, PONG, PROGRESS, TOOL_CALL = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
-F_RETRANSMIT, F_CONTROL = 0x0002, 0x0004
+TYPE_NAMES = {DATA: "DATA", END: "END", ERROR: "ERROR", PONG: "PONG", PROGRESS: "PROGRESS",
+              TOOL_CALL: "TOOL_CALL"}
+F_RETRANSMIT, F_CONTROL, F_MORE = 0x0002, 0x0004, 0x0008
+MAX_REPLY_MSG = 1 << 20  # longest reassembled reply payload (reply fragments)
 
 ERROR_NAMES = {1: "BAD_REQUEST", 2: "TOO_LONG", 3: "OVERLOADED", 4: "UNKNOWN_SESSION",
                5: "DEADLINE", 6: "INTERNAL", 7: "UNSUPPORTED", 8: "UNKNOWN_REQUEST",
@@ -292,6 +295,7 @@ class Client:
         rto, retries, got_any, next_seq = self.rto, 0, False, 0
         held = {}
         n_data, n_calls, data_bytes = 0, 0, 0
+        frag_type, frag = 0, []  # a reply arriving in fragments (F_MORE)
         timer = time.monotonic() + rto
         while True:
             now = time.monotonic()
@@ -360,6 +364,26 @@ class Client:
                 next_seq += 1
                 retries, rto, timer = 0, self.rto, time.monotonic() + self.rto
                 t = h2["type"]
+                # reply fragments: a run of TOOL_CALL datagrams, every one but
+                # the last flagged MORE, each its own seq (docs/PROTOCOL.md)
+                if h2["flags"] & F_MORE and t != TOOL_CALL:
+                    raise ProtocolError("%s datagram (seq %d) marked MORE: only TOOL_CALL is "
+                                        "fragmented" % (TYPE_NAMES.get(t, "0x%02x" % t),
+                                                        h2["seq"]))
+                if frag_type and t != frag_type:
+                    raise ProtocolError("%s fragments missing: %d bytes so far, then %s (seq %d)"
+                                        % (TYPE_NAMES[frag_type], sum(map(len, frag)),
+                                           TYPE_NAMES.get(t, "0x%02x" % t), h2["seq"]))
+                if h2["flags"] & F_MORE or frag_type:
+                    frag.append(p2)
+                    if sum(map(len, frag)) > MAX_REPLY_MSG:
+                        raise ProtocolError("TOOL_CALL reply longer than %d bytes"
+                                            % MAX_REPLY_MSG)
+                    if h2["flags"] & F_MORE:
+                        frag_type = t
+                        n_calls += 1  # every fragment is a stream datagram
+                        continue
+                    p2, frag_type, frag = b"".join(frag), 0, []
                 if t == DATA:
                     if len(p2) < 4:
                         raise ProtocolError("DATA payload of %d bytes" % len(p2))
