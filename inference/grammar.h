@@ -58,8 +58,10 @@
  * where nearly every token is allowed, the walk is replaced by per-token
  * tables precomputed per vocabulary: a bitset of the tokens that are plain
  * string content of at most k characters, OR-ed with a walk over the few
- * thousand tokens that contain a quote or a backslash. Masks are cached per
- * grammar, keyed by the exact matcher state.
+ * thousand tokens that contain a quote or a backslash. Inside a pattern
+ * string, the DFA is stepped inline and per-vocabulary symbol tables give
+ * the tokens that stay in a permissive state without a walk. Masks are
+ * cached per grammar, keyed by the matcher state.
  */
 #ifndef AW_GRAMMAR_H
 #define AW_GRAMMAR_H
@@ -162,7 +164,7 @@ size_t aw_grammar_n_steps(const struct aw_grammar_matcher *m);
 
 /* Tokens the grammar forces from here (fast-forward): the bytes that every
  * continuation must start with, tokenized, minus the last token (which a
- * longer token could span). Writes at most 'cap' ids to 'out' and sets
+ * longer token could span) unless nothing but EOS can follow them. Writes at most 'cap' ids to 'out' and sets
  * *ret_n; does not accept them (the caller feeds them to the model in one
  * batch and then calls aw_grammar_accept() for each). Returns 0 or -ENOMEM. */
 int aw_grammar_forced(struct aw_grammar_matcher *m, int32_t *out, size_t cap, size_t *ret_n);

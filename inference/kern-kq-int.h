@@ -161,6 +161,8 @@ static inline void aw_kern_kq_drive(const struct aw_kern_mat *w, const struct aw
  * not overlap. */
 int aw_kern_kq_repackable(uint32_t type);
 void aw_kern_kq_block(uint32_t type, const uint8_t *src, uint8_t *dst, int dir);
+/* aw_kern_kq_block(type, src, dst, 0), a word at a time (the repack's). */
+void aw_kern_kq_block_fast(uint32_t type, const uint8_t *src, uint8_t *dst);
 
 /* Repack a ROWS Q4_K/Q5_K/Q6_K matrix into KQ8 at dst (same size). Returns
  * 0, or -EINVAL for another type or layout. */

@@ -554,9 +554,6 @@ INLINE void decode_pair(const uint8_t *b0, const uint8_t *b1, const uint32_t typ
 	}
 }
 
-/* Tile: rows r, r + 1 (the same row twice when r1 == r) against the P
- * token pairs at xp / dp / sp (tables of pair_tables()); out[p] = the 2x2
- * results, lane 2i + j = row r + i, token 2p + j. */
 /* out[p] += the terms of sub-blocks (or legacy blocks) s < n of group g of
  * the decoded pair o, for token pairs p < P */
 INLINE void accum(const struct pair *o, uint32_t g, int n, uint32_t nb, const int8_t *xp,

@@ -421,4 +421,349 @@ INLINE void tile8(const struct aw_kern_mat *w, const struct aw_kern_kq_ctx *c, u
 		y[(size_t)t * ldy + r] = hsum(acc[t]);
 }
 
+#if AW_KQ_ISA >= 1
+/* ---- KQ8 GEMM (avx512, avx512vnni): register tiles of R rows x T tokens ----
+ *
+ * One zmm holds two consecutive 32-byte slices m, m+1 of a KQ8 super-block
+ * (the same 4 elements of all 8 sub-blocks, twice): int32 lane i sums
+ * sub-block i over slice m, lane 8 + i over slice m + 1. A super-block of
+ * one row is 4 such vectors, decoded once and held in registers while T
+ * tokens pass; a token's 4 activation vectors, loaded once, serve R rows.
+ * Per (row, token, super-block) 4 vpdpbusd accumulate one vector A, which
+ * meets the scales in float without a horizontal sum: both halves of A
+ * belong to sub-block i, so
+ *
+ *     acc += cvt(A) * ([a | a] * [dX | dX])  +  [bias | bias] * [dX*sumX | 0]
+ *
+ * (16 float lanes, summed once at the end of the row). With two or more
+ * tokens (Q4_K, Q5_K) the A of tokens t and t + 1 are first folded into
+ * one vector [A_t.lo + A_t.hi | A_t+1.lo + A_t+1.hi], which halves the
+ * float work: acc += cvt(S) * ([a | a] * [dX_t | dX_t+1]) + [bias | bias] *
+ * [dX*sumX_t | dX*sumX_t+1]. Q6_K is taken
+ * unsigned (q in 0..63, no sign moves onto the activations): its -32 is an
+ * integer start value of the accumulators, -32 times the sum of the 16
+ * activations each 16-wide scale covers (tabulated once per token), and
+ * its two halves (slices 0-3 and 4-7, scales 2i and 2i+1) are accumulated
+ * apart and folded into one vector [first halves | second halves] before
+ * the float step. Integer sums are exact (|sum| < 2^31); the float step is
+ * the ROWS kernel's, in another order. */
+
+#define KQ_TAB2 4096 /* activation blocks per chunk of tokens (GEMM tables) */
+
+INLINE __m512i dot512(__m512i acc, __m512i u, __m512i s)
+{
+#if VNNI
+	return _mm512_dpbusd_epi32(acc, u, s);
+#else
+	/* pairs of u * s with u <= 63: |sum| <= 2 * 63 * 127, no saturation */
+	return _mm512_add_epi32(
+		acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+#endif
+}
+
+struct kw {
+	__m512i w[4]; /* w[q] = slices 2q, 2q+1 (unsigned quants) */
+	__m512 fa;    /* [a | a] (Q6_K: [a even | a odd]) */
+	__m512 fm;    /* [bias | 0] (Q4_K, Q5_K) */
+};
+
+INLINE void decode512(const uint8_t *blk, const uint32_t type, struct kw *o)
+{
+	const __m512i lo4 = _mm512_set1_epi8(0x0f);
+	struct grp g;
+
+	kscales(blk, type, &g);
+	if (type == AW_TYPE_Q6_K) {
+		const __m512i r0 = _mm512_loadu_si512(blk), r1 = _mm512_loadu_si512(blk + 64);
+		const __m512i h = _mm512_loadu_si512(blk + 128), hi2 = _mm512_set1_epi8(0x30);
+
+		o->w[0] = _mm512_or_si512(_mm512_and_si512(r0, lo4),
+					  _mm512_and_si512(_mm512_slli_epi16(h, 4), hi2));
+		o->w[1] = _mm512_or_si512(_mm512_and_si512(r1, lo4),
+					  _mm512_and_si512(_mm512_slli_epi16(h, 2), hi2));
+		o->w[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(r0, 4), lo4),
+					  _mm512_and_si512(h, hi2));
+		o->w[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(r1, 4), lo4),
+					  _mm512_and_si512(_mm512_srli_epi16(h, 2), hi2));
+		o->fa = _mm512_insertf32x8(_mm512_castps256_ps512(g.fa), g.fb, 1);
+		o->fm = _mm512_setzero_ps();
+		return;
+	}
+	const int five = type == AW_TYPE_Q5_K;
+	const uint8_t *qs = blk + (five ? 48 : 16);
+	const __m512i r0 = _mm512_loadu_si512(qs), r1 = _mm512_loadu_si512(qs + 64);
+
+	o->w[0] = _mm512_and_si512(r0, lo4);
+	o->w[1] = _mm512_and_si512(r1, lo4);
+	o->w[2] = _mm512_and_si512(_mm512_srli_epi16(r0, 4), lo4);
+	o->w[3] = _mm512_and_si512(_mm512_srli_epi16(r1, 4), lo4);
+	if (five) { /* bit m of qh byte 4i + j: slice 2q in the low half, 2q + 1 high */
+		const __m512i qh =
+			_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16)));
+
+		for (int q = 0; q < 4; q++) {
+			const __m512i bit =
+				_mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (2 * q))),
+						   _mm256_set1_epi8((char)(1 << (2 * q + 1))), 1);
+			const __mmask64 k = _mm512_test_epi8_mask(qh, bit);
+
+			o->w[q] = _mm512_mask_add_epi8(o->w[q], k, o->w[q], _mm512_set1_epi8(16));
+		}
+	}
+	o->fa = _mm512_insertf32x8(_mm512_castps256_ps512(g.fa), g.fa, 1);
+	o->fm = _mm512_insertf32x8(_mm512_castps256_ps512(g.fm), g.fm, 1);
+}
+
+/* Inputs of a GEMM chunk, at its first token. */
+struct gctx {
+	const uint8_t *xt;    /* aw_kern_kq_transpose() */
+	const float *dx, *xs; /* aw_kern_kq_tables() */
+	const int32_t *c6;    /* Q6_K: per token and group, 16 start values */
+	uint32_t nbp;
+};
+
+/* y[t][r0 + k] for k < R, t < T */
+INLINE void gtile(const struct aw_kern_mat *w, const struct gctx *c, uint32_t r0, float *y,
+		  size_t ldy, const int R, const int T, const uint32_t type)
+{
+	const uint32_t ng = w->cols / 256, nbp = c->nbp;
+	const size_t bs = type == AW_TYPE_Q4_K ? 144 : type == AW_TYPE_Q5_K ? 176 : 210;
+	const uint8_t *row = (const uint8_t *)w->data + (size_t)r0 * w->row_size;
+	__m512 acc[2][8];
+	struct kw o[2];
+
+	for (int r = 0; r < R; r++)
+		for (int t = 0; t < T; t++)
+			acc[r][t] = _mm512_setzero_ps();
+	for (uint32_t g = 0; g < ng; g++) {
+		for (int r = 0; r < R; r++)
+			decode512(row + (size_t)r * w->row_size + g * bs, type, &o[r]);
+		/* Q4_K, Q5_K: tokens in pairs, each row's two vectors A folded
+		 * into one [token t | token t + 1] before the float step */
+		if (type != AW_TYPE_Q6_K && T >= 2) {
+			for (int t = 0; t < T; t += 2) {
+				const uint8_t *xa = c->xt + (size_t)t * 32 * nbp + 256 * g;
+				const uint8_t *xb = xa + 32 * nbp;
+				const float *dx = c->dx + t * nbp + 8 * g,
+					    *xs = c->xs + t * nbp + 8 * g;
+				const __m512 dxp = _mm512_insertf32x8(
+					_mm512_castps256_ps512(_mm256_loadu_ps(dx)),
+					_mm256_loadu_ps(dx + nbp), 1);
+				const __m512 xsp = _mm512_insertf32x8(
+					_mm512_castps256_ps512(_mm256_loadu_ps(xs)),
+					_mm256_loadu_ps(xs + nbp), 1);
+				__m512i x[2][4];
+
+				for (int q = 0; q < 4; q++) {
+					x[0][q] = _mm512_loadu_si512(xa + 64 * q);
+					x[1][q] = _mm512_loadu_si512(xb + 64 * q);
+				}
+				for (int r = 0; r < R; r++) {
+					__m512i a =
+						dot512(_mm512_setzero_si512(), o[r].w[0], x[0][0]);
+					__m512i b =
+						dot512(_mm512_setzero_si512(), o[r].w[0], x[1][0]);
+
+					for (int q = 1; q < 4; q++) {
+						a = dot512(a, o[r].w[q], x[0][q]);
+						b = dot512(b, o[r].w[q], x[1][q]);
+					}
+					const __m512i s =
+						_mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44),
+								 _mm512_shuffle_i64x2(a, b, 0xee));
+
+					acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+								    _mm512_mul_ps(o[r].fa, dxp),
+								    acc[r][t]);
+					acc[r][t] = _mm512_fmadd_ps(o[r].fm, xsp, acc[r][t]);
+				}
+			}
+			continue;
+		}
+		for (int t = 0; t < T; t++) {
+			const uint8_t *xt = c->xt + (size_t)t * 32 * nbp + 256 * g;
+			const __m512i x0 = _mm512_loadu_si512(xt), x1 = _mm512_loadu_si512(xt + 64);
+			const __m512i x2 = _mm512_loadu_si512(xt + 128);
+			const __m512i x3 = _mm512_loadu_si512(xt + 192);
+			const __m512 dx =
+				_mm512_broadcast_f32x8(_mm256_loadu_ps(c->dx + t * nbp + 8 * g));
+
+			if (type == AW_TYPE_Q6_K) {
+				const int32_t *c6 = c->c6 + ((size_t)t * (nbp / 8) + g) * 16;
+				const __m512i i0 = _mm512_zextsi256_si512(
+					_mm256_loadu_si256((const __m256i *)c6));
+				const __m512i i1 = _mm512_zextsi256_si512(
+					_mm256_loadu_si256((const __m256i *)(c6 + 8)));
+
+				for (int r = 0; r < R; r++) {
+					const __m512i a =
+						dot512(dot512(i0, o[r].w[0], x0), o[r].w[1], x1);
+					const __m512i b =
+						dot512(dot512(i1, o[r].w[2], x2), o[r].w[3], x3);
+					/* [a.lo + a.hi | b.lo + b.hi] */
+					const __m512i s =
+						_mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44),
+								 _mm512_shuffle_i64x2(a, b, 0xee));
+
+					acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+								    _mm512_mul_ps(o[r].fa, dx),
+								    acc[r][t]);
+				}
+			} else { /* one token: [xs | 0] against [bias | bias] */
+				const __m512 xs = _mm512_zextps256_ps512(
+					_mm256_loadu_ps(c->xs + t * nbp + 8 * g));
+
+				for (int r = 0; r < R; r++) {
+					__m512i a = dot512(_mm512_setzero_si512(), o[r].w[0], x0);
+
+					a = dot512(a, o[r].w[1], x1);
+					a = dot512(a, o[r].w[2], x2);
+					a = dot512(a, o[r].w[3], x3);
+					acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a),
+								    _mm512_mul_ps(o[r].fa, dx),
+								    acc[r][t]);
+					acc[r][t] = _mm512_fmadd_ps(o[r].fm, xs, acc[r][t]);
+				}
+			}
+		}
+	}
+	if (type != AW_TYPE_Q6_K && T >= 2) {
+		for (int t = 0; t < T; t += 2)
+			for (int r = 0; r < R; r++) {
+				y[(size_t)t * ldy + r0 + r] =
+					hsum(_mm512_castps512_ps256(acc[r][t]));
+				y[(size_t)(t + 1) * ldy + r0 + r] =
+					hsum(_mm512_extractf32x8_ps(acc[r][t], 1));
+			}
+		return;
+	}
+	for (int t = 0; t < T; t++)
+		for (int r = 0; r < R; r++)
+			y[(size_t)t * ldy + r0 + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+typedef void gtile_fn(const struct aw_kern_mat *w, const struct gctx *c, uint32_t r0, float *y,
+		      size_t ldy);
+
+#define GTILE(name, R, T, type)                                                                    \
+	static void name(const struct aw_kern_mat *w, const struct gctx *c, uint32_t r0, float *y, \
+			 size_t ldy)                                                               \
+	{                                                                                          \
+		gtile(w, c, r0, y, ldy, R, T, type);                                               \
+	}
+/* tiles [R - 1][k]: k = 0, 1, 2, 3 for 8 (QT8 of the type), 4, 2, 1 tokens */
+#define GTILES(pre, type, QT8)                                                                     \
+	GTILE(pre##_28, 2, QT8, type)                                                              \
+	GTILE(pre##_24, 2, 4, type)                                                                \
+	GTILE(pre##_22, 2, 2, type)                                                                \
+	GTILE(pre##_21, 2, 1, type)                                                                \
+	GTILE(pre##_18, 1, QT8, type)                                                              \
+	GTILE(pre##_14, 1, 4, type)                                                                \
+	GTILE(pre##_12, 1, 2, type)                                                                \
+	GTILE(pre##_11, 1, 1, type)                                                                \
+	static gtile_fn *const pre[2][4] = {{pre##_18, pre##_14, pre##_12, pre##_11},              \
+					    {pre##_28, pre##_24, pre##_22, pre##_21}};
+GTILES(g_q4_k, AW_TYPE_Q4_K, 8)
+GTILES(g_q5_k, AW_TYPE_Q5_K, 8)
+GTILES(g_q6_k, AW_TYPE_Q6_K, 4) /* 8 tokens would spill */
+
+/* Q6_K start values of a chunk: for token t < n and group g < nbp / 8,
+ * c6[(t * nbp/8 + g) * 16 + i] = -32 * (sum of block 8g+i's quants 0..15),
+ * [.. + 8 + i] the same of quants 16..31 (0 past nb). */
+static void q6_starts(const struct aw_block_q8a *xq, uint32_t nb, uint32_t nbp, uint32_t n,
+		      int32_t *c6)
+{
+	for (uint32_t t = 0; t < n; t++)
+		for (uint32_t b = 0; b < nbp; b++) {
+			int32_t lo = 0, hi = 0;
+
+			if (b < nb) {
+				const struct aw_block_q8a *x = xq + (size_t)t * nb + b;
+
+				for (int j = 0; j < 16; j++)
+					lo += x->qs[j];
+				hi = x->sum - lo;
+			}
+			c6[((size_t)t * (nbp / 8) + b / 8) * 16 + b % 8] = -32 * lo;
+			c6[((size_t)t * (nbp / 8) + b / 8) * 16 + 8 + b % 8] = -32 * hi;
+		}
+}
+
+/* Rows per block of the GEMM's loop: about 128 KiB of weights, which stay
+ * in L2 while every tile of tokens of the chunk passes over them. */
+static uint32_t gemm_rows(size_t row_size)
+{
+	uint32_t n = (uint32_t)((128u << 10) / row_size);
+
+	return n < 2 ? 2 : n & ~1u;
+}
+
+static void gemm(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
+		 uint32_t r0, uint32_t r1)
+{
+	const uint32_t nb = w->cols / AW_KERN_QK, nbp = nb;
+	float dx[KQ_TAB2] __attribute__((aligned(64)));
+	float xs[KQ_TAB2] __attribute__((aligned(64)));
+	int32_t c6[2 * KQ_TAB2] __attribute__((aligned(64)));
+	uint8_t xt[32 * KQ_TAB2] __attribute__((aligned(64)));
+	const uint32_t chunk = KQ_TAB2 / nbp, rb = gemm_rows(w->row_size);
+	gtile_fn *const(*tl)[4] = w->type == AW_TYPE_Q4_K   ? g_q4_k
+				  : w->type == AW_TYPE_Q5_K ? g_q5_k
+							    : g_q6_k;
+
+	const uint32_t qt8 = w->type == AW_TYPE_Q6_K ? 4 : 8;
+
+	if (chunk == 0 || w->cols % 256) {
+		aw_kern_ref_matmul(w, in, y, ldy, r0, r1);
+		return;
+	}
+	for (uint32_t c0 = 0; c0 < in->n_tok; c0 += chunk) {
+		const uint32_t n = in->n_tok - c0 < chunk ? in->n_tok - c0 : chunk;
+		const struct aw_block_q8a *xc = in->xq + (size_t)c0 * nb;
+
+		aw_kern_kq_tables(xc, nb, nbp, n, dx, xs);
+		aw_kern_kq_transpose(xc, nb, nbp, n, xt);
+		if (w->type == AW_TYPE_Q6_K)
+			q6_starts(xc, nb, nbp, n, c6);
+		for (uint32_t b0 = r0; b0 < r1; b0 += rb) {
+			const uint32_t be = r1 - b0 < rb ? r1 : b0 + rb;
+
+			for (uint32_t t = 0; t < n;) {
+				const int k = qt8 == 8 && n - t >= 8 ? 0
+					      : n - t >= 4	     ? 1
+					      : n - t >= 2	     ? 2
+								     : 3;
+				const struct gctx c = {xt + (size_t)t * 32 * nbp, dx + t * nbp,
+						       xs + t * nbp, c6 + (size_t)t * 2 * nbp, nbp};
+				float *yt = y + (size_t)(c0 + t) * ldy;
+				uint32_t r = b0;
+
+				/* pairs of rows only where a row block is read
+				 * by several tiles of tokens (from L2 after the
+				 * first): two interleaved row streams from memory
+				 * ran at half the speed of one (batch 1 to 8) */
+				for (; n >= 16 && r + 2 <= be; r += 2)
+					tl[1][k](w, &c, r, yt, ldy);
+				for (; r < be; r++)
+					tl[0][k](w, &c, r, yt, ldy);
+				t += k == 0 ? qt8 : 8u >> k;
+			}
+		}
+	}
+}
+
+static aw_kern_matmul_fn kq_matmul;
+AW_KERN_KQ_MATMUL(kq_matmul)
+
+/* KQ8 K-quant matrices to the register-tiled GEMM, the rest as before. */
+void FN(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy, uint32_t r0,
+	uint32_t r1)
+{
+	if (w->layout == AW_KERN_LAYOUT_KQ8 && aw_kern_kq_repackable(w->type))
+		gemm(w, in, y, ldy, r0, r1);
+	else
+		kq_matmul(w, in, y, ldy, r0, r1);
+}
+#else
 AW_KERN_KQ_MATMUL(FN)
+#endif

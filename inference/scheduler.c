@@ -1039,20 +1039,27 @@ static void fast_forward(struct aw_sched *s, struct rq *r, uint64_t now)
 
 	if (!r->hook.forced || s->c.no_fast_forward)
 		return;
-	n = r->hook.forced(r->hook.ctx, s->ff, AW_SCHED_MAX_FORCED);
-	if (n <= 0)
-		return;
-	if (n > AW_SCHED_MAX_FORCED)
-		n = AW_SCHED_MAX_FORCED;
-	for (int32_t i = 0; i < n; i++) {
-		if (s->ff[i] < 0 || s->ff[i] >= s->n_vocab)
-			break; /* the hook's mistake: the rest is sampled */
-		s->st.forced_tokens++;
-		if (take_token(s, r, s->ff[i], 1, now))
-			return; /* ended (stop string, max_tokens, EOS, context) */
+	/* ask again after a run: what it determines may go further (the EOS
+	 * after a value's last forced bytes); bounded */
+	for (int round = 0; round < 4; round++) {
+		n = r->hook.forced(r->hook.ctx, s->ff, AW_SCHED_MAX_FORCED);
+		if (n <= 0)
+			break;
+		if (n > AW_SCHED_MAX_FORCED)
+			n = AW_SCHED_MAX_FORCED;
+		for (int32_t i = 0; i < n; i++) {
+			if (s->ff[i] < 0 || s->ff[i] >= s->n_vocab)
+				goto out; /* the hook's mistake: the rest is sampled */
+			s->st.forced_tokens++;
+			if (take_token(s, r, s->ff[i], 1, now))
+				return; /* ended (stop string, max_tokens, EOS, context) */
+		}
 	}
-	r->ff_lo = lo;
-	r->ff_hi = r->n_tok;
+out:
+	if (r->n_tok - 1 > lo) {
+		r->ff_lo = lo;
+		r->ff_hi = r->n_tok;
+	}
 }
 
 /* Sample after the forward pass for 'r' whose logits are 'lg'. */

@@ -14,7 +14,10 @@
  *   4. batched matmul G multiply-adds/s at batch 1, 4, 16, 64 as a fraction
  *      of the int8 peak (per thread);
  *   5. attention (one call of the model's shape) and activation quantization
- *      per variant, one thread.
+ *      per variant, one thread;
+ *   6. (K-quant types in --types) the load-time KQ8 repack, GB/s on one
+ *      thread: the word-wise conversion the loader runs, the byte-wise
+ *      specification it replaced, and memcpy of the same bytes.
  *
  * Usage: bench-kern [--quick] [--variant NAME] [--types q8_0,q4_0,...]
  * (weight types to run, default q8_0,q4_0; each runs in GGUF rows and in
@@ -37,6 +40,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "kern-kq-int.h"
 #include "kern.h"
 #include "pool.h"
 
@@ -559,7 +563,42 @@ static double rope_ns(const struct aw_kern *k)
 }
 
 static const char *only_variant;
-static const char *only_part; /* NULL, "matvec", "gemm" or "attn" */
+static const char *only_part; /* NULL, "matvec", "gemm", "attn" or "repack" */
+
+/* Section 6: GB/s of KQ8 repacking 'type' (64 MiB of random super-blocks,
+ * out of cache), best of 3: *ret_word = aw_kern_repack, *ret_byte = the
+ * byte-wise aw_kern_kq_block, *ret_copy = memcpy. */
+static void repack_gbs(uint32_t type, double *ret_word, double *ret_byte, double *ret_copy)
+{
+	const uint32_t cols = 4096, rows = (64u << 20) / (uint32_t)aw_type_row_size(type, cols);
+	const size_t size = aw_type_row_size(type, cols) * rows, bs = aw_type_info(type)->size;
+	uint8_t *src = big_alloc(size), *dst = big_alloc(size);
+	struct aw_kern_mat m, out;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	for (size_t i = 0; i < size; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		src[i] = (uint8_t)x;
+	}
+	memset(dst, 0, size);
+	aw_kern_mat_init(type, rows, cols, src, &m);
+	*ret_word = *ret_byte = *ret_copy = 0;
+	for (int rep = 0; rep < 3; rep++) {
+		double t0 = cpu_now();
+
+		aw_kern_repack(&m, dst, &out);
+		*ret_word = fmax(*ret_word, size / (cpu_now() - t0) / 1e9);
+		t0 = cpu_now();
+		for (size_t b = 0; b < size / bs; b++)
+			aw_kern_kq_block(type, src + b * bs, dst + b * bs, 0);
+		*ret_byte = fmax(*ret_byte, size / (cpu_now() - t0) / 1e9);
+		t0 = cpu_now();
+		memcpy(dst, src, size);
+		*ret_copy = fmax(*ret_copy, size / (cpu_now() - t0) / 1e9);
+	}
+	munmap(src, size);
+	munmap(dst, size);
+}
 
 static int part(const char *name)
 {
@@ -599,11 +638,12 @@ int main(int argc, char **argv)
 			only_variant = argv[++i];
 		} else if (strcmp(argv[i], "--part") == 0 && i + 1 < argc &&
 			   (!strcmp(argv[i + 1], "matvec") || !strcmp(argv[i + 1], "gemm") ||
-			    !strcmp(argv[i + 1], "attn"))) {
+			    !strcmp(argv[i + 1], "attn") || !strcmp(argv[i + 1], "repack"))) {
 			only_part = argv[++i];
 		} else {
-			fprintf(stderr, "usage: bench-kern [--quick] [--variant NAME] "
-					"[--part matvec|gemm|attn] [--types q8_0,q4_0,...]\n");
+			fprintf(stderr,
+				"usage: bench-kern [--quick] [--variant NAME] "
+				"[--part matvec|gemm|attn|repack] [--types q8_0,q4_0,...]\n");
 			return 2;
 		}
 	}
@@ -834,6 +874,20 @@ int main(int argc, char **argv)
 		printf("%-11s %10.1f us %10.1f us %10.1f us %10.1f %9.1f us %10.0f %12.2f\n",
 		       k->name, a128, a1k, h1k, 4.0 * 8 * 1024 * 64 / (a1k * 1e3), h48, rope_ns(k),
 		       quant_gvals(k));
+	}
+	for (size_t ti = 0, head = 0; ti < ntypes && part("repack") && !only_variant; ti++) {
+		double word, byte, copy;
+
+		if (!aw_kern_kq_repackable(types[ti]))
+			continue;
+		if (!head++)
+			printf("\nKQ8 repack at load (64 MiB, one thread, CPU time): GB/s of the "
+			       "word-wise conversion, the byte-wise specification, memcpy\n"
+			       "%-5s %10s %10s %10s %8s\n",
+			       "type", "word", "byte", "memcpy", "speedup");
+		repack_gbs(types[ti], &word, &byte, &copy);
+		printf("%-5s %10.2f %10.2f %10.2f %7.1fx\n", aw_type_name(types[ti]), word, byte,
+		       copy, word / byte);
 	}
 	aw_pool_free(pool1);
 	aw_pool_free(pool2);

@@ -22,6 +22,7 @@
 
 #include "gguf.h"
 #include "kern-int.h"
+#include "kern-kq-int.h"
 #include "kern.h"
 #include "kv.h"
 #include "model.h"
@@ -377,7 +378,8 @@ static int raw_check(const struct aw_kern_mat *w, const double *ex, const double
  * 4-, 2- and 1-token tiles, and a batch large enough to take two chunks of
  * the kernels' activation tables; an odd number of rows past a 64-row block
  * and of tokens past a 4-pair tile (the i8mm kernel's row and token pairs
- * and its self-paired last row and token). Every variant this CPU runs, against the
+ * and its self-paired last row and token; the x86 GEMM's 2-row tiles with
+ * a row left over). Every variant this CPU runs, against the
  * exact value within twice the reference's rounding bound; rows outside
  * [r0, r1) and columns past the rows of y are left alone. */
 static void test_variants_raw(void **state)
@@ -386,7 +388,7 @@ static void test_variants_raw(void **state)
 		uint32_t kcols, lcols, rows, n_tok;
 	} shapes[] = {
 		{256, 32, 1, 1},    {768, 224, 17, 3}, {512, 288, 19, 7}, {2304, 896, 5, 60},
-		{1280, 576, 33, 2}, {256, 96, 3, 5},   {512, 160, 70, 9},
+		{1280, 576, 33, 2}, {256, 96, 3, 5},   {512, 160, 70, 9}, {512, 288, 7, 11},
 	};
 	int tested = 0;
 
@@ -449,6 +451,34 @@ static void test_variants_raw(void **state)
 				free(w), free(x), free(y), free(xq);
 			}
 	assert_true(tested > 0);
+}
+
+/* The word-wise KQ8 conversion the repack runs equals the byte-wise
+ * specification on random super-blocks (every bit pattern of the quants,
+ * scales and high bits), and converting back restores the GGUF bytes. */
+static void test_kq8_block_fast(void **state)
+{
+	static const uint32_t kt[] = {AW_TYPE_Q4_K, AW_TYPE_Q5_K, AW_TYPE_Q6_K};
+	uint64_t s = 0x5eed;
+
+	(void)state;
+	for (size_t ti = 0; ti < 3; ti++) {
+		const size_t size = aw_type_info(kt[ti])->size;
+
+		for (int n = 0; n < 200; n++) {
+			uint8_t src[256], a[256], b[256], back[256];
+
+			for (size_t i = 0; i < size; i++)
+				src[i] = (uint8_t)(tiny_rand(&s) >> 56);
+			if (n == 0)
+				memset(src, 0xff, size);
+			aw_kern_kq_block(kt[ti], src, a, 0);
+			aw_kern_kq_block_fast(kt[ti], src, b);
+			assert_memory_equal(a, b, size);
+			aw_kern_kq_block(kt[ti], b, back, 1);
+			assert_memory_equal(back, src, size);
+		}
+	}
 }
 
 /* ---- the model ---- */
@@ -634,7 +664,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ref_matmul),   cmocka_unit_test(test_variants_matmul),
 		cmocka_unit_test(test_variants_raw), cmocka_unit_test(test_model_conformance),
-		cmocka_unit_test(test_bad_shape),
+		cmocka_unit_test(test_bad_shape),    cmocka_unit_test(test_kq8_block_fast),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
