@@ -1961,6 +1961,10 @@ struct aw_grammar_vocab {
 	int32_t *same;	/* (n_vocab) next token with identical bytes, -1 */
 	struct ftrie all;
 	struct ftrie quote; /* tokens with a backslash (or too long): walked */
+	/* the same tokens split for strings without an upper bound in reach:
+	 * those that stay string content (a bitset) and those that close it */
+	uint64_t *qcontent;
+	struct ftrie qclose;
 	/* tokens "content, then a closing quote, then a suffix": grouped by
 	 * suffix; qt[grp[g]..grp[g+1]) sorted by k (characters before the quote) */
 	struct ftrie sfx; /* distinct non-empty suffixes; tok[] = group */
@@ -2167,6 +2171,41 @@ static int sym_tables(struct aw_grammar_vocab *v)
 	return 0;
 }
 
+/* Split the quote trie's tokens q[0..n) (distinct texts; 'same' chains the
+ * rest): from FS_BASE, a token that stays string content goes to the
+ * qcontent bitset, one that closes the string to the qclose trie, one with
+ * bytes no string takes to neither. */
+static int quote_split(struct aw_grammar_vocab *v, const struct tokref *q, uint32_t n)
+{
+	struct tokref *c = malloc((n ? n : 1) * sizeof(*c));
+	uint32_t nc = 0;
+	v->qcontent = calloc(v->words, sizeof(uint64_t));
+	if (!c || !v->qcontent) {
+		free(c);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		int st = FS_BASE, closes = 0;
+		for (uint32_t k = 0; k < q[i].len && st >= 0; k++) {
+			uint8_t b = (uint8_t)q[i].s[k];
+			if (st == FS_BASE && b == '"') {
+				closes = 1;
+				break;
+			}
+			st = fs_next[st][b];
+		}
+		if (closes)
+			c[nc++] = q[i];
+		else if (st >= 0)
+			for (int32_t t = q[i].id; t >= 0; t = v->same[t])
+				v->qcontent[t >> 6] |= 1ull << (t & 63);
+	}
+	/* c is sorted (q was), and its texts distinct: no 'same' chaining */
+	int r = ftrie_build(&v->qclose, NULL, c, nc);
+	free(c);
+	return r;
+}
+
 int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 {
 	struct aw_grammar_vocab *v = calloc(1, sizeof(*v));
@@ -2266,7 +2305,7 @@ int aw_grammar_vocab_new(const struct aw_tok *t, struct aw_grammar_vocab **ret)
 				q[k++] = q[i];
 		nq = k;
 	}
-	if (ftrie_build(&v->quote, v, q, nq) < 0)
+	if (ftrie_build(&v->quote, v, q, nq) < 0 || quote_split(v, q, nq) < 0)
 		goto nomem;
 	/* quote tokens grouped by suffix */
 	qsort(sq, nsq, sizeof(*sq), sref_cmp);
@@ -2313,6 +2352,8 @@ void aw_grammar_vocab_free(struct aw_grammar_vocab *v)
 		return;
 	ftrie_free(&v->all);
 	ftrie_free(&v->quote);
+	ftrie_free(&v->qclose);
+	free(v->qcontent);
 	ftrie_free(&v->sfx);
 	free(v->qt);
 	free(v->grp);
@@ -3756,7 +3797,14 @@ static void free_mask(struct aw_grammar_matcher *m, const struct frame *const *t
 	m->nscr = 0;
 	for (uint32_t i = 0; i < n; i++)
 		emit(m, tops[i]);
-	walk(m, &v->quote, n, mask, &count, NULL);
+	if (!m->finish && (hi == UINT32_MAX || hi - top->b > 255)) {
+		/* no bound within a token's reach (<= 255 bytes) */
+		for (uint32_t w = 0; w < v->words; w++)
+			mask[w] |= v->qcontent[w];
+		walk(m, &v->qclose, n, mask, &count, NULL);
+	} else {
+		walk(m, &v->quote, n, mask, &count, NULL);
+	}
 	/* content, closing quote, suffix: the suffix is checked once per
 	 * distinct suffix from the states after the string closed */
 	struct qrange q = {top->b < lo ? lo - top->b : 0,

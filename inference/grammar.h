@@ -58,8 +58,10 @@
  * where nearly every token is allowed, the walk is replaced by per-token
  * tables precomputed per vocabulary: a bitset of the tokens that are plain
  * string content of at most k characters, OR-ed with a walk over the few
- * thousand tokens that contain a quote or a backslash. Masks are cached per
- * grammar, keyed by the exact matcher state.
+ * thousand tokens that contain a quote or a backslash. Inside a pattern
+ * string, the DFA is stepped inline and per-vocabulary symbol tables give
+ * the tokens that stay in a permissive state without a walk. Masks are
+ * cached per grammar, keyed by the matcher state.
  */
 #ifndef AW_GRAMMAR_H
 #define AW_GRAMMAR_H

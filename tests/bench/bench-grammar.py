@@ -69,6 +69,7 @@ def main():
     print(json.dumps({"engine": "agentwire", "schemas": summary["schemas"], "compiled": summary["compiled"],
                       "complete": summary["complete"], "tokens": summary["tokens"],
                       "ff_tokens": summary["ff_tokens"], "compile_us": summary["compile_us"],
+                      "compile_cpu_us": summary["compile_cpu_us"],
                       "mask_us": summary["mask_us"], "vocab_build_ms": summary["vocab_build_ms"]}))
     server = os.path.join(peer, "llama-server") if peer else ""
     if not server or not os.path.exists(server):

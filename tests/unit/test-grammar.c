@@ -76,6 +76,10 @@ static const char *const extra[] = {
 	"zz~",
 	"/~0/",
 	"b\"}",
+	/* escapes, then the closing quote (the quote tokens that close) */
+	"\\t\"}",
+	"x\\\\\"",
+	"\\u00e9",
 };
 #define N_EXTRA	 (sizeof(extra) / sizeof(extra[0]))
 #define N_TOKENS (3 + 256 + N_EXTRA)
