@@ -121,17 +121,33 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
 
 /* ---- matmul: X16 layout -------------------------------------------------------- */
 
+/* Byte i (< 32) = 0x10 if bit i of 'bits' is set, else 0: each byte takes
+ * the mask byte i / 8, keeps bit i % 8, and compares. */
+INLINE __m256i bits16(int32_t bits)
+{
+	const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+	const __m256i v =
+		_mm256_shuffle_epi8(_mm256_set1_epi32(bits),
+				    _mm256_setr_epi64x(0, 0x0101010101010101ll,
+						       0x0202020202020202ll, 0x0303030303030303ll));
+
+	return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel),
+				_mm256_set1_epi8(0x10));
+}
+
 /* R groups of 16 rows (2R ymm "halves" of 8 rows) × T tokens, R * T <= 2
  * when batched, R up to 8 at batch 1; writes rows [lo, hi). At batch 1 more
  * groups are more concurrent memory streams: 8 groups measured 1.3-1.6x the
  * 2 groups of before (the accumulators no longer fit AVX2's 16 registers,
  * and the compiler's spills to L1 cost less than the streams gain). */
 INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
-		     uint32_t g, uint32_t t0, const int R, const int T, const int q4, uint32_t lo,
+		     uint32_t g, uint32_t t0, const int R, const int T, const int kind, uint32_t lo,
 		     uint32_t hi)
 {
+	/* kind: 0 Q8_0, 1 Q4_0, 2 Q5_0 (nibbles as Q4_0's plus a fifth bit) */
+	const int q4 = kind != 0, q5 = kind == 2;
 	const uint32_t nb = w->cols / AW_KERN_QK;
-	const size_t qb = q4 ? 256 : 512;
+	const size_t qb = q5 ? 320 : q4 ? 256 : 512;
 	const size_t gbytes = aw_kern_x16_group_bytes(w->type, nb);
 	const uint8_t *gq = (const uint8_t *)w->data + g * gbytes;
 	const struct aw_block_q8a *xr[2];
@@ -147,8 +163,38 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 
 		for (int t = 0; t < T; t++)
 			for (int h = 0; h < 2 * R; h++)
-				iacc[h][t] = _mm256_set1_epi32(q4 ? -8 * xr[t][b].sum : 0);
-		if (q4) {
+				iacc[h][t] = _mm256_set1_epi32(q5   ? -16 * xr[t][b].sum
+							       : q4 ? -8 * xr[t][b].sum
+								    : 0);
+		if (q5) {
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				for (int h = 0; h < 2 * R; h++) {
+					const uint8_t *p = gq + (h / 2) * gbytes + b * qb;
+					const __m256i raw = _mm256_loadu_si256(
+						(const __m256i *)(p + 64 * v + 32 * (h % 2)));
+					/* this half's 32 mask bits of the low and high
+					 * nibbles, one per byte: 0x10 where set */
+					const __m256i wl = _mm256_or_si256(
+						_mm256_and_si256(raw, _mm256_set1_epi8(0x0f)),
+						bits16(load_i32(p + 256 + 8 * v + 4 * (h % 2))));
+					const __m256i wh = _mm256_or_si256(
+						_mm256_and_si256(_mm256_srli_epi16(raw, 4),
+								 _mm256_set1_epi8(0x0f)),
+						bits16(load_i32(p + 288 + 8 * v + 4 * (h % 2))));
+
+					for (int t = 0; t < T; t++) {
+						iacc[h][t] = dot4(iacc[h][t], wl,
+								  _mm256_set1_epi32(load_i32(
+									  xr[t][b].qs + 4 * v)));
+						iacc[h][t] =
+							dot4(iacc[h][t], wh,
+							     _mm256_set1_epi32(load_i32(
+								     xr[t][b].qs + 16 + 4 * v)));
+					}
+				}
+			}
+		} else if (q4) {
 #pragma GCC unroll 4
 			for (int v = 0; v < 4; v++) {
 				for (int h = 0; h < 2 * R; h++) {
@@ -244,6 +290,7 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 
 X16_TILES(0)
 X16_TILES(1)
+X16_TILES(2)
 
 static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
 		       size_t ldy, uint32_t r0, uint32_t r1)
@@ -258,7 +305,9 @@ static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in,
 			      : g + 2 <= g1 ? 2
 					    : 1;
 
-		if (w->type == AW_TYPE_Q4_0)
+		if (w->type == AW_TYPE_Q5_0)
+			x16_tiles_2(w, in, y, ldy, g, R, r0, r1);
+		else if (w->type == AW_TYPE_Q4_0)
 			x16_tiles_1(w, in, y, ldy, g, R, r0, r1);
 		else
 			x16_tiles_0(w, in, y, ldy, g, R, r0, r1);
@@ -447,12 +496,12 @@ INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
-	if (aw_kern_type_kq(w->type)) {
-		aw_kern_kq_matmul_avx2(w, in, y, ldy, r0, r1);
-		return;
-	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {
 		matmul_x16(w, in, y, ldy, r0, r1);
+		return;
+	}
+	if (aw_kern_type_kq(w->type)) {
+		aw_kern_kq_matmul_avx2(w, in, y, ldy, r0, r1);
 		return;
 	}
 	switch (w->type) {

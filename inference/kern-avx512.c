@@ -192,12 +192,14 @@ static void quant_q8a(const float *x, struct aw_block_q8a *y, size_t n)
  * registers for accumulators and loads 7 vectors per 12 vpdpbusd; software
  * prefetch was tried and made batch 1 slower. */
 INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
-		     uint32_t g, uint32_t t0, const int R, const int T, const int q4, uint32_t lo,
+		     uint32_t g, uint32_t t0, const int R, const int T, const int kind, uint32_t lo,
 		     uint32_t hi, uint32_t pf_n, uint32_t pf_every, uint32_t pf_phase)
 {
+	/* kind: 0 Q8_0, 1 Q4_0, 2 Q5_0 (nibbles as Q4_0's plus a fifth bit) */
+	const int q4 = kind != 0, q5 = kind == 2;
 	const uint32_t nb = w->cols / AW_KERN_QK;
 	const size_t gbytes = aw_kern_x16_group_bytes(w->type, nb);
-	const size_t qb = q4 ? 256 : 512;
+	const size_t qb = q5 ? 320 : q4 ? 256 : 512;
 	const uint8_t *gq = (const uint8_t *)w->data + g * gbytes;
 	const struct aw_block_q8a *xr[4];
 	__m512 facc[8][4];
@@ -231,11 +233,61 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 			if (q4 | (Q8_OFFSET != 0)) /* bitwise: Q8_OFFSET is a constant */
 				init = _mm512_sub_epi32(
 					init, _mm512_slli_epi32(_mm512_set1_epi32(xr[t][b].sum),
-								q4 ? 3 : 7));
+								q5   ? 4
+								: q4 ? 3
+								     : 7));
 			for (int r = 0; r < R; r++)
 				iacc[r][t] = init;
 		}
-		if (q4 && AW_KERN_VNNI && T == 1) {
+		if (q5) {
+			/* Q5_0: the nibble plus 16 where the block's mask has the bit
+			 * (a byte-masked add), unsigned 0..31, offset 16 at the start;
+			 * at batch 1 the high halves go to accumulators of their own
+			 * (two dependency chains of 4 vpdpbusd per block, not one of 8) */
+			__m512i ihi[8];
+
+			for (int r = 0; r < R; r++)
+				ihi[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+			for (int v = 0; v < 4; v++) {
+				__m512i wl[8], wh[8];
+
+				for (int r = 0; r < R; r++) {
+					const uint8_t *p = gq + r * gbytes + b * qb;
+					const __m512i raw = _mm512_loadu_si512(p + 64 * v);
+					const __mmask64 kl =
+						_load_mask64((__mmask64 *)(p + 256 + 8 * v));
+					const __mmask64 kh =
+						_load_mask64((__mmask64 *)(p + 256 + 32 + 8 * v));
+					const __m512i l =
+						_mm512_and_si512(raw, _mm512_set1_epi8(0x0f));
+					const __m512i h = _mm512_and_si512(
+						_mm512_srli_epi16(raw, 4), _mm512_set1_epi8(0x0f));
+
+					wl[r] = _mm512_mask_add_epi8(l, kl, l,
+								     _mm512_set1_epi8(16));
+					wh[r] = _mm512_mask_add_epi8(h, kh, h,
+								     _mm512_set1_epi8(16));
+				}
+				for (int t = 0; t < T; t++) {
+					const __m512i xl =
+						_mm512_set1_epi32(load_i32(xr[t][b].qs + 4 * v));
+					const __m512i xh = _mm512_set1_epi32(
+						load_i32(xr[t][b].qs + 16 + 4 * v));
+
+					for (int r = 0; r < R; r++) {
+						iacc[r][t] = dot4(iacc[r][t], wl[r], xl);
+						if (T == 1)
+							ihi[r] = dot4(ihi[r], wh[r], xh);
+						else
+							iacc[r][t] = dot4(iacc[r][t], wh[r], xh);
+					}
+				}
+			}
+			if (T == 1)
+				for (int r = 0; r < R; r++)
+					iacc[r][0] = _mm512_add_epi32(iacc[r][0], ihi[r]);
+		} else if (q4 && AW_KERN_VNNI && T == 1) {
 			/* batch 1 (memory-bound, so fewer instructions per byte keep more
 			 * loads in flight): the high nibble is used in place as 16 * q
 			 * (raw & 0xf0, at most 240 * 127 * 4 per lane) in its own
@@ -374,17 +426,19 @@ INLINE void x16_tile(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 
 X16_TILES(0)
 X16_TILES(1)
+X16_TILES(2)
 
 static void matmul_x16(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y,
 		       size_t ldy, uint32_t r0, uint32_t r1)
 {
 	const uint32_t g1 = (r1 + 15) / 16;
-	const int q4 = w->type == AW_TYPE_Q4_0;
 
 	for (uint32_t g = r0 / 16; g < g1;) {
 		const int R = in->n_tok == 1 && g + R1 <= g1 ? R1 : g + 3 <= g1 ? 3 : 1;
 
-		if (q4)
+		if (w->type == AW_TYPE_Q5_0)
+			x16_tiles_2(w, in, y, ldy, g, R, r0, r1, g1);
+		else if (w->type == AW_TYPE_Q4_0)
 			x16_tiles_1(w, in, y, ldy, g, R, r0, r1, g1);
 		else
 			x16_tiles_0(w, in, y, ldy, g, R, r0, r1, g1);
@@ -572,12 +626,12 @@ INLINE void matmul_f(const struct aw_kern_mat *w, const struct aw_kern_in *in, f
 static void matmul(const struct aw_kern_mat *w, const struct aw_kern_in *in, float *y, size_t ldy,
 		   uint32_t r0, uint32_t r1)
 {
-	if (aw_kern_type_kq(w->type)) {
-		KQ_MATMUL(w, in, y, ldy, r0, r1);
-		return;
-	}
 	if (w->layout == AW_KERN_LAYOUT_X16) {
 		matmul_x16(w, in, y, ldy, r0, r1);
+		return;
+	}
+	if (aw_kern_type_kq(w->type)) {
+		KQ_MATMUL(w, in, y, ldy, r0, r1);
 		return;
 	}
 	switch (w->type) {

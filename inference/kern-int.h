@@ -41,7 +41,17 @@ static inline float aw_kern_q8a_scale(float amax)
 /* Bytes of one interleaved block (16 rows × 32 quants) without the scales. */
 static inline size_t aw_kern_x16_qbytes(uint32_t type)
 {
-	return type == AW_TYPE_Q8_0 ? 512 : 256;
+	return type == AW_TYPE_Q8_0 ? 512 : type == AW_TYPE_Q5_0 ? 320 : 256;
+}
+
+/* Whether 'type' has the X16 layout in this build (kern.h). */
+static inline int aw_kern_x16_type(uint32_t type)
+{
+#if defined(__x86_64__)
+	if (type == AW_TYPE_Q5_0)
+		return 1;
+#endif
+	return type == AW_TYPE_Q8_0 || type == AW_TYPE_Q4_0;
 }
 
 /* Bytes of one group of 16 rows of nb blocks (quants then scales). */
@@ -68,6 +78,17 @@ static inline const aw_fp16 *aw_kern_x16_d(const struct aw_kern_mat *m, uint32_t
 				 g * aw_kern_x16_group_bytes(m->type, nb) +
 				 nb * aw_kern_x16_qbytes(m->type)) +
 	       16 * b;
+}
+
+/* The 64-bit fifth-bit mask k (< 8) of block b of group g of a Q5_0x16
+ * matrix (kern.h). */
+static inline uint64_t aw_kern_x16_q5_mask(const struct aw_kern_mat *m, uint32_t g, uint32_t b,
+					   uint32_t k)
+{
+	uint64_t v;
+
+	memcpy(&v, aw_kern_x16_q(m, g, b) + 256 + 8 * k, 8);
+	return v;
 }
 
 /* Weight types whose matmul reads activation blocks (struct aw_block_q8a). */
@@ -142,7 +163,8 @@ void aw_kern_ref_silu_mul(float *y, const float *g, const float *u, size_t n);
 void aw_kern_ref_add(float *y, const float *a, const float *b, size_t n);
 
 /* Signed quant j (0..31) of block b of row r, and the block's scale, for
- * either layout of a Q8_0/Q4_0 matrix (slow; the reference's accessor). */
+ * either layout of a Q8_0/Q4_0 matrix, or an X16 Q5_0 one (slow; the
+ * reference's accessor). */
 int aw_kern_ref_wq(const struct aw_kern_mat *m, uint32_t r, uint32_t b, uint32_t j);
 float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b);
 

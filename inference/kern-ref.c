@@ -57,8 +57,13 @@ int aw_kern_ref_wq(const struct aw_kern_mat *m, uint32_t r, uint32_t b, uint32_t
 		return (int)q[(j / 4) * 64 + rr * 4 + j % 4] - 128;
 	const uint32_t e = j & 15; /* element within its half */
 	const uint8_t v = q[(e / 4) * 64 + rr * 4 + e % 4];
+	const int nib = j < 16 ? (v & 15) : (v >> 4);
 
-	return (j < 16 ? (v & 15) : (v >> 4)) - 8;
+	if (m->type == AW_TYPE_Q5_0) /* fifth bit: mask j/4, bit 4rr + j%4 */
+		return (nib | (int)(aw_kern_x16_q5_mask(m, r / 16, b, j / 4) >> (4 * rr + j % 4) &
+				    1) << 4) -
+		       16;
+	return nib - 8;
 }
 
 float aw_kern_ref_wd(const struct aw_kern_mat *m, uint32_t r, uint32_t b)
@@ -118,6 +123,13 @@ void aw_kern_ref_kblock(const struct aw_kern_mat *m, uint32_t r, uint32_t b, int
 		return;
 	}
 	case AW_TYPE_Q5_0:
+		if (m->layout == AW_KERN_LAYOUT_X16) {
+			for (uint32_t j = 0; j < 32; j++)
+				q[j] = (int8_t)aw_kern_ref_wq(m, r, b, j);
+			a[0] = a[1] = aw_kern_ref_wd(m, r, b);
+			return;
+		}
+		__attribute__((fallthrough));
 	case AW_TYPE_Q5_1: {
 		const int one = m->type == AW_TYPE_Q5_1;
 		const struct aw_block_q5_0 *k0 = (const struct aw_block_q5_0 *)row + b;

@@ -191,7 +191,7 @@ size_t aw_kern_repack_size(uint32_t type, uint32_t rows, uint32_t cols)
 {
 	if (aw_kern_kq_repackable(type)) /* KQ8: the GGUF rows, reordered */
 		return rows && cols % 256 == 0 ? (size_t)rows * aw_type_row_size(type, cols) : 0;
-	if ((type != AW_TYPE_Q8_0 && type != AW_TYPE_Q4_0) || cols % AW_KERN_QK || rows == 0)
+	if (!aw_kern_x16_type(type) || cols % AW_KERN_QK || rows == 0)
 		return 0;
 	return (size_t)((rows + 15) / 16) * aw_kern_x16_group_bytes(type, cols / AW_KERN_QK);
 }
@@ -228,8 +228,8 @@ int aw_kern_repack(const struct aw_kern_mat *src, void *dst, struct aw_kern_mat 
 		uint8_t *gq = (uint8_t *)dst + g * gbytes;
 		aw_fp16 *gd = (aw_fp16 *)(gq + nb * qbytes);
 
-		if (g * 16 + 16 > src->rows)
-			memset(gq, 0, gbytes); /* a padded last group */
+		if (g * 16 + 16 > src->rows || src->type == AW_TYPE_Q5_0)
+			memset(gq, 0, gbytes); /* a padded last group; Q5_0's masks are ORed */
 		for (uint32_t rr = 0; rr < 16; rr++) {
 			const uint32_t r = g * 16 + rr;
 			uint32_t w;
@@ -258,6 +258,26 @@ int aw_kern_repack(const struct aw_kern_mat *src, void *dst, struct aw_kern_mat 
 						memcpy(&w, blk->qs + 4 * k, 4);
 						w ^= 0x80808080u;
 						memcpy(q + k * 64, &w, 4);
+					}
+				} else if (src->type == AW_TYPE_Q5_0) {
+					const struct aw_block_q5_0 *blk =
+						(const struct aw_block_q5_0 *)row + b;
+					uint32_t qh;
+
+					gd[16 * b + rr] = blk->d;
+					for (uint32_t v = 0; v < 4; v++) {
+						memcpy(&w, blk->qs + 4 * v, 4);
+						memcpy(q + v * 64, &w, 4);
+					}
+					/* mask k, bit 4rr+j = qh bit 4k+j (elements 4k..4k+3) */
+					memcpy(&qh, blk->qh, 4);
+					for (uint32_t k = 0; k < 8; k++) {
+						uint8_t *mk = gq + b * qbytes + 256 + 8 * k;
+						uint64_t mv;
+
+						memcpy(&mv, mk, 8);
+						mv |= (uint64_t)(qh >> (4 * k) & 15) << (4 * rr);
+						memcpy(mk, &mv, 8);
 					}
 				} else {
 					const struct aw_block_q4_0 *blk =
@@ -306,7 +326,10 @@ void aw_kern_mat_row(const struct aw_kern_mat *m, uint32_t r, float *dst)
 		float *o = dst + b * AW_KERN_QK;
 
 		for (uint32_t j = 0; j < 16; j++) {
-			if (m->type == AW_TYPE_Q8_0) {
+			if (m->type == AW_TYPE_Q5_0) {
+				o[j] = d * (float)aw_kern_ref_wq(m, r, b, j);
+				o[j + 16] = d * (float)aw_kern_ref_wq(m, r, b, j + 16);
+			} else if (m->type == AW_TYPE_Q8_0) {
 				o[j] = d * (float)((int)q[(j / 4) * 64 + rr * 4 + j % 4] - 128);
 				o[j + 16] = d * (float)((int)q[(j / 4 + 4) * 64 + rr * 4 + j % 4] -
 							128);

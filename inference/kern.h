@@ -28,7 +28,7 @@
  *     8      32   qs   int8 quants in [-127, 127], qs[j] = rint(x[j] / d)
  *
  * Weight layouts.  AW_KERN_LAYOUT_ROWS is GGUF's: row r is row_size bytes at
- * data + r * row_size. AW_KERN_LAYOUT_X16 (Q8_0 and Q4_0 only; made by
+ * data + r * row_size. AW_KERN_LAYOUT_X16 (Q8_0, Q4_0 and Q5_0; made by
  * aw_kern_repack) interleaves 16 rows so that one 64-byte vector holds four
  * consecutive quants of each of 16 rows, the shape vpdpbusd consumes with a
  * broadcast activation: rows are grouped by 16 (the last group padded with
@@ -47,6 +47,19 @@
  *                                          high nibble = element 16+4v+j (GGML's q,
  *                                          unsigned 0..15; value = d * (q - 8))
  *                   256*nb + 32*b 32       block b: fp16 scales d[r], r < 16
+ *
+ *   Q5_0x16 group   OFFSET        SIZE     DESCRIPTION
+ *                   320*b         256      block b: nibbles as Q4_0x16's
+ *                   320*b+256+8k  8        block b, k < 8: 64-bit mask, bit 4r+j
+ *                                          (r<16, j<4) = bit 4 of element 4k+j of
+ *                                          row r (GGML's qh bit 4k+j): the fifth
+ *                                          bit of byte 4r+j of nibble vector k%4,
+ *                                          low nibble if k < 4 (value = d * (q - 16))
+ *                   320*nb + 32*b 32       block b: fp16 scales d[r], r < 16
+ *
+ * The Q5_0x16 group has the size of its 16 GGUF rows (22 bytes a block), so
+ * the loader can repack it in place. x86-64 builds only: on aarch64
+ * aw_kern_repack_size() gives 0 for Q5_0 and the NEON tables never see it.
  *
  * AW_KERN_LAYOUT_KQ8 (Q4_K, Q5_K, Q6_K; made by aw_kern_repack) keeps GGUF's
  * rows, row_size and super-blocks (header bytes, scales and d in place) and
@@ -105,7 +118,7 @@ static_assert(sizeof(struct aw_block_q8a) == 40, "q8a block is 40 bytes");
 
 enum aw_kern_layout {
 	AW_KERN_LAYOUT_ROWS = 0, /* GGUF row-major */
-	AW_KERN_LAYOUT_X16 = 1,	 /* 16-row interleave (Q8_0, Q4_0), see above */
+	AW_KERN_LAYOUT_X16 = 1,	 /* 16-row interleave (Q8_0, Q4_0, Q5_0), see above */
 	AW_KERN_LAYOUT_KQ8 = 2,	 /* sub-block interleave (Q4_K, Q5_K, Q6_K), see above */
 };
 
@@ -222,7 +235,7 @@ int aw_kern_mat_init(uint32_t type, uint32_t rows, uint32_t cols, const void *da
 
 /* Bytes aw_kern_repack() writes for a matrix of this type and shape (X16:
  * rows rounded up to 16; KQ8: the GGUF size), or 0 if the type has neither
- * layout (X16: Q8_0 and Q4_0; KQ8: Q4_K, Q5_K, Q6_K). */
+ * layout (X16: Q8_0, Q4_0 and, on x86-64, Q5_0; KQ8: Q4_K, Q5_K, Q6_K). */
 size_t aw_kern_repack_size(uint32_t type, uint32_t rows, uint32_t cols);
 
 /* Repack the ROWS matrix 'src' into X16 or KQ8 layout at 'dst'

@@ -419,9 +419,11 @@ static int repack(struct loadctx *c, struct aw_kern_mat *w)
 
 /* --- repacking in place while loading ------------------------------------------------- */
 
-/* The matrices aw_model_load() repacks: the layers' seven and output.weight
- * (present only when not tied). */
-static bool repack_name(const char *name)
+/* The matrices aw_model_load() repacks: the layers' seven and output.weight,
+ * or token_embd.weight when the file has no output.weight (tied: the output
+ * projection streams the whole table every token, the lookup reads one row
+ * of either layout). */
+static bool repack_name(const struct aw_gguf *g, const char *name)
 {
 	static const char *const sfx[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
 					  "ffn_gate", "ffn_up", "ffn_down"};
@@ -431,6 +433,8 @@ static bool repack_name(const char *name)
 
 	if (strcmp(name, "output.weight") == 0)
 		return true;
+	if (strcmp(name, "token_embd.weight") == 0)
+		return aw_gguf_find_tensor(g, "output.weight") < 0;
 	if (sscanf(name, "blk.%u.%31[a-z_].weight%n", &l, s, &n) != 2 || name[n] != '\0')
 		return false;
 	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++)
@@ -475,7 +479,7 @@ int aw_model_repacker_tensor(void *ctx, uint32_t idx, void *const *data, unsigne
 		rp->rc = -EINVAL;
 		return 1;
 	}
-	if (!repack_name(t->name) || t->ne[2] != 1 || t->ne[3] != 1 || t->ne[1] == 0 ||
+	if (!repack_name(rp->g, t->name) || t->ne[2] != 1 || t->ne[3] != 1 || t->ne[1] == 0 ||
 	    t->ne[1] % 16 || t->ne[0] > UINT32_MAX || t->ne[1] > UINT32_MAX || t->size != size ||
 	    n_replicas == 0)
 		return 0;
@@ -731,8 +735,7 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 			for (size_t i = 0; i < 7; i++)
 				total += repack_bytes(ms[i]);
 		}
-		if (!hp->tied)
-			total += repack_bytes(&m->output);
+		total += repack_bytes(hp->tied ? &m->tok_embd : &m->output);
 		if (total)
 			m->arena = aw_loader_mem_alloc(total, -1, AW_LOAD_HUGE_AUTO, &m->arena_mem);
 		for (int32_t l = 0; l < hp->n_layer; l++) {
@@ -743,8 +746,10 @@ int aw_model_load(const struct aw_gguf *g, const void *data, size_t size,
 				if ((r = repack(&c, ms[i])) < 0)
 					goto fail;
 		}
-		if (!hp->tied && (r = repack(&c, &m->output)) < 0)
+		if ((r = repack(&c, hp->tied ? &m->tok_embd : &m->output)) < 0)
 			goto fail;
+		if (hp->tied)
+			m->output = m->tok_embd;
 	}
 
 	/* scratch */

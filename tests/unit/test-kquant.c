@@ -387,8 +387,9 @@ static void test_variants_raw(void **state)
 	static const struct {
 		uint32_t kcols, lcols, rows, n_tok;
 	} shapes[] = {
-		{256, 32, 1, 1},    {768, 224, 17, 3}, {512, 288, 19, 7}, {2304, 896, 5, 60},
-		{1280, 576, 33, 2}, {256, 96, 3, 5},   {512, 160, 70, 9}, {512, 288, 7, 11},
+		{256, 32, 1, 1},    {768, 224, 17, 3}, {512, 288, 19, 7},  {2304, 896, 5, 60},
+		{1280, 576, 33, 2}, {256, 96, 3, 5},   {512, 160, 131, 1}, {768, 320, 67, 6},
+		{512, 160, 70, 9},  {512, 288, 7, 11},
 	};
 	int tested = 0;
 
@@ -417,6 +418,28 @@ static void test_variants_raw(void **state)
 				struct aw_kern_in in = {n_tok, cols, NULL, xq};
 				struct aw_kern_mat m8;
 				uint8_t *w8 = NULL;
+				/* legacy types with an X16 layout in this build: the
+				 * same, on whole 16-row groups (r0 a multiple of 16,
+				 * r1 the row count) */
+				const size_t xs =
+					is_k(type) ? 0 : aw_kern_repack_size(type, rows, cols);
+
+				if (xs) {
+					float *a = malloc(sizeof(float) * cols);
+					float *b = malloc(sizeof(float) * cols);
+
+					assert_int_equal(xs, (size_t)(rows + 15) / 16 * 16 * rs);
+					w8 = malloc(xs);
+					memset(w8, 0xa5, xs);
+					assert_int_equal(aw_kern_repack(&m, w8, &m8), 0);
+					assert_int_equal(m8.layout, AW_KERN_LAYOUT_X16);
+					for (uint32_t r = 0; r < rows; r++) {
+						aw_kern_mat_row(&m, r, a);
+						aw_kern_mat_row(&m8, r, b);
+						assert_memory_equal(a, b, sizeof(float) * cols);
+					}
+					free(a), free(b);
+				}
 
 				/* K-quants: also repacked into KQ8, which must
 				 * dequantize to the same floats and give the same
@@ -441,12 +464,13 @@ static void test_variants_raw(void **state)
 				double *bd = calloc((size_t)n_tok * ldy, sizeof(double));
 
 				for (uint32_t t = 0; t < n_tok; t++)
-					for (uint32_t r = r0; r < r1; r++)
+					for (uint32_t r = 0; r < rows; r++)
 						raw_expect(&m, xq, t, r, &ex[t * ldy + r],
 							   &bd[t * ldy + r]);
 				for (int lay = 0; lay < (w8 ? 2 : 1); lay++)
-					tested += raw_check(lay ? &m8 : &m, ex, bd, &in, y, ldy, r0,
-							    r1, wk, xk);
+					tested += raw_check(lay ? &m8 : &m, ex, bd, &in, y, ldy,
+							    lay && xs ? (rows > 16 ? 16 : 0) : r0,
+							    lay && xs ? rows : r1, wk, xk);
 				free(w8), free(ex), free(bd);
 				free(w), free(x), free(y), free(xq);
 			}
