@@ -7,7 +7,7 @@
  *                            for its mask cache (guarded by a mutex), so one
  *                            grammar may serve any number of matchers/threads.
  *   struct aw_grammar_vocab  the token trie and per-token tables of one
- *                            tokenizer, built once (≈100 ms for 128k tokens)
+ *                            tokenizer, built once (≈0.2 s for 128k tokens)
  *                            and shared read-only by every matcher.
  *   struct aw_grammar_matcher  one sequence's position in the grammar: a set
  *                            of parser stacks plus the history rollback needs.

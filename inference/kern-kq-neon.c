@@ -601,14 +601,17 @@ INLINE void mtile8(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const 
 		   float32x4_t out[4])
 {
 	const uint32_t bsize = type == AW_TYPE_Q6_K ? 210 : type == AW_TYPE_Q5_K ? 176 : 144;
+	float32x4_t acc[4]; /* local: stores to out[] would not stay in registers */
 	struct pair o;
 
 	for (int p = 0; p < P; p++)
-		out[p] = vdupq_n_f32(0.0f);
+		acc[p] = vdupq_n_f32(0.0f);
 	for (uint32_t g = 0; g < nb / 8; g++) {
 		decode_pair(row0 + (size_t)g * bsize, row1 + (size_t)g * bsize, type, &o);
-		accum(&o, g, 8, nb, xp, dp, sp, P, type, out);
+		accum(&o, g, 8, nb, xp, dp, sp, P, type, acc);
 	}
+	for (int p = 0; p < P; p++)
+		out[p] = acc[p];
 }
 
 /* The same on ROWS weights of any of the six types: each row's group is
@@ -619,11 +622,12 @@ INLINE void mtile(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const i
 		  const float *dp, const float *sp, const int P, const uint32_t type,
 		  float32x4_t out[4])
 {
+	float32x4_t acc[4];
 	struct grp g0, g1;
 	struct pair o;
 
 	for (int p = 0; p < P; p++)
-		out[p] = vdupq_n_f32(0.0f);
+		acc[p] = vdupq_n_f32(0.0f);
 	for (uint32_t g = 0; 8 * g < nb; g++) {
 		const int n = nb - 8 * g >= 8 ? 8 : (int)(nb - 8 * g);
 
@@ -640,8 +644,10 @@ INLINE void mtile(const uint8_t *row0, const uint8_t *row1, uint32_t nb, const i
 				o.q[s][2 * h] = vreinterpretq_s8_s64(vzip1q_s64(a, b));
 				o.q[s][2 * h + 1] = vreinterpretq_s8_s64(vzip2q_s64(a, b));
 			}
-		accum(&o, g, n, nb, xp, dp, sp, P, type, out);
+		accum(&o, g, n, nb, xp, dp, sp, P, type, acc);
 	}
+	for (int p = 0; p < P; p++)
+		out[p] = acc[p];
 }
 
 typedef void mtile_fn(const uint8_t *, const uint8_t *, uint32_t, const int8_t *, const float *,

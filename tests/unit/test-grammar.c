@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "chat.h"
+#include "gguf.h"
 #include "grammar.h"
 #include "sample.h"
 #include "tok.h"
@@ -519,6 +520,84 @@ static void test_string_stacks(void **state)
 	}
 }
 
+/* The same brute-force check on the real Llama 3 vocabulary (128 256
+ * tokens, many multi-byte and non-ASCII ones: the pattern-string symbol
+ * tables and the subtrees they skip), from prefixes inside permissive
+ * patterns and strings in several stacks. Skipped without the npm data. */
+static void test_llama3_vocab(void **state)
+{
+	static const struct {
+		const char *schema, *prefix;
+	} cases[] = {
+		{"{\"type\": \"array\", \"items\": {\"anyOf\": [{\"type\": \"object\", "
+		 "\"properties\": "
+		 "{\"path\": {\"type\": \"string\", \"pattern\": \"^(/[^/~]*(~[01][^/~]*)*)*$\"}, "
+		 "\"op\": {\"const\": \"add\"}}, \"required\": [\"path\", \"op\"]}, {\"type\": "
+		 "\"object\", \"properties\": {\"path\": {\"type\": \"string\", \"pattern\": "
+		 "\"^(/[^/~]*(~[01][^/~]*)*)*$\"}, \"op\": {\"const\": \"remove\"}}}]}}",
+		 "[{\"path\": \"/"},
+		{"{\"type\": \"string\", \"pattern\": \"(.+/)?.+:.+\"}", "\""},
+		{"{\"type\": \"string\", \"pattern\": \"^[^a]*$\", \"maxLength\": 40}", "\"x"},
+		{"{\"anyOf\": [{\"type\": \"string\", \"pattern\": \"^[a-z/]+$\"}, {\"type\": "
+		 "\"string\", \"format\": \"date\"}, {\"type\": \"string\"}]}",
+		 "\""},
+	};
+	const char *dir = getenv("AW_TOK_DATA");
+	char path[4096];
+	struct aw_gguf *gg = NULL;
+	struct aw_tok *t = NULL;
+	struct aw_grammar_vocab *v = NULL;
+	struct aw_err err;
+	(void)state;
+	snprintf(path, sizeof(path), "%s/llama3.gguf", dir ? dir : ".");
+	if (!dir || aw_gguf_open(path, &gg, &err) < 0) {
+		skip(); /* tests/data/fetch-npm-data.sh not run */
+		return;
+	}
+	assert_int_equal(aw_tok_new_from_gguf(gg, &t, &err), 0);
+	assert_int_equal(aw_grammar_vocab_new(t, &v), 0);
+	int32_t nv = aw_grammar_vocab_n(v);
+	uint64_t *mask = calloc(((size_t)nv + 63) / 64, sizeof(uint64_t));
+	assert_non_null(mask);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct aw_grammar *g = compile(cases[i].schema);
+		struct aw_grammar_matcher *m;
+		assert_int_equal(aw_grammar_matcher_new(g, v, &m), 0);
+		assert_int_equal(
+			aw_grammar_accept_bytes(m, cases[i].prefix, strlen(cases[i].prefix)), 0);
+		for (int step = 0; step < 6; step++) {
+			int n = aw_grammar_mask(m, mask), brute = 0;
+			assert_true(n > 0);
+			for (int32_t x = 0; x < nv; x++) {
+				int ok = aw_grammar_accept(m, x) == 0;
+				if (ok)
+					assert_int_equal(aw_grammar_rollback(m, 1), 0);
+				int bit = (int)(mask[x >> 6] >> (x & 63) & 1);
+				if (ok != bit)
+					fprintf(stderr,
+						"case %zu step %d token %d: accept %d mask %d\n", i,
+						step, x, ok, bit);
+				assert_int_equal(ok, bit);
+				brute += ok;
+			}
+			assert_int_equal(brute, n);
+			int k = (int)(rnd() % (uint32_t)n), pick = -1;
+			for (int32_t x = 0; x < nv && pick < 0; x++)
+				if (mask[x >> 6] >> (x & 63) & 1 && k-- == 0)
+					pick = x;
+			assert_int_equal(aw_grammar_accept(m, pick), 0);
+			if (aw_grammar_done(m))
+				break;
+		}
+		aw_grammar_matcher_free(m);
+		aw_grammar_free(g);
+	}
+	free(mask);
+	aw_grammar_vocab_free(v);
+	aw_tok_free(t);
+	aw_gguf_close(gg);
+}
+
 static void test_any_grammar_and_sampler(void **state)
 {
 	(void)state;
@@ -591,6 +670,7 @@ int main(void)
 		cmocka_unit_test(test_values_meet_schema),
 		cmocka_unit_test(test_rollback_and_forced),
 		cmocka_unit_test(test_string_stacks),
+		cmocka_unit_test(test_llama3_vocab),
 		cmocka_unit_test(test_any_grammar_and_sampler),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

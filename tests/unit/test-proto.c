@@ -731,6 +731,64 @@ static void test_agent_tlvs(void **state)
 	assert_string_equal(aw_proto_finish_name(AW_PROTO_FINISH_TOOL_CALLS), "tool_calls");
 }
 
+/* Reply fragments (aw_proto_frag_add): a lone datagram passes through; a
+ * run gives the concatenation; a cut run, MORE on another type and a run
+ * beyond AW_PROTO_MAX_REPLY_MSG are refused with a message. */
+static void test_reply_fragments(void **state)
+{
+	static uint8_t chunk[65536];
+	struct aw_proto_frag f = {0};
+	struct aw_proto_hdr h = {.type = AW_PROTO_TOOL_CALL};
+	struct aw_proto_err e;
+	const void *p;
+	size_t len;
+	(void)state;
+
+	h.payload_len = 3;
+	assert_int_equal(aw_proto_frag_add(&f, &h, "abc", &p, &len, &e), 1);
+	assert_ptr_equal(p, "abc");
+	assert_int_equal(len, 3);
+	h.flags = AW_PROTO_F_MORE;
+	assert_int_equal(aw_proto_frag_add(&f, &h, "abc", &p, &len, &e), 0);
+	h.seq = 1;
+	assert_int_equal(aw_proto_frag_add(&f, &h, "def", &p, &len, &e), 0);
+	h.flags = 0;
+	h.seq = 2;
+	h.payload_len = 1;
+	assert_int_equal(aw_proto_frag_add(&f, &h, "g", &p, &len, &e), 1);
+	assert_int_equal(len, 7);
+	assert_memory_equal(p, "abcdefg", 7);
+	/* a run cut by the terminal */
+	h.flags = AW_PROTO_F_MORE;
+	h.seq = 3;
+	assert_int_equal(aw_proto_frag_add(&f, &h, "x", &p, &len, &e), 0);
+	h.type = AW_PROTO_END;
+	h.flags = 0;
+	h.seq = 4;
+	assert_int_equal(aw_proto_frag_add(&f, &h, "y", &p, &len, &e), -EBADMSG);
+	assert_string_equal(e.err.msg, "TOOL_CALL fragments missing: 1 bytes so far, then END "
+				       "(seq 4)");
+	aw_proto_frag_fini(&f);
+	/* MORE on DATA */
+	h.type = AW_PROTO_DATA;
+	h.flags = AW_PROTO_F_MORE;
+	assert_int_equal(aw_proto_frag_add(&f, &h, "y", &p, &len, &e), -EBADMSG);
+	assert_string_equal(e.err.msg,
+			    "DATA datagram (seq 4) marked MORE: only TOOL_CALL is fragmented");
+	/* beyond 1 MiB: 16 full fragments fit exactly, one more byte does not */
+	h.type = AW_PROTO_TOOL_CALL;
+	h.payload_len = 65535;
+	unsigned i;
+	for (i = 0; i < 16; i++)
+		assert_int_equal(aw_proto_frag_add(&f, &h, chunk, &p, &len, &e), 0);
+	h.payload_len = 16;
+	assert_int_equal(aw_proto_frag_add(&f, &h, chunk, &p, &len, &e), 0);
+	h.payload_len = 1;
+	assert_int_equal(aw_proto_frag_add(&f, &h, chunk, &p, &len, &e), -EBADMSG);
+	assert_string_equal(e.err.msg, "TOOL_CALL reply longer than 1048576 bytes");
+	aw_proto_frag_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -742,6 +800,7 @@ int main(void)
 		cmocka_unit_test(test_request_malformed),
 		cmocka_unit_test(test_reply_payloads),
 		cmocka_unit_test(test_agent_tlvs),
+		cmocka_unit_test(test_reply_fragments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
