@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "aw-skip.h"
 
 #ifndef AW_SOURCE_ROOT
 #error "AW_SOURCE_ROOT must be defined by the build"
@@ -1344,7 +1345,7 @@ static void test_topo_discover_real(void **state)
 
 	(void)state;
 	if (access("/sys/devices/system/cpu/online", R_OK) != 0)
-		skip();
+		AW_SKIP("no /sys/devices/system/cpu/online");
 	assert_int_equal(aw_topo_discover("/sys", &t, &e), 0);
 	assert_true(t->n_nodes >= 1);
 	assert_true(aw_cpuset_count(&t->online) >= 1);

@@ -19,6 +19,7 @@
 
 #include "gguf.h"
 #include "quant.h"
+#include "aw-skip.h"
 
 /* ---- a small valid file made with the writer ---- */
 
@@ -976,7 +977,7 @@ static void test_seed_corpus(void **state)
 
 	(void)state;
 	if (!dir)
-		skip();
+		AW_SKIP("no corpus directory given");
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
 		char path[4096];
 		struct aw_gguf *g;

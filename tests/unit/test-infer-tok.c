@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "gguf.h"
+#include "aw-skip.h"
 
 static char model[64] = "/tmp/test-infer-tok-XXXXXX";
 static char empty[64] = "/tmp/test-infer-tok-e-XXXXXX";
@@ -188,7 +189,7 @@ static void prompt(void **state)
 	const char *mk = getenv("AW_MKMODEL");
 
 	if (!mk)
-		skip();
+		AW_SKIP("AW_MKMODEL not set");
 	int fd = mkstemp(tiny);
 	assert_true(fd >= 0);
 	close(fd);

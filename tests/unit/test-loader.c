@@ -34,6 +34,7 @@
 #include "model.h"
 #include "quant.h"
 #include "tiny-llama.h"
+#include "aw-skip.h"
 
 static char tmpdir[256];
 
@@ -496,11 +497,14 @@ static void test_cancel_callback(void **state)
 	enum aw_load_method m;
 
 	(void)state;
-	for (m = AW_LOAD_URING; m <= AW_LOAD_MMAP; m++) {
+	/* callbacks on their own thread (default) and on the loading thread */
+	for (int k = 0; k < 6; k++) {
+		m = (enum aw_load_method)(k % 3);
 		struct tcheck t = {.file = file, .region_off = 12, .cancel_at = 3};
 		struct aw_load_opts o = {.method = m,
 					 .request_size = 8192,
 					 .queue_depth = 8,
+					 .features_off = k < 3 ? 0 : AW_LOAD_F_CB_THREAD,
 					 .on_tensor = on_tensor,
 					 .ctx = &t};
 
@@ -774,7 +778,7 @@ static void test_tmpfs(void **state)
 
 	(void)state;
 	if (stat("/dev/shm", &st) < 0 || !mkdtemp(dir))
-		skip();
+		AW_SKIP("no tmpfs at /dev/shm");
 	file = write_file(dir, "tmpfs.bin", 60000, 8, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_DIRECT);
 	if (fd >= 0)

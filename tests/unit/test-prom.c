@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "prom.h"
+#include "aw-skip.h"
 
 static void hist_buckets(void **state)
 {
@@ -163,7 +164,7 @@ static void promtool_accepts(void **state)
 	(void)state;
 	if (system("command -v promtool >/dev/null 2>&1") != 0) {
 		aw_prom_fini(&p);
-		skip();
+		AW_SKIP("no promtool (Debian package prometheus)");
 	}
 	{
 		const char *l[] = {"reason", "a \"quoted\"\\reason\n", NULL};

@@ -33,6 +33,7 @@
 #include "scheduler.h"
 #include "tiny-llama.h"
 #include "tok.h"
+#include "aw-skip.h"
 
 enum { MAXR = 8, MAXT = 400, MAXRUNS = 128 };
 
@@ -415,8 +416,7 @@ static void test_ff_matches_aw_infer(void **state)
 
 	(void)state;
 	if (!exe || access(exe, X_OK) != 0) {
-		fprintf(stderr, "# AW_INFER not set: skipping the aw-infer comparison\n");
-		skip();
+		AW_SKIP("AW_INFER not set: no aw-infer comparison");
 	}
 	assert_non_null(mkdtemp(dir));
 	open_world(&w, 1, 5);
