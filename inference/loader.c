@@ -118,6 +118,17 @@ struct ld {
 	atomic_uint front;  /* chunks [0, front) are handed to reads */
 	atomic_int pf_stop; /* set when the load ends */
 	uint32_t pf_chunks; /* chunks it faulted in (read after the join) */
+
+	/* callback thread: spans [0, cb_avail) have landed; it hands them to the
+	 * tensor callbacks in order while the loading thread keeps reading */
+	pthread_t cb_th;
+	int cb_running;
+	pthread_mutex_t cb_mu;
+	pthread_cond_t cb_cv;
+	uint32_t cb_avail;    /* under cb_mu */
+	int cb_stop;	      /* under cb_mu: 1 = finish what is available, 2 = abort */
+	atomic_int cb_failed; /* a callback asked to cancel: span index + 1 */
+	double cb_busy_s;     /* seconds in the callbacks (read after the join) */
 };
 
 struct aw_load_job {
@@ -451,6 +462,8 @@ static int progress(struct ld *ld, int done)
 
 static bool cancelled(struct ld *ld)
 {
+	if (ld->cb_running && atomic_load_explicit(&ld->cb_failed, memory_order_relaxed))
+		return true; /* cb_stop() reports it */
 	if (ld->cancel && atomic_load_explicit(ld->cancel, memory_order_relaxed)) {
 		fail(ld, ECANCELED, "load cancelled");
 		return true;
@@ -469,6 +482,96 @@ static uint64_t chunk_region_bytes(struct ld *ld, uint32_t c)
 	if (e > re)
 		e = re;
 	return e > s ? e - s : 0;
+}
+
+/* The tensor callbacks for span i. Returns nonzero when one asks to cancel. */
+static int tensor_callbacks(struct ld *ld, uint32_t i)
+{
+	const struct aw_load_span *sp = &ld->rg.spans[i];
+	const uint32_t id = ld->rg.ids ? ld->rg.ids[i] : i;
+
+	if (ld->o.on_tensor &&
+	    ld->o.on_tensor(ld->o.ctx, id, ld->w->rep[0].data + sp->offset, sp->size))
+		return 1;
+	if (ld->o.on_tensor_rw) {
+		void *d[AW_LOAD_MAX_REPLICAS];
+
+		for (unsigned r = 0; r < ld->n_rep; r++)
+			d[r] = ld->w->rep[r].data + sp->offset;
+		if (ld->o.on_tensor_rw(ld->o.tensor_ctx, id, d, ld->n_rep, sp->size))
+			return 1;
+	}
+	return 0;
+}
+
+static void *cb_main(void *arg)
+{
+	struct ld *ld = arg;
+	uint32_t i = 0;
+
+	for (;;) {
+		uint32_t avail;
+		int stop;
+
+		pthread_mutex_lock(&ld->cb_mu);
+		while (ld->cb_avail == i && !ld->cb_stop)
+			pthread_cond_wait(&ld->cb_cv, &ld->cb_mu);
+		avail = ld->cb_avail;
+		stop = ld->cb_stop;
+		pthread_mutex_unlock(&ld->cb_mu);
+		if (stop == 2 || (stop && i == avail))
+			return NULL;
+		for (; i < avail; i++) {
+			const double t = now_s();
+			const int cancel = tensor_callbacks(ld, i);
+
+			ld->cb_busy_s += now_s() - t;
+			if (cancel) {
+				atomic_store(&ld->cb_failed, (int)i + 1);
+				return NULL;
+			}
+		}
+	}
+}
+
+static void cb_start(struct ld *ld)
+{
+	if (!(ld->o.on_tensor || ld->o.on_tensor_rw) ||
+	    (ld->o.features_off & AW_LOAD_F_CB_THREAD) || ld->rg.n_spans == 0)
+		return;
+	pthread_mutex_init(&ld->cb_mu, NULL);
+	pthread_cond_init(&ld->cb_cv, NULL);
+	atomic_init(&ld->cb_failed, 0);
+	if (pthread_create(&ld->cb_th, NULL, cb_main, ld) == 0) {
+		ld->cb_running = 1;
+		ld->w->info.features |= AW_LOAD_F_CB_THREAD;
+		return;
+	}
+	pthread_cond_destroy(&ld->cb_cv);
+	pthread_mutex_destroy(&ld->cb_mu);
+}
+
+/* Let the callback thread finish the landed tensors (or abort when the load
+ * failed), join it, and report a cancel it saw. */
+static void cb_stop(struct ld *ld)
+{
+	int failed;
+
+	if (!ld->cb_running)
+		return;
+	pthread_mutex_lock(&ld->cb_mu);
+	ld->cb_stop = ld->rc ? 2 : 1;
+	pthread_cond_signal(&ld->cb_cv);
+	pthread_mutex_unlock(&ld->cb_mu);
+	pthread_join(ld->cb_th, NULL);
+	ld->cb_running = 0;
+	pthread_cond_destroy(&ld->cb_cv);
+	pthread_mutex_destroy(&ld->cb_mu);
+	failed = atomic_load(&ld->cb_failed);
+	if (failed)
+		fail(ld, ECANCELED, "load cancelled by the tensor callback (tensor %d)",
+		     failed - 1);
+	say(ld, AW_LOG_DEBUG, "tensor callbacks: %.3f s on their own thread", ld->cb_busy_s);
 }
 
 /* One replica of chunk 'c' has fully landed. */
@@ -500,34 +603,27 @@ static void chunk_landed(struct ld *ld, uint32_t c, unsigned replica)
 		ld->wm++;
 	if (ld->o.on_tensor || ld->o.on_tensor_rw) {
 		uint64_t landed = ld->a0 + (uint64_t)ld->wm * ld->rs;
+		uint32_t n = ld->next_span;
 
 		landed = landed > ld->rg.offset ? landed - ld->rg.offset : 0;
 		if (ld->wm == ld->n_chunks)
 			landed = ld->rg.size;
-		while (ld->rc == 0 && ld->next_span < ld->rg.n_spans) {
-			const struct aw_load_span *sp = &ld->rg.spans[ld->next_span];
-
-			if (sp->offset + sp->size > landed)
-				break;
-			uint32_t id = ld->rg.ids ? ld->rg.ids[ld->next_span] : ld->next_span;
-
-			if (ld->o.on_tensor &&
-			    ld->o.on_tensor(ld->o.ctx, id, ld->w->rep[0].data + sp->offset,
-					    sp->size))
+		while (n < ld->rg.n_spans &&
+		       ld->rg.spans[n].offset + ld->rg.spans[n].size <= landed)
+			n++;
+		if (ld->cb_running) { /* the callback thread takes them */
+			ld->next_span = n;
+			pthread_mutex_lock(&ld->cb_mu);
+			ld->cb_avail = n;
+			pthread_cond_signal(&ld->cb_cv);
+			pthread_mutex_unlock(&ld->cb_mu);
+			return;
+		}
+		while (ld->rc == 0 && ld->next_span < n) {
+			if (tensor_callbacks(ld, ld->next_span))
 				fail(ld, ECANCELED,
 				     "load cancelled by the tensor callback (tensor %u)",
 				     ld->next_span);
-			if (ld->rc == 0 && ld->o.on_tensor_rw) {
-				void *d[AW_LOAD_MAX_REPLICAS];
-
-				for (unsigned r = 0; r < ld->n_rep; r++)
-					d[r] = ld->w->rep[r].data + sp->offset;
-				if (ld->o.on_tensor_rw(ld->o.tensor_ctx, id, d, ld->n_rep,
-						       sp->size))
-					fail(ld, ECANCELED,
-					     "load cancelled by the tensor callback (tensor %u)",
-					     ld->next_span);
-			}
 			ld->next_span++;
 		}
 	}
@@ -1067,6 +1163,7 @@ static int load(struct ld *ld, struct aw_weights **ret_w)
 	ld->w->info.features = ld->fd_direct >= 0 ? AW_LOAD_F_DIRECT : 0;
 	ld->t0 = ld->t_last_progress = now_s();
 	prefault_start(ld);
+	cb_start(ld);
 
 	switch (o->method) {
 	case AW_LOAD_URING:
@@ -1080,6 +1177,7 @@ static int load(struct ld *ld, struct aw_weights **ret_w)
 		break;
 	}
 	prefault_stop(ld);
+	cb_stop(ld);
 	if (ld->fd_direct < 0)
 		ld->w->info.features &= ~AW_LOAD_F_DIRECT;
 	if (ld->rc == 0 && ld->wm != ld->n_chunks)
@@ -1354,8 +1452,8 @@ const struct aw_weights_info *aw_weights_info(const struct aw_weights *w)
 static const char *const method_names[] = {"uring", "read", "mmap"};
 static const char *const feature_names[] = {"single_issuer", "defer_taskrun", "coop_taskrun",
 					    "fixed_bufs",    "fixed_files",   "direct",
-					    "prefault"};
-#define N_FEATURES 7
+					    "prefault",	     "cb_thread"};
+#define N_FEATURES 8
 
 const char *aw_loader_method_name(enum aw_load_method m)
 {

@@ -27,9 +27,13 @@
  * reads with a warning.
  *
  * Work overlaps: as soon as every byte covering a tensor has landed (in all
- * replicas) 'on_tensor' is called on the loading thread, so the engine can
- * repack or convert it while later reads are in flight. Tensors complete in
- * file order.
+ * replicas) 'on_tensor' is called, so the engine can repack or convert it
+ * while later reads are in flight. Tensors complete in file order. The
+ * callbacks run on a thread of their own (AW_LOAD_F_CB_THREAD, on by
+ * default), so the thread that submits reads keeps the drive busy while they
+ * work; without it (or when the thread cannot be created) on the loading
+ * thread. Either way one thread at a time, in file order, and all of them
+ * have returned when the load returns.
  *
  * Loads are jobs: aw_loader_start() runs one on its own thread (so that a
  * second model can load while the first serves), aw_loader_wait() collects
@@ -79,8 +83,9 @@ enum {
 	AW_LOAD_F_FIXED_BUFS = 1u << 3,	   /* io_uring_register_buffers + READ_FIXED */
 	AW_LOAD_F_FIXED_FILES = 1u << 4,   /* io_uring_register_files */
 	AW_LOAD_F_DIRECT = 1u << 5,	   /* O_DIRECT (not io_uring-specific) */
-	AW_LOAD_F_PREFAULT = 1u << 6, /* a helper thread faults the memory in from the far end */
-	AW_LOAD_F_ALL = (1u << 7) - 1,
+	AW_LOAD_F_PREFAULT = 1u << 6,  /* a helper thread faults the memory in from the far end */
+	AW_LOAD_F_CB_THREAD = 1u << 7, /* tensor callbacks on a thread of their own (see above) */
+	AW_LOAD_F_ALL = (1u << 8) - 1,
 	/* asked for unless turned off: registered buffers and the prefault thread
 	 * measured slower for a one-pass load (each buffer is pinned once either
 	 * way; see docs/ARCHITECTURE.md), so they are opt-in */

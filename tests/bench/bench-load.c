@@ -35,7 +35,8 @@ static void bench_usage(const char *prog)
 		"       [--drop-caches]\n"
 		"       [--repeat N] [--progress] [--verify] [--verbose]\n"
 		"LIST: "
-		"single_issuer,defer_taskrun,coop_taskrun,fixed_bufs,fixed_files,direct,prefault\n",
+		"single_issuer,defer_taskrun,coop_taskrun,fixed_bufs,fixed_files,direct,prefault,\n"
+		"cb_thread\n",
 		prog);
 }
 

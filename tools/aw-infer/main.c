@@ -65,6 +65,7 @@ struct opts {
 	const char *detokenize; /* --detokenize "IDS" */
 	bool bos, special;	/* --bos, --special */
 	int load;		/* -1: the GGUF mapping; else enum aw_load_method */
+	unsigned load_off;	/* --load-features-off: AW_LOAD_F_* not to use */
 	long ctx;
 	long batch;
 	int reps;
@@ -117,6 +118,8 @@ static void infer_usage(FILE *f)
 		"      --load METHOD       mmap | read | uring: copy the weights with the loader\n"
 		"                          (default: use the GGUF reader's file mapping)\n"
 		"      --load-only         load the weights, print one JSON line, exit\n"
+		"      --load-features-off LIST  loader features not to use (comma-separated:\n"
+		"                          direct, cb_thread, ...; for comparisons)\n"
 		"      --ids               print generated token ids, not text\n"
 		"      --info              print metadata, sizes and kernels, then exit\n"
 		"      --logits            print the prompt's last logits, one per line\n"
@@ -188,6 +191,7 @@ enum {
 	OPT_KV_TYPE,
 	OPT_LOAD,
 	OPT_LOAD_ONLY,
+	OPT_LOAD_FEATURES_OFF,
 	OPT_IDS,
 	OPT_INFO,
 	OPT_LOGITS,
@@ -234,6 +238,7 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 		{"dequant", no_argument, NULL, OPT_DEQUANT},
 		{"kv-type", required_argument, NULL, OPT_KV_TYPE},
 		{"load", required_argument, NULL, OPT_LOAD},
+		{"load-features-off", required_argument, NULL, OPT_LOAD_FEATURES_OFF},
 		{"load-only", no_argument, NULL, OPT_LOAD_ONLY},
 		{"ids", no_argument, NULL, OPT_IDS},
 		{"info", no_argument, NULL, OPT_INFO},
@@ -368,6 +373,11 @@ static int infer_parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_NO_REPACK:
 			o->no_repack = true;
+			break;
+		case OPT_LOAD_FEATURES_OFF:
+			if (aw_loader_parse_features(optarg, &o->load_off) < 0)
+				bad = "--load-features-off: a comma-separated list of loader "
+				      "features (e.g. cb_thread,prefault)";
 			break;
 		case OPT_DEQUANT:
 			o->dequant = true;
@@ -1038,6 +1048,7 @@ int main(int argc, char **argv)
 		/* block scales are checked as each tensor lands, while later
 		 * reads are in flight (the model then skips its own pass) */
 		struct aw_load_opts lo = {.method = (enum aw_load_method)o.load,
+					  .features_off = o.load_off,
 					  .on_tensor = check_tensor,
 					  .ctx = &cc};
 		/* a progress line on a terminal, log lines (-v) otherwise */
