@@ -474,6 +474,17 @@ static int set_once(struct aw_proto_str *dst, const uint8_t *v, uint32_t len, co
 	return 0;
 }
 
+/* A JSON TLV (MESSAGES, TOOLS, RESPONSE_FORMAT): once, and never empty (an
+ * empty one would count as present here and vanish when the body is built
+ * again, and it is no JSON value anyway). */
+static int set_json(struct aw_proto_str *dst, const uint8_t *v, uint32_t len, const char *name,
+		    size_t off, struct aw_proto_err *e)
+{
+	if (len == 0)
+		return BODY_FAIL("%s TLV at offset %zu is empty", name, off);
+	return set_once(dst, v, len, name, off, e);
+}
+
 int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_proto_req *ret,
 		       struct aw_proto_err *e)
 {
@@ -559,15 +570,15 @@ int aw_proto_req_parse(unsigned type, const void *buf, size_t len, struct aw_pro
 			r.labels[r.n_labels++].len = vlen;
 			break;
 		case AW_PROTO_TAG_MESSAGES:
-			if ((rc = set_once(&r.messages, v, vlen, "MESSAGES", off, e)) < 0)
+			if ((rc = set_json(&r.messages, v, vlen, "MESSAGES", off, e)) < 0)
 				return rc;
 			break;
 		case AW_PROTO_TAG_TOOLS:
-			if ((rc = set_once(&r.tools, v, vlen, "TOOLS", off, e)) < 0)
+			if ((rc = set_json(&r.tools, v, vlen, "TOOLS", off, e)) < 0)
 				return rc;
 			break;
 		case AW_PROTO_TAG_RESPONSE_FORMAT:
-			if ((rc = set_once(&r.response_format, v, vlen, "RESPONSE_FORMAT", off,
+			if ((rc = set_json(&r.response_format, v, vlen, "RESPONSE_FORMAT", off,
 					   e)) < 0)
 				return rc;
 			break;

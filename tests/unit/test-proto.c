@@ -683,6 +683,31 @@ static void test_agent_tlvs(void **state)
 	r.prompt = S("hi");
 	r.pooling = AW_PROTO_POOL_CLS;
 	agent_bad(AW_PROTO_GENERATE, &r, "EMBED_OPTS in a GENERATE");
+	/* an empty JSON TLV is refused (fuzz-proto found one that parsed and
+	 * then vanished from the rebuilt body): MESSAGES, TOOLS,
+	 * RESPONSE_FORMAT appended raw with length 0 */
+	{
+		static const uint16_t tags[] = {AW_PROTO_TAG_MESSAGES, AW_PROTO_TAG_TOOLS,
+						AW_PROTO_TAG_RESPONSE_FORMAT};
+
+		for (size_t k = 0; k < 3; k++) {
+			aw_proto_req_init(&r);
+			r.prompt.p = NULL;
+			if (tags[k] == AW_PROTO_TAG_MESSAGES)
+				r.prompt = S("hi");
+			else
+				r.messages = S("[]");
+			n = aw_proto_req_build(&r, buf, sizeof(buf));
+			assert_true(n > 0);
+			memset(buf + n, 0, 8);
+			buf[n] = (uint8_t)(tags[k] & 0xff);
+			buf[n + 1] = (uint8_t)(tags[k] >> 8);
+			assert_int_equal(
+				aw_proto_req_parse(AW_PROTO_GENERATE, buf, (size_t)n + 8, &g, &e),
+				-EBADMSG);
+			assert_non_null(strstr(e.err.msg, "is empty"));
+		}
+	}
 	/* the builder refuses what it cannot write */
 	aw_proto_req_init(&r);
 	r.prompt = S("hi");
