@@ -29,8 +29,8 @@ static void init(void)
 	/* the last ones: separators and non-ASCII after the first character,
 	 * for the pattern-string tables and the subtrees they skip */
 	static const char *const extra[NX] = {
-		"{\"",	 "\":",	   "\"}",	   "ab\"",	  ",\"",	   "12",	"true",
-		"\\\"", "/ab",	   "a/b",	   "x:y",	  "~0/",	   "abcabc",	"\xc3\xa9/",
+		"{\"",	     "\":",	     "\"}",   "ab\"",	",\"",	 "12",	   "true",
+		"\\\"",	     "/ab",	     "a/b",   "x:y",	"~0/",	 "abcabc", "\xc3\xa9/",
 		"a\xc3\xa9", "\xe6\x97\xa5", "a\xe6", "\xa5\"", "2024-", "ab\", 1"};
 	struct aw_tok_vocab v;
 

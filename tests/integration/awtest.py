@@ -187,6 +187,21 @@ class Daemon:
                 return -9
         return self.p.returncode
 
+    def group(self, n=0):
+        """Worker group n's counters (/agentwire/groups)."""
+        return self.telemetry('/agentwire/groups')[str(n)]
+
+    def group_idle(self, n=0, timeout=10.0):
+        """Group n's counters once its scheduler holds no sequence. The leader
+        publishes them after each step, while the last END leaves inside the
+        step: a client that saw every END may read them a moment early."""
+        t0 = time.time()
+        while True:
+            g = self.group(n)
+            if (g['running'] == 0 and g['sched_running'] == 0) or time.time() - t0 > timeout:
+                return g
+            time.sleep(0.05)
+
     def telemetry(self, cmd):
         """Read one rte_telemetry command as a dict (None when unavailable)."""
         import json

@@ -61,19 +61,11 @@ def body(prompt, max_new_tokens=0, deadline_us=0, priority=0, flags=0):
 
 
 def group0(d):
-    return d.telemetry('/agentwire/groups')['0']
+    return d.group(0)
 
 
 def group0_idle(d, timeout=10.0):
-    """Group 0's counters once its scheduler holds no sequence. The leader
-    publishes them after each step, while the last END leaves inside the
-    step: a client that saw every END may read them a moment early."""
-    t0 = time.time()
-    while True:
-        g = group0(d)
-        if (g['running'] == 0 and g['sched_running'] == 0) or time.time() - t0 > timeout:
-            return g
-        time.sleep(0.05)
+    return d.group_idle(0, timeout)
 
 
 model = model_4k()

@@ -34,6 +34,7 @@
 #include "tiny-llama.h"
 #include "tok.h"
 #include "aw-skip.h"
+#include "sched-check.h"
 
 enum { MAXR = 8, MAXT = 400, MAXRUNS = 128 };
 
@@ -223,29 +224,6 @@ static void req(struct aw_sched_req *q, uint64_t id, int32_t max_new)
 	q->sample.eos[0] = 2; /* </s> */
 }
 
-static int run_idle(struct aw_sched *s)
-{
-	int i;
-
-	for (i = 0; i < 2000; i++)
-		if (aw_sched_step(s, aw_sched_now_us()) == 0)
-			break;
-	assert_true(i < 2000);
-	return i + 1;
-}
-
-static void check_empty(struct aw_sched *s)
-{
-	struct aw_sched_stats st;
-
-	aw_sched_flush(s);
-	aw_sched_get_stats(s, &st);
-	assert_int_equal(st.running, 0);
-	assert_int_equal(st.waiting, 0);
-	assert_int_equal(st.cache_blocks, 0);
-	assert_int_equal(st.free_blocks, st.n_blocks);
-}
-
 static struct aw_sched *new_sched(struct world *w, int ff, int32_t n_blocks, struct out *o)
 {
 	struct aw_sched_config c = {.max_batch = 4,
@@ -312,10 +290,10 @@ static int pass(struct world *w, int ff, int batch, struct out *o, struct aw_sch
 			q.hook = gh_hook(&h[i]);
 		assert_int_equal(aw_sched_submit(s, &q), 0);
 		if (!batch)
-			steps += run_idle(s);
+			steps += sched_drain(s, 2000);
 	}
 	if (batch)
-		steps += run_idle(s);
+		steps += sched_drain(s, 2000);
 	aw_sched_get_stats(s, ret_st);
 	for (int i = 0; i < 3; i++)
 		assert_true(o[i].done);
@@ -457,7 +435,7 @@ static void test_ff_matches_aw_infer(void **state)
 		req(&q, 0, n_gen);
 		q.hook = gh_hook(&h);
 		assert_int_equal(aw_sched_submit(s, &q), 0);
-		run_idle(s);
+		sched_drain(s, 2000);
 		assert_true(o[0].done);
 		if (o[0].len != rn || memcmp(o[0].text, ref, rn) != 0)
 			fail_msg("schema %zu: scheduler '%.*s'\n  aw-infer '%.*s'", si,
@@ -477,7 +455,7 @@ static void test_ff_matches_aw_infer(void **state)
 		h.finish_at = n_gen / 4;
 		q.hook = gh_hook(&h);
 		assert_int_equal(aw_sched_submit(s, &q), 0);
-		run_idle(s);
+		sched_drain(s, 2000);
 		fprintf(stderr,
 			"# schema %zu: %u tokens (%u forced); stepwise %u tokens, text %s\n", si,
 			text.end.gen_tokens, text.end.forced_tokens, o[0].end.gen_tokens,
@@ -509,7 +487,7 @@ static void full_run(struct world *w, struct out *full, struct gh *hf)
 	req(&q, 0, 300);
 	q.hook = gh_hook(hf);
 	assert_int_equal(aw_sched_submit(s, &q), 0);
-	run_idle(s);
+	sched_drain(s, 2000);
 	assert_true(full->done);
 	assert_int_equal(full->end.finish, AW_SCHED_FINISH_STOP);
 	check_empty(s);
@@ -538,7 +516,7 @@ static void test_ff_max_tokens(void **state)
 		req(&q, 0, cut);
 		q.hook = gh_hook(&h);
 		assert_int_equal(aw_sched_submit(s, &q), 0);
-		run_idle(s);
+		sched_drain(s, 2000);
 		assert_true(o[0].done);
 		assert_int_equal(o[0].end.finish, AW_SCHED_FINISH_LENGTH);
 		assert_int_equal(o[0].end.gen_tokens, (uint32_t)cut);
@@ -590,7 +568,7 @@ static void test_ff_stop_string(void **state)
 		q.sample.stop[0] = stop;
 		/* the request's id indexes o[] from &o[ff] */
 		assert_int_equal(aw_sched_submit(s, &q), 0);
-		run_idle(s);
+		sched_drain(s, 2000);
 		assert_true(o[ff].done);
 		assert_int_equal(o[ff].end.finish, AW_SCHED_FINISH_STOP);
 		assert_int_equal(o[ff].len, (size_t)(at - full[0].text));
@@ -684,7 +662,7 @@ static void test_ff_cache_and_preemption(void **state)
 		req(&q, (uint64_t)i, 300);
 		q.hook = gh_hook(&h[i]);
 		assert_int_equal(aw_sched_submit(s, &q), 0);
-		run_idle(s);
+		sched_drain(s, 2000);
 		same_output(&o[i], full);
 	}
 	assert_int_equal(o[0].end.cached_tokens, 0);
@@ -715,7 +693,7 @@ static void test_ff_cache_and_preemption(void **state)
 		q.hook = gh_hook(&h[i]);
 		assert_int_equal(aw_sched_submit(s, &q), 0);
 	}
-	run_idle(s);
+	sched_drain(s, 2000);
 	aw_sched_get_stats(s, &st);
 	assert_true(st.preempted >= 1);
 	same_output(&o[0], full);

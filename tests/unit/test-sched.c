@@ -24,6 +24,7 @@
 #include "scheduler.h"
 #include "tiny-llama.h"
 #include "tok.h"
+#include "sched-check.h"
 
 enum { MAXR = 64, MAXT = 160 };
 
@@ -161,18 +162,6 @@ static void run_idle(struct aw_sched *s, int max_steps)
 		if (aw_sched_step(s, T0 + (uint64_t)i) == 0)
 			break;
 	assert_true(i < max_steps);
-}
-
-static void check_empty(struct aw_sched *s)
-{
-	struct aw_sched_stats st;
-
-	aw_sched_flush(s);
-	aw_sched_get_stats(s, &st);
-	assert_int_equal(st.running, 0);
-	assert_int_equal(st.waiting, 0);
-	assert_int_equal(st.cache_blocks, 0);
-	assert_int_equal(st.free_blocks, st.n_blocks);
 }
 
 static void expect_ref(struct world *w, int id, const int32_t *prompt, int n, int max_new)

@@ -26,6 +26,7 @@
 #include "scheduler.h"
 #include "score.h"
 #include "tiny-llama.h"
+#include "sched-check.h"
 
 enum { MAXR = 32, DIM = 64 };
 
@@ -107,27 +108,6 @@ static void mkprompt(int32_t *p, int n, uint64_t seed)
 
 	for (int i = 0; i < n; i++)
 		p[i] = (int32_t)(tiny_rand(&s) % 96);
-}
-
-static void run_idle(struct aw_sched *s)
-{
-	int i;
-
-	for (i = 0; i < 1000; i++)
-		if (aw_sched_step(s, aw_sched_now_us()) == 0)
-			break;
-	assert_true(i < 1000);
-}
-
-static void check_empty(struct aw_sched *s)
-{
-	struct aw_sched_stats st;
-
-	aw_sched_flush(s);
-	aw_sched_get_stats(s, &st);
-	assert_int_equal(st.running, 0);
-	assert_int_equal(st.waiting, 0);
-	assert_int_equal(st.free_blocks, st.n_blocks);
 }
 
 /* hidden states + rows of the output matrix == full logits */
@@ -300,7 +280,7 @@ static void test_sched_embed(void **state)
 		gen_req(&r, (uint64_t)i, p[i], lens[i]);
 		assert_int_equal(aw_sched_submit(s, &r), 0);
 	}
-	run_idle(s);
+	sched_drain(s, 1000);
 	/* every pooling, normalised or not, next to generation */
 	int id = 4;
 	for (int pool = 0; pool < AW_SCORE_POOL_MAX_; pool++)
@@ -316,7 +296,7 @@ static void test_sched_embed(void **state)
 				assert_int_equal(aw_sched_submit(s, &r), 0);
 			}
 		}
-	run_idle(s);
+	sched_drain(s, 1000);
 	id = 4;
 	for (int pool = 0; pool < AW_SCORE_POOL_MAX_; pool++)
 		for (int i = 0; i < 4; i++) {
@@ -386,7 +366,7 @@ static void classify_case(struct world *w, struct aw_sched *s, int n_labels, int
 	r.labels = l.ptr;
 	r.label_lens = l.len;
 	assert_int_equal(aw_sched_submit(s, &r), 0);
-	run_idle(s);
+	sched_drain(s, 1000);
 	struct out *o = &w->out[0];
 	assert_true(o->done);
 	assert_int_equal(o->end.finish, AW_SCHED_FINISH_STOP);
@@ -468,11 +448,11 @@ static int32_t fold_case(struct world *w, struct aw_sched *sf, struct aw_sched *
 	memset(w->out, 0, sizeof(w->out));
 	gen_req(&r, 2, p, n_prompt);
 	assert_int_equal(aw_sched_submit(sf, &r), 0);
-	run_idle(sf);
+	sched_drain(sf, 1000);
 	memcpy(tf, w->out[2].toks, sizeof(tf));
 	memset(w->out, 0, sizeof(w->out));
 	assert_int_equal(aw_sched_submit(sn, &r), 0);
-	run_idle(sn);
+	sched_drain(sn, 1000);
 	assert_int_equal(w->out[2].n_tok, 6);
 	assert_memory_equal(tf, w->out[2].toks, sizeof(int32_t) * 6);
 	return cached;
