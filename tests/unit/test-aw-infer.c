@@ -293,6 +293,8 @@ static void test_bad_input(void **state)
 	expect_status(A(M("q8.gguf") " --prompt-ids 96", dir), 2, "token id");
 	expect_status(A(M("q8.gguf") " --prompt-ids '1 2 3 4 5' -c 4", dir), 2, "context");
 	expect_status(A(M("q8.gguf") " --prompt-ids 1 --load floppy", dir), 2, "--load");
+	expect_status(A(M("q8.gguf") " --prompt-ids 1 --load-features-off cb_thread,warp", dir), 2,
+		      "--load-features-off");
 	expect_status(A(M("q8.gguf") " --info --bench", dir), 2, NULL);
 	expect_status(A(M("q8.gguf") " --prompt-ids 1 --kv-type q8_0", dir), 2, "--kv-type");
 	expect_status(A(M("q8.gguf"), dir), 2, "prompt");
